@@ -1,0 +1,125 @@
+# fed - build everything into bin/, `make check` runs every test.
+#
+# Layout: src/<component>/ is a room.  A component's main() lives in
+# src/<component>/main.c; its other files become build/lib<component>.a, so
+# unit tests link the same code the binaries run.  src/common/ is shared.
+#
+#   make            all binaries into bin/
+#   make check      build, then run unit (Criterion) and end-to-end tests;
+#                   ends with one line "N passed, N failed"
+#   make unit       unit tests only
+#   make asan       AddressSanitizer + UBSan build of everything, unit tests
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
+#   make cppcheck   static analysis, warnings are errors
+#   make bench      benchmarks in bench/ (figures against a baseline)
+#   make clean
+
+CC       ?= cc
+BUILD    ?= build
+BINDIR   ?= bin
+PKGS     := fuse3 libgcrypt libmicrohttpd zlib libcurl jansson sqlite3
+CPPFLAGS += -Isrc -D_GNU_SOURCE -DFUSE_USE_VERSION=314
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -fno-strict-aliasing -pthread \
+            $(shell pkg-config --cflags $(PKGS))
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -pthread
+TEST_LDLIBS := $(shell pkg-config --libs criterion)
+
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+# component -> binary name
+BIN_cli       := fed
+BIN_fedfs     := fedfs
+BIN_authority := fed-authority
+BIN_vmrunner  := fed-vmrunner
+BIN_netmap    := fed-netmap
+COMPONENTS    := common cli fedfs authority vmrunner netmap
+
+srcs = $(wildcard src/$(1)/*.c)
+objs = $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/$(1)/main.c,$(call srcs,$(1))))
+# components that have code (a library) and a main (a binary)
+LIB_COMPONENTS := $(foreach c,$(COMPONENTS),$(if $(call objs,$(c)),$(c)))
+BIN_COMPONENTS := $(foreach c,$(COMPONENTS),$(if $(wildcard src/$(c)/main.c),$(c)))
+LIBS := $(foreach c,$(filter-out common,$(LIB_COMPONENTS)),$(BUILD)/lib$(c).a) \
+        $(BUILD)/libcommon.a
+BINS := $(foreach c,$(BIN_COMPONENTS),$(BINDIR)/$(BIN_$(c)))
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+TEST_HELPERS := $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(wildcard tests/lib/*.c))
+
+.PHONY: all check unit e2e asan fuzz cppcheck bench clean
+all: $(BINS)
+
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+define component_rules
+$(BUILD)/lib$(1).a: $(call objs,$(1))
+	@mkdir -p $$(dir $$@)
+	$$(AR) rcs $$@ $$^
+endef
+$(foreach c,$(LIB_COMPONENTS),$(eval $(call component_rules,$(c))))
+
+define binary_rules
+$(BINDIR)/$(BIN_$(1)): $(BUILD)/$(1)/main.o $(LIBS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $(LIBS) $$(LDLIBS)
+endef
+$(foreach c,$(BIN_COMPONENTS),$(eval $(call binary_rules,$(c))))
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(TEST_HELPERS) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPERS) $(LIBS) $(LDLIBS) $(TEST_LDLIBS)
+
+# Unit tests and end-to-end tests both report to tests/run.sh, which prints
+# the one summary line.
+check: all $(UNIT_BINS)
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) tests/run.sh all
+
+unit: all $(UNIT_BINS)
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) tests/run.sh unit
+
+e2e: all $(UNIT_BINS)
+	@BUILD=$(BUILD) BINDIR=$(BINDIR) tests/run.sh e2e
+
+asan:
+	$(MAKE) BUILD=build-asan BINDIR=build-asan/bin SAN=1 unit
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
+                $(shell pkg-config --cflags $(PKGS))
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		clang $(CPPFLAGS) $(FUZZ_CFLAGS) -o $(BUILD)/fuzz/$$t fuzz/$$t.c \
+			$(wildcard src/common/*.c) $(LDLIBS); \
+		mkdir -p fuzz/corpus/$$t; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+		$(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-max_len=65536 fuzz/corpus/$$t fuzz/seeds/$$t 2>&1 | tail -n 12; \
+	done
+
+cppcheck:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--inline-suppr --std=c11 -D_GNU_SOURCE -Isrc \
+		--suppress=missingIncludeSystem src tests/unit
+
+bench: all
+	@for b in bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
+
+clean:
+	rm -rf build build-asan bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

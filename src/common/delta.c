@@ -1,0 +1,635 @@
+/*
+ * delta.c - packing a UML COW file into a delta payload, and back.
+ *
+ * Pack:   COW bitmap -> runs of written sectors -> compare with the base ->
+ *         differing sectors as extents -> deflate -> fixed-size chunks,
+ *         each hashed into the index as it is written.
+ * Unpack: chunk -> verify its hash -> inflate -> parse records -> write
+ *         sectors into a new COW file and set their bits -> rename.
+ *
+ * Both directions stream: memory is one extent, one chunk and zlib's
+ * windows, plus the COW bitmap (1/4096 of the image: 256 KiB per GiB).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "common/cow.h"
+#include "common/delta.h"
+
+#define DELTA_HDR_LEN 24
+#define DELTA_REC_LEN 16
+#define DELTA_IO_BUF (256u << 10)
+#define DELTA_CMP_SECTORS 256u		/* compare 128 KiB at a time */
+
+/* --- small I/O helpers ------------------------------------------------ */
+
+static int
+delta_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -1 : (int)(got == len ? 0 : 1);
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static int
+delta_write_full(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = write(fd, (const char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static void
+delta_put32(uint8_t *p, uint32_t v)
+{
+	v = htobe32(v);
+	memcpy(p, &v, 4);
+}
+
+static void
+delta_put64(uint8_t *p, uint64_t v)
+{
+	v = htobe64(v);
+	memcpy(p, &v, 8);
+}
+
+static uint64_t
+delta_get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return be64toh(v);
+}
+
+static uint32_t
+delta_get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return be32toh(v);
+}
+
+/* --- pack: deflate into fixed chunks ----------------------------------- */
+
+struct delta_out {
+	z_stream z;
+	int fd;
+	uint8_t *buf;			/* deflate output */
+	struct chunk_index *ix;
+	uint32_t cap;			/* entries allocated in ix->chunks */
+	struct sha256_ctx cur;		/* hash of the chunk being filled */
+	uint32_t cur_len;
+};
+
+/* Append n compressed bytes: write them, and hash them into chunks. */
+static int
+delta_out_emit(struct delta_out *o, const uint8_t *p, size_t n,
+	       struct err *e)
+{
+	if (delta_write_full(o->fd, p, n) < 0)
+		return err_sys(e, "write delta payload");
+	o->ix->size += n;
+	while (n > 0) {
+		uint32_t room = o->ix->chunk_size - o->cur_len;
+		uint32_t take = n < room ? (uint32_t)n : room;
+
+		if (o->cur_len == 0)
+			sha256_init(&o->cur);
+		sha256_update(&o->cur, p, take);
+		o->cur_len += take;
+		p += take;
+		n -= take;
+		if (o->cur_len == o->ix->chunk_size) {
+			if (o->ix->nchunks == CHUNKS_MAX)
+				return err_set(e, "delta needs more than %u "
+					       "chunks; use a larger chunk "
+					       "size", CHUNKS_MAX);
+			if (o->ix->nchunks == o->cap) {
+				uint32_t ncap = o->cap ? o->cap * 2 : 64;
+				void *q = realloc(o->ix->chunks,
+						  (size_t)ncap * SHA256_LEN);
+
+				if (q == NULL)
+					return err_sys(e, "delta index");
+				o->ix->chunks = q;
+				o->cap = ncap;
+			}
+			sha256_final(&o->cur, o->ix->chunks[o->ix->nchunks++]);
+			o->cur_len = 0;
+		}
+	}
+	return 0;
+}
+
+/* Compress len bytes (flush: Z_NO_FLUSH or Z_FINISH). */
+static int
+delta_out_write(struct delta_out *o, const void *data, size_t len, int flush,
+		struct err *e)
+{
+	int zrc;
+
+	o->z.next_in = (Bytef *)(uintptr_t)data;
+	o->z.avail_in = (uInt)len;
+	do {
+		o->z.next_out = o->buf;
+		o->z.avail_out = DELTA_IO_BUF;
+		zrc = deflate(&o->z, flush);
+		if (zrc == Z_STREAM_ERROR)
+			return err_set(e, "deflate failed");
+		if (delta_out_emit(o, o->buf, DELTA_IO_BUF - o->z.avail_out,
+				   e) < 0)
+			return -1;
+	} while (o->z.avail_out == 0 || (flush == Z_FINISH && zrc != Z_STREAM_END));
+	return 0;
+}
+
+/* Close the last, short chunk. */
+static int
+delta_out_finish(struct delta_out *o, struct err *e)
+{
+	if (o->cur_len == 0)
+		return 0;
+	if (o->ix->nchunks == o->cap) {
+		void *q = realloc(o->ix->chunks,
+				  ((size_t)o->cap + 1) * SHA256_LEN);
+
+		if (q == NULL)
+			return err_sys(e, "delta index");
+		o->ix->chunks = q;
+		o->cap++;
+	}
+	sha256_final(&o->cur, o->ix->chunks[o->ix->nchunks++]);
+	o->cur_len = 0;
+	return 0;
+}
+
+struct delta_extent {
+	uint64_t first;
+	uint32_t count;
+	uint8_t *data;			/* DELTA_EXTENT_SECTORS sectors */
+};
+
+static int
+delta_flush_extent(struct delta_out *o, struct delta_extent *x,
+		   struct delta_stats *st, struct err *e)
+{
+	uint8_t rec[DELTA_REC_LEN];
+
+	if (x->count == 0)
+		return 0;
+	delta_put64(rec, x->first);
+	delta_put64(rec + 8, x->count);
+	if (delta_out_write(o, rec, sizeof(rec), Z_NO_FLUSH, e) < 0 ||
+	    delta_out_write(o, x->data, (size_t)x->count * COW_SECTOR,
+			    Z_NO_FLUSH, e) < 0)
+		return -1;
+	st->extents++;
+	st->changed_bytes += (uint64_t)x->count * COW_SECTOR;
+	x->count = 0;
+	return 0;
+}
+
+static int
+delta_add_sector(struct delta_out *o, struct delta_extent *x, uint64_t s,
+		 const uint8_t *data, struct delta_stats *st, struct err *e)
+{
+	if (x->count > 0 && (x->first + x->count != s ||
+			     x->count == DELTA_EXTENT_SECTORS))
+		if (delta_flush_extent(o, x, st, e) < 0)
+			return -1;
+	if (x->count == 0)
+		x->first = s;
+	memcpy(x->data + (size_t)x->count * COW_SECTOR, data, COW_SECTOR);
+	x->count++;
+	return 0;
+}
+
+static bool
+delta_bit(const uint8_t *bitmap, uint64_t s)
+{
+	return (bitmap[s / 8] >> (s % 8)) & 1;
+}
+
+int
+delta_pack(int cow_fd, int base_fd, int out_fd, uint32_t chunk_size,
+	   struct chunk_index *ix, struct delta_stats *st, struct err *e)
+{
+	struct cow_header h;
+	struct delta_out o;
+	struct delta_extent x = { 0 };
+	uint8_t hdr[DELTA_HDR_LEN], end[DELTA_REC_LEN];
+	uint8_t *bitmap = NULL, *cow_buf = NULL, *base_buf = NULL;
+	uint64_t sectors, s;
+	struct stat bst;
+	int rc = -1;
+
+	memset(ix, 0, sizeof(*ix));
+	memset(st, 0, sizeof(*st));
+	memset(&o, 0, sizeof(o));
+	if (!chunkidx_valid_chunk_size(chunk_size))
+		return err_set(e, "chunk size %u is not a power of two in "
+			       "[%u, %u]", chunk_size, CHUNK_SIZE_MIN,
+			       CHUNK_SIZE_MAX);
+	if (cow_read_header(cow_fd, &h, e) < 0)
+		return -1;
+	if (fstat(base_fd, &bst) < 0)
+		return err_sys(e, "base");
+	if ((uint64_t)bst.st_size != h.size)
+		return err_set(e, "the COW file is over a base of %llu bytes, "
+			       "this base has %llu", (unsigned long long)h.size,
+			       (unsigned long long)bst.st_size);
+	sectors = h.size / COW_SECTOR;
+	st->image_size = h.size;
+	ix->chunk_size = chunk_size;
+
+	bitmap = malloc(h.bitmap_len);
+	x.data = malloc((size_t)DELTA_EXTENT_SECTORS * COW_SECTOR);
+	cow_buf = malloc((size_t)DELTA_CMP_SECTORS * COW_SECTOR);
+	base_buf = malloc((size_t)DELTA_CMP_SECTORS * COW_SECTOR);
+	o.buf = malloc(DELTA_IO_BUF);
+	if (!bitmap || !x.data || !cow_buf || !base_buf || !o.buf) {
+		err_sys(e, "delta pack");
+		goto bad;
+	}
+	if (delta_pread_full(cow_fd, bitmap, h.bitmap_len, h.bitmap_offset)) {
+		err_set(e, "COW file: cannot read its %llu-byte bitmap",
+			(unsigned long long)h.bitmap_len);
+		goto bad;
+	}
+	o.fd = out_fd;
+	o.ix = ix;
+	if (deflateInit(&o.z, Z_DEFAULT_COMPRESSION) != Z_OK) {
+		err_set(e, "deflateInit failed");
+		goto bad;
+	}
+
+	memcpy(hdr, DELTA_MAGIC, 8);
+	delta_put64(hdr + 8, h.size);
+	delta_put32(hdr + 16, COW_SECTOR);
+	delta_put32(hdr + 20, 0);
+	if (delta_out_write(&o, hdr, sizeof(hdr), Z_NO_FLUSH, e) < 0)
+		goto bad_z;
+
+	for (s = 0; s < sectors;) {
+		uint64_t n, i;
+
+		if (s % 8 == 0 && s + 8 <= sectors && bitmap[s / 8] == 0) {
+			s += 8;
+			continue;
+		}
+		if (!delta_bit(bitmap, s)) {
+			s++;
+			continue;
+		}
+		/* a run of written sectors, compared in blocks with the base */
+		for (n = 1; s + n < sectors && n < DELTA_CMP_SECTORS &&
+			    delta_bit(bitmap, s + n); n++)
+			;
+		st->cow_sectors += n;
+		if (delta_pread_full(cow_fd, cow_buf, n * COW_SECTOR,
+				     h.data_offset + s * COW_SECTOR) ||
+		    delta_pread_full(base_fd, base_buf, n * COW_SECTOR,
+				     s * COW_SECTOR)) {
+			err_set(e, "cannot read sectors %llu..%llu",
+				(unsigned long long)s,
+				(unsigned long long)(s + n - 1));
+			goto bad_z;
+		}
+		for (i = 0; i < n; i++) {
+			const uint8_t *c = cow_buf + i * COW_SECTOR;
+
+			if (memcmp(c, base_buf + i * COW_SECTOR, COW_SECTOR) == 0)
+				continue;
+			if (delta_add_sector(&o, &x, s + i, c, st, e) < 0)
+				goto bad_z;
+		}
+		s += n;
+	}
+	if (delta_flush_extent(&o, &x, st, e) < 0)
+		goto bad_z;
+	delta_put64(end, st->extents);
+	delta_put64(end + 8, 0);
+	if (delta_out_write(&o, end, sizeof(end), Z_FINISH, e) < 0 ||
+	    delta_out_finish(&o, e) < 0)
+		goto bad_z;
+	st->payload_bytes = ix->size;
+	rc = 0;
+bad_z:
+	deflateEnd(&o.z);
+	if (o.cur_len > 0)
+		sha256_abort(&o.cur);
+bad:
+	free(o.buf);
+	free(base_buf);
+	free(cow_buf);
+	free(x.data);
+	free(bitmap);
+	if (rc < 0)
+		chunkidx_free(ix);
+	return rc;
+}
+
+/* --- unpack: verified chunks -> inflate -> records -> COW -------------- */
+
+enum delta_state { DS_HEADER, DS_RECORD, DS_DATA, DS_END };
+
+struct delta_in {
+	enum delta_state state;
+	struct cow_header h;
+	int cow_fd;
+	uint8_t *bitmap;
+	uint8_t need[DELTA_HDR_LEN];	/* a header or record being gathered */
+	size_t have;
+	uint64_t next_sector;		/* extents must start at or after */
+	uint64_t data_left;		/* bytes of the current extent */
+	uint64_t write_at;		/* file offset for them */
+	struct delta_stats *st;
+};
+
+static int
+delta_in_record(struct delta_in *in, struct err *e)
+{
+	uint64_t sectors = in->h.size / COW_SECTOR;
+	uint64_t first = delta_get64(in->need), n = delta_get64(in->need + 8);
+
+	if (n == 0) {
+		if (first != in->st->extents)
+			return err_set(e, "delta: end record counts %llu extents, "
+				       "%u were read", (unsigned long long)first,
+				       in->st->extents);
+		in->state = DS_END;
+		return 0;
+	}
+	if (in->st->extents == DELTA_EXTENTS_MAX)
+		return err_set(e, "delta: more than %u extents",
+			       DELTA_EXTENTS_MAX);
+	if (n > DELTA_EXTENT_SECTORS)
+		return err_set(e, "delta: extent of %llu sectors, at most %u",
+			       (unsigned long long)n, DELTA_EXTENT_SECTORS);
+	if (first < in->next_sector || first > sectors || n > sectors - first)
+		return err_set(e, "delta: extent %llu+%llu is out of order or "
+			       "beyond the %llu-sector image",
+			       (unsigned long long)first, (unsigned long long)n,
+			       (unsigned long long)sectors);
+	for (uint64_t s = first; s < first + n; s++)
+		in->bitmap[s / 8] |= (uint8_t)(1u << (s % 8));
+	in->next_sector = first + n;
+	in->data_left = n * COW_SECTOR;
+	in->write_at = in->h.data_offset + first * COW_SECTOR;
+	in->st->extents++;
+	in->st->changed_bytes += n * COW_SECTOR;
+	in->state = DS_DATA;
+	return 0;
+}
+
+/* Consume n inflated bytes. */
+static int
+delta_in_consume(struct delta_in *in, const uint8_t *p, size_t n,
+		 struct err *e)
+{
+	while (n > 0) {
+		size_t want, take;
+
+		switch (in->state) {
+		case DS_HEADER:
+		case DS_RECORD:
+			want = in->state == DS_HEADER ? DELTA_HDR_LEN
+						      : DELTA_REC_LEN;
+			take = want - in->have < n ? want - in->have : n;
+			memcpy(in->need + in->have, p, take);
+			in->have += take;
+			p += take;
+			n -= take;
+			if (in->have < want)
+				break;
+			in->have = 0;
+			if (in->state == DS_RECORD) {
+				if (delta_in_record(in, e) < 0)
+					return -1;
+				break;
+			}
+			if (memcmp(in->need, DELTA_MAGIC, 8) != 0)
+				return err_set(e, "delta: payload is not a "
+					       "fedcow1 stream");
+			if (delta_get64(in->need + 8) != in->h.size)
+				return err_set(e, "delta was made over a base of "
+					       "%llu bytes, this base has %llu",
+					       (unsigned long long)
+					       delta_get64(in->need + 8),
+					       (unsigned long long)in->h.size);
+			if (delta_get32(in->need + 16) != COW_SECTOR ||
+			    delta_get32(in->need + 20) != 0)
+				return err_set(e, "delta: unsupported sector "
+					       "size or flags");
+			in->state = DS_RECORD;
+			break;
+		case DS_DATA:
+			take = in->data_left < n ? (size_t)in->data_left : n;
+			if (pwrite(in->cow_fd, p, take, (off_t)in->write_at) !=
+			    (ssize_t)take)
+				return err_sys(e, "write COW data");
+			in->write_at += take;
+			in->data_left -= take;
+			p += take;
+			n -= take;
+			if (in->data_left == 0)
+				in->state = DS_RECORD;
+			break;
+		case DS_END:
+			return err_set(e, "delta: data after the end record");
+		}
+	}
+	return 0;
+}
+
+static int
+delta_fsync_dir(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, rc = -1;
+
+	if (copy == NULL)
+		return -1;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		rc = fsync(fd);
+		close(fd);
+	}
+	free(copy);
+	return rc;
+}
+
+int
+delta_unpack(int payload_fd, uint64_t off, const struct chunk_index *ix,
+	     const char *base_path, const char *cow_path,
+	     struct delta_stats *st, struct err *e)
+{
+	struct delta_in in;
+	struct delta_stats local;
+	z_stream z;
+	uint8_t *chunk = NULL, *out = NULL;
+	char *tmp = NULL;
+	bool z_ready = false, z_ended = false;
+	int rc = -1;
+
+	if (st == NULL)
+		st = &local;
+	memset(st, 0, sizeof(*st));
+	memset(&in, 0, sizeof(in));
+	memset(&z, 0, sizeof(z));
+	in.cow_fd = -1;
+	in.st = st;
+	if (cow_header_for_base(base_path, &in.h, e) < 0)
+		return -1;
+	st->image_size = in.h.size;
+	if (asprintf(&tmp, "%s.tmp.XXXXXX", cow_path) < 0) {
+		tmp = NULL;
+		return err_sys(e, "unpack");
+	}
+	if ((in.cow_fd = mkstemp(tmp)) < 0) {
+		err_sys(e, "create %s", tmp);
+		goto bad;
+	}
+	if (fchmod(in.cow_fd, 0644) < 0 ||
+	    cow_write_header(in.cow_fd, &in.h, e) < 0)
+		goto bad;
+	in.bitmap = calloc(1, in.h.bitmap_len);
+	chunk = malloc(ix->chunk_size);
+	out = malloc(DELTA_IO_BUF);
+	if (!in.bitmap || !chunk || !out) {
+		err_sys(e, "unpack");
+		goto bad;
+	}
+	if (inflateInit(&z) != Z_OK) {
+		err_set(e, "inflateInit failed");
+		goto bad;
+	}
+	z_ready = true;
+
+	for (uint32_t i = 0; i < ix->nchunks; i++) {
+		uint32_t len = chunkidx_chunk_len(ix, i);
+		int r = delta_pread_full(payload_fd, chunk, len,
+					 off + (uint64_t)i * ix->chunk_size);
+
+		if (r != 0) {
+			if (r < 0)
+				err_sys(e, "read chunk %u", i);
+			else
+				err_set(e, "payload truncated in chunk %u of %u",
+					i, ix->nchunks);
+			goto bad;
+		}
+		if (chunkidx_verify_chunk(ix, i, chunk, len, e) < 0)
+			goto bad;
+		if (z_ended) {
+			err_set(e, "delta: chunk %u follows the end of the "
+				"compressed stream", i);
+			goto bad;
+		}
+		z.next_in = chunk;
+		z.avail_in = len;
+		while (z.avail_in > 0 && !z_ended) {
+			int zrc;
+
+			z.next_out = out;
+			z.avail_out = DELTA_IO_BUF;
+			zrc = inflate(&z, Z_NO_FLUSH);
+			if (zrc != Z_OK && zrc != Z_STREAM_END) {
+				err_set(e, "delta: corrupt compressed data in "
+					"chunk %u (%s)", i,
+					z.msg ? z.msg : "inflate error");
+				goto bad;
+			}
+			if (delta_in_consume(&in, out,
+					     DELTA_IO_BUF - z.avail_out, e) < 0)
+				goto bad;
+			if (zrc == Z_STREAM_END)
+				z_ended = true;
+		}
+		if (z_ended && z.avail_in > 0) {
+			err_set(e, "delta: bytes after the end of the compressed "
+				"stream in chunk %u", i);
+			goto bad;
+		}
+	}
+	/* inflate may hold output back until asked again */
+	while (!z_ended) {
+		int zrc;
+
+		z.next_out = out;
+		z.avail_out = DELTA_IO_BUF;
+		zrc = inflate(&z, Z_FINISH);
+		if (delta_in_consume(&in, out, DELTA_IO_BUF - z.avail_out,
+				     e) < 0)
+			goto bad;
+		if (zrc == Z_STREAM_END)
+			z_ended = true;
+		else if (z.avail_out != 0) {
+			err_set(e, "delta: compressed stream is truncated");
+			goto bad;
+		}
+	}
+	if (in.state != DS_END) {
+		err_set(e, "delta: stream ends before its end record");
+		goto bad;
+	}
+	if (pwrite(in.cow_fd, in.bitmap, in.h.bitmap_len,
+		   (off_t)in.h.bitmap_offset) != (ssize_t)in.h.bitmap_len ||
+	    fsync(in.cow_fd) < 0) {
+		err_sys(e, "write %s", tmp);
+		goto bad;
+	}
+	if (close(in.cow_fd) < 0) {
+		in.cow_fd = -1;
+		err_sys(e, "write %s", tmp);
+		goto bad;
+	}
+	in.cow_fd = -1;
+	if (rename(tmp, cow_path) < 0) {
+		err_sys(e, "rename to %s", cow_path);
+		goto bad;
+	}
+	delta_fsync_dir(cow_path);
+	rc = 0;
+bad:
+	if (z_ready)
+		inflateEnd(&z);
+	if (in.cow_fd >= 0)
+		close(in.cow_fd);
+	if (rc < 0 && tmp != NULL)
+		unlink(tmp);
+	free(tmp);
+	free(out);
+	free(chunk);
+	free(in.bitmap);
+	return rc;
+}

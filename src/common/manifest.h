@@ -1,0 +1,89 @@
+/*
+ * manifest.h - what an owner signs: the description of a delta snapshot.
+ *
+ * The manifest is one line of canonical JSON (keys sorted, no spaces, ASCII
+ * only, integers only), so the same manifest always has the same bytes and
+ * the snapshot id, SHA-256 of those bytes, is stable.  A parsed manifest is
+ * accepted only if it is already in canonical form: there is exactly one
+ * byte string per manifest, so nobody can make a second id for the same
+ * content.  Members this version does not know are kept (as JSON) and
+ * re-emitted, so newer writers can add fields.
+ *
+ *   {"base":"<sha256>","created":"2026-11-25T23:52:53Z",
+ *    "delta":{"chunk_size":1048576,"chunks":["<sha256>",..],
+ *             "format":"fedcow1+zlib","size":N},
+ *    "kernel":"<sha256>","machine":"uml","name":"web",
+ *    "owner":"<hex key>","service":{"guest_port":80,"host":"www.example.org","port":80},
+ *    "version":1}
+ */
+#ifndef FED_MANIFEST_H
+#define FED_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "common/chunkidx.h"
+#include "common/crypto.h"
+#include "common/err.h"
+#include "common/timefmt.h"
+
+#define MANIFEST_MAX_BYTES   (8u << 20)	/* the whole line */
+#define MANIFEST_NAME_MAX    64
+#define MANIFEST_HOST_MAX    253
+#define MANIFEST_VERSION_MAX 9007199254740991LL	/* 2^53-1: exact in JSON */
+
+#define DELTA_FORMAT_FEDCOW1 "fedcow1+zlib"
+
+struct manifest {
+	char name[MANIFEST_NAME_MAX + 1];
+	uint8_t owner[ED25519_PUB_LEN];
+	char created[RFC3339_LEN + 1];
+	int64_t version;
+	char host[MANIFEST_HOST_MAX + 1];
+	uint16_t port;
+	uint16_t guest_port;
+	uint8_t base[SHA256_LEN];
+	uint8_t kernel[SHA256_LEN];
+	char machine[16];		/* "uml" or "qemu" */
+	char format[32];		/* delta payload format */
+	struct chunk_index delta;	/* payload index, no file hash */
+	json_t *extra;			/* members not listed above; may be NULL */
+};
+
+/* Parse and validate one manifest line (no trailing newline).  On success m
+ * owns memory: release with manifest_free(). */
+int manifest_parse(const char *buf, size_t len, struct manifest *m,
+		   struct err *e);
+
+/* Check every field's bounds and format (used by parse and before writing). */
+int manifest_validate(const struct manifest *m, struct err *e);
+
+/* Canonical bytes of m (malloc'd, NUL-terminated, no newline); *len set.
+ * Returns NULL with e set if m is invalid. */
+char *manifest_serialize(const struct manifest *m, size_t *len,
+			 struct err *e);
+
+/* JSON object for m (new reference), as serialised. */
+json_t *manifest_to_json(const struct manifest *m);
+
+/* The snapshot id: SHA-256 of the canonical bytes. */
+void manifest_id(const char *bytes, size_t len, uint8_t id[SHA256_LEN]);
+
+/*
+ * Rollback check: refuse a manifest whose version is lower than one already
+ * seen for the same service.  newest_seen < 0 means none seen.  Returns 0
+ * if m->version >= newest_seen.
+ */
+int manifest_check_version(const struct manifest *m, int64_t newest_seen,
+			   struct err *e);
+
+/* Parse "host:port" (port 1..65535, host a DNS name or IPv4). */
+int service_parse(const char *s, char host[MANIFEST_HOST_MAX + 1],
+		  uint16_t *port, struct err *e);
+
+void manifest_free(struct manifest *m);
+
+#endif

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Run fed's tests and print one summary line: "N passed, N failed".
+#
+#   tests/run.sh unit|e2e|all
+#
+# Unit tests are Criterion binaries in $BUILD/tests/; each prints a
+# "Synthesis: Tested: T | Passing: P | ..." line.  End-to-end tests are
+# tests/e2e/*.sh printing TAP lines ("ok - ..." / "not ok - ...").  A test
+# program that dies without reporting counts as one failure.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export BINDIR=${BINDIR:-bin}
+what=${1:-all}
+passed=0
+failed=0
+log_dir=$BUILD/test-logs
+mkdir -p "$log_dir"
+
+run_unit() {
+	local t name out synth tested passing
+	for t in "$BUILD"/tests/test_*; do
+		[ -x "$t" ] || continue
+		name=$(basename "$t")
+		out=$log_dir/$name.log
+		"$t" -j1 --ascii >"$out" 2>&1
+		synth=$(grep -a 'Synthesis:' "$out" | tail -n 1)
+		if [ -z "$synth" ]; then
+			echo "FAIL $name: no result (crashed?), see $out"
+			failed=$((failed + 1))
+			continue
+		fi
+		tested=$(sed -E 's/.*Tested: ([0-9]+).*/\1/' <<<"$synth")
+		passing=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$synth")
+		passed=$((passed + passing))
+		failed=$((failed + tested - passing))
+		if [ "$tested" -ne "$passing" ]; then
+			echo "FAIL $name: $((tested - passing)) of $tested failed:"
+			grep -a -E '^\[(FAIL|----)\]' "$out" | head -n 40
+		else
+			echo "ok   $name: $passing tests"
+		fi
+	done
+}
+
+run_e2e() {
+	local t name out p f
+	for t in tests/e2e/*.sh; do
+		[ -f "$t" ] || continue
+		name=$(basename "$t" .sh)
+		out=$log_dir/e2e-$name.log
+		bash "$t" >"$out" 2>&1
+		local rc=$?
+		p=$(grep -a -c -E '^ok ' "$out")
+		f=$(grep -a -c -E '^not ok ' "$out")
+		if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] || { [ $rc -ne 0 ] && [ "$f" -eq 0 ]; }; then
+			f=$((f + 1))
+			echo "FAIL e2e/$name: exited $rc without reporting a failure; see $out"
+			tail -n 20 "$out"
+		elif [ "$f" -gt 0 ]; then
+			echo "FAIL e2e/$name: $f of $((p + f)) failed:"
+			grep -a -E '^not ok |^#' "$out" | head -n 40
+		else
+			echo "ok   e2e/$name: $p tests"
+		fi
+		passed=$((passed + p))
+		failed=$((failed + f))
+	done
+}
+
+case $what in
+unit) run_unit ;;
+e2e) run_e2e ;;
+all) run_unit; run_e2e ;;
+*) echo "usage: $0 unit|e2e|all" >&2; exit 2 ;;
+esac
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
