@@ -23,7 +23,7 @@ run_unit() {
 		[ -x "$t" ] || continue
 		name=$(basename "$t")
 		out=$log_dir/$name.log
-		"$t" -j1 --ascii >"$out" 2>&1
+		"$t" -j1 --color=never >"$out" 2>&1
 		synth=$(grep -a 'Synthesis:' "$out" | tail -n 1)
 		if [ -z "$synth" ]; then
 			echo "FAIL $name: no result (crashed?), see $out"
