@@ -53,6 +53,9 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TEST_HELPERS := $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(wildcard tests/lib/*.c))
 
+# keep test objects: they are not temporaries
+.SECONDARY:
+
 .PHONY: all check unit e2e asan fuzz cppcheck bench clean
 all: $(BINS)
 

@@ -48,6 +48,7 @@ run_e2e() {
 	for t in tests/e2e/*.sh; do
 		[ -f "$t" ] || continue
 		name=$(basename "$t" .sh)
+		[ "$name" = lib ] && continue	# sourced helpers, not a test
 		out=$log_dir/e2e-$name.log
 		bash "$t" >"$out" 2>&1
 		local rc=$?
