@@ -117,7 +117,7 @@ fuzz:
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr --std=c11 -D_GNU_SOURCE -Isrc \
-		--suppress=missingIncludeSystem src tests/unit
+		--suppress=missingIncludeSystem src tests/lib
 
 bench: all
 	@for b in bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
