@@ -28,7 +28,7 @@
 #define DELTA_HDR_LEN 24
 #define DELTA_REC_LEN 16
 #define DELTA_IO_BUF (256u << 10)
-#define DELTA_CMP_SECTORS 256u		/* compare 128 KiB at a time */
+#define DELTA_RUN_BLOCKS 32u		/* compare 128 KiB at a time */
 
 /* --- small I/O helpers ------------------------------------------------ */
 
@@ -233,10 +233,51 @@ delta_add_sector(struct delta_out *o, struct delta_extent *x, uint64_t s,
 	return 0;
 }
 
-static bool
-delta_bit(const uint8_t *bitmap, uint64_t s)
+/* Pack the run of COW blocks [b, b + n): each block whose contents, as
+ * the guest sees them, differ from the base is kept whole. */
+static int
+delta_pack_run(struct delta_out *o, struct delta_extent *x,
+	       const struct cow_header *h, const uint8_t *bitmap, uint64_t b,
+	       uint64_t n, int cow_fd, int base_fd, uint8_t *cow_buf,
+	       uint8_t *base_buf, struct delta_stats *st, struct err *e)
 {
-	return (bitmap[s / 8] >> (s % 8)) & 1;
+	uint64_t sectors = h->size / COW_SECTOR;
+	uint64_t first = b * DELTA_BLOCK_SECTORS;
+	uint64_t count = n * DELTA_BLOCK_SECTORS;
+
+	if (first + count > sectors)
+		count = sectors - first;
+	if (delta_pread_full(cow_fd, cow_buf, count * COW_SECTOR,
+			     h->data_offset + first * COW_SECTOR) ||
+	    delta_pread_full(base_fd, base_buf, count * COW_SECTOR,
+			     first * COW_SECTOR))
+		return err_set(e, "cannot read sectors %llu..%llu",
+			       (unsigned long long)first,
+			       (unsigned long long)(first + count - 1));
+	for (uint64_t i = 0; i < count; i += DELTA_BLOCK_SECTORS) {
+		uint64_t len = count - i < DELTA_BLOCK_SECTORS ? count - i
+							      : DELTA_BLOCK_SECTORS;
+		uint8_t *c = cow_buf + i * COW_SECTOR;
+		const uint8_t *base = base_buf + i * COW_SECTOR;
+		uint8_t bits = bitmap[b + i / DELTA_BLOCK_SECTORS];
+
+		/* what the guest reads: sectors not in the COW come from
+		 * the base */
+		for (uint64_t k = 0; k < len; k++) {
+			if (bits & (1u << k))
+				st->cow_sectors++;
+			else
+				memcpy(c + k * COW_SECTOR, base + k * COW_SECTOR,
+				       COW_SECTOR);
+		}
+		if (memcmp(c, base, len * COW_SECTOR) == 0)
+			continue;
+		for (uint64_t k = 0; k < len; k++)
+			if (delta_add_sector(o, x, first + i + k,
+					     c + k * COW_SECTOR, st, e) < 0)
+				return -1;
+	}
+	return 0;
 }
 
 int
@@ -248,7 +289,7 @@ delta_pack(int cow_fd, int base_fd, int out_fd, uint32_t chunk_size,
 	struct delta_extent x = { 0 };
 	uint8_t hdr[DELTA_HDR_LEN], end[DELTA_REC_LEN];
 	uint8_t *bitmap = NULL, *cow_buf = NULL, *base_buf = NULL;
-	uint64_t sectors, s;
+	uint64_t b;
 	struct stat bst;
 	int rc = -1;
 
@@ -267,14 +308,13 @@ delta_pack(int cow_fd, int base_fd, int out_fd, uint32_t chunk_size,
 		return err_set(e, "the COW file is over a base of %llu bytes, "
 			       "this base has %llu", (unsigned long long)h.size,
 			       (unsigned long long)bst.st_size);
-	sectors = h.size / COW_SECTOR;
 	st->image_size = h.size;
 	ix->chunk_size = chunk_size;
 
 	bitmap = malloc(h.bitmap_len);
 	x.data = malloc((size_t)DELTA_EXTENT_SECTORS * COW_SECTOR);
-	cow_buf = malloc((size_t)DELTA_CMP_SECTORS * COW_SECTOR);
-	base_buf = malloc((size_t)DELTA_CMP_SECTORS * COW_SECTOR);
+	cow_buf = malloc((size_t)DELTA_RUN_BLOCKS * DELTA_BLOCK);
+	base_buf = malloc((size_t)DELTA_RUN_BLOCKS * DELTA_BLOCK);
 	o.buf = malloc(DELTA_IO_BUF);
 	if (!bitmap || !x.data || !cow_buf || !base_buf || !o.buf) {
 		err_sys(e, "delta pack");
@@ -299,40 +339,21 @@ delta_pack(int cow_fd, int base_fd, int out_fd, uint32_t chunk_size,
 	if (delta_out_write(&o, hdr, sizeof(hdr), Z_NO_FLUSH, e) < 0)
 		goto bad_z;
 
-	for (s = 0; s < sectors;) {
-		uint64_t n, i;
+	/* one bitmap byte is one 4 KiB block: walk runs of written blocks */
+	for (b = 0; b < h.bitmap_len;) {
+		uint64_t n;
 
-		if (s % 8 == 0 && s + 8 <= sectors && bitmap[s / 8] == 0) {
-			s += 8;
+		if (bitmap[b] == 0) {
+			b++;
 			continue;
 		}
-		if (!delta_bit(bitmap, s)) {
-			s++;
-			continue;
-		}
-		/* a run of written sectors, compared in blocks with the base */
-		for (n = 1; s + n < sectors && n < DELTA_CMP_SECTORS &&
-			    delta_bit(bitmap, s + n); n++)
+		for (n = 1; b + n < h.bitmap_len && n < DELTA_RUN_BLOCKS &&
+			    bitmap[b + n] != 0; n++)
 			;
-		st->cow_sectors += n;
-		if (delta_pread_full(cow_fd, cow_buf, n * COW_SECTOR,
-				     h.data_offset + s * COW_SECTOR) ||
-		    delta_pread_full(base_fd, base_buf, n * COW_SECTOR,
-				     s * COW_SECTOR)) {
-			err_set(e, "cannot read sectors %llu..%llu",
-				(unsigned long long)s,
-				(unsigned long long)(s + n - 1));
+		if (delta_pack_run(&o, &x, &h, bitmap, b, n, cow_fd, base_fd,
+				   cow_buf, base_buf, st, e) < 0)
 			goto bad_z;
-		}
-		for (i = 0; i < n; i++) {
-			const uint8_t *c = cow_buf + i * COW_SECTOR;
-
-			if (memcmp(c, base_buf + i * COW_SECTOR, COW_SECTOR) == 0)
-				continue;
-			if (delta_add_sector(&o, &x, s + i, c, st, e) < 0)
-				goto bad_z;
-		}
-		s += n;
+		b += n;
 	}
 	if (delta_flush_extent(&o, &x, st, e) < 0)
 		goto bad_z;
@@ -471,6 +492,49 @@ delta_in_consume(struct delta_in *in, const uint8_t *p, size_t n,
 	return 0;
 }
 
+/*
+ * UML 6.1 misreads a COW file whose bitmap mixes "in the COW" and "in the
+ * base" sectors within one 4 KiB block (do_io() advances its offset by the
+ * last run only), so every block the delta touches is made whole: sectors
+ * of it the delta does not carry are copied from the base.
+ */
+static int
+delta_whole_blocks(struct delta_in *in, const char *base_path, struct err *e)
+{
+	uint64_t sectors = in->h.size / COW_SECTOR;
+	uint8_t sector[COW_SECTOR];
+	int base_fd = -1;
+
+	for (uint64_t b = 0; b < in->h.bitmap_len; b++) {
+		uint8_t bits = in->bitmap[b];
+
+		if (bits == 0 || bits == 0xff)
+			continue;
+		if (base_fd < 0 &&
+		    (base_fd = open(base_path, O_RDONLY | O_CLOEXEC)) < 0)
+			return err_sys(e, "base %s", base_path);
+		for (unsigned k = 0; k < DELTA_BLOCK_SECTORS; k++) {
+			uint64_t s = b * DELTA_BLOCK_SECTORS + k;
+
+			if (s >= sectors || (bits & (1u << k)))
+				continue;
+			if (delta_pread_full(base_fd, sector, COW_SECTOR,
+					     s * COW_SECTOR) ||
+			    pwrite(in->cow_fd, sector, COW_SECTOR,
+				   (off_t)(in->h.data_offset + s * COW_SECTOR)) !=
+			    COW_SECTOR) {
+				close(base_fd);
+				return err_sys(e, "fill sector %llu from the base",
+					       (unsigned long long)s);
+			}
+			in->bitmap[b] |= (uint8_t)(1u << k);
+		}
+	}
+	if (base_fd >= 0)
+		close(base_fd);
+	return 0;
+}
+
 static int
 delta_fsync_dir(const char *path)
 {
@@ -602,6 +666,8 @@ delta_unpack(int payload_fd, uint64_t off, const struct chunk_index *ix,
 		err_set(e, "delta: stream ends before its end record");
 		goto bad;
 	}
+	if (delta_whole_blocks(&in, base_path, e) < 0)
+		goto bad;
 	if (pwrite(in.cow_fd, in.bitmap, in.h.bitmap_len,
 		   (off_t)in.h.bitmap_offset) != (ssize_t)in.h.bitmap_len ||
 	    fsync(in.cow_fd) < 0) {

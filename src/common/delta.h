@@ -9,7 +9,8 @@
  *
  * (integers big-endian; extents sorted, disjoint, each at most
  * DELTA_EXTENT_SECTORS long, so packing streams with bounded memory).
- * Only sectors that differ from the base are kept: not a sparse image.  The
+ * Only 4 KiB blocks that differ from the base are kept, whole (UML misreads
+ * COW files whose bitmap splits a block): not a sparse image.  The
  * compressed stream is cut into fixed-size chunks, each hashed into the
  * manifest's delta index, so it is verified before it is inflated.
  */
@@ -23,12 +24,14 @@
 
 #define DELTA_MAGIC "FEDCOW1"	/* 8 bytes with its NUL */
 #define DELTA_EXTENT_SECTORS 2048u	/* 1 MiB of 512-byte sectors */
+#define DELTA_BLOCK 4096u		/* the unit of change kept */
+#define DELTA_BLOCK_SECTORS 8u		/* one byte of the COW bitmap */
 #define DELTA_EXTENTS_MAX (1u << 22)
 
 struct delta_stats {
 	uint64_t image_size;		/* the base's size */
 	uint64_t cow_sectors;		/* sectors the COW file holds */
-	uint64_t changed_bytes;		/* bytes that differ from the base */
+	uint64_t changed_bytes;		/* bytes of the blocks that differ */
 	uint32_t extents;
 	uint64_t payload_bytes;		/* compressed */
 };

@@ -40,10 +40,12 @@ wait_for() {
 	done
 }
 
-# A fresh temporary directory removed at exit.
+# A fresh temporary directory, removed at exit, in the variable named $1:
+#   mktempdir dir; echo "$dir"
+# (not $(mktempdir): the cleanup would be registered in a subshell and lost)
 mktempdir() {
 	local d
 	d=$(mktemp -d "${TMPDIR:-/tmp}/fed-test.XXXXXX")
 	on_exit "rm -rf '$d'"
-	echo "$d"
+	printf -v "$1" '%s' "$d"
 }

@@ -167,8 +167,10 @@ Test(fedsnap, round_trip_keeps_only_changed_sectors)
 
 	pack(&st);
 	cr_assert_eq(st.cow_sectors, 10 + 1 + 400 + 1);
-	cr_assert_eq(st.changed_bytes, (10 + 400 + 1) * 512, "sector 100 equals "
-		     "the base and must not be kept");
+	/* whole 4 KiB blocks: 0-15, 1000-1399, 2040-2047; the block of
+	 * sector 100 reads as the base and is not kept */
+	cr_assert_eq(st.changed_bytes, (16 + 400 + 8) * 512, "got %lu",
+		     (unsigned long)st.changed_bytes);
 	cr_assert_eq(fedsnap_open(snap, &s, &e), 0, "%s", e.msg);
 	cr_assert_eq(fedsnap_verify_payload(&s, &e), 0, "%s", e.msg);
 	cr_assert_gt(s.m.delta.nchunks, 10);
@@ -182,9 +184,59 @@ Test(fedsnap, round_trip_keeps_only_changed_sectors)
 		cr_assert_arr_eq(a, b, 512, "sector %lu differs", (unsigned long)i);
 	}
 	cr_assert(in_cow(out, 5));
+	cr_assert(in_cow(out, 15), "blocks are kept whole");
+	cr_assert(!in_cow(out, 16));
 	cr_assert(!in_cow(out, 100));
 	cr_assert(!in_cow(out, 500));
 	fedsnap_close(&s);
+	free(out);
+}
+
+#include <zlib.h>
+
+/* A payload written by hand whose only extent covers sectors 3-4: unpack
+ * must still give UML a bitmap of whole 4 KiB blocks, the rest of the
+ * block filled from the base. */
+Test(fedsnap, unpack_makes_partial_blocks_whole)
+{
+	uint8_t raw[24 + 16 + 1024 + 16], packed[4096], data[1024], a[512],
+		b[512], *img;
+	uLongf plen = sizeof(packed);
+	struct chunk_index ix;
+	struct err e;
+	char *payload = tu_path(dir, "hand.payload"), *out = tu_path(dir, "h.cow");
+	size_t ilen;
+	int fd;
+
+	memset(raw, 0, sizeof(raw));
+	memcpy(raw, "FEDCOW1", 8);
+	raw[8 + 5] = 0x10;			/* image size 1 MiB, big-endian */
+	raw[16 + 2] = 0x02;			/* sector size 512 */
+	raw[24 + 7] = 3;			/* first sector 3 */
+	raw[24 + 15] = 2;			/* two sectors */
+	tu_fill(data, sizeof(data), 99);
+	memcpy(raw + 40, data, sizeof(data));
+	raw[40 + 1024 + 7] = 1;			/* end: one extent */
+	cr_assert_eq(compress(packed, &plen, raw, sizeof(raw)), Z_OK);
+	tu_write_file(payload, packed, plen);
+	fd = open(payload, O_RDONLY);
+	cr_assert_eq(chunkidx_build_fd(fd, 4096, &ix, &e), 0, "%s", e.msg);
+	ix.has_file_hash = false;
+	cr_assert_eq(delta_unpack(fd, 0, &ix, base, out, NULL, &e), 0, "%s",
+		     e.msg);
+	img = tu_read_file(base, &ilen);
+	for (uint64_t s = 0; s < 8; s++) {
+		cr_assert(in_cow(out, s), "sector %lu", (unsigned long)s);
+		disk_sector(out, s, a);
+		memcpy(b, s == 3 || s == 4 ? data + (s - 3) * 512 : img + s * 512,
+		       512);
+		cr_assert_arr_eq(a, b, 512, "sector %lu", (unsigned long)s);
+	}
+	cr_assert(!in_cow(out, 8));
+	close(fd);
+	chunkidx_free(&ix);
+	free(img);
+	free(payload);
 	free(out);
 }
 

@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# End-to-end test of scripts/mkbase.sh and the base image's /init: a
+# reproducible image (same SHA-256 from two builds made at different times,
+# umasks, cwds and TMPDIRs), then real User-Mode Linux boots over it:
+# import files through hostfs into a COW, probe them back, and serve HTTP
+# on a tap inside a network namespace this test creates.
+# Needs root (tap devices, network namespaces).
+. "$(dirname "$0")/lib.sh"
+
+MKBASE=$ROOT/scripts/mkbase.sh
+UML=${UML:-/usr/bin/linux.uml}
+FIXED_TIME_HEX=0x63b0cd00    # scripts/mkbase.sh FIXED_TIME (2023-01-01)
+BOOT_DEADLINE=30
+
+mktempdir tmp
+
+# --- UML helpers ------------------------------------------------------------
+# Each UML runs in its own session (setsid), under timeout; the cleanup kills
+# the whole session, which holds timeout, linux.uml and every process UML
+# forks.
+sessions=()
+kill_session() {
+	local sid=$1
+	pkill -TERM -s "$sid" 2>/dev/null
+	wait_for 5 session_gone "$sid" || pkill -KILL -s "$sid" 2>/dev/null
+	wait_for 5 session_gone "$sid"
+}
+session_gone() { ! pgrep -s "$1" >/dev/null; }
+kill_all_sessions() {
+	local s
+	for s in "${sessions[@]}"; do kill_session "$s"; done
+}
+on_exit kill_all_sessions
+
+# uml_start LOG [NETNS] -- kernel-args...   ; sets $uml_sid
+# Console output goes through a pipe (UML refuses a regular file as fd 1).
+uml_start() {
+	local log=$1 ns=$2
+	shift 3
+	local -a pre=()
+	[ -n "$ns" ] && pre=(nsenter "--net=/run/netns/$ns")
+	setsid bash -c 'log=$1; shift; "$@" 2>&1 </dev/null | cat >"$log"' _ \
+		"$log" "${pre[@]}" timeout -k 5 120 "$UML" \
+		mem=64M con=null con0=null,fd:1 root=/dev/ubda rw init=/init "$@" &
+	uml_sid=$!
+	sessions+=("$uml_sid")
+}
+
+# uml_boot_wait LOG -- kernel-args...  : boot and wait until UML exits by
+# itself (power off) within BOOT_DEADLINE; sets $boot_ms.
+uml_boot_wait() {
+	local log=$1 t0 t1
+	shift 2
+	t0=$(date +%s%N)
+	uml_start "$log" "" -- "$@"
+	if wait_for "$BOOT_DEADLINE" session_gone "$uml_sid"; then
+		t1=$(date +%s%N)
+		boot_ms=$(((t1 - t0) / 1000000))
+		return 0
+	fi
+	echo "# UML did not power off within ${BOOT_DEADLINE}s; log tail:"
+	tail -n 20 "$log" | sed 's/^/#   /'
+	kill_session "$uml_sid"
+	return 1
+}
+
+# probe_content LOG : what /init printed between the probe markers
+probe_content() {
+	sed -n '/^fed-probe-begin /,/^fed-probe-end$/p' "$1" | sed '1d;$d'
+}
+
+show_log() {
+	echo "# $1:"
+	grep -a -E 'fed-|Kernel panic|error|fail' "$2" | head -n 20 | sed 's/^/#   /'
+}
+
+# --- 1. reproducible image --------------------------------------------------
+# All timestamps in the image must be the fixed one (so the staging time,
+# including ctime that touch cannot set, left no trace), and two builds made
+# in different seconds with different umask/cwd/TMPDIR must be identical.
+all_times_fixed() {
+	local img=$1 used last i
+	used=$(dumpe2fs -h "$img" 2>/dev/null |
+		awk -F: '/^Inode count/{n=$2} /^Free inodes/{f=$2} END{print n-f}')
+	last=$((used))   # inodes 1..10 are reserved, 11 is lost+found, then ours
+	{
+		echo 'stat <2>'
+		for ((i = 11; i <= last; i++)); do echo "stat <$i>"; done
+	} >"$tmp/stat.cmds"
+	debugfs -f "$tmp/stat.cmds" "$img" 2>/dev/null |
+		grep -E '^ *(c|a|m)time: ' >"$tmp/times"
+	[ "$(wc -l <"$tmp/times")" -eq $((3 * (last - 10 + 1))) ] || {
+		echo "# expected times of $((last - 9)) inodes"
+		return 1
+	}
+	if grep -v "time: $FIXED_TIME_HEX " "$tmp/times" | grep -q .; then
+		echo "# timestamps other than $FIXED_TIME_HEX:"
+		grep -v "time: $FIXED_TIME_HEX " "$tmp/times" | head -n 5 | sed 's/^/#   /'
+		return 1
+	fi
+}
+second_changed() { [ "$(date +%s)" -gt "$1" ]; }
+
+mkdir -p "$tmp/tmpa" "$tmp/tmpb" "$tmp/cwd"
+t_a=$(date +%s)
+sha_a=$(cd "$tmp/cwd" && umask 022 && TMPDIR=$tmp/tmpa bash "$MKBASE" "$tmp/base.img" 2>"$tmp/mkbase-a.err")
+rc_a=$?
+# Staged files of the second build must get a later ctime (an mkbase run
+# takes about 2 s, so this normally does not wait at all).
+wait_for 5 second_changed "$t_a"
+sha_b=$(cd / && umask 077 && TMPDIR=$tmp/tmpb bash "$MKBASE" "${tmp#/}/base-b.img" 64 2>"$tmp/mkbase-b.err")
+rc_b=$?
+file_a=$(sha256sum "$tmp/base.img" 2>/dev/null | cut -d' ' -f1)
+file_b=$(sha256sum "$tmp/base-b.img" 2>/dev/null | cut -d' ' -f1)
+echo "# base image sha256 $file_a"
+if [ $rc_a -eq 0 ] && [ $rc_b -eq 0 ] && [ -n "$file_a" ] &&
+	[ "$sha_a" = "$file_a" ] && [ "$sha_b" = "$file_b" ] && [ "$file_a" = "$file_b" ] &&
+	[ "$(stat -c %s "$tmp/base.img")" -eq $((64 << 20)) ] &&
+	e2fsck -fn "$tmp/base.img" >/dev/null 2>&1 &&
+	all_times_fixed "$tmp/base.img"; then
+	ok "mkbase: two builds (different time, umask, cwd, TMPDIR) give the same SHA-256"
+else
+	cat "$tmp/mkbase-a.err" "$tmp/mkbase-b.err" 2>/dev/null | sed 's/^/# /'
+	echo "# a=$file_a (printed $sha_a) b=$file_b (printed $sha_b)"
+	not_ok "mkbase: two builds (different time, umask, cwd, TMPDIR) give the same SHA-256"
+fi
+base=$tmp/base.img
+base_sha=$file_a
+
+# --- 2. import through hostfs into a fresh COW --------------------------------
+token=tok-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+mkdir -p "$tmp/import/etc"
+printf 'motd %s\n' "$token" >"$tmp/import/etc/motd"
+if uml_boot_wait "$tmp/import.log" -- "ubd0=$tmp/snap.cow,$base" "fed.import=$tmp/import" &&
+	grep -a -q '^fed-init: imported$' "$tmp/import.log" &&
+	grep -a -q 'reboot: System halted' "$tmp/import.log"; then
+	echo "# import boot (power on to exit): ${boot_ms} ms"
+	ok "boot with fed.import copies files into the COW and powers off"
+else
+	show_log "import boot" "$tmp/import.log"
+	not_ok "boot with fed.import copies files into the COW and powers off"
+fi
+
+# --- 3. probe the COW, then the pristine base ---------------------------------
+res=1
+if uml_boot_wait "$tmp/probe.log" -- "ubd0=$tmp/snap.cow,$base" fed.probe=/etc/motd; then
+	echo "# probe boot: ${boot_ms} ms"
+	if [ "$(probe_content "$tmp/probe.log")" = "motd $token" ]; then
+		if uml_boot_wait "$tmp/probe0.log" -- "ubd0=$tmp/pristine.cow,$base" fed.probe=/etc/motd &&
+			grep -a -q '^fed-init: probe missing /etc/motd$' "$tmp/probe0.log" &&
+			! grep -a -q "$token" "$tmp/probe0.log" &&
+			[ "$(sha256sum "$base" | cut -d' ' -f1)" = "$base_sha" ]; then
+			res=0
+		else
+			show_log "pristine probe boot" "$tmp/probe0.log"
+		fi
+	else
+		show_log "probe boot" "$tmp/probe.log"
+	fi
+else
+	show_log "probe boot" "$tmp/probe.log"
+fi
+if [ $res -eq 0 ]; then
+	ok "fed.probe shows the imported file from the COW; the pristine base lacks it and is unchanged"
+else
+	not_ok "fed.probe shows the imported file from the COW; the pristine base lacks it and is unchanged"
+fi
+
+# --- 4. a service on a tap inside a network namespace -------------------------
+ns=fedmb$$
+tap=fedtap$$
+page="page $token"
+mkdir -p "$tmp/web/etc/fed" "$tmp/web/var/www"
+# The import directory is 0700 (like mktemp -d): / must stay 0755.
+chmod 0700 "$tmp/web"
+printf 'stat -c %%a / >/var/www/rootmode; busybox httpd -f -p 80 -h /var/www\n' \
+	>"$tmp/web/etc/fed/service"
+printf '%s\n' "$page" >"$tmp/web/var/www/index.html"
+
+http_ok() {
+	local got
+	got=$(nsenter "--net=/run/netns/$ns" curl -s -m 2 http://10.77.0.2/) &&
+		[ "$got" = "$page" ]
+}
+
+res=1
+on_exit "ip netns del $ns"
+on_exit "ip -n $ns link del $tap"
+if ip netns add "$ns" &&
+	ip -n "$ns" link set lo up &&
+	ip -n "$ns" tuntap add dev "$tap" mode tap &&
+	ip -n "$ns" addr add 10.77.0.1/24 dev "$tap" &&
+	ip -n "$ns" link set "$tap" up; then
+	if uml_boot_wait "$tmp/web-import.log" -- "ubd0=$tmp/web.cow,$base" "fed.import=$tmp/web" &&
+		grep -a -q '^fed-init: imported$' "$tmp/web-import.log"; then
+		t0=$(date +%s%N)
+		uml_start "$tmp/web.log" "$ns" -- "ubd0=$tmp/web.cow,$base" \
+			"vec0:transport=tap,ifname=$tap" fed.ip=10.77.0.2/24 fed.gw=10.77.0.1
+		web_sid=$uml_sid
+		if wait_for "$BOOT_DEADLINE" http_ok; then
+			t1=$(date +%s%N)
+			echo "# web boot (power on to first HTTP answer): $(((t1 - t0) / 1000000)) ms"
+			grep -a -q '^fed-init: service started$' "$tmp/web.log" &&
+				[ "$(nsenter "--net=/run/netns/$ns" curl -s -m 2 http://10.77.0.2/rootmode)" = 755 ] &&
+				grep -a -q '^fed-init: vec0 10.77.0.2/24$' "$tmp/web.log" && res=0
+		fi
+		[ $res -eq 0 ] || show_log "web boot" "$tmp/web.log"
+		kill_session "$web_sid"
+	else
+		show_log "web import boot" "$tmp/web-import.log"
+	fi
+else
+	echo "# could not create namespace $ns with tap $tap"
+fi
+if [ $res -eq 0 ]; then
+	ok "fed.ip on a tap in a namespace: the imported service answers HTTP"
+else
+	not_ok "fed.ip on a tap in a namespace: the imported service answers HTTP"
+fi
