@@ -15,7 +15,7 @@ packages=(
 	# runtime: UML kernel, base image, networking
 	user-mode-linux busybox-static e2fsprogs iproute2 util-linux
 	# checks and benchmarks
-	cppcheck wrk
+	cppcheck wrk bc
 )
 
 missing=()
