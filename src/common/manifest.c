@@ -23,6 +23,21 @@ static const char *const manifest_known[] = {
 	"service", "version", NULL,
 };
 
+/* s as it may appear in an error message: at most outsz - 1 bytes, each
+ * byte that is not printable ASCII shown as '?' (input must not add lines
+ * or terminal escapes to logs and error replies). */
+static const char *
+manifest_printable(const char *s, char *out, size_t outsz)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i + 1 < outsz; i++)
+		out[i] = (unsigned char)s[i] >= 0x20 &&
+			 (unsigned char)s[i] < 0x7f ? s[i] : '?';
+	out[i] = '\0';
+	return out;
+}
+
 static bool
 manifest_is_known(const char *key)
 {
@@ -105,6 +120,7 @@ service_parse(const char *s, char host[MANIFEST_HOST_MAX + 1],
 int
 manifest_validate(const struct manifest *m, struct err *e)
 {
+	char shown[sizeof(m->format)];
 	time_t t;
 
 	if (!manifest_name_ok(m->name))
@@ -128,7 +144,8 @@ manifest_validate(const struct manifest *m, struct err *e)
 			       "\"qemu\"");
 	if (strcmp(m->format, DELTA_FORMAT_FEDCOW1) != 0)
 		return err_set(e, "manifest: unknown delta format '%s'",
-			       m->format);
+			       manifest_printable(m->format, shown,
+						  sizeof(shown)));
 	if (!chunkidx_valid_chunk_size(m->delta.chunk_size))
 		return err_set(e, "manifest: 'delta.chunk_size' is not a power "
 			       "of two in [%u, %u]", CHUNK_SIZE_MIN,
@@ -205,6 +222,7 @@ manifest_only_keys(const json_t *obj, const char *where,
 		   const char *const *allowed, struct err *e)
 {
 	const char *key;
+	char shown[MANIFEST_NAME_MAX + 1];
 	json_t *v;
 
 	json_object_foreach((json_t *)obj, key, v) {
@@ -215,7 +233,8 @@ manifest_only_keys(const json_t *obj, const char *where,
 				ok = true;
 		if (!ok)
 			return err_set(e, "manifest: unknown field '%s%s'", where,
-				       key);
+				       manifest_printable(key, shown,
+							  sizeof(shown)));
 	}
 	return 0;
 }
@@ -291,7 +310,7 @@ manifest_parse(const char *buf, size_t len, struct manifest *m,
 {
 	json_error_t jerr;
 	json_t *root;
-	char *again = NULL;
+	char *again = NULL, shown[sizeof(jerr.text)];
 	size_t again_len = 0;
 
 	memset(m, 0, sizeof(*m));
@@ -303,7 +322,8 @@ manifest_parse(const char *buf, size_t len, struct manifest *m,
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
 		return err_set(e, "manifest: invalid JSON at byte %d: %s",
-			       jerr.position, jerr.text);
+			       jerr.position,
+			       manifest_printable(jerr.text, shown, sizeof(shown)));
 	if (manifest_from_json(root, m, e) < 0)
 		goto bad;
 	if ((again = manifest_serialize(m, &again_len, e)) == NULL)
