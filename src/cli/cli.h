@@ -39,4 +39,11 @@ int cmd_pubkey(int argc, char **argv);
 /* snapshots (cmd_snapshot.c) */
 int cmd_snapshot(int argc, char **argv);
 
+/* the authority (cmd_authority.c) */
+int cmd_register(int argc, char **argv);
+int cmd_trust(int argc, char **argv);
+int cmd_lookup(int argc, char **argv);
+int cmd_hosts(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+
 #endif

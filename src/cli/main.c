@@ -13,6 +13,11 @@ static const struct cli_command commands[] = {
 	{ "pubkey", cmd_pubkey, "print a key file's public key" },
 	{ "snapshot", cmd_snapshot, "pack, verify, inspect, unpack snapshots" },
 	/* commands that talk to the authority are added here */
+	{ "register", cmd_register, "register this key as a peer" },
+	{ "trust", cmd_trust, "trust, revoke, list kernels and bases (admin)" },
+	{ "lookup", cmd_lookup, "who serves HOST:PORT (falls back to DNS)" },
+	{ "hosts", cmd_hosts, "an owner's view of the peers hosting a service" },
+	{ "report", cmd_report, "report a peer hosting your service (owner)" },
 };
 
 static void

@@ -1,0 +1,260 @@
+/*
+ * authority.h - fed-authority: the REST service peers, owners and clients
+ * talk to (DESIGN.md "Authority REST"; docs/authority-api.md).
+ *
+ * The daemon's rooms:
+ *
+ *   main.c          options, signals, start and stop
+ *   server.c        libmicrohttpd: connections, body collection and cap,
+ *                   routing, one log line and metrics per request
+ *   call.c          what every handler shares: JSON replies and errors,
+ *                   body parsing, signed-request checks, transactions
+ *   replay.c        signatures seen within the validity window
+ *   lookup_cache.c  lookup answers, valid until the next change
+ *   metrics.c       Prometheus counters and histograms
+ *   api_*.c         one file per resource: peers, trusted, snapshots,
+ *                   commitments (and sources), lookup (and services),
+ *                   reports
+ *   authstore.h     the engine-neutral store, authstore_sqlite.c its engine
+ *
+ * This header holds the types they share; the public part for main() and
+ * tests is authority_start() / authority_port() / authority_stop().
+ */
+#ifndef FED_AUTHORITY_H
+#define FED_AUTHORITY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "authority/authstore.h"
+#include "common/crypto.h"
+#include "common/err.h"
+
+/* ---- configuration and life cycle ---- */
+
+#define AUTHORITY_TTL_DEFAULT        30
+#define AUTHORITY_ALLOWANCE_DEFAULT  1
+#define AUTHORITY_BODY_MAX_DEFAULT   (1u << 20)
+#define AUTHORITY_CONN_TIMEOUT       30	/* seconds idle before close */
+#define AUTHORITY_PER_IP_DEFAULT     256
+#define AUTHORITY_CONN_LIMIT_DEFAULT 4096
+#define AUTHORITY_SOURCES_MAX        256	/* per /v1/sources answer */
+
+struct authority_config {
+	const char *listen;		/* "ADDR:PORT"; port 0: any free */
+	const char *db_path;
+	bool has_admin;
+	uint8_t admin[ED25519_PUB_LEN];
+	int ttl;			/* lookup answers' ttl, seconds */
+	int publish_allowance;		/* services an owner may have free */
+	unsigned threads;		/* 0: one per core */
+	unsigned conn_timeout;		/* seconds */
+	unsigned per_ip_limit;
+	unsigned conn_limit;
+	size_t body_max;
+	bool no_lookup_cache;		/* every lookup asks the store */
+	bool quiet;			/* no log line per request */
+};
+
+/* Fill c with the defaults above (listen and db_path NULL). */
+void authority_config_defaults(struct authority_config *c);
+
+/*
+ * Open the store and start serving.  Returns the running authority (the
+ * caller stops it with authority_stop(), which frees it), or NULL with e
+ * set.  cfg is copied.
+ */
+struct authority *authority_start(const struct authority_config *cfg,
+				  struct err *e);
+
+/* The port actually listened on (useful with port 0). */
+uint16_t authority_port(const struct authority *a);
+
+/* Stop accepting, finish requests in progress, close the store, free a. */
+void authority_stop(struct authority *a);
+
+/* ---- replay protection (replay.c) ---- */
+
+struct replay;
+
+/* An empty set; NULL on out of memory.  Release with replay_free(). */
+struct replay *replay_new(void);
+void replay_free(struct replay *r);
+/*
+ * Remember sig until expires.  Returns 0 if it was new (and is now
+ * remembered), 1 if it was already there (a replay), -1 if the set is full
+ * of unexpired signatures.
+ */
+int replay_check_add(struct replay *r, const uint8_t sig[ED25519_SIG_LEN],
+		     int64_t expires, int64_t now);
+size_t replay_count(struct replay *r);
+
+/* ---- lookup answers (lookup_cache.c) ---- */
+
+struct lookup_cache;
+
+/* An empty cache; NULL on out of memory.  Release with lookup_cache_free. */
+struct lookup_cache *lookup_cache_new(void);
+void lookup_cache_free(struct lookup_cache *c);
+/*
+ * The answer kept for key at generation gen: returns 1 with *status and a
+ * malloc'd copy of the body in *body (the caller frees it), or 0.
+ */
+int lookup_cache_get(struct lookup_cache *c, const char *key, uint64_t gen,
+		     unsigned *status, char **body, size_t *len);
+/* Keep (a copy of) an answer computed from the store as of generation gen,
+ * read before the store was. */
+void lookup_cache_put(struct lookup_cache *c, const char *key, uint64_t gen,
+		      unsigned status, const char *body, size_t len);
+
+/* ---- metrics (metrics.c) ---- */
+
+enum route_id {
+	ROUTE_HEALTHZ, ROUTE_METRICS,
+	ROUTE_PEERS, ROUTE_PEER,
+	ROUTE_TRUSTED, ROUTE_TRUSTED_ONE,
+	ROUTE_SNAPSHOTS, ROUTE_SNAPSHOT,
+	ROUTE_SOURCES,
+	ROUTE_COMMITMENTS, ROUTE_COMMITMENT,
+	ROUTE_LOOKUP, ROUTE_SERVICE_PEERS,
+	ROUTE_REPORTS,
+	ROUTE_UNKNOWN,
+	ROUTE_COUNT
+};
+
+#define METRICS_STATUSES 16
+#define METRICS_BUCKETS  14
+
+struct metrics {
+	atomic_uint_fast64_t requests[ROUTE_COUNT][METRICS_STATUSES];
+	atomic_uint_fast64_t buckets[ROUTE_COUNT][METRICS_BUCKETS];
+	atomic_uint_fast64_t count[ROUTE_COUNT];
+	atomic_uint_fast64_t sum_us[ROUTE_COUNT];
+};
+
+/* The label of a route ("/v1/peers/{id}"). */
+const char *route_name(enum route_id id);
+
+/* Count one request (thread-safe, lock-free). */
+void metrics_observe(struct metrics *m, enum route_id route, unsigned status,
+		     uint64_t usec);
+
+/* The Prometheus text exposition of m and the store's counts (malloc'd,
+ * *len set; the caller frees it), or NULL on out of memory. */
+char *metrics_render(struct metrics *m, const struct authstore_counts *counts,
+		     size_t replay_entries, size_t *len);
+
+/* ---- the running authority ---- */
+
+struct authority {
+	struct authority_config cfg;
+	char admin_hex[2 * ED25519_PUB_LEN + 1];
+	struct authstore *store;
+	struct replay *replay;
+	struct lookup_cache *lookups;
+	atomic_uint_fast64_t generation;	/* +1 after every change */
+	atomic_uint_fast64_t writes;		/* transactions begun */
+	struct metrics metrics;
+	struct MHD_Daemon *mhd;
+	uint16_t port;
+	char *listen;			/* owned copy of cfg.listen */
+};
+
+/* One request as a handler sees it. */
+struct call {
+	struct authority *a;
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *target;	/* as sent, with query: what was signed */
+	const char *path;	/* decoded, without the query */
+	const char *arg;	/* the path's variable part, or NULL */
+	const char *body;
+	size_t body_len;
+	json_t *json;		/* body parsed by call_body(); owned */
+	time_t now;
+	/* after call_signed(): */
+	char signer[2 * ED25519_PUB_LEN + 1];
+	uint8_t sig[ED25519_SIG_LEN];
+	char sig_hex[2 * ED25519_SIG_LEN + 1];
+	time_t sig_date;
+};
+
+/* What a handler answers: a JSON body, or a text body (metrics). */
+struct reply {
+	unsigned status;
+	json_t *json;		/* owned */
+	char *text;		/* owned, malloc'd */
+	size_t text_len;
+	const char *content_type;
+	const char *allow;	/* for 405 */
+};
+
+typedef void (*handler_fn)(struct call *c, struct reply *r);
+
+/* ---- call.c: the helpers every handler uses ---- */
+
+/* Answer status with j (stolen; NULL means out of memory: 500).  Returns 0. */
+int call_reply(struct reply *r, unsigned status, json_t *j);
+/* Answer status with {"error": "<message>"}.  Returns -1 (a refusal). */
+int call_error(struct reply *r, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Answer 500 for a store failure (logged with its detail).  Returns -1. */
+int call_store_error(struct reply *r, const struct err *e);
+
+/* Parse the body as a JSON object into c->json, or answer 400. */
+int call_body(struct call *c, struct reply *r);
+/* Check the request's signature (401) and that it is new (409); fills
+ * c->signer.  Returns 0, or -1 with the refusal in r. */
+int call_signed(struct call *c, struct reply *r);
+/* call_signed() and the signer must be the admin key (403). */
+int call_admin(struct call *c, struct reply *r);
+/* The signer must be a registered peer (403). */
+int call_registered(struct call *c, struct reply *r);
+/* Check c->arg is 64 lower-case hex (400 naming what). */
+int call_hex_arg(struct call *c, struct reply *r, const char *what);
+/* Begin the write transaction of a signed request: the signature is
+ * recorded in it, so a replay is refused after a restart too. */
+int call_begin(struct call *c, struct reply *r);
+/* Commit it (500 on failure).  Returns 0 or -1. */
+int call_commit(struct call *c, struct reply *r);
+/* Roll back (after a refusal). */
+void call_rollback(struct call *c);
+
+/* j as compact JSON and a newline (malloc'd, *len set), or NULL. */
+char *call_json_text(const json_t *j, size_t *len);
+
+/* A query parameter of the request, or NULL. */
+const char *call_query(struct call *c, const char *name);
+
+/* Time as the API shows it (RFC 3339), as a new JSON string. */
+json_t *call_time_json(int64_t t);
+
+/* ---- handlers (api_*.c) ---- */
+
+void api_healthz(struct call *c, struct reply *r);
+void api_metrics(struct call *c, struct reply *r);
+void api_peers_post(struct call *c, struct reply *r);
+void api_peer_get(struct call *c, struct reply *r);
+void api_trusted_list(struct call *c, struct reply *r);
+void api_trusted_post(struct call *c, struct reply *r);
+void api_trusted_get(struct call *c, struct reply *r);
+void api_trusted_delete(struct call *c, struct reply *r);
+void api_snapshots_list(struct call *c, struct reply *r);
+void api_snapshots_post(struct call *c, struct reply *r);
+void api_snapshot_get(struct call *c, struct reply *r);
+void api_sources_get(struct call *c, struct reply *r);
+void api_sources_post(struct call *c, struct reply *r);
+void api_sources_delete(struct call *c, struct reply *r);
+void api_commitments_post(struct call *c, struct reply *r);
+void api_commitment_put(struct call *c, struct reply *r);
+void api_commitment_delete(struct call *c, struct reply *r);
+void api_lookup(struct call *c, struct reply *r);
+void api_service_peers(struct call *c, struct reply *r);
+void api_reports_post(struct call *c, struct reply *r);
+
+#endif

@@ -1,0 +1,272 @@
+/*
+ * authstore.h - what the authority remembers, behind an engine-neutral
+ * interface.
+ *
+ * The handlers (api_*.c) speak only this interface; authstore_sqlite.c is the
+ * one engine today.  Another engine implements the same functions.
+ *
+ * Records and their keys (all hashes and keys are 64 lower-case hex):
+ *
+ *   peer        key -> object-server address, uptime accumulated so far
+ *   trusted     sha256 -> kind (kernel|base), name, chunk index (JSON
+ *               text), added, revoked (0: not revoked)
+ *   service     (host, port) -> owner, newest snapshot
+ *   snapshot    id -> service, owner, version, base, kernel, manifest bytes,
+ *               owner's signature
+ *   commitment  (snapshot, peer) -> up?, serving address and port, up since
+ *   holding     (sha256, peer): the peer announced it holds that object
+ *   report      service, peer, reporter, reason, time (all kept)
+ *   seen sig    signature -> expiry (replay protection across restarts)
+ *
+ * Threads: every function may be called from any thread; each thread gets
+ * its own connection to the engine.  A change is made between authstore_begin()
+ * and authstore_commit() on one thread: one writer at a time in the process,
+ * and authstore_commit() returns only once the change is durable (on disk: a
+ * crash or kill -9 afterwards loses nothing).  Reads outside a transaction
+ * see the last committed state.
+ *
+ * Return values: 0 success / -1 error with e set; "get" functions return
+ * 1 found, 0 not found, -1 error.  Listing functions call cb once per row;
+ * a non-zero return from cb stops the listing and is returned.  Strings
+ * handed to callbacks are valid only during the call.
+ */
+#ifndef FED_AUTHORITY_AUTHSTORE_H
+#define FED_AUTHORITY_AUTHSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/authapi.h"
+#include "common/err.h"
+#include "common/hex.h"
+
+#define AUTHSTORE_HEX (SHA256_HEX_LEN + 1)
+
+struct authstore;
+
+/* Open (creating and migrating the schema as needed) the store at path.
+ * Returns a handle the caller releases with authstore_close(), or NULL. */
+struct authstore *authstore_open(const char *path, struct err *e);
+
+/* Close every connection.  No other thread may be using st. */
+void authstore_close(struct authstore *st);
+
+/* Start a write transaction on this thread (waits for other writers). */
+int authstore_begin(struct authstore *st, struct err *e);
+/* Make it durable.  On failure the transaction is rolled back. */
+int authstore_commit(struct authstore *st, struct err *e);
+/* Abandon it (no-op if none is open on this thread). */
+void authstore_rollback(struct authstore *st);
+
+/* ---- replay protection ---- */
+
+/* Remember a signature until expires (inside a transaction). */
+int authstore_sig_add(struct authstore *st, const char *sig_hex, int64_t expires,
+		  struct err *e);
+/* Forget signatures that expired before now (inside a transaction). */
+int authstore_sig_prune(struct authstore *st, int64_t now, struct err *e);
+/* Forget expired signatures, then call cb for every remembered one. */
+int authstore_sig_load(struct authstore *st, int64_t now,
+		   int (*cb)(void *arg, const char *sig_hex, int64_t expires),
+		   void *arg, struct err *e);
+
+/* ---- peers ---- */
+
+struct authstore_peer {
+	char key[AUTHSTORE_HEX];
+	char addr[AUTHAPI_ADDR_MAX + 1];
+	int64_t registered;
+	int64_t updated;
+	int64_t uptime_total;	/* seconds, from finished up intervals */
+};
+
+int authstore_peer_get(struct authstore *st, const char *key, struct authstore_peer *p,
+		   struct err *e);
+/* Insert or update (addr, updated); *created tells which. */
+int authstore_peer_put(struct authstore *st, const char *key, const char *addr,
+		   int64_t now, bool *created, struct err *e);
+
+struct authstore_contribution {
+	int64_t services_owned;		/* services this key owns */
+	int64_t services_hosted;	/* other owners' services it serves, up */
+	int64_t commitments;		/* all its commitments */
+	int64_t commitments_up;
+	int64_t uptime_seconds;		/* summed over all commitments, ever */
+};
+int authstore_peer_contribution(struct authstore *st, const char *key, int64_t now,
+			    struct authstore_contribution *c, struct err *e);
+
+/* ---- trusted kernels and bases ---- */
+
+struct authstore_trusted {
+	char sha256[AUTHSTORE_HEX];
+	char kind[8];
+	char name[AUTHAPI_NAME_MAX + 1];
+	char *index_json;	/* malloc'd by get/list; borrowed by add */
+	int64_t added;
+	int64_t revoked;	/* time of revocation, 0 if trusted */
+};
+
+/* t->index_json is malloc'd: release with authstore_trusted_free(). */
+int authstore_trusted_get(struct authstore *st, const char *sha256,
+		      struct authstore_trusted *t, struct err *e);
+int authstore_trusted_add(struct authstore *st, const struct authstore_trusted *t,
+		      struct err *e);
+int authstore_trusted_revoke(struct authstore *st, const char *sha256, int64_t now,
+			 struct err *e);
+/* All entries, oldest first (index_json owned by the store during cb). */
+int authstore_trusted_list(struct authstore *st,
+		       int (*cb)(void *arg, const struct authstore_trusted *t),
+		       void *arg, struct err *e);
+void authstore_trusted_free(struct authstore_trusted *t);
+
+/* ---- services and snapshots ---- */
+
+struct authstore_service {
+	int64_t id;
+	char host[AUTHAPI_HOST_MAX + 1];
+	uint16_t port;
+	char owner[AUTHSTORE_HEX];
+	char newest[AUTHSTORE_HEX];
+	int64_t newest_version;
+	int64_t created;
+};
+
+int authstore_service_get(struct authstore *st, const char *host, uint16_t port,
+		      struct authstore_service *s, struct err *e);
+/* Create a service without snapshots yet; fills s->id. */
+int authstore_service_add(struct authstore *st, struct authstore_service *s,
+		      struct err *e);
+
+struct authstore_snapshot {
+	char id[AUTHSTORE_HEX];
+	int64_t service;
+	char host[AUTHAPI_HOST_MAX + 1];
+	uint16_t port;
+	char owner[AUTHSTORE_HEX];
+	int64_t version;
+	char base[AUTHSTORE_HEX];
+	char kernel[AUTHSTORE_HEX];
+	char name[MANIFEST_NAME_MAX + 1];
+	char created[RFC3339_LEN + 1];
+	char signature[2 * ED25519_SIG_LEN + 1];
+	int64_t announced;
+	bool usable;		/* base and kernel trusted, not revoked */
+	const char *manifest;	/* only with want_manifest / for add */
+	size_t manifest_len;
+};
+
+/* With want_manifest, s->manifest is malloc'd: release with free(). */
+int authstore_snapshot_get(struct authstore *st, const char *id,
+		       struct authstore_snapshot *s, bool want_manifest,
+		       struct err *e);
+/* Add a snapshot and make it its service's newest. */
+int authstore_snapshot_add(struct authstore *st, const struct authstore_snapshot *s,
+		       struct err *e);
+/* Snapshots of one service (host non-NULL) newest first, or of all. */
+int authstore_snapshot_list(struct authstore *st, const char *host, uint16_t port,
+			int (*cb)(void *arg, const struct authstore_snapshot *s),
+			void *arg, struct err *e);
+
+/* ---- commitments ---- */
+
+struct authstore_commitment {
+	char snapshot[AUTHSTORE_HEX];
+	char peer[AUTHSTORE_HEX];
+	int64_t service;
+	bool up;
+	bool has_addr;
+	char addr[AUTHAPI_HOST_MAX + 1];
+	uint16_t port;
+	int64_t created;
+	int64_t updated;
+	int64_t up_since;	/* 0 when down */
+	int64_t version;	/* of the snapshot (read only) */
+	char peer_addr[AUTHAPI_ADDR_MAX + 1];	/* object server (read only) */
+};
+
+int authstore_commitment_get(struct authstore *st, const char *snapshot,
+			 const char *peer, struct authstore_commitment *c,
+			 struct err *e);
+int authstore_commitment_add(struct authstore *st, const struct authstore_commitment *c,
+			 struct err *e);
+/* Set up/addr/port, accounting the peer's uptime when it goes down. */
+int authstore_commitment_set(struct authstore *st, const char *snapshot,
+			 const char *peer, const struct authapi_serving *s,
+			 int64_t now, struct err *e);
+/* Withdraw (accounting uptime).  Returns 1 if it existed, 0 if not. */
+int authstore_commitment_delete(struct authstore *st, const char *snapshot,
+			    const char *peer, int64_t now, struct err *e);
+/* Every commitment to any version of a service. */
+int authstore_commitment_list(struct authstore *st, int64_t service,
+			  int (*cb)(void *arg,
+				    const struct authstore_commitment *c),
+			  void *arg, struct err *e);
+
+/* ---- reports ---- */
+
+/* 1 if peer was reported for the service, 0 if not, -1 on error. */
+int authstore_reported(struct authstore *st, int64_t service, const char *peer,
+		   struct err *e);
+/* Keep a report and drop the peer's commitments to that service.  *id is
+ * the report's number. */
+int authstore_report_add(struct authstore *st, int64_t service, const char *peer,
+		     const char *reporter, const char *reason, int64_t now,
+		     int64_t *id, struct err *e);
+
+struct authstore_report {
+	int64_t id;
+	char peer[AUTHSTORE_HEX];
+	char reporter[AUTHSTORE_HEX];
+	const char *reason;
+	int64_t at;
+};
+int authstore_report_list(struct authstore *st, int64_t service,
+		      int (*cb)(void *arg, const struct authstore_report *r),
+		      void *arg, struct err *e);
+
+/* ---- sources (who holds an object) ---- */
+
+/* Record that peer holds sha256; *created tells whether it is new. */
+int authstore_holding_put(struct authstore *st, const char *sha256, const char *peer,
+		      int64_t now, bool *created, struct err *e);
+/* Returns 1 if removed, 0 if there was none. */
+int authstore_holding_delete(struct authstore *st, const char *sha256,
+			 const char *peer, struct err *e);
+
+enum authstore_role { AUTHSTORE_ROLE_OWNER, AUTHSTORE_ROLE_COMMITTED, AUTHSTORE_ROLE_HOLDER };
+
+/*
+ * Sources of a snapshot (service > 0: excluding peers reported for it) or
+ * of a kernel or base (service == 0): the owner, peers committed to it (for
+ * a kernel or base: to any snapshot that uses it) and peers holding it;
+ * each peer once, with its best role, owners first; at most max.
+ */
+int authstore_sources(struct authstore *st, const char *sha256, int64_t service,
+		  unsigned max,
+		  int (*cb)(void *arg, const char *peer, const char *addr,
+			    enum authstore_role role),
+		  void *arg, struct err *e);
+
+/* ---- lookup ---- */
+
+/*
+ * The peers serving the newest snapshot of host:port that are up and not
+ * reported, in peer order.  Returns 1 if the service exists (cb called for
+ * each peer; none if its newest snapshot is unusable), 0 if it does not.
+ */
+int authstore_lookup(struct authstore *st, const char *host, uint16_t port,
+		 int (*cb)(void *arg, const char *peer, const char *addr,
+			   uint16_t port),
+		 void *arg, struct err *e);
+
+/* ---- counts (for /metrics) ---- */
+
+struct authstore_counts {
+	int64_t peers, trusted, revoked, services, snapshots;
+	int64_t commitments, commitments_up, holdings, reports;
+};
+int authstore_counts(struct authstore *st, struct authstore_counts *c, struct err *e);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * main.c - fed-authority: options, signals, start and stop.
+ *
+ * Signals are blocked before any thread starts (so every MHD thread
+ * inherits the mask) and taken synchronously with sigwait(): SIGTERM or
+ * SIGINT stops accepting, lets requests in progress finish (each change is
+ * already durable when its reply is sent) and closes the store.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "authority/authority.h"
+#include "common/keyfile.h"
+#include "common/log.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: fed-authority --listen ADDR:PORT --db FILE [options]\n"
+"\n"
+"The fed authority: a REST service (JSON over HTTP) holding peers' keys,\n"
+"trusted kernels and bases, the snapshot catalogue, commitments and\n"
+"reports.  See docs/authority-api.md.\n"
+"\n"
+"  --listen ADDR:PORT       address to listen on (IPv4, or [IPv6]); port 0\n"
+"                           picks a free one (see --port-file)\n"
+"  --db FILE                SQLite database (created if missing)\n"
+"  --admin-key PUBFILE      the admin's public key (or key file): only it\n"
+"                           may trust and revoke kernels and bases\n"
+"  --ttl SECONDS            ttl of lookup answers (default %d)\n"
+"  --publish-allowance N    services an owner may have before it must host\n"
+"                           others' (default %d)\n"
+"  --threads N              request threads (default: one per core)\n"
+"  --per-ip-limit N         connections per client address (default %d)\n"
+"  --timeout SECONDS        close idle connections after (default %d)\n"
+"  --body-max BYTES         largest request body (default %u)\n"
+"  --port-file FILE         write the port listened on to FILE\n"
+"  --no-lookup-cache        compute every lookup from the store (for\n"
+"                           benchmarks; answers are the same)\n"
+"  --json-logs              log lines as JSON\n"
+"  --quiet                  do not log each request (warnings only)\n"
+"  -h, --help               this help\n",
+		AUTHORITY_TTL_DEFAULT, AUTHORITY_ALLOWANCE_DEFAULT,
+		AUTHORITY_PER_IP_DEFAULT, AUTHORITY_CONN_TIMEOUT,
+		AUTHORITY_BODY_MAX_DEFAULT);
+}
+
+/* Parse a decimal in [min, max] for option name, or exit 2. */
+static long long
+main_number(const char *name, const char *s, long long min, long long max)
+{
+	long long v;
+	char *end;
+
+	v = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || v < min || v > max) {
+		fprintf(stderr, "fed-authority: --%s %s: expected a number "
+			"from %lld to %lld\n", name, s, min, max);
+		exit(2);
+	}
+	return v;
+}
+
+/* Write the port to path through a temporary file and rename, so a reader
+ * polling for the file never sees it half written. */
+static int
+main_write_port(const char *path, uint16_t port, struct err *e)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return err_set(e, "--port-file: path too long");
+	if ((f = fopen(tmp, "w")) == NULL)
+		return err_sys(e, "%s", tmp);
+	fprintf(f, "%u\n", port);
+	if (fclose(f) != 0) {
+		unlink(tmp);
+		return err_sys(e, "%s", tmp);
+	}
+	if (rename(tmp, path) == -1) {
+		unlink(tmp);
+		return err_sys(e, "%s", path);
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "admin-key", required_argument, NULL, 'a' },
+		{ "ttl", required_argument, NULL, 't' },
+		{ "publish-allowance", required_argument, NULL, 'p' },
+		{ "threads", required_argument, NULL, 'T' },
+		{ "per-ip-limit", required_argument, NULL, 'I' },
+		{ "timeout", required_argument, NULL, 'o' },
+		{ "body-max", required_argument, NULL, 'b' },
+		{ "port-file", required_argument, NULL, 'P' },
+		{ "no-lookup-cache", no_argument, NULL, 'N' },
+		{ "json-logs", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct authority_config cfg;
+	struct authority *a;
+	const char *admin_path = NULL, *port_file = NULL;
+	bool json_logs = false, quiet = false;
+	struct err e;
+	sigset_t set;
+	int ch, sig;
+
+	authority_config_defaults(&cfg);
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'l': cfg.listen = optarg; break;
+		case 'd': cfg.db_path = optarg; break;
+		case 'a': admin_path = optarg; break;
+		case 't':
+			cfg.ttl = (int)main_number("ttl", optarg, 0, 86400);
+			break;
+		case 'p':
+			cfg.publish_allowance = (int)main_number(
+			    "publish-allowance", optarg, 0, 1000000);
+			break;
+		case 'T':
+			cfg.threads = (unsigned)main_number("threads", optarg,
+							    1, 256);
+			break;
+		case 'I':
+			cfg.per_ip_limit = (unsigned)main_number(
+			    "per-ip-limit", optarg, 1, 100000);
+			break;
+		case 'o':
+			cfg.conn_timeout = (unsigned)main_number(
+			    "timeout", optarg, 1, 3600);
+			break;
+		case 'b':
+			cfg.body_max = (size_t)main_number("body-max", optarg,
+							   1024, 64 << 20);
+			break;
+		case 'P': port_file = optarg; break;
+		case 'N': cfg.no_lookup_cache = true; break;
+		case 'j': json_logs = true; break;
+		case 'q': quiet = cfg.quiet = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "fed-authority: unexpected argument '%s'\n",
+			argv[optind]);
+		return 2;
+	}
+	if (cfg.listen == NULL || cfg.db_path == NULL) {
+		fprintf(stderr, "fed-authority: --listen and --db are "
+			"required (see --help)\n");
+		return 2;
+	}
+	log_init("fed-authority", json_logs);
+	if (admin_path != NULL) {
+		if (pubkey_load(admin_path, cfg.admin, &e) == -1) {
+			fprintf(stderr, "fed-authority: --admin-key: %s\n",
+				e.msg);
+			return 1;
+		}
+		cfg.has_admin = true;
+	}
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((a = authority_start(&cfg, &e)) == NULL) {
+		fprintf(stderr, "fed-authority: %s\n", e.msg);
+		return 1;
+	}
+	if (port_file != NULL &&
+	    main_write_port(port_file, authority_port(a), &e) == -1) {
+		fprintf(stderr, "fed-authority: %s\n", e.msg);
+		authority_stop(a);
+		return 1;
+	}
+	log_info("listening on %s (port %u), database %s%s", cfg.listen,
+		 authority_port(a), cfg.db_path,
+		 cfg.has_admin ? "" : ", no admin key: trust is read-only");
+	if (quiet)
+		log_set_level(LOG_WARN);	/* and cfg.quiet: no request lines */
+
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+	}
+	log_warn("signal %d (%s): stopping", sig, strsignal(sig));
+	authority_stop(a);
+	return 0;
+}
