@@ -11,11 +11,13 @@ packages=(
 	libfuse3-dev fuse3 libgcrypt20-dev libmicrohttpd-dev zlib1g-dev
 	libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 	# tests
-	libcriterion-dev curl
+	libcriterion-dev curl jq
 	# runtime: UML kernel, base image, networking
 	user-mode-linux busybox-static e2fsprogs iproute2 util-linux
 	# checks and benchmarks
 	cppcheck wrk bc
+	# bench/netmap.sh: userland relay and throughput baselines
+	socat iperf3
 )
 
 missing=()

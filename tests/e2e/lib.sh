@@ -44,8 +44,74 @@ wait_for() {
 #   mktempdir dir; echo "$dir"
 # (not $(mktempdir): the cleanup would be registered in a subshell and lost)
 mktempdir() {
-	local d
-	d=$(mktemp -d "${TMPDIR:-/tmp}/fed-test.XXXXXX")
-	on_exit "rm -rf '$d'"
-	printf -v "$1" '%s' "$d"
+	local _mktempdir_path
+	_mktempdir_path=$(mktemp -d "${TMPDIR:-/tmp}/fed-test.XXXXXX")
+	# FED_TEST_KEEP=1 keeps it (logs, stores) for a look after a failure
+	[ "${FED_TEST_KEEP:-0}" = 1 ] || on_exit "rm -rf '$_mktempdir_path'"
+	printf -v "$1" '%s' "$_mktempdir_path"
+}
+
+# --- a federation on loopback ----------------------------------------------
+# Each peer serves objects on its own 127.0.0.x address, so peers are told
+# apart by address as they would be on a network.
+
+# free_port: a TCP port nobody listens on now.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
+	done
+}
+
+# start_authority DIR: an authority with an admin key in DIR; sets AUTH
+# (its URL), ADMIN_KEY, AUTH_PID.
+start_authority() {	# start_authority DIR [fed-authority options...]
+	local dir=$1 port
+	mkdir -p "$dir"
+	[ -f "$dir/admin.key" ] || "$FED" keygen -o "$dir/admin.key" >/dev/null
+	"$FED" pubkey "$dir/admin.key" >"$dir/admin.pub"
+	rm -f "$dir/port"
+	shift
+	"$BINDIR/fed-authority" --listen 127.0.0.1:0 --port-file "$dir/port" \
+		--db "$dir/auth.db" --admin-key "$dir/admin.pub" "$@" \
+		>>"$dir/authority.log" 2>&1 &
+	AUTH_PID=$!
+	on_exit "kill $AUTH_PID"
+	wait_for 10 test -s "$dir/port" || { echo "# authority did not start"; return 1; }
+	port=$(cat "$dir/port")
+	AUTH=http://127.0.0.1:$port
+	ADMIN_KEY=$dir/admin.key
+	wait_for 10 curl -fsS -o /dev/null "$AUTH/healthz"
+}
+
+# start_fedfs NAME ADDR DIR [fedfs options...]: mount a fedfs for peer NAME
+# (key DIR/NAME.key, made if missing) at DIR/NAME.mnt serving objects at
+# ADDR:<free port>; sets MNT_<NAME>, PID_<NAME>, KEY_<NAME>, SERVE_<NAME>.
+start_fedfs() {
+	local name=$1 addr=$2 dir=$3 port mnt state key pid
+	shift 3
+	mnt=$dir/$name.mnt
+	state=$dir/$name.state
+	key=$dir/$name.key
+	mkdir -p "$mnt" "$state"
+	[ -f "$key" ] || "$FED" keygen -o "$key" >/dev/null
+	port=$(free_port)
+	"$BINDIR/fedfs" "$mnt" --state "$state" --authority "$AUTH" \
+		--key "$key" --serve "$addr:$port" -f "$@" \
+		>>"$state/fedfs.log" 2>&1 &
+	pid=$!
+	disown "$pid"	# killed on purpose by some tests: no job notices
+	on_exit "kill -9 $pid; fusermount3 -u -z '$mnt'"
+	printf -v "MNT_$name" '%s' "$mnt"
+	printf -v "PID_$name" '%s' "$pid"
+	printf -v "KEY_$name" '%s' "$key"
+	printf -v "SERVE_$name" '%s' "$addr:$port"
+	wait_for 10 grep -q '"registered": true' "$mnt/.status" 2>/dev/null
+}
+
+# status MNT FILTER: a value from MNT/.status through jq, e.g.
+#   status "$MNT_a" .fetch.fetched_chunks
+status() {
+	jq -r "$2" "$1/.status"
 }

@@ -1,0 +1,163 @@
+/*
+ * fedfs.h - what the parts of fedfs share: the catalogue of objects and the
+ * nodes the filesystem shows.
+ *
+ *   /fed/kernels/<sha256>        OBJ_KERNEL  trusted, not revoked
+ *   /fed/bases/<sha256>          OBJ_BASE
+ *   /fed/deltas/<id>.fedsnap     OBJ_DELTA   announced, base+kernel trusted
+ *   /fed/services/<host>:<port>  symlink to the newest delta of a service
+ *   /fed/publish/, /fed/commit/  where owners and peers copy files in
+ *   /fed/.status                 JSON figures
+ *
+ * Every file is a sequence of chunks named in an index: a kernel's or
+ * base's comes with its trust entry, a delta's is in its signed manifest
+ * (a delta file is its header — magic, manifest, signature line — which
+ * fedfs holds in memory, followed by the payload chunks).
+ *
+ * Objects are created by catalogue refreshes and by ingest, and never
+ * freed while fedfs runs: pointers to them stay valid, and a revoked or
+ * withdrawn one is only marked not `listed`.  Nodes (inode numbers) work
+ * the same way.  fedfs->lock (a rwlock) guards the tables; an object's
+ * immutable fields (id, index, header) may be read without it once the
+ * object is published in a table.
+ */
+#ifndef FED_FEDFS_H
+#define FED_FEDFS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "common/chunkidx.h"
+#include "common/crypto.h"
+#include "common/manifest.h"
+#include "fedfs/fetch.h"
+#include "fedfs/objsrv.h"
+#include "fedfs/store.h"
+
+enum fobj_kind { OBJ_KERNEL, OBJ_BASE, OBJ_DELTA };
+
+struct fobj {
+	enum fobj_kind kind;
+	uint8_t id[SHA256_LEN];		/* file hash, or snapshot id */
+	char name[2 * SHA256_LEN + 16];	/* its file name */
+	struct chunk_index index;	/* of the file, or of the payload */
+	char *header;			/* delta: bytes before the payload */
+	size_t header_len;
+	uint64_t size;			/* header_len + index.size */
+	time_t mtime;
+	struct fetch_object fo;
+	/* delta only */
+	char service[MANIFEST_HOST_MAX + 8];	/* "host:port" */
+	int64_t version;
+	uint8_t base[SHA256_LEN], kernel[SHA256_LEN];
+	const char *manifest;		/* inside header */
+	size_t manifest_len;
+	char sig_hex[2 * ED25519_SIG_LEN + 1];
+	/* mutable, under fedfs->lock */
+	bool usable;			/* the authority says so */
+	bool announced;			/* we told it we hold chunks */
+	bool published;			/* by this peer: kept, pinned */
+	bool listed;			/* in the catalogue now */
+	int pins;			/* commitments and publications */
+	uint64_t ino;
+};
+
+enum node_type {
+	NODE_DIR, NODE_OBJ, NODE_SERVICE, NODE_COMMIT, NODE_INCOMING,
+	NODE_STATUS,
+};
+
+/* Fixed inode numbers. */
+enum {
+	INO_ROOT = 1, INO_KERNELS, INO_BASES, INO_DELTAS, INO_SERVICES,
+	INO_PUBLISH, INO_COMMIT, INO_STATUS, INO_FIRST_DYNAMIC = 16,
+};
+
+#define FEDFS_NAME_MAX 200
+
+struct node {
+	uint64_t ino;
+	enum node_type type;
+	uint64_t parent;
+	char name[FEDFS_NAME_MAX + 1];
+	struct fobj *obj;		/* OBJ, SERVICE (target), COMMIT */
+	bool live;			/* still shown */
+	/* NODE_INCOMING: a file being written into publish/ or commit/ */
+	int fd;
+	char *path;
+	bool ingested;
+	int ingest_rc;
+	uint64_t written;
+};
+
+struct fedfs {
+	/* configuration */
+	char *mountpoint, *state_dir, *authority, *serve, *public_addr;
+	uint8_t seed[ED25519_SEED_LEN], pub[ED25519_PUB_LEN];
+	char peer_id[2 * ED25519_PUB_LEN + 1];
+	uint64_t cache_max;
+
+	struct store *store;
+	struct fetcher *fetcher;
+	struct objsrv *objsrv;
+
+	pthread_rwlock_t lock;
+	struct fobj **objs;
+	size_t nobjs;
+	struct node **nodes;		/* by ino; NULL for unused */
+	size_t nnodes;
+	json_t *trusted;		/* last GET /v1/trusted "trusted" */
+	time_t refreshed;		/* last successful catalogue refresh */
+	time_t authority_contact;	/* last answer from the authority */
+	char authority_error[ERR_MSG_MAX];
+	uint64_t ingest_ok, ingest_refused;
+
+	pthread_t refresher;
+	pthread_mutex_t refresh_lock;	/* one refresh at a time */
+	pthread_cond_t refresh_cond;
+	bool stopping;
+	bool registered;		/* POST /v1/peers answered */
+	struct fuse_session *session;
+};
+
+/* catalog.c */
+int catalog_load(struct fedfs *fs);	/* from the state dir */
+int catalog_refresh(struct fedfs *fs, long timeout_ms);
+int catalog_start(struct fedfs *fs);	/* the periodic refresher */
+void catalog_stop(struct fedfs *fs);
+int catalog_sources(void *arg, const uint8_t id[SHA256_LEN],
+		    char addrs[][FETCH_ADDR_MAX], int max);
+/* Lock held (write): */
+struct fobj *catalog_find(struct fedfs *fs, enum fobj_kind kind,
+			  const uint8_t id[SHA256_LEN]);
+const json_t *catalog_trusted_entry(struct fedfs *fs,
+				    const uint8_t sha[SHA256_LEN],
+				    const char *kind);
+struct fobj *catalog_add_delta(struct fedfs *fs, const char *manifest,
+			       size_t len, const uint8_t sig[ED25519_SIG_LEN],
+			       const struct manifest *m);
+int64_t catalog_newest_version(struct fedfs *fs, const char *service);
+void catalog_rebuild_services(struct fedfs *fs);
+struct node *node_new(struct fedfs *fs, enum node_type type, uint64_t parent,
+		      const char *name, struct fobj *obj);
+struct node *node_get(struct fedfs *fs, uint64_t ino);
+struct node *node_lookup(struct fedfs *fs, uint64_t parent, const char *name);
+
+/* pins.c: what this peer committed to or published, kept across restarts */
+int pins_load(struct fedfs *fs);
+int pins_save(struct fedfs *fs);
+void pins_object(struct fedfs *fs, struct fobj *o, bool pin);
+
+/* ingest.c: a file written into publish/ or commit/ was closed */
+int ingest_file(struct fedfs *fs, struct node *n);
+int commit_withdraw(struct fedfs *fs, struct node *n);
+
+/* status.c */
+json_t *fedfs_status(struct fedfs *fs);
+void fedfs_metrics(void *arg, char **buf, size_t *len);
+
+#endif

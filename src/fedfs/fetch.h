@@ -1,0 +1,74 @@
+/*
+ * fetch.h - fetching chunks from other peers, verified, into the store.
+ *
+ * A reader asks for chunk i of an object (a kernel, a base or a delta's
+ * payload) and blocks until that chunk is in the store or no source has a
+ * valid copy.  One fetch thread drives up to FETCH_PARALLEL transfers with
+ * libcurl's multi interface; concurrent readers of the same chunk wait for
+ * one transfer.  Sources come from the authority (through a callback) and
+ * are tried best first, by measured speed; a source that sends bytes that
+ * fail their hash is marked bad for that object and never asked for it
+ * again; one that times out or refuses is skipped for that chunk.
+ *
+ * Every wait is bounded: connect timeout, a low-speed limit (as CernVM-FS
+ * does) and a total time per transfer, so a dead network gives EIO within
+ * seconds, never a reader stuck in the kernel.
+ */
+#ifndef FED_FEDFS_FETCH_H
+#define FED_FEDFS_FETCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/chunkidx.h"
+#include "common/err.h"
+#include "fedfs/store.h"
+
+#define FETCH_PARALLEL 8
+#define FETCH_ADDR_MAX 262
+#define FETCH_SOURCES_MAX 64
+
+/*
+ * Fill addrs (up to max "host:port" object-server addresses) with the
+ * sources of the object named id (a kernel's or base's SHA-256, a
+ * snapshot's id).  Returns how many, or -1 if none could be learnt.
+ */
+typedef int (*fetch_sources_fn)(void *arg, const uint8_t id[SHA256_LEN],
+				char addrs[][FETCH_ADDR_MAX], int max);
+
+/*
+ * What a reader fetches from.  Owned by the caller, who keeps it alive
+ * while any fetch of it may run (objects live as long as fedfs does).
+ */
+struct fetch_object {
+	uint8_t id[SHA256_LEN];		/* whose sources to ask for */
+	const struct chunk_index *index;
+	char label[80];			/* for log lines: "base 3f2a.." */
+};
+
+struct fetcher;
+
+/* Start the fetch thread.  self: this peer's own object-server address,
+ * never used as a source (may be NULL). */
+int fetcher_start(struct store *s, fetch_sources_fn sources, void *arg,
+		  const char *self, struct fetcher **out, struct err *e);
+void fetcher_stop(struct fetcher *f);
+
+/*
+ * Make chunk i of o held in the store, fetching it if needed, and start
+ * fetching the next `ahead` chunks in the background.  Returns 0 when the
+ * chunk is held, -1 (e says which sources were tried and why) when none
+ * could give a valid copy.
+ */
+int fetcher_get(struct fetcher *f, const struct fetch_object *o, uint32_t i,
+		uint32_t ahead, struct err *e);
+
+/* Statistics for .status and /metrics (a new JSON object). */
+json_t *fetcher_status(struct fetcher *f);
+
+/* Prometheus text of the same figures (malloc'd). */
+char *fetcher_metrics(struct fetcher *f, size_t *len);
+
+#endif

@@ -1,0 +1,319 @@
+/*
+ * ingest.c - files copied into publish/ and commit/.
+ *
+ * When the writer closes the file (FUSE flush), it is checked in full
+ * before anything else happens:
+ *
+ *   a .fedsnap   magic, canonical manifest, owner's signature, base and
+ *                kernel trusted and not revoked, no rollback below a
+ *                version already seen, every chunk's hash;
+ *   then         publish/: this peer's key must be the owner's; announce
+ *                          to the authority (which checks again);
+ *                commit/:  register the commitment with the authority;
+ *   then         store the chunks, pin them, show the delta.
+ *
+ *   a kernel or base (publish/ only): its SHA-256 must be trusted and not
+ *   revoked, and every chunk must match the trusted index; then it is
+ *   stored and this peer announces itself as a source.
+ *
+ * Anything else, or any failed check, refuses the close with EINVAL (bad
+ * bytes) or EACCES (not allowed), logs why, and stores or announces
+ * nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fedsnap.h"
+#include "common/hex.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "fedfs/fedfs.h"
+
+/* Store every chunk of the payload at [off, off + ix->size) of fd. */
+static int
+ingest_store_chunks(struct fedfs *fs, int fd, uint64_t off,
+		    const struct chunk_index *ix, struct err *e)
+{
+	uint8_t *buf = malloc(ix->chunk_size ? ix->chunk_size : 1);
+
+	if (buf == NULL)
+		return err_sys(e, "ingest");
+	for (uint32_t i = 0; i < ix->nchunks; i++) {
+		uint32_t len = chunkidx_chunk_len(ix, i);
+
+		if (pread(fd, buf, len, (off_t)(off + (uint64_t)i *
+		    ix->chunk_size)) != (ssize_t)len) {
+			free(buf);
+			return err_set(e, "chunk %u: short read", i);
+		}
+		if (store_put(fs->store, ix->chunks[i], buf, len, e) < 0) {
+			free(buf);
+			return err_wrap(e, "chunk %u", i);
+		}
+	}
+	free(buf);
+	return 0;
+}
+
+/* Is sha trusted as kind and not revoked?  Lock held (read). */
+static bool
+ingest_trusted(struct fedfs *fs, const uint8_t sha[SHA256_LEN],
+	       const char *kind)
+{
+	const json_t *t = catalog_trusted_entry(fs, sha, kind);
+
+	return t != NULL && !json_is_true(json_object_get(t, "revoked"));
+}
+
+static int
+ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
+{
+	bool commit = n->parent == INO_COMMIT;
+	char idhex[2 * SHA256_LEN + 1], path[160], svc[MANIFEST_HOST_MAX + 8];
+	char sighex[2 * ED25519_SIG_LEN + 1];
+	struct fedsnap s;
+	struct fobj *o;
+	int64_t newest;
+	json_t *body, *reply = NULL;
+	long status = 0;
+	int rc = -EINVAL;
+
+	if (fedsnap_fdopen(dup(fd), &s, e) < 0)
+		return -EINVAL;
+	hex_encode(s.id, SHA256_LEN, idhex);
+
+	pthread_rwlock_rdlock(&fs->lock);
+	if (!ingest_trusted(fs, s.m.base, "base")) {
+		pthread_rwlock_unlock(&fs->lock);
+		err_set(e, "its base is not trusted (or revoked)");
+		rc = -EACCES;
+		goto done;
+	}
+	if (!ingest_trusted(fs, s.m.kernel, "kernel")) {
+		pthread_rwlock_unlock(&fs->lock);
+		err_set(e, "its kernel is not trusted (or revoked)");
+		rc = -EACCES;
+		goto done;
+	}
+	snprintf(svc, sizeof(svc), "%s:%u", s.m.host, s.m.port);
+	newest = catalog_newest_version(fs, svc);
+	pthread_rwlock_unlock(&fs->lock);
+	if (manifest_check_version(&s.m, newest, e) < 0) {
+		rc = -EACCES;
+		goto done;
+	}
+	if (fedsnap_verify_payload(&s, e) < 0)
+		goto done;
+
+	if (commit) {
+		body = json_pack("{s:s}", "snapshot", idhex);
+		if (authority_call(fs->authority, "POST", "/v1/commitments",
+				   body, fs->seed, &status, &reply, e) < 0) {
+			json_decref(body);
+			rc = -EIO;
+			goto done;
+		}
+	} else {
+		if (memcmp(s.m.owner, fs->pub, ED25519_PUB_LEN) != 0) {
+			err_set(e, "this peer's key is not the snapshot's owner");
+			rc = -EACCES;
+			goto done;
+		}
+		hex_encode(s.sig, ED25519_SIG_LEN, sighex);
+		body = json_pack("{s:s%,s:s}", "manifest", s.manifest_bytes,
+				 s.manifest_len, "signature", sighex);
+		if (authority_call(fs->authority, "POST", "/v1/snapshots", body,
+				   fs->seed, &status, &reply, e) < 0) {
+			json_decref(body);
+			rc = -EIO;
+			goto done;
+		}
+	}
+	json_decref(body);
+	if (status != 200 && status != 201) {
+		authority_refused(status, reply, e);
+		rc = status >= 500 ? -EIO : -EACCES;
+		goto done;
+	}
+	if (ingest_store_chunks(fs, s.fd, s.payload_offset, &s.m.delta, e) < 0) {
+		rc = -EIO;
+		goto done;
+	}
+
+	pthread_rwlock_wrlock(&fs->lock);
+	if ((o = catalog_find(fs, OBJ_DELTA, s.id)) == NULL)
+		o = catalog_add_delta(fs, s.manifest_bytes, s.manifest_len,
+				      s.sig, &s.m);
+	if (o == NULL) {
+		pthread_rwlock_unlock(&fs->lock);
+		err_set(e, "out of memory");
+		rc = -ENOMEM;
+		goto done;
+	}
+	o->usable = true;
+	o->listed = true;
+	o->announced = true;
+	if (commit) {
+		struct node *old = node_lookup(fs, INO_COMMIT, n->name);
+
+		if (old != NULL && old->type == NODE_COMMIT) {
+			pins_object(fs, old->obj, false);
+			old->live = false;
+		}
+		if (node_new(fs, NODE_COMMIT, INO_COMMIT, n->name, o) != NULL)
+			pins_object(fs, o, true);
+	} else if (!o->published) {
+		o->published = true;
+		pins_object(fs, o, true);
+	}
+	catalog_rebuild_services(fs);
+	pins_save(fs);
+	pthread_rwlock_unlock(&fs->lock);
+	snprintf(path, sizeof(path), "%s %s", commit ? "committed to" :
+		 "published", idhex);
+	log_info("%s: %s:%u version %lld (%s)", n->name, s.m.host, s.m.port,
+		 (long long)s.m.version, path);
+	rc = 0;
+done:
+	json_decref(reply);
+	fedsnap_close(&s);
+	return rc;
+}
+
+static int
+ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
+{
+	uint8_t sha[SHA256_LEN];
+	char hex[2 * SHA256_LEN + 1], path[128];
+	struct chunk_index ix, want;
+	const json_t *entry;
+	const char *kind;
+	struct fobj *o;
+	json_t *reply = NULL;
+	long status = 0;
+	int rc = -EACCES;
+
+	if (lseek(fd, 0, SEEK_SET) < 0 || sha256_fd(fd, sha, e) < 0)
+		return -EIO;
+	hex_encode(sha, SHA256_LEN, hex);
+	pthread_rwlock_rdlock(&fs->lock);
+	entry = catalog_trusted_entry(fs, sha, NULL);
+	if (entry == NULL || json_is_true(json_object_get(entry, "revoked"))) {
+		pthread_rwlock_unlock(&fs->lock);
+		return err_set(e, "not a valid .fedsnap, nor a kernel or base "
+			       "whose SHA-256 (%.16s..) is trusted", hex), -EACCES;
+	}
+	kind = json_string_value(json_object_get(entry, "kind"));
+	if (chunkidx_from_json(json_object_get(entry, "index"), true, &want,
+			       e) < 0) {
+		pthread_rwlock_unlock(&fs->lock);
+		return -EIO;
+	}
+	pthread_rwlock_unlock(&fs->lock);
+	if (chunkidx_build_fd(fd, want.chunk_size, &ix, e) < 0) {
+		chunkidx_free(&want);
+		return -EIO;
+	}
+	if (ix.nchunks != want.nchunks || ix.size != want.size ||
+	    memcmp(ix.chunks, want.chunks, (size_t)ix.nchunks * SHA256_LEN)) {
+		err_set(e, "its chunks do not match the trusted index");
+		rc = -EINVAL;
+		goto done;
+	}
+	if (ingest_store_chunks(fs, fd, 0, &ix, e) < 0) {
+		rc = -EIO;
+		goto done;
+	}
+	snprintf(path, sizeof(path), "/v1/sources/%s", hex);
+	if (authority_call(fs->authority, "POST", path, NULL, fs->seed, &status,
+			   &reply, e) < 0 ||
+	    (status != 200 && status != 201 &&
+	     authority_refused(status, reply, e) < 0)) {
+		rc = -EIO;
+		goto done;
+	}
+	pthread_rwlock_wrlock(&fs->lock);
+	o = catalog_find(fs, kind && strcmp(kind, "kernel") == 0 ? OBJ_KERNEL :
+			 OBJ_BASE, sha);
+	if (o != NULL) {
+		o->announced = true;
+		if (!o->published) {
+			o->published = true;
+			pins_object(fs, o, true);
+		}
+		pins_save(fs);
+	}
+	pthread_rwlock_unlock(&fs->lock);
+	log_info("%s: %s %s stored; this peer is now a source for it",
+		 n->name, kind ? kind : "image", hex);
+	rc = 0;
+done:
+	json_decref(reply);
+	chunkidx_free(&ix);
+	chunkidx_free(&want);
+	return rc;
+}
+
+int
+ingest_file(struct fedfs *fs, struct node *n)
+{
+	char magic[sizeof(FEDSNAP_MAGIC) - 1];
+	struct err e;
+	int rc;
+
+	e.msg[0] = '\0';
+	if (pread(n->fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+	    memcmp(magic, FEDSNAP_MAGIC, sizeof(magic)) == 0)
+		rc = ingest_snapshot(fs, n, n->fd, &e);
+	else if (n->parent == INO_PUBLISH)
+		rc = ingest_image(fs, n, n->fd, &e);
+	else {
+		err_set(&e, "not a .fedsnap file");
+		rc = -EINVAL;
+	}
+	pthread_rwlock_wrlock(&fs->lock);
+	if (rc == 0)
+		fs->ingest_ok++;
+	else
+		fs->ingest_refused++;
+	pthread_rwlock_unlock(&fs->lock);
+	if (rc < 0)
+		log_warn("%s/%s refused: %s", n->parent == INO_COMMIT ? "commit" :
+			 "publish", n->name, e.msg);
+	return rc;
+}
+
+int
+commit_withdraw(struct fedfs *fs, struct node *n)
+{
+	char hex[2 * SHA256_LEN + 1], path[128];
+	json_t *reply = NULL;
+	long status = 0;
+	struct err e;
+
+	hex_encode(n->obj->id, SHA256_LEN, hex);
+	snprintf(path, sizeof(path), "/v1/commitments/%s", hex);
+	if (authority_call(fs->authority, "DELETE", path, NULL, fs->seed,
+			   &status, &reply, &e) < 0) {
+		log_warn("withdraw %s: %s", n->name, e.msg);
+		return -EIO;
+	}
+	if (status != 200 && status != 404) {
+		authority_refused(status, reply, &e);
+		log_warn("withdraw %s: %s", n->name, e.msg);
+		json_decref(reply);
+		return -EACCES;
+	}
+	json_decref(reply);
+	pthread_rwlock_wrlock(&fs->lock);
+	n->live = false;
+	pins_object(fs, n->obj, false);
+	pins_save(fs);
+	pthread_rwlock_unlock(&fs->lock);
+	log_info("withdrew from %s (%.16s..)", n->name, hex);
+	return 0;
+}

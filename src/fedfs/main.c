@@ -1,0 +1,305 @@
+/*
+ * main.c - fedfs: options, start-up, the FUSE session, shut-down.
+ *
+ *   fedfs MOUNTPOINT --state DIR --authority URL --key KEYFILE
+ *         --serve ADDR:PORT [--public ADDR:PORT] [--cache-max BYTES] [-f]
+ *
+ * Start-up order matters: everything that can fail for a reason worth
+ * telling (key, state dir, object-server port, mount) happens before the
+ * parent returns, so `fedfs ...` exits non-zero with one line when it
+ * cannot serve; in the background the child reports "ready" through a
+ * pipe only once the filesystem is mounted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "common/hex.h"
+#include "common/keyfile.h"
+#include "common/log.h"
+#include "fedfs/fedfs.h"
+#include "fedfs/fs.h"
+
+static const char usage[] =
+	"usage: fedfs MOUNTPOINT --state DIR --authority URL --key KEYFILE\n"
+	"             --serve ADDR:PORT [--public ADDR:PORT] [--cache-max BYTES]\n"
+	"             [-f] [--json-logs] [--debug]\n"
+	"\n"
+	"Mount the federation's filesystem at MOUNTPOINT: trusted kernels and\n"
+	"bases, published delta snapshots, the newest snapshot of each service,\n"
+	"publish/ and commit/ to copy snapshots into, and .status.  Bytes are\n"
+	"fetched lazily from the peers that hold them, verified chunk by chunk\n"
+	"(SHA-256), cached under DIR and served on to other peers at\n"
+	"http://ADDR:PORT/objects/<sha256>.\n"
+	"\n"
+	"  --state DIR        chunk store, catalogue, commitments (kept across\n"
+	"                     restarts)\n"
+	"  --authority URL    the authority, e.g. http://10.0.0.1:8080\n"
+	"  --key KEYFILE      this peer's key (fed keygen); an owner's fedfs runs\n"
+	"                     with the owner's key to publish\n"
+	"  --serve ADDR:PORT  where the object server listens\n"
+	"  --public ADDR:PORT where other peers reach it (default: --serve)\n"
+	"  --cache-max BYTES  chunk store quota (suffixes K, M, G); chunks of\n"
+	"                     committed or published snapshots are never evicted\n"
+	"  -f                 stay in the foreground (logs on stderr; otherwise\n"
+	"                     in DIR/fedfs.log)\n";
+
+static int
+parse_bytes(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+
+	if (end == s)
+		return -1;
+	switch (*end) {
+	case 'K': case 'k': v <<= 10; end++; break;
+	case 'M': case 'm': v <<= 20; end++; break;
+	case 'G': case 'g': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+make_dir(const char *parent, const char *name)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s%s%s", parent, name ? "/" : "",
+		 name ? name : "");
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		log_error("cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Remove what an interrupted copy into publish/ or commit/ left. */
+static void
+clean_incoming(const char *state)
+{
+	char cmd[4300];
+
+	snprintf(cmd, sizeof(cmd), "%s/incoming", state);
+	if (make_dir(cmd, NULL) < 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "find '%s/incoming' -mindepth 1 -delete",
+		 state);
+	if (system(cmd) != 0)
+		log_warn("could not clean %s/incoming", state);
+}
+
+/* Fork; the parent waits for the child's one-byte verdict and exits with
+ * it.  Returns the write end of the pipe in the child. */
+static int
+daemon_start(void)
+{
+	int p[2];
+	pid_t pid;
+	char verdict = 1;
+
+	if (pipe(p) < 0 || (pid = fork()) < 0) {
+		perror("fedfs: cannot go to the background");
+		exit(1);
+	}
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &verdict, 1) != 1)
+			verdict = 1;
+		exit(verdict);
+	}
+	close(p[0]);
+	setsid();
+	return p[1];
+}
+
+static void
+daemon_ready(int fd, char verdict)
+{
+	if (fd < 0)
+		return;
+	if (write(fd, &verdict, 1) != 1) {
+		/* the parent is gone: nothing to tell */
+	}
+	close(fd);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state", required_argument, NULL, 's' },
+		{ "authority", required_argument, NULL, 'a' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "serve", required_argument, NULL, 'S' },
+		{ "public", required_argument, NULL, 'p' },
+		{ "cache-max", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "json-logs", no_argument, NULL, 'j' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct fedfs fs;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_loop_config *loop;
+	bool foreground = false, json = false, have_key = false;
+	char *argv0 = argv[0], self[FETCH_ADDR_MAX];
+	int c, rc = 1, ready = -1;
+	struct err e;
+
+	while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': fs.state_dir = optarg; break;
+		case 'a': fs.authority = optarg; break;
+		case 'k':
+			if (keyfile_load(optarg, fs.seed, fs.pub, &e) < 0) {
+				fprintf(stderr, "fedfs: %s\n", e.msg);
+				return 1;
+			}
+			have_key = true;
+			break;
+		case 'S': fs.serve = optarg; break;
+		case 'p': fs.public_addr = optarg; break;
+		case 'c':
+			if (parse_bytes(optarg, &fs.cache_max) < 0) {
+				fprintf(stderr, "fedfs: --cache-max %s: expected "
+					"a number of bytes (K, M, G allowed)\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'f': foreground = true; break;
+		case 'j': json = true; break;
+		case 'd': log_set_level(LOG_DEBUG); break;
+		case 'h': fputs(usage, stdout); return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1 || !fs.state_dir || !fs.authority ||
+	    !fs.serve || !have_key) {
+		fprintf(stderr, "fedfs: need MOUNTPOINT, --state, --authority, "
+			"--key and --serve (see fedfs --help)\n");
+		return 2;
+	}
+	fs.mountpoint = argv[optind];
+	if (fs.public_addr == NULL)
+		fs.public_addr = fs.serve;
+	hex_encode(fs.pub, ED25519_PUB_LEN, fs.peer_id);
+	log_init("fedfs", json);
+	if (crypto_init(&e) < 0) {
+		log_error("%s", e.msg);
+		return 1;
+	}
+	if (make_dir(fs.state_dir, NULL) < 0)
+		return 1;
+	if (!foreground) {
+		char logpath[4200];
+		int fd;
+
+		ready = daemon_start();
+		snprintf(logpath, sizeof(logpath), "%s/fedfs.log", fs.state_dir);
+		fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+			  0600);
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		fd = open("/dev/null", O_RDWR);
+		if (fd >= 0) {
+			dup2(fd, STDIN_FILENO);
+			dup2(fd, STDOUT_FILENO);
+			close(fd);
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	fs_set_start_time(time(NULL));
+	pthread_rwlock_init(&fs.lock, NULL);
+	pthread_mutex_init(&fs.refresh_lock, NULL);
+	pthread_cond_init(&fs.refresh_cond, NULL);
+	fs.trusted = json_array();
+	clean_incoming(fs.state_dir);
+
+	if (store_open(fs.state_dir, fs.cache_max, &fs.store, &e) < 0) {
+		log_error("chunk store: %s", e.msg);
+		goto out;
+	}
+	if (objsrv_start(fs.serve, fs.store, fedfs_metrics, &fs, &fs.objsrv,
+			 &e) < 0) {
+		log_error("%s", e.msg);
+		goto out_store;
+	}
+	snprintf(self, sizeof(self), "%s", fs.public_addr);
+	if (fetcher_start(fs.store, catalog_sources, &fs, self, &fs.fetcher,
+			  &e) < 0) {
+		log_error("%s", e.msg);
+		goto out_objsrv;
+	}
+	catalog_load(&fs);
+	pins_load(&fs);
+
+	fuse_opt_add_arg(&args, argv0);
+	fuse_opt_add_arg(&args, "-o");
+	fuse_opt_add_arg(&args, "fsname=fedfs,subtype=fed,allow_other,"
+			 "default_permissions");
+	fs.session = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
+	if (fs.session == NULL) {
+		log_error("cannot start the FUSE session");
+		goto out_fetcher;
+	}
+	if (fuse_set_signal_handlers(fs.session) != 0 ||
+	    fuse_session_mount(fs.session, fs.mountpoint) != 0) {
+		log_error("cannot mount on %s", fs.mountpoint);
+		goto out_session;
+	}
+	if (catalog_start(&fs) < 0) {
+		log_error("cannot start the catalogue thread");
+		goto out_unmount;
+	}
+	log_info("mounted on %s; state %s; objects served at %s (port %u); "
+		 "authority %s", fs.mountpoint, fs.state_dir, fs.serve,
+		 objsrv_port(fs.objsrv), fs.authority);
+	daemon_ready(ready, 0);
+	ready = -1;
+
+	loop = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(loop, 0);
+	fuse_loop_cfg_set_max_threads(loop, 32);
+	fuse_loop_cfg_set_idle_threads(loop, 8);
+	rc = fuse_session_loop_mt(fs.session, loop) != 0;
+	fuse_loop_cfg_destroy(loop);
+	log_info("unmounting %s", fs.mountpoint);
+	catalog_stop(&fs);
+out_unmount:
+	fuse_session_unmount(fs.session);
+	fuse_remove_signal_handlers(fs.session);
+out_session:
+	fuse_session_destroy(fs.session);
+out_fetcher:
+	fetcher_stop(fs.fetcher);
+out_objsrv:
+	objsrv_stop(fs.objsrv);
+out_store:
+	store_close(fs.store);
+out:
+	daemon_ready(ready, 1);
+	fuse_opt_free_args(&args);
+	explicit_bzero(fs.seed, sizeof(fs.seed));
+	return rc;
+}

@@ -1,0 +1,426 @@
+/*
+ * objsrv.c - serving verified chunks to other peers (see objsrv.h).
+ *
+ * libmicrohttpd with its own epoll thread pool.  A chunk is answered from
+ * its file with MHD_create_response_from_fd_at_offset64, which sends it
+ * with sendfile(2): no copy through this process.  Nothing here writes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <time.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "common/hex.h"
+#include "common/log.h"
+#include "fedfs/objsrv.h"
+
+#define OBJSRV_PREFIX "/objects/"
+#define OBJSRV_THREADS 2
+#define OBJSRV_TIMEOUT_S 30
+#define OBJSRV_PER_IP 64
+#define OBJSRV_MAX_UPLOADS 32	/* chunks sent at once; then 503 */
+#define OBJSRV_SPREAD 1			/* sends of one chunk per window ... */
+#define OBJSRV_WINDOW_MS 5000		/* ... after which askers hear 503 */
+#define OBJSRV_RECENT 4096		/* chunks remembered for that */
+
+struct objsrv {
+	struct MHD_Daemon *mhd;
+	struct store *store;
+	uint16_t port;
+	objsrv_metrics_fn metrics;
+	void *metrics_arg;
+	_Atomic uint64_t bytes, requests, not_found, busy;
+	_Atomic int uploads;		/* chunk bodies being sent */
+};
+
+/* Marks a connection whose reply is a chunk body (for the upload count). */
+static char objsrv_upload_mark;
+
+/* A chunk recently sent, and how often in its window. */
+struct objsrv_recent {
+	uint8_t hash[SHA256_LEN];
+	uint64_t window_start_ms;
+	unsigned sends;
+};
+
+static pthread_mutex_t objsrv_recent_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct objsrv_recent objsrv_recent[OBJSRV_RECENT];
+
+static uint64_t
+objsrv_now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/*
+ * Should this send of chunk hash go ahead?  Peers that read the same
+ * snapshot at once ask for the same chunk at once; sending it to
+ * everybody makes this peer (typically the owner) the bottleneck.  So a
+ * chunk is sent at most OBJSRV_SPREAD times per window: later askers hear
+ * 503 and fetch it from the peers that just got it (fetch.c waits and
+ * asks again, and comes back here after the window if nobody else can
+ * serve it).  A lone reader never asks twice and is never refused.
+ */
+static bool
+objsrv_spread_ok(const uint8_t hash[SHA256_LEN])
+{
+	uint32_t slot;
+	struct objsrv_recent *r;
+	uint64_t now = objsrv_now_ms();
+	bool ok = true;
+
+	memcpy(&slot, hash, sizeof(slot));
+	r = &objsrv_recent[slot % OBJSRV_RECENT];
+	pthread_mutex_lock(&objsrv_recent_lock);
+	if (memcmp(r->hash, hash, SHA256_LEN) != 0 ||
+	    now - r->window_start_ms > OBJSRV_WINDOW_MS) {
+		memcpy(r->hash, hash, SHA256_LEN);
+		r->window_start_ms = now;
+		r->sends = 0;
+	}
+	if (r->sends >= OBJSRV_SPREAD)
+		ok = false;
+	else
+		r->sends++;
+	pthread_mutex_unlock(&objsrv_recent_lock);
+	return ok;
+}
+
+static enum MHD_Result
+objsrv_reply_text(struct MHD_Connection *c, unsigned status, const char *text,
+		  const char *type)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text),
+	    (void *)text, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+objsrv_error(struct objsrv *o, struct MHD_Connection *c, unsigned status,
+	     const char *why)
+{
+	char body[256];
+
+	if (status == MHD_HTTP_NOT_FOUND)
+		o->not_found++;
+	snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", why);
+	return objsrv_reply_text(c, status, body, "application/json");
+}
+
+/*
+ * Parse a single "bytes=A-B", "bytes=A-" or "bytes=-N" range of a size-byte
+ * object.  Returns 1 with [*from, *to] set, 0 if there is no Range header,
+ * -1 if it cannot be satisfied or parsed.
+ */
+static int
+objsrv_range(const char *h, uint64_t size, uint64_t *from, uint64_t *to)
+{
+	unsigned long long a, b;
+	int n = 0;
+
+	if (h == NULL)
+		return 0;
+	if (size == 0)
+		return -1;
+	if (sscanf(h, "bytes=-%llu%n", &b, &n) == 1 && h[n] == '\0') {
+		if (b == 0)
+			return -1;
+		*from = b >= size ? 0 : size - b;
+		*to = size - 1;
+		return 1;
+	}
+	n = 0;
+	if (sscanf(h, "bytes=%llu-%n", &a, &n) == 1 && h[n] == '\0') {
+		b = size - 1;
+	} else {
+		n = 0;
+		if (sscanf(h, "bytes=%llu-%llu%n", &a, &b, &n) != 2 ||
+		    h[n] != '\0' || b < a)
+			return -1;
+		if (b >= size)
+			b = size - 1;
+	}
+	if (a >= size)
+		return -1;
+	*from = a;
+	*to = b;
+	return 1;
+}
+
+static enum MHD_Result
+objsrv_object(struct objsrv *o, struct MHD_Connection *c, const char *hex,
+	      bool head, void **state)
+{
+	uint8_t hash[SHA256_LEN];
+	uint64_t size, from = 0, to;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	unsigned status = MHD_HTTP_OK;
+	char crange[96];
+	int fd, rng;
+
+	if (!hex_is_sha256(hex))
+		return objsrv_error(o, c, MHD_HTTP_NOT_FOUND,
+				    "objects are named by 64 lower-case hex "
+				    "digits");
+	hex_decode(hex, hash, SHA256_LEN);
+	if ((fd = store_open_chunk(o->store, hash, &size)) < 0)
+		return objsrv_error(o, c, MHD_HTTP_NOT_FOUND, "not held here");
+	/* a peer that sends to everyone at once sends to nobody fast: past
+	 * OBJSRV_MAX_UPLOADS, say busy, and the asker fetches from the
+	 * peers that already have the chunk (fetch.c retries later) */
+	if (!head && (o->uploads >= OBJSRV_MAX_UPLOADS ||
+		      !objsrv_spread_ok(hash))) {
+		close(fd);
+		o->busy++;
+		r = MHD_create_response_from_buffer(0, NULL,
+						    MHD_RESPMEM_PERSISTENT);
+		if (r == NULL)
+			return MHD_NO;
+		MHD_add_response_header(r, "Retry-After", "1");
+		ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	to = size ? size - 1 : 0;
+	rng = objsrv_range(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+			   MHD_HTTP_HEADER_RANGE), size, &from, &to);
+	if (rng < 0) {
+		close(fd);
+		snprintf(crange, sizeof(crange), "bytes */%" PRIu64, size);
+		r = MHD_create_response_from_buffer(0, NULL,
+						    MHD_RESPMEM_PERSISTENT);
+		if (r == NULL)
+			return MHD_NO;
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, crange);
+		ret = MHD_queue_response(c, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (head) {
+		close(fd);
+		r = MHD_create_response_from_buffer(0, NULL,
+						    MHD_RESPMEM_PERSISTENT);
+	} else {
+		/* takes fd: closed by MHD when the response is destroyed */
+		r = MHD_create_response_from_fd_at_offset64(
+		    size ? to - from + 1 : 0, fd, (int64_t)from);
+	}
+	if (r == NULL) {
+		if (!head)
+			close(fd);
+		return MHD_NO;
+	}
+	if (rng > 0) {
+		status = MHD_HTTP_PARTIAL_CONTENT;
+		snprintf(crange, sizeof(crange), "bytes %" PRIu64 "-%" PRIu64
+			 "/%" PRIu64, from, to, size);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, crange);
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/octet-stream");
+	/* content-addressed: the bytes of a name never change */
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
+				"public, max-age=31536000, immutable");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	if (!head && size > 0)
+		o->bytes += to - from + 1;
+	if (!head && ret == MHD_YES) {
+		o->uploads++;
+		*state = &objsrv_upload_mark;
+	}
+	return ret;
+}
+
+static enum MHD_Result
+objsrv_metrics(struct objsrv *o, struct MHD_Connection *c)
+{
+	struct store_stats st;
+	char *buf = NULL, *more = NULL;
+	size_t len = 0, mlen = 0;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	int n;
+
+	store_get_stats(o->store, &st);
+	n = asprintf(&buf,
+	    "# TYPE fedfs_served_bytes_total counter\n"
+	    "fedfs_served_bytes_total %" PRIu64 "\n"
+	    "# TYPE fedfs_served_requests_total counter\n"
+	    "fedfs_served_requests_total %" PRIu64 "\n"
+	    "# TYPE fedfs_served_not_found_total counter\n"
+	    "fedfs_served_not_found_total %" PRIu64 "\n"
+	    "# TYPE fedfs_served_busy_total counter\n"
+	    "fedfs_served_busy_total %" PRIu64 "\n"
+	    "# TYPE fedfs_cache_bytes gauge\nfedfs_cache_bytes %" PRIu64 "\n"
+	    "# TYPE fedfs_cache_max_bytes gauge\nfedfs_cache_max_bytes %" PRIu64 "\n"
+	    "# TYPE fedfs_cache_chunks gauge\nfedfs_cache_chunks %" PRIu64 "\n"
+	    "# TYPE fedfs_cache_evictions_total counter\n"
+	    "fedfs_cache_evictions_total %" PRIu64 "\n",
+	    (uint64_t)o->bytes, (uint64_t)o->requests, (uint64_t)o->not_found,
+	    (uint64_t)o->busy,
+	    st.bytes, st.max_bytes, st.chunks, st.evictions);
+	if (n < 0)
+		return MHD_NO;
+	len = (size_t)n;
+	if (o->metrics != NULL) {
+		o->metrics(o->metrics_arg, &more, &mlen);
+		if (more != NULL) {
+			char *all = realloc(buf, len + mlen + 1);
+
+			if (all != NULL) {
+				memcpy(all + len, more, mlen + 1);
+				buf = all;
+				len += mlen;
+			}
+			free(more);
+		}
+	}
+	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(buf);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; version=0.0.4");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+objsrv_handle(void *cls, struct MHD_Connection *c, const char *url,
+	      const char *method, const char *version, const char *upload,
+	      size_t *upload_size, void **state)
+{
+	struct objsrv *o = cls;
+	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+
+	(void)version;
+	(void)upload;
+	if (*state == NULL) {		/* first call: headers only */
+		*state = o;
+		return MHD_YES;
+	}
+	if (*upload_size != 0)
+		return objsrv_error(o, c, MHD_HTTP_BAD_REQUEST,
+				    "no request body expected");
+	o->requests++;
+	if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+		return objsrv_error(o, c, MHD_HTTP_METHOD_NOT_ALLOWED,
+				    "only GET and HEAD");
+	if (strncmp(url, OBJSRV_PREFIX, strlen(OBJSRV_PREFIX)) == 0)
+		return objsrv_object(o, c, url + strlen(OBJSRV_PREFIX), head,
+				     state);
+	if (strcmp(url, "/metrics") == 0)
+		return objsrv_metrics(o, c);
+	if (strcmp(url, "/healthz") == 0)
+		return objsrv_reply_text(c, MHD_HTTP_OK, "ok\n", "text/plain");
+	return objsrv_error(o, c, MHD_HTTP_NOT_FOUND, "no such path");
+}
+
+static void
+objsrv_completed(void *cls, struct MHD_Connection *c, void **state,
+		 enum MHD_RequestTerminationCode why)
+{
+	struct objsrv *o = cls;
+
+	(void)c;
+	(void)why;
+	if (*state == &objsrv_upload_mark)
+		o->uploads--;
+	*state = NULL;
+}
+
+int
+objsrv_start(const char *listen, struct store *s, objsrv_metrics_fn metrics,
+	     void *metrics_arg, struct objsrv **out, struct err *e)
+{
+	struct sockaddr_in sin;
+	const char *colon = strrchr(listen, ':');
+	char host[64];
+	struct objsrv *o;
+	const union MHD_DaemonInfo *info;
+	long port;
+	char *end;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	if (colon == NULL || (size_t)(colon - listen) >= sizeof(host))
+		return err_set(e, "--serve %s: expected ADDR:PORT", listen);
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port < 0 || port > 65535 ||
+	    inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+		return err_set(e, "--serve %s: expected IPv4ADDR:PORT", listen);
+	sin.sin_port = htons((uint16_t)port);
+	if ((o = calloc(1, sizeof(*o))) == NULL)
+		return err_sys(e, "object server");
+	o->store = s;
+	o->metrics = metrics;
+	o->metrics_arg = metrics_arg;
+	o->mhd = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, objsrv_handle, o,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)OBJSRV_THREADS,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)OBJSRV_TIMEOUT_S,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)OBJSRV_PER_IP,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+	    MHD_OPTION_NOTIFY_COMPLETED, objsrv_completed, o,
+	    MHD_OPTION_END);
+	if (o->mhd == NULL) {
+		free(o);
+		return err_set(e, "object server: cannot listen on %s", listen);
+	}
+	info = MHD_get_daemon_info(o->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	o->port = info ? info->port : (uint16_t)port;
+	*out = o;
+	return 0;
+}
+
+uint16_t
+objsrv_port(const struct objsrv *o)
+{
+	return o->port;
+}
+
+void
+objsrv_counters(const struct objsrv *o, uint64_t *bytes, uint64_t *requests,
+		uint64_t *not_found)
+{
+	*bytes = o->bytes;
+	*requests = o->requests;
+	*not_found = o->not_found;
+}
+
+void
+objsrv_stop(struct objsrv *o)
+{
+	if (o == NULL)
+		return;
+	MHD_stop_daemon(o->mhd);
+	free(o);
+}

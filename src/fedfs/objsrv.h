@@ -1,0 +1,37 @@
+/*
+ * objsrv.h - the object server: every peer serves the verified chunks it
+ * holds to other peers, at GET /objects/<sha256> (HEAD too, one Range
+ * allowed), and its figures at GET /metrics (Prometheus text).
+ *
+ * Only chunks in the store are served, looked up by hash: the path is
+ * never used to build a file name, so nothing outside the store can be
+ * reached.  Anything else is 404.
+ */
+#ifndef FED_FEDFS_OBJSRV_H
+#define FED_FEDFS_OBJSRV_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "fedfs/store.h"
+
+struct objsrv;
+
+/* Appends the Prometheus text of the rest of fedfs to buf (may be NULL). */
+typedef void (*objsrv_metrics_fn)(void *arg, char **buf, size_t *len);
+
+/* Listen on "addr:port" (port 0: any; see objsrv_port) and serve s. */
+int objsrv_start(const char *listen, struct store *s,
+		 objsrv_metrics_fn metrics, void *metrics_arg,
+		 struct objsrv **out, struct err *e);
+
+/* The port actually bound. */
+uint16_t objsrv_port(const struct objsrv *o);
+
+/* Bytes and requests served so far. */
+void objsrv_counters(const struct objsrv *o, uint64_t *bytes,
+		     uint64_t *requests, uint64_t *not_found);
+
+void objsrv_stop(struct objsrv *o);
+
+#endif

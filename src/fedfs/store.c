@@ -1,0 +1,474 @@
+/*
+ * store.c - the chunk store (see store.h).
+ *
+ * In memory: an open-addressing hash table of entries keyed by chunk hash,
+ * and an intrusive LRU list of the held, unpinned ones (most recent at the
+ * head).  Entries exist for held chunks and for pinned ones not yet held.
+ * One mutex guards the table and the list; file I/O happens outside it
+ * except for the rename that publishes a chunk and the unlink of an
+ * eviction, which must agree with the table.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/hex.h"
+#include "common/log.h"
+#include "fedfs/store.h"
+
+struct store_entry {
+	uint8_t hash[SHA256_LEN];
+	bool used;			/* slot in use */
+	bool held;			/* file present */
+	uint32_t pins;
+	uint64_t size;
+	struct store_entry *prev, *next;	/* LRU, only held && !pins */
+};
+
+struct store {
+	char *dir;			/* .../chunks */
+	uint64_t max_bytes;
+	pthread_mutex_t lock;
+	struct store_entry *slots;	/* open addressing, power of two */
+	size_t nslots, nused;
+	struct store_entry *lru_head, *lru_tail;
+	struct store_stats st;
+	uint64_t tmp_seq;
+};
+
+/* --- table ------------------------------------------------------------ */
+
+static size_t
+store_slot_of(const struct store *s, const uint8_t hash[SHA256_LEN])
+{
+	uint64_t h;
+
+	memcpy(&h, hash, sizeof(h));	/* already uniformly distributed */
+	return (size_t)h & (s->nslots - 1);
+}
+
+/* The entry for hash, or NULL if absent (create: make one). */
+static struct store_entry *
+store_find(struct store *s, const uint8_t hash[SHA256_LEN], bool create);
+
+static int
+store_grow(struct store *s)
+{
+	struct store_entry *old = s->slots;
+	size_t oldn = s->nslots;
+	struct store_entry *nslots = calloc(oldn * 2, sizeof(*nslots));
+
+	if (nslots == NULL)
+		return -1;
+	s->slots = nslots;
+	s->nslots = oldn * 2;
+	s->nused = 0;
+	s->lru_head = s->lru_tail = NULL;
+	/* re-insert, keeping LRU order: walk the old list tail to head */
+	for (size_t i = 0; i < oldn; i++) {
+		struct store_entry *o = &old[i], *n;
+
+		if (!o->used)
+			continue;
+		n = store_find(s, o->hash, true);
+		n->held = o->held;
+		n->pins = o->pins;
+		n->size = o->size;
+	}
+	/* order is lost on growth: rebuild the list in slot order (growth
+	 * is rare and only makes eviction order approximate once) */
+	for (size_t i = 0; i < s->nslots; i++) {
+		struct store_entry *n = &s->slots[i];
+
+		if (n->used && n->held && n->pins == 0) {
+			n->prev = NULL;
+			n->next = s->lru_head;
+			if (s->lru_head)
+				s->lru_head->prev = n;
+			s->lru_head = n;
+			if (s->lru_tail == NULL)
+				s->lru_tail = n;
+		}
+	}
+	free(old);
+	return 0;
+}
+
+static struct store_entry *
+store_find(struct store *s, const uint8_t hash[SHA256_LEN], bool create)
+{
+	size_t i = store_slot_of(s, hash);
+
+	for (;;) {
+		struct store_entry *x = &s->slots[i];
+
+		if (!x->used) {
+			if (!create)
+				return NULL;
+			if ((s->nused + 1) * 4 > s->nslots * 3) {
+				if (store_grow(s) < 0)
+					return NULL;
+				return store_find(s, hash, true);
+			}
+			memset(x, 0, sizeof(*x));
+			memcpy(x->hash, hash, SHA256_LEN);
+			x->used = true;
+			s->nused++;
+			return x;
+		}
+		if (memcmp(x->hash, hash, SHA256_LEN) == 0)
+			return x;
+		i = (i + 1) & (s->nslots - 1);
+	}
+}
+
+/* --- LRU -------------------------------------------------------------- */
+
+static void
+store_lru_unlink(struct store *s, struct store_entry *x)
+{
+	if (x->prev)
+		x->prev->next = x->next;
+	else if (s->lru_head == x)
+		s->lru_head = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	else if (s->lru_tail == x)
+		s->lru_tail = x->prev;
+	x->prev = x->next = NULL;
+}
+
+static bool
+store_lru_linked(const struct store *s, const struct store_entry *x)
+{
+	return x->prev != NULL || s->lru_head == x;
+}
+
+static void
+store_lru_push(struct store *s, struct store_entry *x)
+{
+	x->prev = NULL;
+	x->next = s->lru_head;
+	if (s->lru_head)
+		s->lru_head->prev = x;
+	s->lru_head = x;
+	if (s->lru_tail == NULL)
+		s->lru_tail = x;
+}
+
+/* Move a held, unpinned entry to the head (most recently used). */
+static void
+store_touch(struct store *s, struct store_entry *x)
+{
+	if (!x->held || x->pins > 0)
+		return;
+	if (store_lru_linked(s, x))
+		store_lru_unlink(s, x);
+	store_lru_push(s, x);
+}
+
+/* --- files ------------------------------------------------------------ */
+
+void
+store_chunk_path(struct store *s, const uint8_t hash[SHA256_LEN], char *buf,
+		 size_t bufsz)
+{
+	char hex[2 * SHA256_LEN + 1];
+
+	hex_encode(hash, SHA256_LEN, hex);
+	snprintf(buf, bufsz, "%s/%.2s/%s", s->dir, hex, hex);
+}
+
+/* Evict least recently used chunks until the store fits.  Lock held. */
+static void
+store_evict_locked(struct store *s)
+{
+	char path[512];
+
+	while (s->max_bytes > 0 && s->st.bytes > s->max_bytes &&
+	       s->lru_tail != NULL) {
+		struct store_entry *x = s->lru_tail;
+
+		store_lru_unlink(s, x);
+		store_chunk_path(s, x->hash, path, sizeof(path));
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_warn("store: cannot evict %s: %s", path,
+				 strerror(errno));
+		x->held = false;
+		s->st.bytes -= x->size;
+		s->st.chunks--;
+		s->st.evictions++;
+	}
+	if (s->max_bytes > 0 && s->st.bytes > s->max_bytes)
+		log_warn("store: %llu bytes held, over the %llu quota: the rest "
+			 "is pinned by committed or published snapshots",
+			 (unsigned long long)s->st.bytes,
+			 (unsigned long long)s->max_bytes);
+}
+
+static int
+store_mkdirs(const char *dir, struct err *e)
+{
+	char sub[600];
+
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return err_sys(e, "mkdir %s", dir);
+	for (int i = 0; i < 256; i++) {
+		snprintf(sub, sizeof(sub), "%s/%02x", dir, i);
+		if (mkdir(sub, 0755) < 0 && errno != EEXIST)
+			return err_sys(e, "mkdir %s", sub);
+	}
+	snprintf(sub, sizeof(sub), "%s/tmp", dir);
+	if (mkdir(sub, 0700) < 0 && errno != EEXIST)
+		return err_sys(e, "mkdir %s", sub);
+	return 0;
+}
+
+/* Remove what a crash left in tmp/, and index every chunk file. */
+static int
+store_scan(struct store *s, struct err *e)
+{
+	char sub[600], path[900];
+	struct dirent *d;
+	struct stat st;
+	DIR *dp;
+
+	snprintf(sub, sizeof(sub), "%s/tmp", s->dir);
+	if ((dp = opendir(sub)) == NULL)
+		return err_sys(e, "open %s", sub);
+	while ((d = readdir(dp)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", sub, d->d_name);
+		if (unlink(path) == 0)
+			log_info("store: removed %s, left by an interrupted "
+				 "fetch", path);
+	}
+	closedir(dp);
+	for (int i = 0; i < 256; i++) {
+		snprintf(sub, sizeof(sub), "%s/%02x", s->dir, i);
+		if ((dp = opendir(sub)) == NULL)
+			return err_sys(e, "open %s", sub);
+		while ((d = readdir(dp)) != NULL) {
+			uint8_t hash[SHA256_LEN];
+			struct store_entry *x;
+
+			if (d->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", sub, d->d_name);
+			if (!hex_is_sha256(d->d_name) ||
+			    strncmp(d->d_name, sub + strlen(sub) - 2, 2) != 0 ||
+			    lstat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+				log_warn("store: ignoring stray %s", path);
+				continue;
+			}
+			hex_decode(d->d_name, hash, SHA256_LEN);
+			if ((x = store_find(s, hash, true)) == NULL) {
+				closedir(dp);
+				return err_sys(e, "store index");
+			}
+			x->held = true;
+			x->size = (uint64_t)st.st_size;
+			s->st.bytes += x->size;
+			s->st.chunks++;
+			store_lru_push(s, x);
+		}
+		closedir(dp);
+	}
+	return 0;
+}
+
+int
+store_open(const char *dir, uint64_t max_bytes, struct store **out,
+	   struct err *e)
+{
+	struct store *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return err_sys(e, "store");
+	if (asprintf(&s->dir, "%s/chunks", dir) < 0) {
+		free(s);
+		return err_sys(e, "store");
+	}
+	s->max_bytes = max_bytes;
+	s->st.max_bytes = max_bytes;
+	s->nslots = 1024;
+	if ((s->slots = calloc(s->nslots, sizeof(*s->slots))) == NULL) {
+		free(s->dir);
+		free(s);
+		return err_sys(e, "store");
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	if (store_mkdirs(s->dir, e) < 0 || store_scan(s, e) < 0) {
+		store_close(s);
+		return -1;
+	}
+	pthread_mutex_lock(&s->lock);
+	store_evict_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	*out = s;
+	return 0;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_destroy(&s->lock);
+	free(s->slots);
+	free(s->dir);
+	free(s);
+}
+
+bool
+store_has(struct store *s, const uint8_t hash[SHA256_LEN])
+{
+	struct store_entry *x;
+	bool held;
+
+	pthread_mutex_lock(&s->lock);
+	x = store_find(s, hash, false);
+	held = x != NULL && x->held;
+	pthread_mutex_unlock(&s->lock);
+	return held;
+}
+
+int
+store_open_chunk(struct store *s, const uint8_t hash[SHA256_LEN],
+		 uint64_t *size)
+{
+	char path[512];
+	struct store_entry *x;
+	int fd;
+
+	store_chunk_path(s, hash, path, sizeof(path));
+	pthread_mutex_lock(&s->lock);
+	x = store_find(s, hash, false);
+	if (x == NULL || !x->held) {
+		pthread_mutex_unlock(&s->lock);
+		errno = ENOENT;
+		return -1;
+	}
+	/* opened under the lock: an eviction cannot unlink it in between,
+	 * and once open the file stays readable whatever happens */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		store_touch(s, x);
+		if (size)
+			*size = x->size;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return fd;
+}
+
+int
+store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
+	  size_t len, struct err *e)
+{
+	uint8_t got[SHA256_LEN];
+	char tmp[600], path[512], hex[2 * SHA256_LEN + 1];
+	struct store_entry *x;
+	uint64_t seq;
+	ssize_t n;
+	int fd;
+
+	sha256(buf, len, got);
+	if (memcmp(got, hash, SHA256_LEN) != 0) {
+		hex_encode(hash, SHA256_LEN, hex);
+		return err_set(e, "chunk %.16s..: hash mismatch", hex);
+	}
+	if (store_has(s, hash))
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	seq = s->tmp_seq++;
+	pthread_mutex_unlock(&s->lock);
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%d.%llu", s->dir, (int)getpid(),
+		 (unsigned long long)seq);
+	store_chunk_path(s, hash, path, sizeof(path));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return err_sys(e, "store %s", tmp);
+	for (size_t done = 0; done < len; done += (size_t)n) {
+		n = write(fd, (const char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0) {
+			err_sys(e, "store %s", tmp);
+			close(fd);
+			unlink(tmp);
+			return -1;
+		}
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		err_sys(e, "store %s", tmp);
+		unlink(tmp);
+		return -1;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (rename(tmp, path) < 0) {
+		pthread_mutex_unlock(&s->lock);
+		err_sys(e, "store %s", path);
+		unlink(tmp);
+		return -1;
+	}
+	x = store_find(s, hash, true);
+	if (x != NULL && !x->held) {
+		x->held = true;
+		x->size = len;
+		s->st.bytes += len;
+		s->st.chunks++;
+		s->st.puts++;
+		store_touch(s, x);
+		store_evict_locked(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void
+store_pin(struct store *s, const uint8_t hash[SHA256_LEN])
+{
+	struct store_entry *x;
+
+	pthread_mutex_lock(&s->lock);
+	if ((x = store_find(s, hash, true)) != NULL) {
+		if (x->pins++ == 0 && store_lru_linked(s, x))
+			store_lru_unlink(s, x);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+store_unpin(struct store *s, const uint8_t hash[SHA256_LEN])
+{
+	struct store_entry *x;
+
+	pthread_mutex_lock(&s->lock);
+	x = store_find(s, hash, false);
+	if (x != NULL && x->pins > 0 && --x->pins == 0 && x->held) {
+		store_lru_push(s, x);
+		store_evict_locked(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+store_get_stats(struct store *s, struct store_stats *st)
+{
+	pthread_mutex_lock(&s->lock);
+	*st = s->st;
+	st->pinned_chunks = 0;
+	for (size_t i = 0; i < s->nslots; i++)
+		if (s->slots[i].used && s->slots[i].held && s->slots[i].pins)
+			st->pinned_chunks++;
+	pthread_mutex_unlock(&s->lock);
+}

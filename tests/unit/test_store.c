@@ -1,0 +1,157 @@
+/*
+ * test_store.c - the chunk store: only verified bytes reach a name, what a
+ * crash left is cleaned, the quota evicts least recently used chunks and
+ * never pinned ones.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fedfs/store.h"
+#include "lib/testutil.h"
+
+static char *dir;
+static void setup(void) { dir = tu_tmpdir(); }
+static void teardown(void) { tu_rmtree(dir); free(dir); }
+TestSuite(store, .init = setup, .fini = teardown);
+
+#define CHUNK 4096
+
+static void
+chunk(uint8_t buf[CHUNK], uint8_t hash[32], uint32_t seed)
+{
+	tu_fill(buf, CHUNK, seed);
+	sha256(buf, CHUNK, hash);
+}
+
+Test(store, put_then_open_gives_the_bytes)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], got[CHUNK], h[32];
+	uint64_t size;
+	int fd;
+
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	chunk(buf, h, 1);
+	cr_assert(!store_has(s, h));
+	cr_assert_eq(store_put(s, h, buf, CHUNK, &e), 0, "%s", e.msg);
+	cr_assert(store_has(s, h));
+	fd = store_open_chunk(s, h, &size);
+	cr_assert(fd >= 0);
+	cr_assert_eq(size, CHUNK);
+	cr_assert_eq(read(fd, got, CHUNK), CHUNK);
+	cr_assert_arr_eq(buf, got, CHUNK);
+	close(fd);
+	store_close(s);
+}
+
+Test(store, refuses_bytes_that_do_not_match_their_name)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], h[32];
+	char path[512];
+	struct stat st;
+
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0);
+	chunk(buf, h, 2);
+	buf[100] ^= 1;
+	cr_assert_eq(store_put(s, h, buf, CHUNK, &e), -1);
+	cr_assert(strstr(e.msg, "hash mismatch") != NULL, "%s", e.msg);
+	cr_assert(!store_has(s, h));
+	store_chunk_path(s, h, path, sizeof(path));
+	cr_assert_eq(stat(path, &st), -1, "an unverified chunk got a name");
+	store_close(s);
+}
+
+Test(store, reopen_indexes_chunks_and_removes_temporaries)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], h[32];
+	char *tmp;
+	struct store_stats st;
+	struct stat sb;
+
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0);
+	chunk(buf, h, 3);
+	cr_assert_eq(store_put(s, h, buf, CHUNK, &e), 0);
+	store_close(s);
+	/* what a crash in the middle of a put leaves */
+	cr_assert(asprintf(&tmp, "%s/chunks/tmp/123.4", dir) > 0);
+	tu_write_file(tmp, buf, 100);
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	cr_assert(store_has(s, h));
+	store_get_stats(s, &st);
+	cr_assert_eq(st.chunks, 1);
+	cr_assert_eq(st.bytes, CHUNK);
+	cr_assert_eq(stat(tmp, &sb), -1, "a temporary survived the reopen");
+	store_close(s);
+	free(tmp);
+}
+
+Test(store, quota_evicts_least_recently_used_but_not_pinned)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], h[8][32];
+	struct store_stats st;
+	int fd;
+
+	cr_assert_eq(store_open(dir, 4 * CHUNK, &s, &e), 0);
+	for (uint32_t i = 0; i < 4; i++) {
+		chunk(buf, h[i], 10 + i);
+		cr_assert_eq(store_put(s, h[i], buf, CHUNK, &e), 0);
+	}
+	store_pin(s, h[0]);			/* pinned: never goes */
+	fd = store_open_chunk(s, h[1], NULL);	/* used: goes last */
+	close(fd);
+	chunk(buf, h[4], 14);
+	cr_assert_eq(store_put(s, h[4], buf, CHUNK, &e), 0);
+	cr_assert(store_has(s, h[0]), "a pinned chunk was evicted");
+	cr_assert(store_has(s, h[1]), "the recently used chunk was evicted");
+	cr_assert(!store_has(s, h[2]), "the least recently used stayed");
+	cr_assert(store_has(s, h[4]));
+	store_get_stats(s, &st);
+	cr_assert_eq(st.evictions, 1);
+	cr_assert_leq(st.bytes, 4 * CHUNK);
+	/* everything pinned: the store goes over quota rather than evict */
+	for (uint32_t i = 0; i < 8; i++) {
+		if (i >= 5)
+			chunk(buf, h[i], 10 + i);
+		store_pin(s, h[i]);
+		if (i >= 5)
+			cr_assert_eq(store_put(s, h[i], buf, CHUNK, &e), 0);
+	}
+	for (uint32_t i = 5; i < 8; i++)
+		cr_assert(store_has(s, h[i]));
+	/* unpinning lets the quota act again */
+	for (uint32_t i = 0; i < 8; i++)
+		store_unpin(s, h[i]);
+	store_get_stats(s, &st);
+	cr_assert_leq(st.bytes, 4 * CHUNK);
+	store_close(s);
+}
+
+Test(store, pins_before_the_chunk_arrives)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], h[3][32];
+
+	cr_assert_eq(store_open(dir, 2 * CHUNK, &s, &e), 0);
+	chunk(buf, h[0], 20);
+	store_pin(s, h[0]);
+	cr_assert_eq(store_put(s, h[0], buf, CHUNK, &e), 0);
+	for (uint32_t i = 1; i < 3; i++) {
+		chunk(buf, h[i], 20 + i);
+		cr_assert_eq(store_put(s, h[i], buf, CHUNK, &e), 0);
+	}
+	cr_assert(store_has(s, h[0]));
+	store_close(s);
+}
