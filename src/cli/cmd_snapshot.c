@@ -374,6 +374,10 @@ snapshot_unpack(int argc, char **argv)
 	close(fd);
 	if (fedsnap_open(file, &s, &e) < 0)
 		return cli_fail("%s: %s", file, e.msg);
+	if (fedsnap_check_length(&s, &e) < 0) {
+		cli_fail("%s: %s", file, e.msg);
+		goto done;
+	}
 	if (memcmp(base_hash, s.m.base, SHA256_LEN) != 0) {
 		cli_fail("%s: made over another base than %s (SHA-256 differs)",
 			 file, base);

@@ -227,6 +227,25 @@ fedsnap_verify_payload(struct fedsnap *s, struct err *e)
 }
 
 int
+fedsnap_check_length(struct fedsnap *s, struct err *e)
+{
+	struct stat st;
+	uint64_t want = s->payload_offset + s->m.delta.size;
+
+	if (fstat(s->fd, &st) < 0)
+		return err_sys(e, "stat");
+	if ((uint64_t)st.st_size < want)
+		return err_set(e, "truncated: the file has %llu bytes, its "
+			       "payload needs %llu",
+			       (unsigned long long)st.st_size,
+			       (unsigned long long)want);
+	if ((uint64_t)st.st_size > want)
+		return err_set(e, "trailing data after the %llu-byte payload",
+			       (unsigned long long)s->m.delta.size);
+	return 0;
+}
+
+int
 fedsnap_sign_manifest(const uint8_t seed[ED25519_SEED_LEN],
 		      const char *bytes, size_t len,
 		      uint8_t sig[ED25519_SIG_LEN], struct err *e)

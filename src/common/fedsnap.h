@@ -48,6 +48,10 @@ int fedsnap_fdopen(int fd, struct fedsnap *s, struct err *e);
  * delta.size bytes and nothing follows.  The error names the chunk. */
 int fedsnap_verify_payload(struct fedsnap *s, struct err *e);
 
+/* Check that the file is exactly as long as its payload says (neither
+ * truncated nor followed by anything), without reading the payload. */
+int fedsnap_check_length(struct fedsnap *s, struct err *e);
+
 /* Check a detached manifest + signature, as the authority receives them:
  * parse (canonical form required) and verify the owner's signature.
  * On success m is filled (release with manifest_free). */
