@@ -45,6 +45,7 @@ struct fs_fh {
 	pthread_mutex_t lock;		/* guards the cached chunk fd */
 	int fd;				/* the chunk last read, or -1 */
 	uint32_t fd_chunk;
+	uint32_t advised;		/* chunks below were fadvise()d */
 	char *text;			/* .status: the JSON, made at open */
 	size_t text_len;
 };
@@ -376,6 +377,32 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/* Ask the kernel to start reading the next held chunks of o from disk
+ * now, so a sequential reader finds them in the page cache: each chunk is
+ * its own small file, which the kernel's own readahead would meet cold. */
+static void
+fs_readahead_local(struct fedfs *fs, struct fobj *o, struct fs_fh *fh,
+		   uint32_t c, uint32_t ahead)
+{
+	uint32_t from = c + 1, to = c + ahead;
+
+	if (fh != NULL) {	/* each chunk once per open file */
+		pthread_mutex_lock(&fh->lock);
+		if (fh->advised > from && fh->advised <= to + 1)
+			from = fh->advised;
+		fh->advised = to + 1;
+		pthread_mutex_unlock(&fh->lock);
+	}
+	for (uint32_t k = from; k <= to && k < o->index.nchunks; k++) {
+		int fd = store_open_chunk(fs->store, o->index.chunks[k], NULL);
+
+		if (fd < 0)
+			continue;
+		posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+		close(fd);
+	}
+}
+
 /* Reply with bytes [off, off + size) of object o. */
 static void
 fs_read_object(fuse_req_t req, struct fedfs *fs, struct fobj *o, size_t size,
@@ -447,6 +474,8 @@ fs_read_object(fuse_req_t req, struct fedfs *fs, struct fobj *o, size_t size,
 			}
 			/* evicted in between: fetch again, once */
 			fd = store_open_chunk(fs->store, ix->chunks[c], NULL);
+			if (fd >= 0 && ahead > 0)
+				fs_readahead_local(fs, o, fh, c, ahead);
 			if (fd >= 0 && fh != NULL) {
 				pthread_mutex_lock(&fh->lock);
 				if (fh->fd >= 0)
