@@ -46,12 +46,16 @@
 #define FETCH_JOB_BUCKETS 1024
 #define FETCH_TRIED_MAX 600
 #define FETCH_VERIFIERS 2		/* threads hashing and storing chunks */
+#define FETCH_POOL 32			/* chunk buffers kept for reuse */
 #define FETCH_BUSY_DEADLINE_S 20	/* keep asking busy sources this long */
 #define FETCH_BACKOFF_MS 100		/* first wait when every source was busy */
 
 enum fetch_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED };
 
+struct fetcher;
+
 struct fetch_job {
+	struct fetcher *f;
 	uint8_t hash[SHA256_LEN];
 	const struct fetch_object *obj;
 	uint32_t chunk, len;
@@ -60,14 +64,17 @@ struct fetch_job {
 	char addrs[FETCH_SOURCES_MAX][FETCH_ADDR_MAX];
 	int naddrs, next;		/* sources for this job, next to try */
 	char tried[FETCH_TRIED_MAX];	/* "a: timeout; b: hash mismatch" */
-	uint8_t *buf;
+	uint8_t *buf;			/* from the fetcher's pool */
+	size_t cap;
 	size_t got;
 	bool too_long;
 	CURL *easy;
 	char curl_err[CURL_ERROR_SIZE];
 	struct timespec started;
 	time_t first_try;		/* for the busy deadline */
-	int busy;			/* sources busy in this round */
+	int busy;			/* sources busy (503) in this round */
+	int absent;			/* live sources without it yet (404) */
+	bool last_resort;		/* only busy sources can give it */
 	int rounds;			/* rounds that found all busy */
 	struct timespec not_before;	/* when a waiting job may go again */
 	struct fetch_job *hnext;	/* job table chain */
@@ -120,6 +127,12 @@ struct fetcher {
 	size_t nbad;
 	struct fetch_srcs *srcs;
 	size_t nsrcs;
+	struct curl_slist *last_resort_hdr;
+
+	/* chunk buffers kept for reuse: fresh ones would page-fault their
+	 * way through every megabyte received */
+	struct fetch_pooled { uint8_t *buf; size_t cap; } pool[FETCH_POOL];
+	int npool;
 
 	uint64_t fetched_chunks, fetched_bytes, failed_chunks, waits;
 };
@@ -155,6 +168,39 @@ fetch_job_unlist(struct fetcher *f, struct fetch_job *j)
 		*p = j->hnext;
 }
 
+/* A buffer of at least len bytes, from the pool if one fits.  Lock held. */
+static uint8_t *
+fetch_buf_get(struct fetcher *f, size_t len, size_t *cap)
+{
+	for (int i = 0; i < f->npool; i++) {
+		if (f->pool[i].cap >= len) {
+			uint8_t *b = f->pool[i].buf;
+
+			*cap = f->pool[i].cap;
+			f->pool[i] = f->pool[--f->npool];
+			return b;
+		}
+	}
+	*cap = len ? len : 1;
+	return malloc(*cap);
+}
+
+/* Give a buffer back (kept if there is room).  Lock held. */
+static void
+fetch_buf_put(struct fetcher *f, uint8_t *buf, size_t cap)
+{
+	if (buf == NULL)
+		return;
+	if (f->npool < FETCH_POOL) {
+		f->pool[f->npool].buf = buf;
+		f->pool[f->npool].cap = cap;
+		f->npool++;
+		return;
+	}
+	free(buf);
+}
+
+/* Drop a reference to j.  Lock held. */
 static void
 fetch_job_put(struct fetch_job *j)
 {
@@ -162,7 +208,7 @@ fetch_job_put(struct fetch_job *j)
 		return;
 	if (j->easy != NULL)
 		curl_easy_cleanup(j->easy);
-	free(j->buf);
+	fetch_buf_put(j->f, j->buf, j->cap);
 	free(j);
 }
 
@@ -348,6 +394,7 @@ fetch_enqueue(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 		if ((j = calloc(1, sizeof(*j))) == NULL)
 			return NULL;
 		memcpy(j->hash, hash, SHA256_LEN);
+		j->f = f;
 		j->obj = o;
 		j->chunk = i;
 		j->len = chunkidx_chunk_len(o->index, i);
@@ -412,7 +459,8 @@ fetch_job_start(struct fetcher *f, struct fetch_job *j)
 			continue;
 		if (j->easy == NULL && (j->easy = curl_easy_init()) == NULL)
 			break;
-		if (j->buf == NULL && (j->buf = malloc(j->len ? j->len : 1)) == NULL)
+		if (j->buf == NULL &&
+		    (j->buf = fetch_buf_get(f, j->len, &j->cap)) == NULL)
 			break;
 		j->got = 0;
 		j->too_long = false;
@@ -435,6 +483,10 @@ fetch_job_start(struct fetcher *f, struct fetch_job *j)
 				 FETCH_LOW_SPEED_S);
 		curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, FETCH_TOTAL_MS);
 		curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http");
+		/* nobody else could give it last round: ask the busy ones to
+		 * serve us anyway (see objsrv_spread_ok) */
+		curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER,
+				 j->last_resort ? f->last_resort_hdr : NULL);
 		clock_gettime(CLOCK_MONOTONIC, &j->started);
 		if (j->first_try == 0)
 			j->first_try = j->started.tv_sec;
@@ -443,14 +495,19 @@ fetch_job_start(struct fetcher *f, struct fetch_job *j)
 		f->running++;
 		return;
 	}
-	if (j->busy > 0 && j->started.tv_sec - j->first_try <
+	if (j->busy + j->absent > 0 && j->started.tv_sec - j->first_try <
 	    FETCH_BUSY_DEADLINE_S) {
 		/* some source has it coming or was busy: ask again later,
-		 * in a fresh order (new holders may have appeared) */
+		 * in a fresh order (new holders may have appeared); if only
+		 * busy sources hold it, tell them they are the last resort */
 		long ms = FETCH_BACKOFF_MS << (j->rounds < 4 ? j->rounds : 4);
 
+		j->last_resort = j->absent == 0 && j->rounds > 0;
+		if (j->last_resort)
+			ms = 0;
 		j->rounds++;
 		j->busy = 0;
+		j->absent = 0;
 		fetch_job_sources(f, j);
 		clock_gettime(CLOCK_MONOTONIC, &j->not_before);
 		j->not_before.tv_sec += ms / 1000;
@@ -524,7 +581,9 @@ fetch_job_finished(struct fetcher *f, struct fetch_job *j, CURLcode rc)
 			 "for it", j->chunk, j->obj->label, addr, why, addr);
 		fetch_mark_bad(f, j->obj->id, addr);
 	}
-	if (busy)
+	if (status == 404)
+		j->absent++;
+	else if (busy)
 		j->busy++;
 	else
 		fetch_tried(j, addr, why);
@@ -695,6 +754,8 @@ fetcher_start(struct store *s, fetch_sources_fn sources, void *arg,
 	}
 	curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
 			  (long)FETCH_PARALLEL);
+	f->last_resort_hdr = curl_slist_append(NULL, FETCH_LAST_RESORT_HDR
+					       ": 1");
 	if (pthread_create(&f->thread, NULL, fetch_loop, f) != 0) {
 		curl_multi_cleanup(f->multi);
 		free(f);
@@ -734,7 +795,10 @@ fetcher_stop(struct fetcher *f)
 			free(j);
 		}
 	}
+	for (int i = 0; i < f->npool; i++)
+		free(f->pool[i].buf);
 	curl_multi_cleanup(f->multi);
+	curl_slist_free_all(f->last_resort_hdr);
 	pthread_cond_destroy(&f->verify);
 	pthread_cond_destroy(&f->done);
 	pthread_mutex_destroy(&f->lock);

@@ -29,6 +29,9 @@
 #define FETCH_PARALLEL 8
 #define FETCH_ADDR_MAX 262
 #define FETCH_SOURCES_MAX 64
+/* Sent when the sources that hold a chunk all said busy and no other
+ * could give it: the object server then serves it anyway. */
+#define FETCH_LAST_RESORT_HDR "X-Fed-Last-Resort"
 
 /*
  * Fill addrs (up to max "host:port" object-server addresses) with the

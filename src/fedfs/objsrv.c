@@ -21,6 +21,7 @@
 
 #include "common/hex.h"
 #include "common/log.h"
+#include "fedfs/fetch.h"
 #include "fedfs/objsrv.h"
 
 #define OBJSRV_PREFIX "/objects/"
@@ -29,7 +30,7 @@
 #define OBJSRV_PER_IP 64
 #define OBJSRV_MAX_UPLOADS 32	/* chunks sent at once; then 503 */
 #define OBJSRV_SPREAD 1			/* sends of one chunk per window ... */
-#define OBJSRV_WINDOW_MS 5000		/* ... after which askers hear 503 */
+#define OBJSRV_WINDOW_MS 1000		/* ... after which askers hear 503 */
 #define OBJSRV_RECENT 4096		/* chunks remembered for that */
 
 struct objsrv {
@@ -70,8 +71,9 @@ objsrv_now_ms(void)
  * everybody makes this peer (typically the owner) the bottleneck.  So a
  * chunk is sent at most OBJSRV_SPREAD times per window: later askers hear
  * 503 and fetch it from the peers that just got it (fetch.c waits and
- * asks again, and comes back here after the window if nobody else can
- * serve it).  A lone reader never asks twice and is never refused.
+ * asks again; if no other source could give it at all, it says so with
+ * FETCH_LAST_RESORT_HDR and is served).  A lone reader never asks twice
+ * and is never refused.
  */
 static bool
 objsrv_spread_ok(const uint8_t hash[SHA256_LEN])
@@ -189,7 +191,9 @@ objsrv_object(struct objsrv *o, struct MHD_Connection *c, const char *hex,
 	 * OBJSRV_MAX_UPLOADS, say busy, and the asker fetches from the
 	 * peers that already have the chunk (fetch.c retries later) */
 	if (!head && (o->uploads >= OBJSRV_MAX_UPLOADS ||
-		      !objsrv_spread_ok(hash))) {
+		      (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						   FETCH_LAST_RESORT_HDR) == NULL &&
+		       !objsrv_spread_ok(hash)))) {
 		close(fd);
 		o->busy++;
 		r = MHD_create_response_from_buffer(0, NULL,
