@@ -27,6 +27,13 @@
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
 static int crypto_ready = -1;
 
+/* Release (and wipe) libgcrypt's secure memory pool at exit. */
+static void
+crypto_atexit(void)
+{
+	gcry_control(GCRYCTL_TERM_SECMEM);
+}
+
 static void
 crypto_init_once(void)
 {
@@ -36,6 +43,7 @@ crypto_init_once(void)
 	gcry_control(GCRYCTL_INIT_SECMEM, CRYPTO_SECMEM_BYTES, 0);
 	gcry_control(GCRYCTL_RESUME_SECMEM_WARN);
 	gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
+	atexit(crypto_atexit);
 	crypto_ready = 0;
 }
 
