@@ -97,7 +97,8 @@ e2e: all $(UNIT_BINS)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) tests/run.sh e2e
 
 asan:
-	$(MAKE) BUILD=build-asan BINDIR=build-asan/bin SAN=1 unit
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+		$(MAKE) BUILD=build-asan BINDIR=build-asan/bin SAN=1 unit
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
