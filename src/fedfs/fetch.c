@@ -45,8 +45,8 @@
 #define FETCH_SOURCES_TTL_S 2	/* holders appear as peers start reading */
 #define FETCH_JOB_BUCKETS 1024
 #define FETCH_TRIED_MAX 600
-#define FETCH_VERIFIERS 2		/* threads hashing and storing chunks */
-#define FETCH_POOL 32			/* chunk buffers kept for reuse */
+#define FETCH_VERIFIERS 4		/* threads hashing and storing chunks */
+#define FETCH_POOL 64			/* chunk buffers kept for reuse */
 #define FETCH_BUSY_DEADLINE_S 20	/* keep asking busy sources this long */
 #define FETCH_BACKOFF_MS 100		/* first wait when every source was busy */
 

@@ -26,7 +26,7 @@
 #include "common/err.h"
 #include "fedfs/store.h"
 
-#define FETCH_PARALLEL 8
+#define FETCH_PARALLEL 16
 #define FETCH_ADDR_MAX 262
 #define FETCH_SOURCES_MAX 64
 /* Sent when the sources that hold a chunk all said busy and no other

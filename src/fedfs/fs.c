@@ -34,7 +34,7 @@
 
 #define FS_OBJ_TIMEOUT 3600.0		/* immutable objects */
 #define FS_DIR_TIMEOUT 1.0
-#define FS_READ_AHEAD 8			/* chunks, for sequential readers */
+#define FS_READ_AHEAD 16			/* chunks, for sequential readers */
 #define FS_SEQUENTIAL (256u << 10)	/* bytes in a row that prove it */
 #define FS_INCOMING_MAX (1ull << 40)	/* bytes one copied-in file may have */
 
