@@ -46,11 +46,58 @@ struct fs_fh {
 	int fd;				/* the chunk last read, or -1 */
 	uint32_t fd_chunk;
 	uint32_t advised;		/* chunks below were fadvise()d */
+	int refs;			/* the open, plus reads in progress */
 	char *text;			/* .status: the JSON, made at open */
 	size_t text_len;
 };
 
 static time_t fs_started;
+
+/* A new per-open state, holding the open's reference. */
+static struct fs_fh *
+fs_fh_new(void)
+{
+	struct fs_fh *fh = calloc(1, sizeof(*fh));
+
+	if (fh == NULL)
+		return NULL;
+	pthread_mutex_init(&fh->lock, NULL);
+	fh->fd = -1;
+	fh->refs = 1;
+	return fh;
+}
+
+/* Take a reference for a read: the kernel may release a file while a
+ * read of it is still being answered (a reader that exits early). */
+static struct fs_fh *
+fs_fh_get(struct fs_fh *fh)
+{
+	if (fh != NULL) {
+		pthread_mutex_lock(&fh->lock);
+		fh->refs++;
+		pthread_mutex_unlock(&fh->lock);
+	}
+	return fh;
+}
+
+static void
+fs_fh_put(struct fs_fh *fh)
+{
+	bool last;
+
+	if (fh == NULL)
+		return;
+	pthread_mutex_lock(&fh->lock);
+	last = --fh->refs == 0;
+	pthread_mutex_unlock(&fh->lock);
+	if (!last)
+		return;
+	if (fh->fd >= 0)
+		close(fh->fd);
+	pthread_mutex_destroy(&fh->lock);
+	free(fh->text);
+	free(fh);
+}
 
 static struct fedfs *
 fs_data(fuse_req_t req)
@@ -326,7 +373,7 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fuse_reply_err(req, EACCES);
 			return;
 		}
-		if ((fh = calloc(1, sizeof(*fh))) == NULL) {
+		if ((fh = fs_fh_new()) == NULL) {
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
@@ -334,12 +381,10 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fh->text = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 		json_decref(j);
 		if (fh->text == NULL) {
-			free(fh);
+			fs_fh_put(fh);
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		fh->fd = -1;
-		pthread_mutex_init(&fh->lock, NULL);
 		fh->text_len = strlen(fh->text);
 		fh->text[fh->text_len++] = '\n';	/* over the NUL */
 		fi->fh = (uint64_t)(uintptr_t)fh;
@@ -366,12 +411,10 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	if ((fh = calloc(1, sizeof(*fh))) == NULL) {
+	if ((fh = fs_fh_new()) == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	pthread_mutex_init(&fh->lock, NULL);
-	fh->fd = -1;
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
@@ -513,7 +556,7 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fuse_file_info *fi)
 {
 	struct fedfs *fs = fs_data(req);
-	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
+	struct fs_fh *fh = fs_fh_get((struct fs_fh *)(uintptr_t)fi->fh);
 	struct fobj *o = NULL;
 	struct node *n;
 
@@ -524,6 +567,7 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			fuse_reply_buf(req, fh->text + off,
 				       fh->text_len - (size_t)off < size ?
 				       fh->text_len - (size_t)off : size);
+		fs_fh_put(fh);
 		return;
 	}
 	pthread_rwlock_rdlock(&fs->lock);
@@ -537,6 +581,7 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		pthread_rwlock_unlock(&fs->lock);
 		if (buf == NULL) {
 			fuse_reply_err(req, ENOMEM);
+			fs_fh_put(fh);
 			return;
 		}
 		got = pread(n->fd, buf, size, off);
@@ -545,14 +590,15 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		else
 			fuse_reply_buf(req, buf, (size_t)got);
 		free(buf);
+		fs_fh_put(fh);
 		return;
 	}
 	pthread_rwlock_unlock(&fs->lock);
-	if (o == NULL) {
+	if (o == NULL)
 		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	fs_read_object(req, fs, o, size, off, fh);
+	else
+		fs_read_object(req, fs, o, size, off, fh);
+	fs_fh_put(fh);
 }
 
 static void
@@ -562,13 +608,7 @@ fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
 	struct node *n;
 
-	if (fh != NULL) {
-		if (fh->fd >= 0)
-			close(fh->fd);
-		pthread_mutex_destroy(&fh->lock);
-		free(fh->text);
-		free(fh);
-	}
+	fs_fh_put(fh);
 	pthread_rwlock_wrlock(&fs->lock);
 	n = node_get(fs, ino);
 	if (n != NULL && n->type == NODE_INCOMING && n->fd >= 0) {
