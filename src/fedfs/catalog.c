@@ -194,7 +194,16 @@ catalog_apply_trusted(struct fedfs *fs)
 				free(o);
 				continue;
 			}
-			o->mtime = 0;
+			/* the file's time is when it was trusted: stable
+			 * on every peer */
+			{
+				const char *added = json_string_value(
+				    json_object_get(t, "added"));
+				time_t when;
+
+				if (added && rfc3339_parse(added, &when) == 0)
+					o->mtime = when;
+			}
 			if (catalog_insert(fs, o) == NULL) {
 				chunkidx_free(&o->index);
 				free(o);
