@@ -502,9 +502,11 @@ fetch_job_start(struct fetcher *f, struct fetch_job *j)
 		 * busy sources hold it, tell them they are the last resort */
 		long ms = FETCH_BACKOFF_MS << (j->rounds < 4 ? j->rounds : 4);
 
+		/* nobody alive lacks it: only busy sources hold it.  Give
+		 * them a moment once, then insist */
 		j->last_resort = j->absent == 0 && j->rounds > 0;
-		if (j->last_resort)
-			ms = 0;
+		if (j->absent == 0)
+			ms = j->last_resort ? 0 : FETCH_BACKOFF_MS / 5;
 		j->rounds++;
 		j->busy = 0;
 		j->absent = 0;

@@ -30,7 +30,7 @@
 #define OBJSRV_PER_IP 64
 #define OBJSRV_MAX_UPLOADS 32	/* chunks sent at once; then 503 */
 #define OBJSRV_SPREAD 1			/* sends of one chunk per window ... */
-#define OBJSRV_WINDOW_MS 1000		/* ... after which askers hear 503 */
+#define OBJSRV_WINDOW_MS 2000		/* ... after which askers hear 503 */
 #define OBJSRV_RECENT 4096		/* chunks remembered for that */
 
 struct objsrv {
