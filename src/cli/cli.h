@@ -38,6 +38,7 @@ int cmd_pubkey(int argc, char **argv);
 
 /* snapshots (cmd_snapshot.c) */
 int cmd_snapshot(int argc, char **argv);
+int cmd_snapshot_create(int argc, char **argv);	/* cmd_create.c */
 
 /* the authority (cmd_authority.c) */
 int cmd_register(int argc, char **argv);
@@ -45,5 +46,8 @@ int cmd_trust(int argc, char **argv);
 int cmd_lookup(int argc, char **argv);
 int cmd_hosts(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+
+/* what the vmrunner runs (cmd_status.c) */
+int cmd_status(int argc, char **argv);
 
 #endif

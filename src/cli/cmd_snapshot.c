@@ -26,8 +26,9 @@
 #include "common/keyfile.h"
 
 static const char snapshot_help[] =
-	"usage: fed snapshot pack|verify|inspect|unpack ... (each has --help)\n"
+	"usage: fed snapshot create|pack|verify|inspect|unpack ... (each has --help)\n"
 	"\n"
+	"  create   boot the base, import files and a service command, pack\n"
 	"  pack     make a signed delta snapshot from a UML copy-on-write file\n"
 	"  verify   check a snapshot's signature and every chunk (exit status)\n"
 	"  inspect  print a snapshot's manifest\n"
@@ -410,6 +411,7 @@ int
 cmd_snapshot(int argc, char **argv)
 {
 	static const struct cli_command sub[] = {
+		{ "create", cmd_snapshot_create, NULL },
 		{ "pack", snapshot_pack, NULL },
 		{ "verify", snapshot_verify, NULL },
 		{ "inspect", snapshot_inspect, NULL },

@@ -18,6 +18,7 @@ static const struct cli_command commands[] = {
 	{ "lookup", cmd_lookup, "who serves HOST:PORT (falls back to DNS)" },
 	{ "hosts", cmd_hosts, "an owner's view of the peers hosting a service" },
 	{ "report", cmd_report, "report a peer hosting your service (owner)" },
+	{ "status", cmd_status, "what the vmrunner runs on this peer" },
 };
 
 static void

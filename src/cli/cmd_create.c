@@ -1,0 +1,472 @@
+/*
+ * cmd_create.c - `fed snapshot create`: make a service snapshot in one step.
+ *
+ *   stage  a temporary directory gets a copy of --files DIR plus
+ *          etc/fed/service holding --run CMD
+ *   boot   linux.uml (--kernel) over --base with a fresh copy-on-write file,
+ *          `hostfs=<stage> fed.import=/`: the base's /init copies the stage
+ *          into the root, prints "fed-init: imported" and powers off
+ *          (docs/base-image.md).  UML runs in its own session, its console
+ *          on a pipe we read; it is bounded by --timeout and its whole
+ *          process group is killed at the end whatever happened.
+ *   pack   delta_pack (the COW against the base) and fedsnap_write (sign)
+ *          as `fed snapshot pack` does, and print what it prints.
+ *
+ * The guest here is the owner's own, booted over the owner's own files, so
+ * hostfs pointing at the stage is fine; the vmrunner, which boots other
+ * people's deltas, passes a hostfs directory that does not exist.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "common/delta.h"
+#include "common/fedsnap.h"
+#include "common/hex.h"
+#include "common/keyfile.h"
+
+#define CREATE_LOG_MAX (1u << 20)	/* console bytes kept for the check */
+
+static const char create_help[] =
+	"usage: fed snapshot create --kernel FILE --base IMG --files DIR\n"
+	"           --run CMD --service HOST:PORT --guest-port N --key KEYFILE\n"
+	"           -o OUT [--name NAME] [--version N] [--mem MB]\n"
+	"           [--timeout SECONDS] [--chunk-size BYTES] [--keep-log FILE]\n"
+	"           [--json]\n"
+	"\n"
+	"Boot the UML kernel FILE over the base image IMG with a fresh\n"
+	"copy-on-write file, copy DIR's contents into the machine's root (so\n"
+	"DIR/var/www/index.html becomes /var/www/index.html) and record CMD as\n"
+	"/etc/fed/service, the command the base's /init starts at every boot;\n"
+	"then pack and sign the delta as `fed snapshot pack` does.\n"
+	"\n"
+	"  --mem MB           guest memory for the import boot (default 64)\n"
+	"  --timeout SECONDS  give up on the import boot (default 120)\n"
+	"  --keep-log FILE    write the guest's console output to FILE\n";
+
+/* Copy src's contents into dst with `cp -a`.  Returns 0/-1. */
+static int
+create_copy_tree(const char *src, const char *dst)
+{
+	char from[PATH_MAX + 2];
+	int status;
+	pid_t pid;
+
+	snprintf(from, sizeof(from), "%s/.", src);
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid == 0) {
+		execlp("cp", "cp", "-a", "--", from, dst, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Write the service command as STAGE/etc/fed/service.  Returns 0/-1. */
+static int
+create_stage_service(const char *stage, const char *cmd)
+{
+	char path[PATH_MAX + 32];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/etc", stage);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -1;
+	snprintf(path, sizeof(path), "%s/etc/fed", stage);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -1;
+	snprintf(path, sizeof(path), "%s/etc/fed/service", stage);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	fprintf(f, "%s\n", cmd);
+	if (fclose(f) != 0 || chmod(path, 0644) < 0)
+		return -1;
+	return 0;
+}
+
+static double
+create_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Boot the import: kernel over cow,base with hostfs=stage fed.import=/.
+ * The console goes into *log (malloc'd, NUL-terminated, at most
+ * CREATE_LOG_MAX bytes kept).  Returns 0 if the guest printed
+ * "fed-init: imported" before it exited, else -1 with a reason in why.
+ */
+static int
+create_boot(const char *kernel, const char *cow, const char *base,
+	    const char *stage, unsigned mem_mb, unsigned timeout_s, char **log,
+	    char why[256])
+{
+	char ubd[2 * PATH_MAX + 8], mem[32], hostfs[PATH_MAX + 8];
+	char *argv[] = { (char *)kernel, ubd, "root=/dev/ubda", "rw",
+			 "init=/init", mem, "con=null", "con0=null,fd:1",
+			 "quiet", hostfs, "fed.import=/", NULL };
+	size_t len = 0;
+	char *buf = malloc(CREATE_LOG_MAX + 1);
+	double deadline = create_now() + timeout_s;
+	int pfd[2], status = 0, rc = -1;
+	bool timed_out = false;
+	pid_t pid;
+
+	*log = buf;
+	if (buf == NULL) {
+		snprintf(why, 256, "out of memory");
+		return -1;
+	}
+	buf[0] = '\0';
+	snprintf(ubd, sizeof(ubd), "ubd0=%s,%s", cow, base);
+	snprintf(mem, sizeof(mem), "mem=%uM", mem_mb);
+	snprintf(hostfs, sizeof(hostfs), "hostfs=%s", stage);
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		snprintf(why, 256, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	if ((pid = fork()) < 0) {
+		snprintf(why, 256, "fork: %s", strerror(errno));
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY);
+
+		setsid();	/* UML and its helpers: one process group */
+		if (nul >= 0)
+			dup2(nul, 0);
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		execv(kernel, argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (;;) {
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		double left = deadline - create_now();
+		char chunk[4096];
+		ssize_t n;
+
+		if (left <= 0) {
+			timed_out = true;
+			break;
+		}
+		if (poll(&p, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR)
+			break;
+		if (!p.revents)
+			continue;
+		n = read(pfd[0], chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;	/* EOF: every writer (UML and helpers) is gone */
+		if (len + (size_t)n > CREATE_LOG_MAX)
+			n = (ssize_t)(CREATE_LOG_MAX - len);
+		memcpy(buf + len, chunk, (size_t)n);
+		len += (size_t)n;
+		buf[len] = '\0';
+	}
+	close(pfd[0]);
+	kill(-pid, SIGKILL);	/* always: nothing of it may outlive us */
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (timed_out)
+		snprintf(why, 256, "the import boot did not finish within %u s",
+			 timeout_s);
+	else if (strstr(buf, "fed-init: import failed") != NULL)
+		snprintf(why, 256, "the guest says: %.200s",
+			 strstr(buf, "fed-init: import failed"));
+	else if (strstr(buf, "fed-init: imported") == NULL)
+		snprintf(why, 256, "the guest did not say 'fed-init: imported' "
+			 "(UML exit status %d)", WIFEXITED(status) ?
+			 WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	else
+		rc = 0;
+	return rc;
+}
+
+/* rm -rf of the temporary directory (it holds only what we put there). */
+static void
+create_cleanup(const char *dir)
+{
+	pid_t pid;
+
+	if (dir[0] == '\0')
+		return;
+	if ((pid = fork()) == 0) {
+		execlp("rm", "rm", "-rf", "--", dir, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
+
+/* Fill m (name, owner, version, service, kernel and base hashes) and
+ * write the signed snapshot; print as `snapshot pack` does.  Returns 0/1. */
+static int
+create_pack(const char *cow, const char *base, const char *out,
+	    const uint8_t seed[ED25519_SEED_LEN], struct manifest *m,
+	    uint32_t chunk_size, bool json)
+{
+	uint8_t id[SHA256_LEN];
+	char idhex[2 * SHA256_LEN + 1], tmpl[PATH_MAX], b1[32], b2[32], b3[32];
+	struct delta_stats st;
+	struct err e;
+	int cow_fd = -1, base_fd = -1, tmp_fd = -1, rc = 1;
+
+	if ((base_fd = open(base, O_RDONLY | O_CLOEXEC)) < 0) {
+		cli_fail("base %s: %m", base);
+		goto bad;
+	}
+	if ((cow_fd = open(cow, O_RDONLY | O_CLOEXEC)) < 0) {
+		cli_fail("COW file %s: %m", cow);
+		goto bad;
+	}
+	snprintf(tmpl, sizeof(tmpl), "%s.payload.XXXXXX", out);
+	if ((tmp_fd = mkstemp(tmpl)) < 0) {
+		cli_fail("temporary file %s: %m", tmpl);
+		goto bad;
+	}
+	unlink(tmpl);
+	if (delta_pack(cow_fd, base_fd, tmp_fd, chunk_size, &m->delta, &st,
+		       &e) < 0) {
+		cli_fail("pack: %s", e.msg);
+		goto bad;
+	}
+	if (fedsnap_write(out, m, seed, tmp_fd, id, &e) < 0) {
+		cli_fail("write %s: %s", out, e.msg);
+		goto bad;
+	}
+	hex_encode(id, SHA256_LEN, idhex);
+	if (json) {
+		json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:s}",
+				      "id", idhex, "file", out,
+				      "version", (json_int_t)m->version,
+				      "image_size", (json_int_t)st.image_size,
+				      "changed_bytes", (json_int_t)st.changed_bytes,
+				      "payload_bytes", (json_int_t)st.payload_bytes,
+				      "extents", (int)st.extents,
+				      "name", m->name);
+
+		json_dumpf(j, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+		putchar('\n');
+		json_decref(j);
+	} else {
+		printf("%s: %s:%u version %" PRId64 ", %s delta (%u extents, %s "
+		       "changed) over a %s base\nid %s\n", out, m->host, m->port,
+		       m->version, cli_bytes(st.payload_bytes, b1), st.extents,
+		       cli_bytes(st.changed_bytes, b2),
+		       cli_bytes(st.image_size, b3), idhex);
+	}
+	rc = 0;
+bad:
+	if (tmp_fd >= 0)
+		close(tmp_fd);
+	if (cow_fd >= 0)
+		close(cow_fd);
+	if (base_fd >= 0)
+		close(base_fd);
+	return rc;
+}
+
+/* Hash the file at path.  Returns 0/-1. */
+static int
+create_hash(const char *path, uint8_t out[SHA256_LEN], struct err *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return err_sys(e, "%s", path);
+	rc = sha256_fd(fd, out, e);
+	close(fd);
+	return rc;
+}
+
+int
+cmd_snapshot_create(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "base", required_argument, NULL, 'b' },
+		{ "files", required_argument, NULL, 'f' },
+		{ "run", required_argument, NULL, 'r' },
+		{ "service", required_argument, NULL, 's' },
+		{ "guest-port", required_argument, NULL, 'g' },
+		{ "key", required_argument, NULL, 'K' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "version", required_argument, NULL, 'v' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "chunk-size", required_argument, NULL, 'C' },
+		{ "keep-log", required_argument, NULL, 'L' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *kernel = NULL, *base = NULL, *files = NULL, *run = NULL,
+		   *service = NULL, *key = NULL, *out = NULL, *name = NULL,
+		   *keep_log = NULL;
+	uint64_t guest_port = 0, version = (uint64_t)time(NULL), mem = 64,
+		 timeout_s = 120, chunk_size = CHUNK_SIZE_DEFAULT;
+	char tmp[PATH_MAX] = "", stage[PATH_MAX], cow[PATH_MAX],
+	     kexec[PATH_MAX], base_abs[PATH_MAX], why[256], *log = NULL;
+	uint8_t seed[ED25519_SEED_LEN];
+	struct manifest m;
+	struct stat sb;
+	struct err e;
+	bool json = false;
+	int c, rc = 1;
+
+	memset(&m, 0, sizeof(m));
+	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': kernel = optarg; break;
+		case 'b': base = optarg; break;
+		case 'f': files = optarg; break;
+		case 'r': run = optarg; break;
+		case 's': service = optarg; break;
+		case 'K': key = optarg; break;
+		case 'o': out = optarg; break;
+		case 'n': name = optarg; break;
+		case 'L': keep_log = optarg; break;
+		case 'j': json = true; break;
+		case 'g':
+			if (cli_parse_u64(optarg, 1, 65535, &guest_port) < 0)
+				return cli_usage("snapshot create",
+						 "--guest-port must be 1..65535");
+			break;
+		case 'v':
+			if (cli_parse_u64(optarg, 1, MANIFEST_VERSION_MAX,
+					  &version) < 0)
+				return cli_usage("snapshot create", "--version "
+						 "must be a positive integer");
+			break;
+		case 'm':
+			if (cli_parse_u64(optarg, 16, 65536, &mem) < 0)
+				return cli_usage("snapshot create",
+						 "--mem must be 16..65536 (MB)");
+			break;
+		case 't':
+			if (cli_parse_u64(optarg, 1, 86400, &timeout_s) < 0)
+				return cli_usage("snapshot create",
+						 "--timeout must be 1..86400");
+			break;
+		case 'C':
+			if (cli_parse_u64(optarg, 1, UINT32_MAX, &chunk_size) < 0 ||
+			    !chunkidx_valid_chunk_size(chunk_size))
+				return cli_usage("snapshot create", "--chunk-size "
+						 "must be a power of two, 4096.."
+						 "16777216");
+			break;
+		case 'h': fputs(create_help, stdout); return 0;
+		default: return cli_usage("snapshot create", "bad option");
+		}
+	}
+	if (!kernel || !base || !files || !run || !service || !guest_port ||
+	    !key || !out || optind != argc)
+		return cli_usage("snapshot create", "--kernel, --base, --files, "
+				 "--run, --service, --guest-port, --key and -o "
+				 "are required");
+	if (service_parse(service, m.host, &m.port, &e) < 0)
+		return cli_fail("%s", e.msg);
+	if (stat(files, &sb) < 0 || !S_ISDIR(sb.st_mode))
+		return cli_fail("--files %s: not a directory", files);
+	if (realpath(base, base_abs) == NULL)
+		return cli_fail("base %s: %m", base);
+	if (keyfile_load(key, seed, m.owner, &e) < 0)
+		return cli_fail("%s", e.msg);
+	if (name == NULL)
+		name = strlen(m.host) <= MANIFEST_NAME_MAX ? m.host : "service";
+	if (strlen(name) > MANIFEST_NAME_MAX) {
+		cli_fail("--name is longer than %d characters", MANIFEST_NAME_MAX);
+		goto bad;
+	}
+	memcpy(m.name, name, strlen(name) + 1);
+	rfc3339_format(time(NULL), m.created);
+	m.version = (int64_t)version;
+	m.guest_port = (uint16_t)guest_port;
+	snprintf(m.machine, sizeof(m.machine), "uml");
+	snprintf(m.format, sizeof(m.format), "%s", DELTA_FORMAT_FEDCOW1);
+	if (create_hash(kernel, m.kernel, &e) < 0 ||
+	    create_hash(base_abs, m.base, &e) < 0) {
+		cli_fail("%s", e.msg);
+		goto bad;
+	}
+
+	snprintf(tmp, sizeof(tmp), "%s/fed-create.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (mkdtemp(tmp) == NULL) {
+		cli_fail("temporary directory %s: %m", tmp);
+		tmp[0] = '\0';
+		goto bad;
+	}
+	snprintf(stage, sizeof(stage), "%s/stage", tmp);
+	snprintf(cow, sizeof(cow), "%s/disk.cow", tmp);
+	if (mkdir(stage, 0755) < 0 || create_copy_tree(files, stage) < 0 ||
+	    create_stage_service(stage, run) < 0) {
+		cli_fail("staging %s into %s failed", files, stage);
+		goto bad;
+	}
+	/* a kernel that is not executable here (read from fedfs, say) is
+	 * copied: its hash was taken above, the copy is what boots */
+	snprintf(kexec, sizeof(kexec), "%s", kernel);
+	if (access(kernel, X_OK) < 0) {
+		char *cp[] = { "cp", (char *)kernel, kexec, NULL };
+		pid_t pid;
+		int st = -1;
+
+		snprintf(kexec, sizeof(kexec), "%s/linux.uml", tmp);
+		if ((pid = fork()) == 0) {
+			execvp(cp[0], cp);
+			_exit(127);
+		}
+		if (pid < 0 || waitpid(pid, &st, 0) < 0 || st != 0 ||
+		    chmod(kexec, 0755) < 0) {
+			cli_fail("cannot make an executable copy of %s", kernel);
+			goto bad;
+		}
+	}
+	if (create_boot(kexec, cow, base_abs, stage, (unsigned)mem,
+			(unsigned)timeout_s, &log, why) < 0) {
+		cli_fail("import boot: %s", why);
+		goto bad;
+	}
+	rc = create_pack(cow, base_abs, out, seed, &m, (uint32_t)chunk_size,
+			 json);
+bad:
+	if (keep_log != NULL && log != NULL) {
+		FILE *f = fopen(keep_log, "w");
+
+		if (f != NULL) {
+			fputs(log, f);
+			fclose(f);
+		}
+	}
+	free(log);
+	create_cleanup(tmp);
+	explicit_bzero(seed, sizeof(seed));
+	manifest_free(&m);
+	return rc;
+}

@@ -1,0 +1,112 @@
+/*
+ * main.c - `fed-vmrunner`: boot the snapshots this peer committed to as
+ * UML machines behind mapped host ports (runner.c does the work; this file
+ * reads the command line).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/crypto.h"
+#include "common/log.h"
+#include "vmrunner/vmrunner.h"
+
+static const char vmrunner_help[] =
+	"usage: fed-vmrunner --fed MOUNTPOINT --state DIR --authority URL\n"
+	"           --key KEYFILE [--public-addr ADDR] [--mem MB]\n"
+	"           [--lease-range CIDR] [--port-range A-B] [-f] [-v]\n"
+	"\n"
+	"Watch MOUNTPOINT/commit/ (a fedfs mount).  For each committed snapshot:\n"
+	"check its signature, payload and that its base and kernel are trusted\n"
+	"and not revoked; unpack it into STATE/vms/<id>/disk.cow over\n"
+	"MOUNTPOINT/bases/<sha>; give it a private /30 on its own tap and a host\n"
+	"port; boot linux.uml (console in STATE/vms/<id>/console.log); once the\n"
+	"guest port accepts, relay the host port to it and report it up to the\n"
+	"authority.  A VM that dies is restarted with backoff (1 s doubling to\n"
+	"5 min); rm commit/<file> stops it and releases everything.  What runs\n"
+	"is in STATE/status.json (`fed status --state DIR`).\n"
+	"\n"
+	"  --public-addr ADDR  the address clients reach this peer at (default:\n"
+	"                      the first non-loopback IPv4 address)\n"
+	"  --mem MB            memory per VM (default 64)\n"
+	"  --lease-range CIDR  private addresses (default " NETMAP_DEFAULT_RANGE ")\n"
+	"  --port-range A-B    host ports (default 20000-29999)\n"
+	"  -f                  stay in the foreground (default: detach)\n"
+	"  -v                  debug logging\n";
+
+static int
+vmrunner_fail(const char *msg, const char *arg)
+{
+	fprintf(stderr, "fed-vmrunner: %s%s (see --help)\n", msg, arg);
+	return 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "fed", required_argument, NULL, 'F' },
+		{ "state", required_argument, NULL, 's' },
+		{ "authority", required_argument, NULL, 'a' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "public-addr", required_argument, NULL, 'p' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "lease-range", required_argument, NULL, 'l' },
+		{ "port-range", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct runner_config c = { .mem_mb = 64 };
+	bool fg = false;
+	unsigned a, b;
+	char *end;
+	struct err e;
+	int o;
+
+	log_init("fed-vmrunner", false);
+	while ((o = getopt_long(argc, argv, "fvh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'F': c.fed = optarg; break;
+		case 's': c.state = optarg; break;
+		case 'a': c.authority = optarg; break;
+		case 'k': c.key_path = optarg; break;
+		case 'p': c.public_addr = optarg; break;
+		case 'l': c.lease_range = optarg; break;
+		case 'f': fg = true; break;
+		case 'v': log_set_level(LOG_DEBUG); break;
+		case 'm':
+			c.mem_mb = (unsigned)strtoul(optarg, &end, 10);
+			if (*end != '\0' || c.mem_mb < 16 || c.mem_mb > 65536)
+				return vmrunner_fail("--mem must be 16..65536 MB",
+						     "");
+			break;
+		case 'P':
+			if (sscanf(optarg, "%u-%u", &a, &b) != 2 || a == 0 ||
+			    b > 65535 || a > b)
+				return vmrunner_fail("bad --port-range ", optarg);
+			c.port_min = (uint16_t)a;
+			c.port_max = (uint16_t)b;
+			break;
+		case 'h': fputs(vmrunner_help, stdout); return 0;
+		default: return vmrunner_fail("bad option", "");
+		}
+	}
+	if (!c.fed || !c.state || !c.authority || !c.key_path || optind != argc)
+		return vmrunner_fail("--fed, --state, --authority and --key are "
+				     "required", "");
+	if (crypto_init(&e) < 0) {
+		fprintf(stderr, "fed-vmrunner: %s\n", e.msg);
+		return 1;
+	}
+	if (!fg && daemon(1, 1) < 0) {
+		perror("fed-vmrunner: daemon");
+		return 1;
+	}
+	if (runner_run(&c, &e) < 0) {
+		fprintf(stderr, "fed-vmrunner: %s\n", e.msg);
+		return 1;
+	}
+	return 0;
+}

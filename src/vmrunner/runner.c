@@ -1,0 +1,1131 @@
+/*
+ * runner.c - the vmrunner's supervisor: one thread, one poll loop.
+ *
+ * The loop waits on inotify (MOUNTPOINT/commit/), a signalfd (SIGCHLD,
+ * SIGTERM, SIGINT, SIGHUP) and the console pipes of the running VMs, and
+ * wakes at least every second.  Each turn it:
+ *
+ *   rescans commit/ (on an inotify event, and every RUNNER_RESCAN_S anyway:
+ *   inotify on FUSE only sees changes made through this kernel's VFS),
+ *   starting a VM for each new file and tearing down each one that is gone;
+ *   moves each VM along its states (vmrunner.h): probe the guest port of a
+ *   starting VM, restart a VM whose backoff is over, give up on a boot that
+ *   passed its deadline; hands a service over to a newer version once it is
+ *   up; retries reports the authority did not take; rewrites status.json.
+ *
+ * The relay (netmap) runs in its own thread; everything else here is done
+ * by this thread, so nothing is locked.  Verifying and unpacking a new
+ * commit is done in the loop too (reads through fedfs, seconds at most for
+ * a cold delta): other VMs are not supervised meanwhile, which is fine for
+ * the tens of VMs a peer runs.
+ *
+ * A VM is a linux.uml process started in its own session (setsid), so it
+ * and every helper process it forks share one process group: stopping a VM
+ * is kill(-pid, SIGKILL).  Its pid is recorded in STATE/vms/<id>/pid, so a
+ * vmrunner that died is cleaned up after by the next one (runner_adopt).
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <inttypes.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/delta.h"
+#include "common/fedsnap.h"
+#include "common/hex.h"
+#include "common/http.h"
+#include "common/keyfile.h"
+#include "common/log.h"
+#include "vmrunner/vmrunner.h"
+
+#define RUNNER_RESCAN_S		3.0
+#define RUNNER_REPORT_RETRY_S	5.0
+#define RUNNER_MAX_VMS		256
+
+struct runner {
+	const struct runner_config *cfg;
+	char public_addr[INET_ADDRSTRLEN];
+	uint8_t seed[ED25519_SEED_LEN];
+	struct lease_db *leases;
+	struct relay *relay;
+	struct vm *vms[RUNNER_MAX_VMS];
+	size_t nvms;
+	char **refused;			/* commit/ names refused, not retried */
+	size_t nrefused;
+	int ino_fd, sig_fd;
+	bool stop;
+};
+
+/* One report owed to the authority per VM, retried until taken. */
+struct vm_report {
+	bool pending;
+	bool up;
+	double next_try;
+};
+static struct vm_report reports[RUNNER_MAX_VMS];
+
+static double
+now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------ helper commands */
+
+/* Run argv (PATH searched), output to our stderr unless quiet; returns its
+ * exit status, or -1 if it could not be run. */
+static int
+runner_exec(char *const argv[], bool quiet)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		sigset_t all;
+
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		if (quiet) {
+			int nul = open("/dev/null", O_WRONLY);
+
+			if (nul >= 0) {
+				dup2(nul, 1);
+				dup2(nul, 2);
+			}
+		}
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+tap_delete(const char *tap)
+{
+	char *argv[] = { "ip", "link", "del", (char *)tap, NULL };
+
+	runner_exec(argv, true);
+}
+
+/* Create tap with the host end of the lease's /30 on it.  Returns 0/-1. */
+static int
+tap_create(const char *tap, const struct lease *l, struct err *e)
+{
+	char addr[INET_ADDRSTRLEN + 4], host[INET_ADDRSTRLEN];
+	char *add[] = { "ip", "tuntap", "add", "dev", (char *)tap, "mode",
+			"tap", NULL };
+	char *ad[] = { "ip", "addr", "add", addr, "dev", (char *)tap, NULL };
+	char *up[] = { "ip", "link", "set", (char *)tap, "up", NULL };
+
+	inet_ntop(AF_INET, &l->host, host, sizeof(host));
+	snprintf(addr, sizeof(addr), "%s/%u", host, l->prefix);
+	tap_delete(tap);	/* a leftover of a crash */
+	if (runner_exec(add, false) != 0 || runner_exec(ad, false) != 0 ||
+	    runner_exec(up, false) != 0) {
+		tap_delete(tap);
+		return err_set(e, "cannot create tap %s with %s", tap, addr);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------- the authority's view */
+
+/*
+ * Is sha listed as a trusted `kind` and not revoked?  Returns 0 and sets
+ * *why to NULL if so, 0 with *why a static reason if not, -1 if the
+ * authority could not be asked (e set).
+ */
+static int
+runner_trusted(json_t *list, const uint8_t sha[SHA256_LEN], const char *kind,
+	       const char **why)
+{
+	char hex[2 * SHA256_LEN + 1];
+	size_t i;
+	json_t *t;
+
+	hex_encode(sha, SHA256_LEN, hex);
+	*why = "is not trusted";
+	json_array_foreach(list, i, t) {
+		const char *h = json_string_value(json_object_get(t, "sha256"));
+		const char *k = json_string_value(json_object_get(t, "kind"));
+
+		if (h == NULL || k == NULL || strcmp(h, hex) != 0)
+			continue;
+		if (strcmp(k, kind) != 0) {
+			*why = "is trusted as another kind";
+			continue;
+		}
+		*why = json_is_true(json_object_get(t, "revoked")) ?
+			"is revoked" : NULL;
+		return 0;
+	}
+	return 0;
+}
+
+static int
+runner_fetch_trusted(struct runner *r, json_t **list, struct err *e)
+{
+	json_t *reply = NULL;
+	long status = 0;
+
+	if (authority_call(r->cfg->authority, "GET", "/v1/trusted", NULL, NULL,
+			   &status, &reply, e) < 0)
+		return -1;
+	if (status != 200 || !json_is_array(json_object_get(reply, "trusted"))) {
+		authority_refused(status, reply, e);
+		json_decref(reply);
+		return -1;
+	}
+	*list = json_incref(json_object_get(reply, "trusted"));
+	json_decref(reply);
+	return 0;
+}
+
+static void
+runner_report(struct runner *r, size_t i)
+{
+	struct vm *v = r->vms[i];
+	struct vm_report *rep = &reports[i];
+	char path[128];
+	json_t *body, *reply = NULL;
+	long status = 0;
+	struct err e;
+
+	snprintf(path, sizeof(path), "/v1/commitments/%s", v->id);
+	if (rep->up)
+		body = json_pack("{s:b,s:s,s:i}", "up", 1, "addr",
+				 r->public_addr, "port", (int)v->host_port);
+	else
+		body = json_pack("{s:b}", "up", 0);
+	if (authority_call(r->cfg->authority, "PUT", path, body, r->seed,
+			   &status, &reply, &e) < 0 ||
+	    (status != 200 && authority_refused(status, reply, &e) < 0)) {
+		log_warn("%s: reporting %s: %s (retrying)", v->file,
+			 rep->up ? "up" : "down", e.msg);
+		rep->next_try = now_mono() + RUNNER_REPORT_RETRY_S;
+	} else {
+		log_info("%s: reported %s to the authority", v->file,
+			 rep->up ? "up" : "down");
+		rep->pending = false;
+	}
+	json_decref(body);
+	json_decref(reply);
+}
+
+static void
+runner_want_report(struct runner *r, size_t i, bool up)
+{
+	reports[i].pending = true;
+	reports[i].up = up;
+	reports[i].next_try = 0;
+	runner_report(r, i);
+}
+
+/* ------------------------------------------------------------ the VM */
+
+static void
+vm_pidfile(const struct vm *v, char path[PATH_MAX])
+{
+	snprintf(path, PATH_MAX, "%s/pid", v->dir);
+}
+
+static void
+vm_drain_console(struct vm *v)
+{
+	char buf[8192];
+	ssize_t n;
+
+	while (v->con_fd >= 0) {
+		n = read(v->con_fd, buf, sizeof(buf));
+		if (n > 0) {
+			if (v->log_fd >= 0 && write(v->log_fd, buf, (size_t)n) < 0)
+				log_debug("%s: console.log: %m", v->file);
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		close(v->con_fd);	/* EOF or error */
+		v->con_fd = -1;
+	}
+}
+
+/* Start linux.uml for v.  Returns 0, or -1 (e set). */
+static int
+vm_spawn(struct runner *r, struct vm *v, struct err *e)
+{
+	char guest[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN], cow[PATH_MAX],
+	     log[PATH_MAX], pidf[PATH_MAX];
+	struct uml_params p;
+	char **argv;
+	int pfd[2];
+	pid_t pid;
+	FILE *f;
+
+	inet_ntop(AF_INET, &v->lease.guest, guest, sizeof(guest));
+	inet_ntop(AF_INET, &v->lease.host, gw, sizeof(gw));
+	snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
+	snprintf(log, sizeof(log), "%s/console.log", v->dir);
+	memset(&p, 0, sizeof(p));
+	p.kernel = v->kernel_path;
+	p.cow = cow;
+	p.base = v->base_path;
+	p.mem_mb = r->cfg->mem_mb;
+	p.tap = v->tap;
+	p.guest_addr = guest;
+	p.prefix = v->lease.prefix;
+	p.gateway = gw;
+	p.hostfs = VM_NOHOSTFS;
+	if ((argv = uml_argv(&p)) == NULL)
+		return err_set(e, "cannot build the UML command line");
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		uml_argv_free(argv);
+		return err_sys(e, "pipe");
+	}
+	if (v->log_fd < 0)
+		v->log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+				 0644);
+	if ((pid = fork()) < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		uml_argv_free(argv);
+		return err_sys(e, "fork");
+	}
+	if (pid == 0) {
+		sigset_t none;
+		int nul = open("/dev/null", O_RDONLY);
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setsid();
+		if (nul >= 0)
+			dup2(nul, 0);
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	uml_argv_free(argv);
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+	v->con_fd = pfd[0];
+	v->pid = pid;
+	v->state = VM_STARTING;
+	v->started = time(NULL);
+	v->up_since = 0;
+	v->boot_t0 = now_mono();
+	v->boot_deadline = v->boot_t0 + VM_BOOT_TIMEOUT;
+	vm_pidfile(v, pidf);
+	if ((f = fopen(pidf, "w")) != NULL) {
+		fprintf(f, "%d\n", (int)pid);
+		fclose(f);
+	}
+	log_info("%s: booting %s at %s (tap %s, pid %d)", v->file, v->service,
+		 guest, v->tap, (int)pid);
+	return 0;
+}
+
+/* SIGKILL every process of the group pgid and wait (bounded, 5 s) until
+ * none is left. */
+static void
+vm_kill_group(pid_t pgid)
+{
+	if (pgid <= 1)
+		return;
+	for (int i = 0; i < 500 && kill(-pgid, SIGKILL) == 0; i++)
+		usleep(10000);
+}
+
+/* Kill v's UML (its whole process group) and reap it. */
+static void
+vm_kill(struct vm *v)
+{
+	char pidf[PATH_MAX];
+
+	if (v->pid > 0) {
+		kill(-v->pid, SIGKILL);
+		kill(v->pid, SIGKILL);
+		while (waitpid(v->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		vm_kill_group(v->pid);
+		v->pid = 0;
+	}
+	vm_drain_console(v);
+	if (v->con_fd >= 0) {
+		close(v->con_fd);
+		v->con_fd = -1;
+	}
+	vm_pidfile(v, pidf);
+	unlink(pidf);
+}
+
+/* Release everything v holds (UML, mapping, port, lease, tap). */
+static void
+vm_release(struct runner *r, struct vm *v)
+{
+	char cow[PATH_MAX];
+	struct err e;
+
+	vm_kill(v);
+	if (v->mapped && relay_map_remove(r->relay, v->service, &e) < 0)
+		log_warn("%s: %s", v->file, e.msg);
+	v->mapped = false;
+	v->host_port = 0;
+	if (v->leased) {
+		tap_delete(v->tap);
+		if (lease_free(r->leases, v->id, &e) < 0)
+			log_warn("%s: %s", v->file, e.msg);
+		v->leased = false;
+	}
+	if (v->log_fd >= 0) {
+		close(v->log_fd);
+		v->log_fd = -1;
+	}
+	snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
+	unlink(cow);
+	v->state = VM_STOPPED;
+}
+
+/* ------------------------------------------------------------- commits */
+
+/* Copy MOUNTPOINT/kernels/<hex> into STATE/kernels/<hex> (0755), checking
+ * its SHA-256 on the way, unless the cache has it.  Returns 0/-1. */
+static int
+runner_cache_kernel(struct runner *r, const uint8_t sha[SHA256_LEN],
+		    char out[PATH_MAX], struct err *e)
+{
+	char hex[2 * SHA256_LEN + 1], src[PATH_MAX], tmp[PATH_MAX + 8];
+	uint8_t got[SHA256_LEN];
+	struct sha256_ctx c;
+	char buf[65536];
+	int in = -1, fd = -1;
+	ssize_t n;
+
+	hex_encode(sha, SHA256_LEN, hex);
+	snprintf(out, PATH_MAX, "%s/kernels/%s", r->cfg->state, hex);
+	if (access(out, X_OK) == 0)
+		return 0;
+	snprintf(src, sizeof(src), "%s/kernels/%s", r->cfg->fed, hex);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", out);
+	if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0)
+		return err_sys(e, "kernel %s", src);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755)) < 0) {
+		close(in);
+		return err_sys(e, "%s", tmp);
+	}
+	sha256_init(&c);
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		sha256_update(&c, buf, (size_t)n);
+		if (write(fd, buf, (size_t)n) != n) {
+			err_sys(e, "write %s", tmp);
+			goto bad;
+		}
+	}
+	if (n < 0) {
+		err_sys(e, "read %s", src);
+		goto bad;
+	}
+	sha256_final(&c, got);
+	if (memcmp(got, sha, SHA256_LEN) != 0) {
+		err_set(e, "kernel %.8s.. read through fedfs has another SHA-256",
+			hex);
+		goto bad_hashed;
+	}
+	if (fchmod(fd, 0755) < 0 || fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		err_sys(e, "%s", tmp);
+		goto bad_hashed;
+	}
+	close(in);
+	if (rename(tmp, out) < 0) {
+		unlink(tmp);
+		return err_sys(e, "rename %s", out);
+	}
+	return 0;
+bad:
+	sha256_abort(&c);
+bad_hashed:
+	if (fd >= 0)
+		close(fd);
+	close(in);
+	unlink(tmp);
+	return -1;
+}
+
+static void
+runner_refuse(struct runner *r, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+runner_refuse(struct runner *r, const char *name, const char *fmt, ...)
+{
+	char why[ERR_MSG_MAX];
+	char **nr;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_error("refusing %s: %s", name, why);
+	nr = realloc(r->refused, (r->nrefused + 1) * sizeof(*nr));
+	if (nr == NULL)
+		return;
+	r->refused = nr;
+	if ((nr[r->nrefused] = strdup(name)) != NULL)
+		r->nrefused++;
+}
+
+static struct vm *
+runner_find_service_owner(struct runner *r, const char *service)
+{
+	for (size_t i = 0; i < r->nvms; i++)
+		if (r->vms[i]->mapped && strcmp(r->vms[i]->service, service) == 0)
+			return r->vms[i];
+	return NULL;
+}
+
+/*
+ * A new file in commit/: check it, unpack it, lease, tap, boot.  A file
+ * that fails a check is refused for good (one log line); one that fails
+ * for a passing reason (the authority unreachable) is tried again at the
+ * next scan.
+ */
+static void
+runner_commit(struct runner *r, const char *name)
+{
+	char path[PATH_MAX], hex[2 * SHA256_LEN + 1], cow[PATH_MAX],
+	     bhex[2 * SHA256_LEN + 1];
+	const char *why;
+	double t0;
+	struct fedsnap s;
+	struct vm *v = NULL;
+	json_t *trusted = NULL;
+	struct err e;
+
+	if (r->nvms >= RUNNER_MAX_VMS) {
+		log_warn("%s: %d VMs already, not starting another", name,
+			 RUNNER_MAX_VMS);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/commit/%s", r->cfg->fed, name);
+	t0 = now_mono();
+	if (fedsnap_open(path, &s, &e) < 0) {
+		runner_refuse(r, name, "%s", e.msg);
+		return;
+	}
+	hex_encode(s.id, SHA256_LEN, hex);
+	for (size_t i = 0; i < r->nvms; i++)
+		if (strcmp(r->vms[i]->id, hex) == 0) {
+			runner_refuse(r, name, "snapshot %.8s.. already "
+				      "runs as %s", hex, r->vms[i]->file);
+			goto done;
+		}
+	if (strcmp(s.m.machine, "uml") != 0) {
+		runner_refuse(r, name, "machine '%s' is not run here",
+			      s.m.machine);
+		goto done;
+	}
+	if (fedsnap_verify_payload(&s, &e) < 0) {
+		runner_refuse(r, name, "%s", e.msg);
+		goto done;
+	}
+	if (runner_fetch_trusted(r, &trusted, &e) < 0) {
+		log_warn("%s: cannot check trust (%s); will retry", name, e.msg);
+		goto done;
+	}
+	runner_trusted(trusted, s.m.kernel, "kernel", &why);
+	if (why != NULL) {
+		hex_encode(s.m.kernel, SHA256_LEN, path);
+		runner_refuse(r, name, "kernel %.8s.. %s", path, why);
+		goto done;
+	}
+	runner_trusted(trusted, s.m.base, "base", &why);
+	if (why != NULL) {
+		hex_encode(s.m.base, SHA256_LEN, path);
+		runner_refuse(r, name, "base %.8s.. %s", path, why);
+		goto done;
+	}
+
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		goto done;
+	v->con_fd = v->log_fd = -1;
+	snprintf(v->file, sizeof(v->file), "%s", name);
+	memcpy(v->id, hex, sizeof(v->id));
+	snprintf(v->service, sizeof(v->service), "%s:%u", s.m.host, s.m.port);
+	v->version = s.m.version;
+	v->guest_port = s.m.guest_port;
+	v->seen = true;
+	snprintf(v->dir, sizeof(v->dir), "%s/vms/%s", r->cfg->state, hex);
+	hex_encode(s.m.base, SHA256_LEN, bhex);
+	snprintf(v->base_path, sizeof(v->base_path), "%s/bases/%.64s",
+		 r->cfg->fed, bhex);
+	if (runner_cache_kernel(r, s.m.kernel, v->kernel_path, &e) < 0) {
+		runner_refuse(r, name, "%s", e.msg);
+		goto done;
+	}
+	if (mkdir(v->dir, 0700) < 0 && errno != EEXIST) {
+		log_error("%s: %s: %m", name, v->dir);
+		goto done;
+	}
+	snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
+	if (delta_unpack(s.fd, s.payload_offset, &s.m.delta, v->base_path, cow,
+			 NULL, &e) < 0) {
+		runner_refuse(r, name, "unpack: %s", e.msg);
+		goto done;
+	}
+	if (lease_alloc(r->leases, v->id, &v->lease, &e) < 0) {
+		log_error("%s: %s", name, e.msg);
+		goto done;
+	}
+	v->leased = true;
+	lease_ifname(&v->lease, v->tap);
+	v->prep_s = now_mono() - t0;
+	if (tap_create(v->tap, &v->lease, &e) < 0 || vm_spawn(r, v, &e) < 0) {
+		log_error("%s: %s", name, e.msg);
+		vm_release(r, v);
+		goto done;
+	}
+	reports[r->nvms].pending = false;
+	r->vms[r->nvms++] = v;
+	v = NULL;
+done:
+	if (v != NULL) {
+		if (v->leased)
+			vm_release(r, v);
+		free(v);
+	}
+	json_decref(trusted);
+	fedsnap_close(&s);
+}
+
+/* commit/<file> is gone: stop and release everything, forget the VM. */
+static void
+runner_withdraw(struct runner *r, size_t i)
+{
+	struct vm *v = r->vms[i];
+
+	log_info("%s: withdrawn: stopping %s", v->file, v->service);
+	vm_release(r, v);
+	rmdir(v->dir);
+	free(v);
+	r->vms[i] = r->vms[r->nvms - 1];
+	reports[i] = reports[r->nvms - 1];
+	r->nvms--;
+}
+
+static bool
+runner_is_refused(struct runner *r, const char *name)
+{
+	for (size_t i = 0; i < r->nrefused; i++)
+		if (strcmp(r->refused[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void
+runner_scan(struct runner *r)
+{
+	char dir[PATH_MAX];
+	struct dirent *d;
+	struct stat sb;
+	DIR *dp;
+	size_t i;
+
+	snprintf(dir, sizeof(dir), "%s/commit", r->cfg->fed);
+	if ((dp = opendir(dir)) == NULL) {
+		log_warn("%s: %m", dir);
+		return;
+	}
+	for (i = 0; i < r->nvms; i++)
+		r->vms[i]->seen = false;
+	bool *ref_seen = calloc(r->nrefused + 1, sizeof(bool));
+	while ((d = readdir(dp)) != NULL) {
+		bool known = false;
+
+		if (d->d_name[0] == '.')
+			continue;
+		/* a file still being copied in is writable (fedfs shows it
+		 * 0644 until it has checked it, then 0444): not yet */
+		if (fstatat(dirfd(dp), d->d_name, &sb, 0) < 0 ||
+		    (sb.st_mode & 0222))
+			continue;
+		for (i = 0; i < r->nvms; i++)
+			if (strcmp(r->vms[i]->file, d->d_name) == 0) {
+				r->vms[i]->seen = known = true;
+				break;
+			}
+		for (i = 0; !known && i < r->nrefused; i++)
+			if (strcmp(r->refused[i], d->d_name) == 0) {
+				if (ref_seen)
+					ref_seen[i] = true;
+				known = true;
+			}
+		if (!known && !runner_is_refused(r, d->d_name)) {
+			size_t before = r->nrefused;
+
+			runner_commit(r, d->d_name);
+			if (r->nrefused > before) {
+				bool *ns = realloc(ref_seen,
+						   (r->nrefused + 1) * sizeof(bool));
+				if (ns) {
+					ref_seen = ns;
+					ref_seen[r->nrefused - 1] = true;
+				}
+			}
+		}
+	}
+	closedir(dp);
+	for (i = r->nvms; i-- > 0;)
+		if (!r->vms[i]->seen)
+			runner_withdraw(r, i);
+	/* forget refusals whose file is gone (a new file may reuse the name) */
+	for (i = r->nrefused; ref_seen && i-- > 0;)
+		if (!ref_seen[i]) {
+			free(r->refused[i]);
+			r->refused[i] = r->refused[r->nrefused - 1];
+			ref_seen[i] = ref_seen[r->nrefused - 1];
+			r->nrefused--;
+		}
+	free(ref_seen);
+}
+
+/* ---------------------------------------------------------- supervision */
+
+/* Does addr:port accept a TCP connection within timeout_ms? */
+static bool
+guest_accepts(struct in_addr addr, uint16_t port, int timeout_ms)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr = addr };
+	struct pollfd p;
+	int fd, err = 0;
+	socklen_t len = sizeof(err);
+	bool ok = false;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			 0)) < 0)
+		return false;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		ok = true;
+	} else if (errno == EINPROGRESS) {
+		p.fd = fd;
+		p.events = POLLOUT;
+		if (poll(&p, 1, timeout_ms) == 1 &&
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+		    err == 0)
+			ok = true;
+	}
+	close(fd);
+	return ok;
+}
+
+/* v's guest port accepts: map the service's host port to it and report. */
+static void
+runner_vm_up(struct runner *r, size_t i)
+{
+	struct vm *v = r->vms[i], *old = runner_find_service_owner(r, v->service);
+	struct sockaddr_in ta = { .sin_family = AF_INET,
+				  .sin_port = htons(v->guest_port),
+				  .sin_addr = v->lease.guest };
+	struct lease l;
+	struct err e;
+	int fd;
+
+	if (old != NULL && old != v) {
+		if (old->version > v->version) {
+			log_info("%s: a newer version of %s runs (%s); stopping",
+				 v->file, v->service, old->file);
+			vm_release(r, v);
+			return;
+		}
+		if (relay_map_switch(r->relay, v->service, (struct sockaddr *)&ta,
+				     sizeof(ta), &e) < 0) {
+			log_error("%s: %s", v->file, e.msg);
+			return;
+		}
+		v->host_port = old->host_port;
+		v->mapped = true;
+		old->mapped = false;
+		log_info("%s: version %" PRId64 " replaces %s (version %" PRId64
+			 ") on host port %u", v->file, v->version, old->file,
+			 old->version, v->host_port);
+		for (size_t j = 0; j < r->nvms; j++)
+			if (r->vms[j] == old) {
+				vm_release(r, old);
+				runner_want_report(r, j, false);
+			}
+	} else if (!v->mapped) {
+		if (lease_listen(r->leases, v->id, &fd, &l, &e) < 0) {
+			log_error("%s: no host port: %s", v->file, e.msg);
+			return;
+		}
+		if (relay_map_add(r->relay, v->service, fd, (struct sockaddr *)&ta,
+				  sizeof(ta), &e) < 0) {
+			close(fd);
+			log_error("%s: %s", v->file, e.msg);
+			return;
+		}
+		v->host_port = l.port;
+		v->mapped = true;
+	}
+	v->state = VM_UP;
+	v->up_since = time(NULL);
+	log_info("%s: up: %s (version %" PRId64 ") on host port %u -> guest "
+		 "port %u; boot %.2f s (check, unpack, tap %.2f s)", v->file,
+		 v->service, v->version, v->host_port, v->guest_port,
+		 now_mono() - v->boot_t0, v->prep_s);
+	runner_want_report(r, i, true);
+}
+
+/* v's UML exited (status from waitpid): back off, report down. */
+static void
+runner_vm_died(struct runner *r, size_t i, int status)
+{
+	struct vm *v = r->vms[i];
+	bool was_up = v->state == VM_UP;
+	double up = was_up ? difftime(time(NULL), v->up_since) : 0;
+	unsigned delay;
+
+	/* UML's helper processes outlive a killed main process and keep the
+	 * COW file locked (the next boot gets EAGAIN): end the whole group */
+	vm_kill_group(v->pid);
+	v->pid = 0;
+	vm_drain_console(v);
+	if (v->con_fd >= 0) {
+		close(v->con_fd);
+		v->con_fd = -1;
+	}
+	if (v->state == VM_STOPPED)
+		return;
+	v->failures = vm_backoff_next(v->failures, up);
+	delay = vm_backoff_delay(v->failures);
+	v->state = VM_BACKOFF;
+	v->up_since = 0;
+	v->next_start = now_mono() + delay;
+	log_warn("%s: UML %s %d; restarting in %u s", v->file,
+		 WIFSIGNALED(status) ? "killed by signal" : "exited with",
+		 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+		 delay);
+	if (was_up)
+		runner_want_report(r, i, false);
+}
+
+static void
+runner_reap(struct runner *r)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (size_t i = 0; i < r->nvms; i++)
+			if (r->vms[i]->pid == pid)
+				runner_vm_died(r, i, status);
+}
+
+static void
+runner_tick(struct runner *r)
+{
+	double now = now_mono();
+	struct err e;
+
+	for (size_t i = 0; i < r->nvms; i++) {
+		struct vm *v = r->vms[i];
+
+		switch (v->state) {
+		case VM_STARTING:
+			if (guest_accepts(v->lease.guest, v->guest_port, 100)) {
+				runner_vm_up(r, i);
+			} else if (now > v->boot_deadline) {
+				log_warn("%s: guest port %u did not accept within "
+					 "%d s", v->file, v->guest_port,
+					 VM_BOOT_TIMEOUT);
+				kill(-v->pid, SIGKILL);	/* reaped as a death */
+				v->boot_deadline = now + VM_BOOT_TIMEOUT;
+			}
+			break;
+		case VM_BACKOFF:
+			if (now >= v->next_start) {
+				v->restarts++;
+				if (vm_spawn(r, v, &e) < 0) {
+					log_error("%s: %s", v->file, e.msg);
+					v->failures = vm_backoff_next(v->failures, 0);
+					v->next_start = now +
+						vm_backoff_delay(v->failures);
+				}
+			}
+			break;
+		default:
+			break;
+		}
+		if (reports[i].pending && now >= reports[i].next_try)
+			runner_report(r, i);
+	}
+}
+
+static void
+runner_write_status(struct runner *r)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	json_t *j = vm_status_json(r->vms, r->nvms, time(NULL));
+
+	snprintf(path, sizeof(path), "%s/status.json", r->cfg->state);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (j == NULL)
+		return;
+	if (json_dump_file(j, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) == 0)
+		rename(tmp, path);
+	json_decref(j);
+}
+
+/* ------------------------------------------------- start and shut down */
+
+/*
+ * What a previous run left: UMLs recorded in STATE/vms/<id>/pid (killed if
+ * the pid still runs a kernel of our cache), and every lease with its tap
+ * (deleted and freed).  Everything still committed is then started afresh.
+ */
+static void
+runner_adopt(struct runner *r)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300], cmd[PATH_MAX], kdir[PATH_MAX];
+	struct lease *ls = NULL;
+	struct dirent *d;
+	size_t n = 0;
+	struct err e;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "%s/vms", r->cfg->state);
+	snprintf(kdir, sizeof(kdir), "%s/kernels/", r->cfg->state);
+	if ((dp = opendir(dir)) != NULL) {
+		while ((d = readdir(dp)) != NULL) {
+			FILE *f;
+			int pid = 0, fd;
+			ssize_t len;
+
+			if (d->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s/pid", dir, d->d_name);
+			if ((f = fopen(path, "r")) == NULL)
+				continue;
+			if (fscanf(f, "%d", &pid) != 1)
+				pid = 0;
+			fclose(f);
+			unlink(path);
+			snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+			if (pid <= 1 || (fd = open(path, O_RDONLY)) < 0)
+				continue;
+			len = read(fd, cmd, sizeof(cmd) - 1);
+			close(fd);
+			if (len <= 0)
+				continue;
+			cmd[len] = '\0';
+			if (strncmp(cmd, kdir, strlen(kdir)) != 0)
+				continue;
+			log_info("killing UML pid %d left by a previous run", pid);
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			for (int t = 0; t < 50 && kill(pid, 0) == 0; t++)
+				usleep(100000);
+		}
+		closedir(dp);
+	}
+	if (lease_list(r->leases, &ls, &n, &e) < 0) {
+		log_warn("%s", e.msg);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char tap[LEASE_IFNAME_MAX];
+
+		lease_ifname(&ls[i], tap);
+		tap_delete(tap);
+		if (lease_free(r->leases, ls[i].key, &e) < 0)
+			log_warn("%s", e.msg);
+	}
+	if (n > 0)
+		log_info("released %zu leases and taps of a previous run", n);
+	free(ls);
+}
+
+static void
+runner_shutdown(struct runner *r)
+{
+	for (size_t i = 0; i < r->nvms; i++) {
+		struct vm *v = r->vms[i];
+		bool was_up = v->state == VM_UP;
+
+		vm_release(r, v);
+		if (was_up)
+			runner_want_report(r, i, false);
+		rmdir(v->dir);
+	}
+	runner_write_status(r);
+	for (size_t i = 0; i < r->nvms; i++)
+		free(r->vms[i]);
+	r->nvms = 0;
+	for (size_t i = 0; i < r->nrefused; i++)
+		free(r->refused[i]);
+	free(r->refused);
+	log_info("stopped: every VM, tap, port and lease released");
+}
+
+static void
+runner_default_addr(char out[INET_ADDRSTRLEN])
+{
+	struct ifaddrs *ifa, *i;
+
+	snprintf(out, INET_ADDRSTRLEN, "127.0.0.1");
+	if (getifaddrs(&ifa) < 0)
+		return;
+	for (i = ifa; i != NULL; i = i->ifa_next) {
+		if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET ||
+		    (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP) ||
+		    strncmp(i->ifa_name, "fed", 3) == 0)
+			continue;
+		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr,
+			  out, INET_ADDRSTRLEN);
+		break;
+	}
+	freeifaddrs(ifa);
+}
+
+int
+runner_run(const struct runner_config *c, struct err *e)
+{
+	struct lease_config lc = { .range = c->lease_range,
+				   .port_min = c->port_min,
+				   .port_max = c->port_max };
+	struct runner r;
+	char path[PATH_MAX];
+	sigset_t sigs;
+	double next_scan = 0;
+	bool dirty = true;
+
+	memset(&r, 0, sizeof(r));
+	r.cfg = c;
+	r.ino_fd = r.sig_fd = -1;
+	if (c->public_addr != NULL)
+		snprintf(r.public_addr, sizeof(r.public_addr), "%s",
+			 c->public_addr);
+	else
+		runner_default_addr(r.public_addr);
+	if (keyfile_load(c->key_path, r.seed, NULL, e) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/vms", c->state);
+	if ((mkdir(c->state, 0700) < 0 && errno != EEXIST) ||
+	    (mkdir(path, 0700) < 0 && errno != EEXIST))
+		return err_sys(e, "%s", path);
+	snprintf(path, sizeof(path), "%s/kernels", c->state);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return err_sys(e, "%s", path);
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGPIPE);
+	if (sigprocmask(SIG_BLOCK, &sigs, NULL) < 0 ||
+	    (r.sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
+		return err_sys(e, "signalfd");
+	if (lease_db_open(c->state, &lc, &r.leases, e) < 0)
+		goto bad;
+	if (relay_new(NULL, &r.relay, e) < 0)
+		goto bad;
+	runner_adopt(&r);
+	snprintf(path, sizeof(path), "%s/commit", c->fed);
+	if ((r.ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0 ||
+	    inotify_add_watch(r.ino_fd, path, IN_CLOSE_WRITE | IN_MOVED_TO |
+			      IN_MOVED_FROM | IN_DELETE | IN_CREATE) < 0)
+		log_warn("inotify on %s: %m (rescanning every %.0f s only)",
+			 path, RUNNER_RESCAN_S);
+	log_info("watching %s (state %s, public address %s, %u MiB per VM)",
+		 path, c->state, r.public_addr, c->mem_mb);
+
+	while (!r.stop) {
+		struct pollfd p[2 + RUNNER_MAX_VMS];
+		struct signalfd_siginfo si;
+		char buf[4096];
+		size_t np = 0, vi[RUNNER_MAX_VMS];
+		int timeout = 1000;
+		double now = now_mono();
+
+		if (dirty || now >= next_scan) {
+			runner_scan(&r);
+			next_scan = now_mono() + RUNNER_RESCAN_S;
+			dirty = false;
+		}
+		runner_tick(&r);
+		runner_write_status(&r);
+
+		p[np].fd = r.sig_fd;
+		p[np++].events = POLLIN;
+		p[np].fd = r.ino_fd;
+		p[np++].events = POLLIN;
+		for (size_t i = 0; i < r.nvms; i++) {
+			if (r.vms[i]->state == VM_STARTING)
+				timeout = 150;
+			if (r.vms[i]->con_fd >= 0) {
+				vi[np - 2] = i;
+				p[np].fd = r.vms[i]->con_fd;
+				p[np++].events = POLLIN;
+			}
+		}
+		if (poll(p, np, timeout) < 0 && errno != EINTR) {
+			err_sys(e, "poll");
+			break;
+		}
+		for (size_t k = 2; k < np; k++)
+			if (p[k].revents)
+				vm_drain_console(r.vms[vi[k - 2]]);
+		if (p[1].revents & POLLIN) {
+			while (read(r.ino_fd, buf, sizeof(buf)) > 0)
+				;
+			dirty = true;
+		}
+		while (read(r.sig_fd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo == SIGCHLD)
+				runner_reap(&r);
+			else if (si.ssi_signo != SIGPIPE) {
+				log_info("signal %u: shutting down", si.ssi_signo);
+				r.stop = true;
+			}
+		}
+		runner_reap(&r);	/* SIGCHLDs coalesce */
+	}
+	runner_shutdown(&r);
+	relay_free(r.relay);
+	lease_db_close(r.leases);
+	close(r.ino_fd);
+	close(r.sig_fd);
+	explicit_bzero(r.seed, sizeof(r.seed));
+	return r.stop ? 0 : -1;
+bad:
+	relay_free(r.relay);
+	lease_db_close(r.leases);
+	if (r.sig_fd >= 0)
+		close(r.sig_fd);
+	explicit_bzero(r.seed, sizeof(r.seed));
+	return -1;
+}

@@ -1,0 +1,122 @@
+/*
+ * vmrunner.h - the vmrunner's shared types: one struct vm per committed
+ * snapshot, and the pure pieces (restart backoff, the UML command line,
+ * status.json) that the supervisor in runner.c is built from.
+ *
+ * Data flow (docs/vmrunner.md): commit/<file> appears -> vm_check (signature,
+ * payload, trusted and not revoked) -> kernel copied into the cache and
+ * hashed -> delta unpacked into STATE/vms/<id>/disk.cow over bases/<sha> ->
+ * lease + host port (netmap) -> tap -> linux.uml -> guest port accepts ->
+ * relay mapping -> PUT /v1/commitments/<id> up.  A dead UML goes to backoff
+ * and comes back; commit/<file> gone -> everything above undone in reverse.
+ */
+#ifndef FED_VMRUNNER_H
+#define FED_VMRUNNER_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "common/crypto.h"
+#include "common/err.h"
+#include "common/manifest.h"
+#include "netmap/netmap.h"
+
+#define VM_BACKOFF_FIRST	1	/* seconds before the first restart */
+#define VM_BACKOFF_CAP		300	/* 5 min */
+#define VM_BACKOFF_RESET	600	/* up this long: the next death is a first */
+#define VM_BOOT_TIMEOUT		90	/* s from exec to the guest port accepting */
+#define VM_NOHOSTFS		"/nonexistent-fed-hostfs"
+
+enum vm_state {
+	VM_STARTING,		/* UML running, guest port not yet accepting */
+	VM_UP,			/* serving through the host port */
+	VM_BACKOFF,		/* dead, waiting to be restarted */
+	VM_STOPPED,		/* superseded by a newer version, or shut down */
+};
+
+struct vm {
+	char file[NAME_MAX + 1];	/* the entry in commit/ */
+	char id[2 * SHA256_LEN + 1];	/* snapshot id */
+	char service[MANIFEST_HOST_MAX + 8];	/* "host:port" */
+	int64_t version;
+	uint16_t guest_port;
+	char kernel_path[PATH_MAX];	/* the executable copy in the cache */
+	char base_path[PATH_MAX];	/* MOUNTPOINT/bases/<sha> */
+	char dir[PATH_MAX - 64];	/* STATE/vms/<id> */
+	struct lease lease;
+	bool leased;
+	char tap[LEASE_IFNAME_MAX];
+	uint16_t host_port;		/* 0 until mapped */
+	bool mapped;			/* owns the relay mapping "service" */
+	enum vm_state state;
+	pid_t pid;			/* session leader of the UML, 0 if none */
+	int con_fd;			/* console pipe, read end; -1 */
+	int log_fd;			/* STATE/vms/<id>/console.log; -1 */
+	unsigned failures;		/* deaths since the last reset */
+	unsigned restarts;		/* times restarted, for status */
+	time_t started;			/* wall clock of the current boot */
+	time_t up_since;		/* wall clock it became up, 0 if not up */
+	double next_start;		/* monotonic: when to boot in backoff */
+	double boot_deadline;		/* monotonic: give up on this boot */
+	double boot_t0;			/* monotonic: this boot's exec */
+	double prep_s;			/* check + unpack + tap, seconds */
+	bool seen;			/* still in commit/ at the last scan */
+};
+
+/* Seconds to wait before restart number `failures` (1, 2, 4 ... capped at
+ * VM_BACKOFF_CAP); failures 0 is 0. */
+unsigned vm_backoff_delay(unsigned failures);
+
+/* The failure count after a VM that was up for up_seconds died: a VM up at
+ * least VM_BACKOFF_RESET seconds starts again at 1, else failures + 1. */
+unsigned vm_backoff_next(unsigned failures, double up_seconds);
+
+/* "starting", "up", "backoff", "stopped" (static strings). */
+const char *vm_state_name(enum vm_state s);
+
+struct uml_params {
+	const char *kernel, *cow, *base;
+	unsigned mem_mb;
+	const char *tap;		/* NULL: no network */
+	const char *guest_addr;		/* "10.77.0.2" */
+	unsigned prefix;		/* 30 */
+	const char *gateway;		/* host end of the tap */
+	const char *hostfs;		/* VM_NOHOSTFS for untrusted guests */
+};
+
+/*
+ * The argv of linux.uml for p: a NULL-terminated malloc'd array of malloc'd
+ * strings (argv[0] is p->kernel); free with uml_argv_free.  Returns NULL
+ * on a missing field or out of memory.
+ */
+char **uml_argv(const struct uml_params *p);
+void uml_argv_free(char **argv);
+
+/* status.json's object for vms[0..n) at wall time now (new reference). */
+json_t *vm_status_json(struct vm *const *vms, size_t n, time_t now);
+
+struct runner_config {
+	const char *fed;		/* the fedfs mount point */
+	const char *state;		/* STATE dir */
+	const char *authority;		/* URL */
+	const char *key_path;		/* the peer's key file */
+	const char *public_addr;	/* NULL: first non-loopback IPv4 */
+	const char *lease_range;	/* NULL: netmap's default */
+	uint16_t port_min, port_max;	/* 0, 0: netmap's default */
+	unsigned mem_mb;		/* per VM */
+};
+
+/*
+ * Run the vmrunner until SIGTERM or SIGINT: clean up what a previous run
+ * left in STATE, then watch commit/ and supervise.  Returns 0 after a clean
+ * shutdown (every VM stopped, every tap, port and lease released), -1 with
+ * e set if it could not start.
+ */
+int runner_run(const struct runner_config *c, struct err *e);
+
+#endif

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# fed-vmrunner end to end, with real UML machines on real taps, inside a
+# network namespace this test makes (and removes, with everything in it,
+# however the test ends).
+#
+# An owner makes two busybox httpd snapshots with `fed snapshot create` and
+# publishes them with the base and the kernel; a peer commits them (cp into
+# commit/) and its vmrunner boots them: each answers through its own host
+# port from its own private address (Figure 1 of the paper: both on guest
+# port 80).  Killing a UML brings it back by itself, and the authority saw
+# it down then up.  Withdrawing closes the port and frees tap, lease and
+# UML.  A vmrunner killed -9 and restarted leaves nothing behind; a newer
+# version takes over the same host port; SIGTERM releases everything.
+# `fed snapshot create` with a kernel that does not import fails cleanly.  A second vmrunner, on a plain directory laid out
+# like a fedfs mount, refuses a bad signature, an untrusted base and a
+# revoked kernel with one clear line each, and boots nothing.
+source "$(dirname "$0")/lib.sh"
+
+UML=/usr/bin/linux.uml
+
+# --- outside: make the namespace, run this script inside it, clean up ----
+if [ -z "${FED_VMRUNNER_NS:-}" ]; then
+	if [ "$(id -u)" != 0 ] || [ ! -x "$UML" ] || [ ! -e /dev/net/tun ]; then
+		echo "ok - # SKIP needs root, $UML and /dev/net/tun"
+		exit 0
+	fi
+	ns=fedvm$$
+	ip netns add "$ns" || { not_ok "ip netns add $ns"; exit 1; }
+	# every process left in the namespace (UMLs included), then the
+	# namespace with its taps
+	on_exit "ip netns del $ns"
+	on_exit "for p in \$(ip netns pids $ns); do kill -9 \$p; done; sleep 0.2"
+	ip netns exec "$ns" ip link set lo up
+	# nsenter --net keeps our mount namespace: the FUSE mounts made
+	# inside are visible (and unmounted by the inner script's cleanups)
+	FED_VMRUNNER_NS=$ns nsenter --net="/run/netns/$ns" bash "$0"
+	rc=$?
+	check "nothing is left running in the namespace" \
+		wait_for 10 sh -c "test \$(ip netns pids $ns | wc -l) = 0"
+	exit $rc
+fi
+
+# --- inside the namespace --------------------------------------------------
+mktempdir d
+ns=$FED_VMRUNNER_NS
+
+# http PORT: the page served at 127.0.0.1:PORT (fails if none)
+http() { curl -fsS --max-time 3 "http://127.0.0.1:$1/"; }
+# vm JQ: a value from the peer vmrunner's status.json
+vm() { jq -r "$1" "$d/vmr/status.json" 2>/dev/null; }
+vm_state() { vm ".vms[] | select(.file==\"$1\") | .state"; }
+is_up() { [ "$(vm_state "$1")" = up ]; }
+auth_up() {	# auth_up SERVICE PEERKEY -> "true" iff any of its commitments is up
+	curl -fsS "$AUTH/v1/services/$1/peers" |
+		jq -r "[.peers[] | select(.peer==\"$2\") | .up] | any" 2>/dev/null
+}
+auth_is() { [ "$(auth_up "$1" "$2")" = "$3" ]; }	# polled: re-asks each time
+start_vmrunner() {	# start_vmrunner STATE LOG MNT KEY [options]
+	local state=$1 log=$2 mnt=$3 key=$4
+	shift 4
+	"$BINDIR/fed-vmrunner" --fed "$mnt" --state "$state" --authority "$AUTH" \
+		--key "$key" --public-addr 127.0.0.2 --mem 48 -f "$@" >>"$log" 2>&1 &
+	VMR_PID=$!
+	disown "$VMR_PID"
+	on_exit "kill $VMR_PID; sleep 1; kill -9 $VMR_PID"
+}
+
+bash "$ROOT/scripts/mkbase.sh" "$d/base.img" >/dev/null
+cp "$UML" "$d/kernel"
+"$FED" keygen -o "$d/owner.key" >/dev/null
+mkdir -p "$d/web/var/www" "$d/blog/var/www"
+echo "web page $RANDOM$RANDOM" >"$d/web/var/www/index.html"
+echo "blog page $RANDOM$RANDOM" >"$d/blog/var/www/index.html"
+
+check "fed snapshot create makes the web snapshot" \
+	"$FED" snapshot create --kernel "$d/kernel" --base "$d/base.img" \
+	--files "$d/web" --run 'httpd -f -p 80 -h /var/www' \
+	--service www.example.org:80 --guest-port 80 --key "$d/owner.key" \
+	-o "$d/web.fedsnap" --version 1
+check "fed snapshot create makes the blog snapshot (--json)" \
+	sh -c "'$FED' snapshot create --kernel '$d/kernel' --base '$d/base.img' \
+	--files '$d/blog' --run 'httpd -f -p 80 -h /var/www' \
+	--service blog.example.org:80 --guest-port 80 --key '$d/owner.key' \
+	-o '$d/blog.fedsnap' --version 1 --json | jq -e .id >/dev/null"
+check "the snapshot verifies" "$FED" snapshot verify "$d/web.fedsnap"
+mkdir -p "$d/tmp"
+err=$(TMPDIR=$d/tmp "$FED" snapshot create --kernel /bin/true --base "$d/base.img" \
+	--files "$d/web" --run 'true' --service bad.example.org:80 --guest-port 80 \
+	--key "$d/owner.key" -o "$d/bad.fedsnap" 2>&1)
+one_clear_line() {
+	[ "$(printf '%s\n' "$err" | wc -l)" = 1 ] &&
+		grep -q "did not say 'fed-init: imported'" <<<"$err"
+}
+no_leftovers() { [ ! -e "$d/bad.fedsnap" ] && [ -z "$(ls -A "$d/tmp")" ]; }
+check "a boot that does not import fails with one clear line" one_clear_line
+check "and leaves neither a snapshot nor a temporary directory" no_leftovers
+mkdir -p "$d/web2/var/www"
+echo "web page version 2 $RANDOM$RANDOM" >"$d/web2/var/www/index.html"
+"$FED" snapshot create --kernel "$d/kernel" --base "$d/base.img" \
+	--files "$d/web2" --run 'httpd -f -p 80 -h /var/www' \
+	--service www.example.org:80 --guest-port 80 --key "$d/owner.key" \
+	-o "$d/web2.fedsnap" --version 2 >/dev/null
+
+start_authority "$d/auth" --publish-allowance 10 || { not_ok "the authority starts"; exit 1; }
+"$FED" trust add "$d/base.img" --kind base --authority "$AUTH" --key "$ADMIN_KEY" >/dev/null
+"$FED" trust add "$d/kernel" --kind kernel --authority "$AUTH" --key "$ADMIN_KEY" >/dev/null
+start_fedfs owner 127.0.0.1 "$d"
+for f in base.img kernel web.fedsnap blog.fedsnap; do
+	cp "$d/$f" "$MNT_owner/publish/" || not_ok "the owner publishes $f"
+done
+start_fedfs peer 127.0.0.2 "$d"
+peer_pub=$("$FED" pubkey "$KEY_peer")
+web_id=$("$FED" snapshot inspect "$d/web.fedsnap" --json | jq -r .id)
+blog_id=$("$FED" snapshot inspect "$d/blog.fedsnap" --json | jq -r .id)
+check "the peer's fedfs sees the published snapshots" \
+	wait_for 30 test -e "$MNT_peer/deltas/$blog_id.fedsnap"
+
+mkdir -p "$d/vmr"
+start_vmrunner "$d/vmr" "$d/vmr.log" "$MNT_peer" "$KEY_peer"
+vmr1=$VMR_PID
+check "the peer commits the web snapshot" \
+	cp "$MNT_peer/deltas/$web_id.fedsnap" "$MNT_peer/commit/web.fedsnap"
+check "the vmrunner boots it and reports it up" wait_for 60 is_up web.fedsnap
+web_port=$(vm '.vms[] | select(.file=="web.fedsnap") | .host_port')
+web_addr=$(vm '.vms[] | select(.file=="web.fedsnap") | .address')
+check "the host port returns the page" \
+	test "$(http "$web_port")" = "$(cat "$d/web/var/www/index.html")"
+check "the authority has it up at the public address and host port" \
+	test "$(curl -fsS "$AUTH/v1/lookup?host=www.example.org&port=80" |
+		jq -r '.peers[0] | "\(.addr):\(.port)"')" = "127.0.0.2:$web_port"
+check "the console is logged" grep -q 'fed-init: service started' \
+	"$d/vmr/vms/$web_id/console.log"
+check "fed status shows it up" \
+	sh -c "'$FED' status --state '$d/vmr' | grep -q 'www.example.org:80 .* $web_port up'"
+check "fed status --json has snapshot, version, address" \
+	test "$("$FED" status --state "$d/vmr" --json |
+		jq -r '.vms[0] | "\(.snapshot) \(.version) \(.address)"')" = "$web_id 1 $web_addr"
+
+# Figure 1: two services on guest port 80 side by side
+cp "$MNT_peer/deltas/$blog_id.fedsnap" "$MNT_peer/commit/blog.fedsnap"
+check "a second service boots beside the first" wait_for 60 is_up blog.fedsnap
+blog_port=$(vm '.vms[] | select(.file=="blog.fedsnap") | .host_port')
+blog_addr=$(vm '.vms[] | select(.file=="blog.fedsnap") | .address')
+echo "# web $web_addr via $web_port, blog $blog_addr via $blog_port"
+check "the two have different private addresses" test "$web_addr" != "$blog_addr"
+check "and different host ports" test "$web_port" != "$blog_port"
+check "each host port returns its own page (web)" \
+	test "$(http "$web_port")" = "$(cat "$d/web/var/www/index.html")"
+check "each host port returns its own page (blog)" \
+	test "$(http "$blog_port")" = "$(cat "$d/blog/var/www/index.html")"
+
+# a UML that dies comes back by itself; the authority sees down, then up
+pid=$(vm '.vms[] | select(.file=="web.fedsnap") | .pid')
+kill -9 "$pid"
+check "the authority sees the service down" \
+	wait_for 20 auth_is www.example.org:80 "$peer_pub" false
+check "the vmrunner restarts it" wait_for 60 is_up web.fedsnap
+check "and the authority sees it up again" \
+	wait_for 10 auth_is www.example.org:80 "$peer_pub" true
+check "it counts one restart" \
+	test "$(vm '.vms[] | select(.file=="web.fedsnap") | .restarts')" = 1
+check "the same host port serves the page again" \
+	test "$(http "$web_port")" = "$(cat "$d/web/var/www/index.html")"
+
+# withdraw: port, tap, lease and UML all gone
+blog_pid=$(vm '.vms[] | select(.file=="blog.fedsnap") | .pid')
+blog_tap=$(vm '.vms[] | select(.file=="blog.fedsnap") | .tap')
+check "rm commit/ withdraws" rm "$MNT_peer/commit/blog.fedsnap"
+check "the vmrunner forgets it" \
+	wait_for 15 sh -c "! jq -e '.vms[] | select(.file==\"blog.fedsnap\")' '$d/vmr/status.json' >/dev/null"
+check "its host port is closed" sh -c "! curl -fsS --max-time 2 http://127.0.0.1:$blog_port/ >/dev/null 2>&1"
+check "its tap is gone" sh -c "! ip link show '$blog_tap' >/dev/null 2>&1"
+check "its lease is free" sh -c "! grep -q '$blog_id' '$d/vmr/leases.json'"
+check "its UML is gone" sh -c "! kill -0 $blog_pid 2>/dev/null"
+check "the other service still serves" \
+	test "$(http "$web_port")" = "$(cat "$d/web/var/www/index.html")"
+
+# a vmrunner killed -9 and started again: no leaked UML, tap or port
+old_pid=$(vm '.vms[] | select(.file=="web.fedsnap") | .pid')
+kill -9 "$vmr1"
+start_vmrunner "$d/vmr" "$d/vmr.log" "$MNT_peer" "$KEY_peer"
+vmr2=$VMR_PID
+check "after a crash and restart the old UML is killed" \
+	wait_for 15 sh -c "! kill -0 $old_pid 2>/dev/null"
+wait_for 60 sh -c "jq -e '.vms[] | select(.file==\"web.fedsnap\" and .state==\"up\" and .pid != $old_pid)' '$d/vmr/status.json' >/dev/null"
+check "the service is up again after the restart" is_up web.fedsnap
+web_port=$(vm '.vms[] | select(.file=="web.fedsnap") | .host_port')
+check "and serves the page" \
+	test "$(http "$web_port")" = "$(cat "$d/web/var/www/index.html")"
+check "one tap, one UML session after the restart" \
+	test "$(ip -o link show | grep -c ': fed')" = 1
+
+# refusals, by a second vmrunner over a plain directory laid out like the
+# mount (fedfs itself refuses these in commit/, so the vmrunner's own
+# checks are tested here)
+fake=$d/fake
+mkdir -p "$fake/commit"
+ln -s "$MNT_peer/kernels" "$fake/kernels"
+ln -s "$MNT_peer/bases" "$fake/bases"
+cp "$d/web.fedsnap" "$fake/commit/badsig.fedsnap"
+off=$(grep -boa 'www.example.org' "$fake/commit/badsig.fedsnap" | head -n 1 | cut -d: -f1)
+printf x | dd of="$fake/commit/badsig.fedsnap" bs=1 seek=$((off + 2)) conv=notrunc 2>/dev/null
+cp "$d/base.img" "$d/base2.img"
+printf '\001' | dd of="$d/base2.img" bs=1 seek=$(($(stat -c %s "$d/base.img") - 1)) conv=notrunc 2>/dev/null
+"$FED" snapshot create --kernel "$d/kernel" --base "$d/base2.img" \
+	--files "$d/web" --run 'httpd -f -p 80 -h /var/www' \
+	--service other.example.org:80 --guest-port 80 --key "$d/owner.key" \
+	-o "$fake/commit/untrusted-base.fedsnap" --version 1 >/dev/null
+cp "$d/kernel" "$d/kernel2"
+echo >>"$d/kernel2"
+"$FED" trust add "$d/kernel2" --kind kernel --authority "$AUTH" --key "$ADMIN_KEY" >/dev/null
+"$FED" snapshot create --kernel "$d/kernel2" --base "$d/base.img" \
+	--files "$d/web" --run 'httpd -f -p 80 -h /var/www' \
+	--service revoked.example.org:80 --guest-port 80 --key "$d/owner.key" \
+	-o "$fake/commit/revoked-kernel.fedsnap" --version 1 >/dev/null
+k2=$(sha256sum <"$d/kernel2" | cut -c1-64)
+check "the admin revokes the second kernel" \
+	"$FED" trust revoke "$k2" --authority "$AUTH" --key "$ADMIN_KEY"
+# (read-only, as fedfs shows a file in commit/ once it has checked it)
+chmod 0444 "$fake"/commit/*
+mkdir -p "$d/vmr2"
+start_vmrunner "$d/vmr2" "$d/vmr2.log" "$fake" "$KEY_peer" \
+	--lease-range 10.78.0.0/16 --port-range 30000-30999
+vmr3=$VMR_PID
+check "a bad signature is refused with a clear line" \
+	wait_for 20 grep -q 'refusing badsig.fedsnap: .*signature' "$d/vmr2.log"
+check "an untrusted base is refused with a clear line" \
+	wait_for 20 grep -q "refusing untrusted-base.fedsnap: base [0-9a-f]\{8\}\.\. is not trusted" "$d/vmr2.log"
+check "a revoked kernel is refused with a clear line" \
+	wait_for 20 grep -q "refusing revoked-kernel.fedsnap: kernel ${k2:0:8}\.\. is revoked" "$d/vmr2.log"
+check "nothing boots" sh -c "! grep -q booting '$d/vmr2.log' && test \$(ip -o link show | grep -c ': fed') = 1"
+check "fedfs refuses the bad signature in commit/ too" \
+	sh -c "! cp '$fake/commit/badsig.fedsnap' '$MNT_peer/commit/' 2>/dev/null"
+grep refusing "$d/vmr2.log" | sed 's/^/# /'
+kill "$vmr3"
+
+# a newer version replaces the old one on the same host port
+web2_id=$("$FED" snapshot inspect "$d/web2.fedsnap" --json | jq -r .id)
+check "the owner publishes version 2" cp "$d/web2.fedsnap" "$MNT_owner/publish/"
+check "the peer's fedfs lists it" wait_for 60 test -e "$MNT_peer/deltas/$web2_id.fedsnap"
+old_pid=$(vm '.vms[] | select(.file=="web.fedsnap") | .pid')
+check "the peer commits version 2 of the web service" \
+	cp "$MNT_peer/deltas/$web2_id.fedsnap" "$MNT_peer/commit/web2.fedsnap"
+check "version 2 comes up" wait_for 60 is_up web2.fedsnap
+check "version 1 is stopped" wait_for 10 sh -c "jq -e '.vms[] | select(.file==\"web.fedsnap\" and .state==\"stopped\")' '$d/vmr/status.json' >/dev/null"
+check "its UML is gone" sh -c "! kill -0 $old_pid 2>/dev/null"
+check "version 2 serves on the same host port" \
+	test "$(vm '.vms[] | select(.file=="web2.fedsnap") | .host_port')" = "$web_port"
+check "the host port returns the new page" \
+	test "$(http "$web_port")" = "$(cat "$d/web2/var/www/index.html")"
+check "one tap is left (version 1's is gone)" \
+	test "$(ip -o link show | grep -c ': fed')" = 1
+
+# SIGTERM: everything released
+uml_pid=$(vm '.vms[] | select(.file=="web2.fedsnap") | .pid')
+kill "$vmr2"
+check "SIGTERM stops the vmrunner" wait_for 15 sh -c "! kill -0 $vmr2 2>/dev/null"
+check "and its UML" sh -c "! kill -0 $uml_pid 2>/dev/null"
+check "no tap is left" test "$(ip -o link show | grep -c ': fed')" = 0
+check "no lease is left" test "$(jq '.leases | length' "$d/vmr/leases.json")" = 0
+check "the port is closed" sh -c "! curl -fsS --max-time 2 http://127.0.0.1:$web_port/ >/dev/null 2>&1"
+check "the authority has it down" \
+	test "$(auth_up www.example.org:80 "$peer_pub")" = false
+exit 0
