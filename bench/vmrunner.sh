@@ -55,6 +55,7 @@ cp "$UML" "$d/kernel"
 "$FED" keygen -o "$d/owner.key" >/dev/null
 mkdir -p "$d/web/var/www"
 echo "bench page" >"$d/web/var/www/index.html"
+head -c $((8 << 20)) /dev/urandom >"$d/web/var/www/big.bin"	# for throughput
 "$FED" snapshot create --kernel "$d/kernel" --base "$d/base.img" \
 	--files "$d/web" --run 'httpd -f -p 80 -h /var/www' \
 	--service www.example.org:80 --guest-port 80 --key "$d/owner.key" \
@@ -105,6 +106,28 @@ for ((i = 1; i <= RUNS; i++)); do
 	t=$(first_200 "$d/vmr$i" web.fedsnap "$t0") || { echo "warm run $i: no 200"; exit 1; }
 	warm+=("$t")
 	printf 'warm run %d: %.2f s\n' "$i" "$t"
+	if [ "$i" = "$RUNS" ]; then	# the relay vs the VM's own address
+		hp=$(jq -r '.vms[0].host_port' "$d/vmr$i/status.json")
+		va=$(jq -r '.vms[0].address' "$d/vmr$i/status.json")
+		va=${va%%/*}
+		relay_mbs=() direct_mbs=() relay_rps="" direct_rps=""
+		for k in 1 2 3; do
+			relay_mbs+=("$(curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$hp/big.bin")")
+			direct_mbs+=("$(curl -s -o /dev/null -w '%{speed_download}' "http://$va:80/big.bin")")
+		done
+		if command -v wrk >/dev/null; then
+			relay_rps=$(wrk -t1 -c16 -d3s "http://127.0.0.1:$hp/" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+			direct_rps=$(wrk -t1 -c16 -d3s "http://$va:80/" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+		fi
+		rm_=$(printf '%s\n' "${relay_mbs[@]}" | median)
+		dm_=$(printf '%s\n' "${direct_mbs[@]}" | median)
+		printf 'through the relay vs straight to the VM (%s), same run:\n' "$va"
+		printf '  8 MiB download: relay %.1f MB/s, direct %.1f MB/s (%.2fx)\n' \
+			"$(echo "$rm_ / 1000000" | bc -l)" "$(echo "$dm_ / 1000000" | bc -l)" \
+			"$(echo "$rm_ / $dm_" | bc -l)"
+		[ -n "$relay_rps" ] && printf '  small page, wrk -c16: relay %s req/s, direct %s req/s\n' \
+			"$relay_rps" "$direct_rps"
+	fi
 	kill "$pid"
 	wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
 done
