@@ -741,18 +741,18 @@ fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fedfs *fs = fs_data(req);
 	struct node *n;
-	bool todo;
+	bool first_close;
 	int rc;
 
 	(void)fi;
 	pthread_rwlock_wrlock(&fs->lock);
 	n = node_get(fs, ino);
-	todo = n != NULL && n->type == NODE_INCOMING && !n->ingested &&
+	first_close = n != NULL && n->type == NODE_INCOMING && !n->ingested &&
 	       n->fd >= 0;
-	if (todo)
+	if (first_close)
 		n->ingested = true;	/* one close does the work */
 	pthread_rwlock_unlock(&fs->lock);
-	if (!todo) {
+	if (!first_close) {
 		rc = n != NULL && n->type == NODE_INCOMING ? n->ingest_rc : 0;
 		fuse_reply_err(req, -rc);
 		return;
