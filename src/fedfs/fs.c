@@ -702,6 +702,21 @@ fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	}
 }
 
+/* The fd of a file still being copied into publish/ or commit/ (and its
+ * node in *n), or -1 if ino is not one that may still be written. */
+static int
+fs_incoming_fd(struct fedfs *fs, fuse_ino_t ino, struct node **n)
+{
+	int fd;
+
+	pthread_rwlock_rdlock(&fs->lock);
+	*n = node_get(fs, ino);
+	fd = *n != NULL && (*n)->type == NODE_INCOMING && !(*n)->ingested ?
+	     (*n)->fd : -1;
+	pthread_rwlock_unlock(&fs->lock);
+	return fd;
+}
+
 static void
 fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	 off_t off, struct fuse_file_info *fi)
@@ -712,10 +727,7 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	int fd;
 
 	(void)fi;
-	pthread_rwlock_rdlock(&fs->lock);
-	n = node_get(fs, ino);
-	fd = n != NULL && n->type == NODE_INCOMING && !n->ingested ? n->fd : -1;
-	pthread_rwlock_unlock(&fs->lock);
+	fd = fs_incoming_fd(fs, ino, &n);
 	if (fd < 0) {
 		fuse_reply_err(req, EACCES);
 		return;
@@ -776,10 +788,7 @@ fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	int fd;
 
 	(void)fi;
-	pthread_rwlock_rdlock(&fs->lock);
-	n = node_get(fs, ino);
-	fd = n != NULL && n->type == NODE_INCOMING && !n->ingested ? n->fd : -1;
-	pthread_rwlock_unlock(&fs->lock);
+	fd = fs_incoming_fd(fs, ino, &n);
 	if (fd < 0) {
 		/* objects are immutable: only harmless requests pass */
 		if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
