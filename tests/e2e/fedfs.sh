@@ -120,7 +120,7 @@ refused "a garbage file in commit/" "$d/garbage" "$MNT_a/commit/garbage"
 sed 's/"version":1}/"version":2}/' "$d/web.fedsnap" >"$d/tampered-manifest.fedsnap"
 refused "a tampered manifest" "$d/tampered-manifest.fedsnap" "$MNT_owner/publish/t1.fedsnap"
 cp "$d/web.fedsnap" "$d/tampered-chunk.fedsnap"
-printf 'X' | dd of="$d/tampered-chunk.fedsnap" bs=1 seek=$((hlen + 5000)) conv=notrunc 2>/dev/null
+flip_byte "$d/tampered-chunk.fedsnap" $((hlen + 5000))
 refused "a tampered chunk" "$d/tampered-chunk.fedsnap" "$MNT_owner/publish/t2.fedsnap"
 refused "a tampered chunk in commit/" "$d/tampered-chunk.fedsnap" "$MNT_a/commit/t2.fedsnap"
 "$FED" keygen -o "$d/other.key" >/dev/null

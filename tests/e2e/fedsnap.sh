@@ -79,8 +79,7 @@ check "a fresh COW over the base does not have the file" \
 
 # damage: one byte of the payload
 cp "$dir/web.fedsnap" "$dir/bad.fedsnap"
-size=$(stat -c %s "$dir/bad.fedsnap")
-printf 'X' | dd of="$dir/bad.fedsnap" bs=1 seek=$((size - 10)) conv=notrunc 2>/dev/null
+flip_byte "$dir/bad.fedsnap" $(($(stat -c %s "$dir/bad.fedsnap") - 10))
 if "$FED" snapshot verify "$dir/bad.fedsnap" 2>"$dir/verify.err"; then
 	not_ok "a damaged snapshot is refused"
 else

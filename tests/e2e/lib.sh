@@ -56,6 +56,16 @@ mktempdir() {
 # apart by address as they would be on a network.
 
 # free_port: a TCP port nobody listens on now.
+# flip_byte FILE OFFSET: invert every bit of one byte in place.  Writing a
+# fixed byte instead would change nothing, 1 run in 256, when the byte
+# already had that value.
+flip_byte() {
+	local old
+	old=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "\\$(printf '%03o' $((old ^ 255)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+
 free_port() {
 	local p
 	while :; do
