@@ -55,7 +55,6 @@ mktempdir() {
 # Each peer serves objects on its own 127.0.0.x address, so peers are told
 # apart by address as they would be on a network.
 
-# free_port: a TCP port nobody listens on now.
 # flip_byte FILE OFFSET: invert every bit of one byte in place.  Writing a
 # fixed byte instead would change nothing, 1 run in 256, when the byte
 # already had that value.
@@ -66,6 +65,7 @@ flip_byte() {
 		dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
 }
 
+# free_port: a TCP port nobody listens on now.
 free_port() {
 	local p
 	while :; do

@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# cluster.sh - a federation of hosts on one machine, for the demo and the
+# end-to-end tests.
+#
+#   scripts/cluster.sh up N        authority, owner, N peers and a client
+#   scripts/cluster.sh down        remove everything (also after a crash)
+#   scripts/cluster.sh exec HOST CMD...   run CMD on HOST's network
+#   scripts/cluster.sh kill HOST   kill every process of HOST (a failure)
+#   scripts/cluster.sh env         the cluster's facts as shell variables
+#   scripts/cluster.sh status      hosts, addresses, processes
+#
+# Each host is a network namespace with one veth into a bridge that lives in
+# a namespace of its own (the "switch"), so nothing is added to this
+# machine's own network and there is no route out.  Hosts and addresses:
+#
+#   auth     10.99.0.1   fed-authority on :8080
+#   owner    10.99.0.2   fedfs (the owner publishes through it)
+#   client   10.99.0.3   nothing running; clients are run here with exec
+#   pI       10.99.0.1I  fedfs (objects on :7000) + fed-vmrunner
+#
+# Processes run under `nsenter --net`, which keeps this machine's mount
+# namespace: each host's fedfs mount (DIR/HOST/fed) is visible everywhere.
+# `down` finds what to remove from the namespaces' names and DIR's mounts,
+# not from a record that a crash could have left half-written.
+#
+# Environment: FED_CLUSTER (name prefix, default "fedc"; two clusters with
+# different names live side by side), FED_CLUSTER_DIR (default
+# /tmp/$FED_CLUSTER), BINDIR (default bin), FED_CLUSTER_BASE (a base image
+# to use instead of building one).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BINDIR=${BINDIR:-$ROOT/bin}
+case $BINDIR in /*) ;; *) BINDIR=$ROOT/$BINDIR ;; esac
+NAME=${FED_CLUSTER:-fedc}
+DIR=${FED_CLUSTER_DIR:-${TMPDIR:-/tmp}/$NAME}
+NET=10.99.0
+UML=/usr/bin/linux.uml
+AUTH_URL=http://$NET.1:8080
+
+say() { printf 'cluster: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+usage() {
+	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+}
+
+host_addr() {
+	case $1 in
+	auth) echo "$NET.1" ;;
+	owner) echo "$NET.2" ;;
+	client) echo "$NET.3" ;;
+	p[0-9]*) echo "$NET.$((10 + ${1#p}))" ;;
+	*) return 1 ;;
+	esac
+}
+
+ns_of() { echo "$NAME-$1"; }
+
+# on HOST CMD...: run CMD in HOST's network namespace
+on() {
+	local ns
+	ns=$(ns_of "$1")
+	shift
+	nsenter --net="/run/netns/$ns" "$@"
+}
+
+# spawn HOST LOG CMD...: start a long-running CMD on HOST, in its own
+# session, output to LOG
+spawn() {
+	local host=$1 log=$2
+	shift 2
+	on "$host" setsid "$@" >>"$log" 2>&1 </dev/null &
+}
+
+# wait_for SECONDS CMD...: poll until CMD succeeds
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		[ $SECONDS -ge $deadline ] && return 1
+		sleep 0.1
+	done
+}
+
+add_host() {	# add_host HOST: namespace, veth to the switch, address
+	local host=$1 ns addr
+	ns=$(ns_of "$host")
+	addr=$(host_addr "$host")
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	# veth names are per namespace: eth0 inside, HOST on the switch
+	ip link add "$NAME-$host" type veth peer name eth0 netns "$ns"
+	ip link set "$NAME-$host" netns "$(ns_of sw)"
+	ip -n "$(ns_of sw)" link set "$NAME-$host" master br0 up
+	ip -n "$ns" addr add "$addr/24" dev eth0
+	ip -n "$ns" link set eth0 up
+	mkdir -p "$DIR/$host"
+}
+
+start_fedfs() {	# start_fedfs HOST
+	local host=$1 addr
+	addr=$(host_addr "$host")
+	mkdir -p "$DIR/$host/fed" "$DIR/$host/fedfs"
+	spawn "$host" "$DIR/$host/fedfs.log" "$BINDIR/fedfs" "$DIR/$host/fed" \
+		--state "$DIR/$host/fedfs" --authority "$AUTH_URL" \
+		--key "$DIR/$host/key" --serve "$addr:7000" -f
+	wait_for 20 grep -q '"registered": true' "$DIR/$host/fed/.status" ||
+		die "$host: fedfs did not register (see $DIR/$host/fedfs.log)"
+}
+
+start_vmrunner() {	# start_vmrunner HOST
+	local host=$1
+	mkdir -p "$DIR/$host/vmrunner"
+	spawn "$host" "$DIR/$host/vmrunner.log" "$BINDIR/fed-vmrunner" \
+		--fed "$DIR/$host/fed" --state "$DIR/$host/vmrunner" \
+		--authority "$AUTH_URL" --key "$DIR/$host/key" \
+		--public-addr "$(host_addr "$host")" --mem 48 -f
+	wait_for 10 test -e "$DIR/$host/vmrunner/status.json" ||
+		die "$host: vmrunner did not start (see $DIR/$host/vmrunner.log)"
+}
+
+cmd_up() {
+	local n=${1:-} i host base
+	[[ $n =~ ^[1-9][0-9]?$ ]] && [ "$n" -le 40 ] ||
+		die "up: need a number of peers, 1 to 40"
+	[ "$(id -u)" = 0 ] || die "up: needs root (namespaces, taps, FUSE)"
+	for f in fed fedfs fed-authority fed-vmrunner; do
+		[ -x "$BINDIR/$f" ] || die "up: $BINDIR/$f is missing (run make)"
+	done
+	[ -x "$UML" ] || die "up: $UML is missing (scripts/deps.sh)"
+	ip netns list | grep -q "^$NAME-" &&
+		die "up: cluster '$NAME' exists; run: $0 down"
+
+	# a half-built cluster is removed, whatever failed
+	trap 'say "up failed; removing what was built"; cmd_down' EXIT
+	mkdir -p "$DIR"
+	say "network: a switch and $((n + 3)) hosts on $NET.0/24 (no route out)"
+	ip netns add "$(ns_of sw)"
+	ip -n "$(ns_of sw)" link add br0 type bridge
+	ip -n "$(ns_of sw)" link set br0 up
+	for host in auth owner client $(seq -f 'p%g' 1 "$n"); do
+		add_host "$host"
+	done
+
+	say "auth: fed-authority at $AUTH_URL"
+	"$BINDIR/fed" keygen -o "$DIR/admin.key" >/dev/null
+	"$BINDIR/fed" pubkey "$DIR/admin.key" >"$DIR/admin.pub"
+	spawn auth "$DIR/auth/authority.log" "$BINDIR/fed-authority" \
+		--listen "$NET.1:8080" --db "$DIR/auth/auth.db" \
+		--admin-key "$DIR/admin.pub" --publish-allowance 10
+	wait_for 10 on client curl -fsS --max-time 1 "$AUTH_URL/healthz" ||
+		die "auth: the authority did not answer (see $DIR/auth/authority.log)"
+
+	base=${FED_CLUSTER_BASE:-}
+	if [ -z "$base" ]; then
+		say "base: building a reproducible base image (scripts/mkbase.sh)"
+		base=$DIR/base.img
+		bash "$ROOT/scripts/mkbase.sh" "$base" >/dev/null
+	fi
+	[ "$base" -ef "$DIR/base.img" ] || cp "$base" "$DIR/base.img"
+	cp "$UML" "$DIR/kernel"
+	say "auth: the admin trusts the UML kernel and the base"
+	on client "$BINDIR/fed" trust add "$DIR/kernel" --kind kernel \
+		--authority "$AUTH_URL" --key "$DIR/admin.key" >/dev/null
+	on client "$BINDIR/fed" trust add "$DIR/base.img" --kind base \
+		--authority "$AUTH_URL" --key "$DIR/admin.key" >/dev/null
+
+	for host in owner $(seq -f 'p%g' 1 "$n"); do
+		"$BINDIR/fed" keygen -o "$DIR/$host/key" >/dev/null
+		start_fedfs "$host"
+	done
+	say "owner: fedfs at $DIR/owner/fed, publishing kernel and base"
+	cp "$DIR/kernel" "$DIR/base.img" "$DIR/owner/fed/publish/"
+	for host in $(seq -f 'p%g' 1 "$n"); do
+		start_vmrunner "$host"
+		say "$host: fedfs at $DIR/$host/fed, vmrunner, address $(host_addr "$host")"
+	done
+	echo "$n" >"$DIR/peers"
+	trap - EXIT
+	say "up: $NAME with $n peers; $0 env for the details"
+}
+
+# every namespace of this cluster, whatever state it was left in
+cluster_namespaces() {
+	ip netns list | awk '{print $1}' | grep "^$NAME-" || true
+}
+
+cmd_down() {
+	local ns pids mnt deadline
+	# ask every process to stop (a vmrunner withdraws and stops its
+	# machines), then kill what is left
+	for ns in $(cluster_namespaces); do
+		pids=$(ip netns pids "$ns" || true)
+		[ -n "$pids" ] && kill $pids 2>/dev/null || true
+	done
+	deadline=$((SECONDS + 5))
+	while [ $SECONDS -lt $deadline ]; do
+		pids=
+		for ns in $(cluster_namespaces); do
+			pids+=$(ip netns pids "$ns" 2>/dev/null || true)
+		done
+		[ -z "$pids" ] && break
+		sleep 0.1
+	done
+	for ns in $(cluster_namespaces); do
+		pids=$(ip netns pids "$ns" || true)
+		[ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+	done
+	# FUSE mounts under DIR (a killed fedfs leaves its mount behind)
+	while read -r _ mnt _; do
+		case $mnt in "$DIR"/*) umount -l "$mnt" 2>/dev/null || true ;; esac
+	done </proc/mounts
+	for ns in $(cluster_namespaces); do
+		ip netns del "$ns" 2>/dev/null || true
+	done
+	rm -rf "$DIR"
+	say "down: $NAME removed"
+}
+
+cmd_kill() {	# every process on HOST, as a crash or power loss would
+	local host=${1:-} ns pids
+	[ -n "$host" ] || die "kill: which host?"
+	ns=$(ns_of "$host")
+	ip netns list | grep -q "^$ns\b" || die "kill: no host $host"
+	pids=$(ip netns pids "$ns" || true)
+	[ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+	umount -l "$DIR/$host/fed" 2>/dev/null || true
+	say "kill: $host is down"
+}
+
+cmd_env() {
+	local host
+	[ -f "$DIR/peers" ] || die "env: cluster '$NAME' is not up"
+	echo "CLUSTER_DIR=$DIR"
+	echo "CLUSTER_PEERS=$(cat "$DIR/peers")"
+	echo "AUTH=$AUTH_URL"
+	echo "ADMIN_KEY=$DIR/admin.key"
+	for host in owner $(seq -f 'p%g' 1 "$(cat "$DIR/peers")"); do
+		echo "MNT_$host=$DIR/$host/fed"
+		echo "KEY_$host=$DIR/$host/key"
+		echo "ADDR_$host=$(host_addr "$host")"
+	done
+}
+
+cmd_status() {
+	local ns
+	for ns in $(cluster_namespaces); do
+		printf '%-14s %s\n' "$ns" \
+			"$(ip netns pids "$ns" | xargs -r ps -o comm= -p | sort | uniq -c | xargs)"
+	done
+}
+
+case ${1:-} in
+up) shift; cmd_up "$@" ;;
+down) cmd_down ;;
+exec)
+	[ $# -ge 3 ] || die "exec: need HOST and a command"
+	host=$2
+	shift 2
+	host_addr "$host" >/dev/null || die "exec: no host $host"
+	on "$host" "$@"
+	;;
+kill) cmd_kill "${2:-}" ;;
+env) cmd_env ;;
+status) cmd_status ;;
+-h | --help | help) usage ;;
+*) usage >&2; exit 2 ;;
+esac
