@@ -6,6 +6,7 @@
 #   scripts/cluster.sh down        remove everything (also after a crash)
 #   scripts/cluster.sh exec HOST CMD...   run CMD on HOST's network
 #   scripts/cluster.sh kill HOST   kill every process of HOST (a failure)
+#   scripts/cluster.sh start HOST  start HOST's daemons again (same state)
 #   scripts/cluster.sh env         the cluster's facts as shell variables
 #   scripts/cluster.sh status      hosts, addresses, processes
 #
@@ -89,10 +90,10 @@ add_host() {	# add_host HOST: namespace, veth to the switch, address
 	addr=$(host_addr "$host")
 	ip netns add "$ns"
 	ip -n "$ns" link set lo up
-	# veth names are per namespace: eth0 inside, HOST on the switch
-	ip link add "$NAME-$host" type veth peer name eth0 netns "$ns"
-	ip link set "$NAME-$host" netns "$(ns_of sw)"
-	ip -n "$(ns_of sw)" link set "$NAME-$host" master br0 up
+	# made inside the switch, so names are per namespace: HOST on the
+	# switch, eth0 on the host (nothing touches this machine's links)
+	ip -n "$(ns_of sw)" link add "$host" type veth peer name eth0 netns "$ns"
+	ip -n "$(ns_of sw)" link set "$host" master br0 up
 	ip -n "$ns" addr add "$addr/24" dev eth0
 	ip -n "$ns" link set eth0 up
 	mkdir -p "$DIR/$host"
@@ -118,6 +119,14 @@ start_vmrunner() {	# start_vmrunner HOST
 		--public-addr "$(host_addr "$host")" --mem 48 -f
 	wait_for 10 test -e "$DIR/$host/vmrunner/status.json" ||
 		die "$host: vmrunner did not start (see $DIR/$host/vmrunner.log)"
+}
+
+start_authority() {
+	spawn auth "$DIR/auth/authority.log" "$BINDIR/fed-authority" \
+		--listen "$NET.1:8080" --db "$DIR/auth/auth.db" \
+		--admin-key "$DIR/admin.pub" --publish-allowance 10
+	wait_for 10 on client curl -fsS --max-time 1 "$AUTH_URL/healthz" ||
+		die "auth: the authority did not answer (see $DIR/auth/authority.log)"
 }
 
 cmd_up() {
@@ -146,11 +155,7 @@ cmd_up() {
 	say "auth: fed-authority at $AUTH_URL"
 	"$BINDIR/fed" keygen -o "$DIR/admin.key" >/dev/null
 	"$BINDIR/fed" pubkey "$DIR/admin.key" >"$DIR/admin.pub"
-	spawn auth "$DIR/auth/authority.log" "$BINDIR/fed-authority" \
-		--listen "$NET.1:8080" --db "$DIR/auth/auth.db" \
-		--admin-key "$DIR/admin.pub" --publish-allowance 10
-	wait_for 10 on client curl -fsS --max-time 1 "$AUTH_URL/healthz" ||
-		die "auth: the authority did not answer (see $DIR/auth/authority.log)"
+	start_authority
 
 	base=${FED_CLUSTER_BASE:-}
 	if [ -z "$base" ]; then
@@ -229,6 +234,22 @@ cmd_kill() {	# every process on HOST, as a crash or power loss would
 	say "kill: $host is down"
 }
 
+cmd_start() {	# start HOST's daemons again after a kill (same keys, state)
+	local host=${1:-}
+	[ -f "$DIR/peers" ] || die "start: cluster '$NAME' is not up"
+	case $host in
+	auth) start_authority ;;
+	owner) start_fedfs owner ;;
+	p[0-9]*)
+		[ -f "$DIR/$host/key" ] || die "start: no host $host"
+		start_fedfs "$host"
+		start_vmrunner "$host"
+		;;
+	*) die "start: no host '$host' (auth, owner, pN)" ;;
+	esac
+	say "start: $host is up"
+}
+
 cmd_env() {
 	local host
 	[ -f "$DIR/peers" ] || die "env: cluster '$NAME' is not up"
@@ -236,6 +257,8 @@ cmd_env() {
 	echo "CLUSTER_PEERS=$(cat "$DIR/peers")"
 	echo "AUTH=$AUTH_URL"
 	echo "ADMIN_KEY=$DIR/admin.key"
+	echo "ADDR_auth=$(host_addr auth)"
+	echo "ADDR_client=$(host_addr client)"
 	for host in owner $(seq -f 'p%g' 1 "$(cat "$DIR/peers")"); do
 		echo "MNT_$host=$DIR/$host/fed"
 		echo "KEY_$host=$DIR/$host/key"
@@ -262,6 +285,7 @@ exec)
 	on "$host" "$@"
 	;;
 kill) cmd_kill "${2:-}" ;;
+start) cmd_start "${2:-}" ;;
 env) cmd_env ;;
 status) cmd_status ;;
 -h | --help | help) usage ;;

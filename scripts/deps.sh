@@ -14,6 +14,8 @@ packages=(
 	libcriterion-dev curl jq
 	# runtime: UML kernel, base image, networking
 	user-mode-linux busybox-static e2fsprogs iproute2 util-linux
+	# e2e/federation.sh: a tampering peer redirects its port (nft DNAT)
+	nftables
 	# checks and benchmarks
 	cppcheck wrk bc
 	# bench/netmap.sh: userland relay and throughput baselines

@@ -201,6 +201,25 @@ fs_reply_entry(fuse_req_t req, struct fedfs *fs, uint64_t ino)
 	fuse_reply_entry(req, &ep);
 }
 
+/*
+ * On demand, a listing or a lookup of a name not (yet) in a catalogue
+ * directory asks the authority for news: at most every 2 s, and not while
+ * the authority is known to be unreachable.  Returns true if it refreshed.
+ */
+static bool
+fs_refresh_on_demand(struct fedfs *fs)
+{
+	bool stale;
+
+	pthread_rwlock_rdlock(&fs->lock);
+	stale = time(NULL) - fs->refreshed >= 2 &&
+		fs->authority_error[0] == '\0';
+	pthread_rwlock_unlock(&fs->lock);
+	if (stale)
+		catalog_refresh(fs, 2000);
+	return stale;
+}
+
 static void
 fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
@@ -221,23 +240,30 @@ fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		pthread_rwlock_unlock(&fs->lock);
 		return;
 	}
-	pthread_rwlock_rdlock(&fs->lock);
-	/* newest first: a commit made from a file still being closed wins */
-	for (size_t i = fs->nnodes; i-- > INO_FIRST_DYNAMIC;) {
-		n = fs->nodes[i];
-		if (n && n->parent == parent && fs_node_visible(n) &&
-		    strcmp(n->name, name) == 0) {
-			ino = n->ino;
-			break;
+	for (int attempt = 0;; attempt++) {
+		pthread_rwlock_rdlock(&fs->lock);
+		/* newest first: a commit made from a file still being
+		 * closed wins */
+		for (size_t i = fs->nnodes; i-- > INO_FIRST_DYNAMIC;) {
+			n = fs->nodes[i];
+			if (n && n->parent == parent && fs_node_visible(n) &&
+			    strcmp(n->name, name) == 0) {
+				ino = n->ino;
+				break;
+			}
 		}
-	}
-	if (ino == 0) {
+		if (ino != 0) {
+			fs_reply_entry(req, fs, ino);
+			pthread_rwlock_unlock(&fs->lock);
+			return;
+		}
 		pthread_rwlock_unlock(&fs->lock);
-		fuse_reply_err(req, ENOENT);
-		return;
+		/* a name just published elsewhere: ask once for news */
+		if (attempt > 0 || !fs_is_catalog_dir(parent) ||
+		    !fs_refresh_on_demand(fs))
+			break;
 	}
-	fs_reply_entry(req, fs, ino);
-	pthread_rwlock_unlock(&fs->lock);
+	fuse_reply_err(req, ENOENT);
 }
 
 static void
@@ -283,18 +309,9 @@ static void
 fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fedfs *fs = fs_data(req);
-	bool stale;
 
-	/* on demand: a listing may ask for news, at most every 2 s, and
-	 * not while the authority is known to be unreachable */
-	if (fs_is_catalog_dir(ino)) {
-		pthread_rwlock_rdlock(&fs->lock);
-		stale = time(NULL) - fs->refreshed >= 2 &&
-			fs->authority_error[0] == '\0';
-		pthread_rwlock_unlock(&fs->lock);
-		if (stale)
-			catalog_refresh(fs, 2000);
-	}
+	if (fs_is_catalog_dir(ino))
+		fs_refresh_on_demand(fs);
 	fuse_reply_open(req, fi);
 }
 

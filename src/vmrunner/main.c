@@ -16,7 +16,8 @@
 static const char vmrunner_help[] =
 	"usage: fed-vmrunner --fed MOUNTPOINT --state DIR --authority URL\n"
 	"           --key KEYFILE [--public-addr ADDR] [--mem MB]\n"
-	"           [--lease-range CIDR] [--port-range A-B] [-f] [-v]\n"
+	"           [--lease-range CIDR] [--port-range A-B] [--no-follow]\n"
+	"           [-f] [-v]\n"
 	"\n"
 	"Watch MOUNTPOINT/commit/ (a fedfs mount).  For each committed snapshot:\n"
 	"check its signature, payload and that its base and kernel are trusted\n"
@@ -26,13 +27,18 @@ static const char vmrunner_help[] =
 	"guest port accepts, relay the host port to it and report it up to the\n"
 	"authority.  A VM that dies is restarted with backoff (1 s doubling to\n"
 	"5 min); rm commit/<file> stops it and releases everything.  What runs\n"
-	"is in STATE/status.json (`fed status --state DIR`).\n"
+	"is in STATE/status.json (`fed status --state DIR`).  When the owner\n"
+	"publishes a newer version of a service this peer runs, the vmrunner\n"
+	"commits to it too, boots it, moves the host port over and stops the\n"
+	"old one.\n"
 	"\n"
 	"  --public-addr ADDR  the address clients reach this peer at (default:\n"
 	"                      the first non-loopback IPv4 address)\n"
 	"  --mem MB            memory per VM (default 64)\n"
 	"  --lease-range CIDR  private addresses (default " NETMAP_DEFAULT_RANGE ")\n"
 	"  --port-range A-B    host ports (default 20000-29999)\n"
+	"  --no-follow         leave new versions to the operator (cp them into\n"
+	"                      commit/ by hand)\n"
 	"  -f                  stay in the foreground (default: detach)\n"
 	"  -v                  debug logging\n";
 
@@ -55,6 +61,7 @@ main(int argc, char **argv)
 		{ "mem", required_argument, NULL, 'm' },
 		{ "lease-range", required_argument, NULL, 'l' },
 		{ "port-range", required_argument, NULL, 'P' },
+		{ "no-follow", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -74,6 +81,7 @@ main(int argc, char **argv)
 		case 'k': c.key_path = optarg; break;
 		case 'p': c.public_addr = optarg; break;
 		case 'l': c.lease_range = optarg; break;
+		case 'N': c.no_follow = true; break;
 		case 'f': fg = true; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'm':

@@ -109,6 +109,7 @@ struct runner_config {
 	const char *lease_range;	/* NULL: netmap's default */
 	uint16_t port_min, port_max;	/* 0, 0: netmap's default */
 	unsigned mem_mb;		/* per VM */
+	bool no_follow;			/* do not follow new versions */
 };
 
 /*

@@ -59,7 +59,8 @@ start_vmrunner() {	# start_vmrunner STATE LOG MNT KEY [options]
 	local state=$1 log=$2 mnt=$3 key=$4
 	shift 4
 	"$BINDIR/fed-vmrunner" --fed "$mnt" --state "$state" --authority "$AUTH" \
-		--key "$key" --public-addr 127.0.0.2 --mem 48 -f "$@" >>"$log" 2>&1 &
+		--key "$key" --public-addr 127.0.0.2 --mem 48 --no-follow -f "$@" \
+		>>"$log" 2>&1 &
 	VMR_PID=$!
 	disown "$VMR_PID"
 	on_exit "kill $VMR_PID; sleep 1; kill -9 $VMR_PID"
