@@ -56,7 +56,7 @@ TEST_HELPERS := $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(wildcard tests/lib/*.c
 # keep test objects: they are not temporaries
 .SECONDARY:
 
-.PHONY: all check unit e2e asan fuzz cppcheck bench clean
+.PHONY: all check unit e2e asan fuzz cppcheck bench demo clean
 all: $(BINS)
 
 $(BUILD)/%.o: src/%.c
@@ -119,6 +119,13 @@ cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr --std=c11 -D_GNU_SOURCE -Isrc \
 		--suppress=missingIncludeSystem src tests/lib
+
+# The README's first command: dependencies, build, then the story of
+# scripts/demo.sh on a cluster of namespaced hosts, torn down at the end.
+demo:
+	bash scripts/deps.sh
+	$(MAKE) all
+	bash scripts/demo.sh
 
 bench: all
 	@for b in bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done

@@ -123,7 +123,8 @@ create_boot(const char *kernel, const char *cow, const char *base,
 	char ubd[2 * PATH_MAX + 8], mem[32], hostfs[PATH_MAX + 8];
 	char *argv[] = { (char *)kernel, ubd, "root=/dev/ubda", "rw",
 			 "init=/init", mem, "con=null", "con0=null,fd:1",
-			 "quiet", hostfs, "fed.import=/", NULL };
+			 "ssl=null", "pty.legacy_count=0", "quiet", hostfs,
+			 "fed.import=/", NULL };
 	size_t len = 0;
 	char *buf = malloc(CREATE_LOG_MAX + 1);
 	double deadline = create_now() + timeout_s;

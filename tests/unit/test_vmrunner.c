@@ -82,12 +82,13 @@ Test(vmrunner, uml_command_line_with_network)
 	cr_expect(argv_has(argv, "mem=96M"));
 	cr_expect(argv_has(argv, "con=null"));
 	cr_expect(argv_has(argv, "con0=null,fd:1"));
+	cr_expect(argv_has(argv, "pty.legacy_count=0"));
 	cr_expect(argv_has(argv, "vec0:transport=tap,ifname=fed0a4d0002"));
 	cr_expect(argv_has(argv, "fed.ip=10.77.0.2/30"));
 	cr_expect(argv_has(argv, "fed.gw=10.77.0.1"));
 	cr_expect(argv_has(argv, "hostfs=/nonexistent-fed-hostfs"));
 	cr_expect(!argv_has(argv, "fed.import=/"));
-	cr_expect_eq(argv_count(argv), 13);
+	cr_expect_eq(argv_count(argv), 15);
 	uml_argv_free(argv);
 }
 
@@ -104,7 +105,7 @@ Test(vmrunner, uml_command_line_without_network)
 		cr_expect(strncmp(*a, "vec0", 4) != 0);
 		cr_expect(strncmp(*a, "fed.ip", 6) != 0);
 	}
-	cr_expect_eq(argv_count(argv), 10);
+	cr_expect_eq(argv_count(argv), 12);
 	uml_argv_free(argv);
 }
 
