@@ -6,7 +6,8 @@
  * The list is the owner's view (GET /v1/services/<host>:<port>/peers),
  * not a lookup: it names every committed peer, with where it serves, even
  * when lookups would hide some.  Peers down or without an address are not
- * fetched (there is nowhere to ask).  The request carries
+ * fetched (there is nowhere to ask), nor are peers already reported for
+ * this service (the authority no longer sends visitors to them).  The request carries
  * Host: <host>:<port>, as a client's would, so a peer cannot tell an audit
  * from a visitor.  Peers are fetched one after another: an audit is a rare,
  * deliberate act, and one at a time keeps latencies comparable.
@@ -85,6 +86,23 @@ audit_one(const char *host, uint16_t port, const char *path,
 	http_reply_free(&r);
 }
 
+/* Was peer id already reported for this service (owner's view)? */
+static bool
+audit_reported(const json_t *view, const char *id)
+{
+	const json_t *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(view, "reports"), i, r) {
+		const char *peer = json_string_value(json_object_get(r,
+								     "peer"));
+
+		if (peer != NULL && strcmp(peer, id) == 0)
+			return true;
+	}
+	return false;
+}
+
 int
 client_audit(const char *authority, const char *host, uint16_t port,
 	     const char *path, const char *expect,
@@ -124,6 +142,7 @@ client_audit(const char *authority, const char *host, uint16_t port,
 		struct client_audit_row *row = &out[k];
 
 		if (!json_is_true(json_object_get(p, "up")) || id == NULL ||
+		    audit_reported(reply, id) ||
 		    addr == NULL || pp < 1 || pp > 65535 ||
 		    strlen(id) > SHA256_HEX_LEN ||
 		    strlen(addr) > AUTHAPI_HOST_MAX)

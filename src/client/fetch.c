@@ -183,8 +183,15 @@ client_get(const char *url, const struct client_get_opts *o,
 			  p->port);
 		cc = fetch_one(h, url, host, port, p, o, &s);
 		if (cc != CURLE_OK) {
-			fetch_tried(r, p, s.write_failed ? "cannot write the body"
-				    : curl_easy_strerror(cc));
+			char why[160];
+			long oserr = 0;
+
+			curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
+			snprintf(why, sizeof(why), "%s%s%s", s.write_failed ?
+				 "cannot write the body" :
+				 curl_easy_strerror(cc), oserr ? ": " : "",
+				 oserr ? strerror((int)oserr) : "");
+			fetch_tried(r, p, why);
 			if (s.write_failed) {
 				err_set(e, "%s: cannot write the body", url);
 				goto done;
