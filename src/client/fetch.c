@@ -179,8 +179,8 @@ client_get(const char *url, const struct client_get_opts *o,
 		double ttfb = 0, total = 0;
 		CURLcode cc;
 
-		log_debug("GET %s via %.8s %s:%u", url, p->peer, p->addr,
-			  p->port);
+		log_debug("GET %s via %.8s %s:%u", url,
+			  p->peer[0] ? p->peer : "dns", p->addr, p->port);
 		cc = fetch_one(h, url, host, port, p, o, &s);
 		if (cc != CURLE_OK) {
 			char why[160];

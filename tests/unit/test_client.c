@@ -762,18 +762,23 @@ Test(client, proxy_no_peer_answers_502_and_failover)
 	uint16_t port = dead_port();
 	struct cbuf b;
 
+	struct client_stats *st = stats_open();
+	struct client_peer dp, lp;
+	char key[256];
+
 	world_make();
 	memset(&dead, 0, sizeof(dead));
 	world_serve(&dead, port);
-	px = proxy_start(NULL);
+	px = proxy_start(st);
 	raw_exchange(px, req, sizeof(req) - 1, answer, sizeof(answer));
 	cr_expect(strncmp(answer, "HTTP/1.1 502 ", 13) == 0, "%s", answer);
 	snprintf(want, sizeof(want), "127.0.0.1:%u", port);
 	cr_expect(strstr(answer, want) != NULL, "%s", answer);
 	cr_expect(strstr(answer, "no peer answered") != NULL, "%s", answer);
 
-	/* a live peer joins: the proxy fails over to it.  The cached
-	 * lookup must go first: age it by removing the cache file. */
+	/* a live peer joins (the cached lookup is dropped so the proxy
+	 * sees it).  The statistics are made to rank the dead peer first,
+	 * so the proxy must fail over to the live one. */
 	tpeer_start(&P[0], "live", 0);
 	world_serve(&P[0], P[0].port);
 	{
@@ -782,12 +787,29 @@ Test(client, proxy_no_peer_answers_502_and_failover)
 		tu_rmtree(lk);
 		free(lk);
 	}
+	memset(&dp, 0, sizeof(dp));
+	memset(&lp, 0, sizeof(lp));
+	strcpy(dp.peer, dead.key.hex);
+	strcpy(dp.addr, "127.0.0.1");
+	dp.port = port;
+	strcpy(lp.peer, P[0].key.hex);
+	strcpy(lp.addr, "127.0.0.1");
+	lp.port = P[0].port;
+	client_stats_record(st, &dp, true, 0.0001, 10, 0);
+	client_stats_record(st, &lp, false, 0, 0, 0);
+	st->requests = 0;	/* not an exploring request */
 	for (int i = 0; i < 2; i++) {
 		cr_expect_eq(via_proxy(px, "http://" SVC_HOST "/", false, NULL,
 				       &b), 200);
 		cr_expect_str_eq(b.data, "live");
 	}
+	client_stat_key(&dp, key, sizeof(key));
+	for (size_t i = 0; i < st->n; i++)
+		if (strcmp(st->s[i].key, key) == 0)
+			cr_expect_geq(st->s[i].fails, 1, "the dead peer was "
+				      "not tried first");
 	client_proxy_stop(px);
+	client_stats_free(st);
 }
 
 /* ---- audit ---- */
