@@ -221,6 +221,18 @@ proxy_parse_request(struct proxy_conn *c)
 	size_t mlen, tlen;
 	struct err e;
 
+	/* Lines end in CRLF and nowhere else, and none is folded: a bare
+	 * CR or LF, or a continuation line, could be read differently by
+	 * the peer (request smuggling). */
+	for (size_t i = 0; i + 2 < c->head_end; i++)
+		if ((p[i] == '\r' && p[i + 1] != '\n') ||
+		    (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) ||
+		    (p[i] == '\n' && (p[i + 1] == ' ' || p[i + 1] == '\t'))) {
+			proxy_reply(c, 400, "Bad Request", "fed proxy: bare CR "
+				    "or LF, or a folded header line, in the "
+				    "request head");
+			return -1;
+		}
 	eol = strstr(p, "\r\n");
 	sp1 = memchr(p, ' ', (size_t)(eol - p));
 	sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;

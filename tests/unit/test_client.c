@@ -747,6 +747,10 @@ Test(client, proxy_refuses_oversized_head_and_bad_requests)
 	cr_expect(strncmp(answer, "HTTP/1.1 400 ", 13) == 0, "%s", answer);
 	cr_expect(strstr(answer, "absolute http://") != NULL, "%s", answer);
 
+	raw_exchange(px, "GET http://x.test/ HTTP/1.1\r\nA: b\nHost: c\r\n\r\n",
+		     45, answer, sizeof(answer));
+	cr_expect(strstr(answer, "bare CR or LF") != NULL, "%s", answer);
+
 	raw_exchange(px, "garbage\r\n\r\n", 11, answer, sizeof(answer));
 	cr_expect(strncmp(answer, "HTTP/1.1 400 ", 13) == 0, "%s", answer);
 	client_proxy_stop(px);
