@@ -47,6 +47,11 @@ int cmd_lookup(int argc, char **argv);
 int cmd_hosts(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
+/* visitors and owners' checks (cmd_client.c) */
+int cmd_get(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+
 /* what the vmrunner runs (cmd_status.c) */
 int cmd_status(int argc, char **argv);
 

@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "client/client.h"
 #include "common/authapi.h"
 #include "common/chunkidx.h"
 #include "common/hex.h"
@@ -573,9 +574,10 @@ cmd_report(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct auth_opts o = { NULL, NULL, false };
-	char host[MANIFEST_HOST_MAX + 1], service[AUTHAPI_ADDR_MAX + 1];
+	char host[MANIFEST_HOST_MAX + 1];
+	uint8_t seed[ED25519_SEED_LEN];
 	const char *reason = NULL, *peer;
-	json_t *body, *reply;
+	json_t *reply;
 	uint16_t port;
 	struct err e;
 	int ch, rc;
@@ -599,19 +601,17 @@ cmd_report(int argc, char **argv)
 	if (!hex_is_sha256(peer))
 		return cli_fail("%s: not a peer id (64 lower-case hex digits)",
 				peer);
-	snprintf(service, sizeof(service), "%s:%u", host, port);
-	body = json_pack("{s:s, s:s, s:s}", "service", service, "peer", peer,
-			 "reason", reason);
-	if (body == NULL)
-		return cli_fail("out of memory");
-	rc = auth_call(&o, "POST", "/v1/reports", body, false, &reply);
-	json_decref(body);
-	if (rc != 0)
-		return rc;
+	if (keyfile_load(o.key, seed, NULL, &e) == -1)
+		return cli_fail("%s", e.msg);
+	/* the one sender of POST /v1/reports, shared with fed audit */
+	rc = client_report(o.url, seed, host, port, peer, reason, &reply, &e);
+	explicit_bzero(seed, sizeof(seed));
+	if (rc == -1)
+		return cli_fail("%s", e.msg);
 	if (o.json)
 		auth_print_json(reply);
 	else
-		printf("reported %s for %s (report %lld)\n", peer, service,
+		printf("reported %s for %s:%u (report %lld)\n", peer, host, port,
 		       (long long)json_integer_value(json_object_get(reply,
 								     "report")));
 	json_decref(reply);

@@ -18,6 +18,9 @@ static const struct cli_command commands[] = {
 	{ "lookup", cmd_lookup, "who serves HOST:PORT (falls back to DNS)" },
 	{ "hosts", cmd_hosts, "an owner's view of the peers hosting a service" },
 	{ "report", cmd_report, "report a peer hosting your service (owner)" },
+	{ "get", cmd_get, "fetch a URL through the best peer (like curl)" },
+	{ "proxy", cmd_proxy, "HTTP proxy to federated services for any program" },
+	{ "audit", cmd_audit, "check what every peer serves for your service" },
 	{ "status", cmd_status, "what the vmrunner runs on this peer" },
 };
 

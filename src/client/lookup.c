@@ -1,0 +1,345 @@
+/*
+ * lookup.c - who serves host:port: the authority's answer, cached on disk.
+ *
+ * The cache is one file per service, <cache>/lookup/<host>:<port>.json:
+ *
+ *   {"fetched": <unix seconds>, "ttl": <seconds>, "answer": {lookup reply}}
+ *
+ * written to a temporary file and renamed over the old one, so a reader
+ * (another `fed get`, the proxy's threads) sees the old answer or the new
+ * one, never half of one.  The host was checked by authapi_host_check (a
+ * DNS name or an IPv4 address), so it cannot hold a '/'.
+ *
+ * The decision, in order: a cached answer within its ttl is used as is;
+ * else the authority is asked and its answer cached; if it cannot be
+ * reached (or answers 5xx) a cached answer of any age is used, with one
+ * warning; a 404 "fallback":"dns" goes to the system resolver.  DNS answers
+ * are not cached here: the system resolver has its own cache.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "common/timefmt.h"
+
+/* mkdir -p with mode 0700 for what is created. */
+static int
+lookup_mkdirs(const char *path, struct err *e)
+{
+	char buf[4096];
+	size_t i, len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf))
+		return err_set(e, "cache: bad directory '%s'", path);
+	memcpy(buf, path, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) == -1 && errno != EEXIST)
+			return err_sys(e, "cache: mkdir %s", buf);
+		buf[i] = path[i];
+	}
+	return 0;
+}
+
+char *
+client_cache_dir(const char *dir, struct err *e)
+{
+	const char *env;
+	char *path = NULL;
+
+	if (dir != NULL && dir[0] != '\0')
+		path = strdup(dir);
+	else if ((env = getenv("FED_CACHE")) != NULL && env[0] != '\0')
+		path = strdup(env);
+	else if ((env = getenv("XDG_CACHE_HOME")) != NULL && env[0] != '\0') {
+		if (asprintf(&path, "%s/fed", env) == -1)
+			path = NULL;
+	} else if ((env = getenv("HOME")) != NULL && env[0] != '\0') {
+		if (asprintf(&path, "%s/.cache/fed", env) == -1)
+			path = NULL;
+	} else {
+		err_set(e, "cache: no --cache DIR, $FED_CACHE, "
+			"$XDG_CACHE_HOME or $HOME");
+		return NULL;
+	}
+	if (path == NULL) {
+		err_set(e, "out of memory");
+		return NULL;
+	}
+	if (lookup_mkdirs(path, e) == -1) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+const char *
+client_source_name(enum client_source s)
+{
+	switch (s) {
+	case CLIENT_SRC_AUTHORITY: return "authority";
+	case CLIENT_SRC_CACHE: return "cache";
+	case CLIENT_SRC_STALE: return "stale cache";
+	case CLIENT_SRC_DNS: return "dns";
+	}
+	return "?";
+}
+
+void
+client_lookup_free(struct client_lookup *l)
+{
+	free(l->peers);
+	l->peers = NULL;
+	l->npeers = 0;
+}
+
+int
+client_lookup_dns(const char *host, uint16_t port, struct client_lookup *l,
+		  struct err *e)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char portstr[8];
+	size_t n = 0;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	snprintf(l->host, sizeof(l->host), "%s", host);
+	l->port = port;
+	l->source = CLIENT_SRC_DNS;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	if ((rc = getaddrinfo(host, portstr, &hints, &res)) != 0)
+		return err_set(e, "%s:%u: DNS: %s", host, port,
+			       gai_strerror(rc));
+	for (ai = res; ai != NULL; ai = ai->ai_next)
+		n++;
+	if ((l->peers = calloc(n ? n : 1, sizeof(*l->peers))) == NULL) {
+		freeaddrinfo(res);
+		return err_set(e, "out of memory");
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		struct client_peer *p = &l->peers[l->npeers];
+		const void *a = ai->ai_family == AF_INET6 ?
+		    (const void *)&((struct sockaddr_in6 *)(void *)
+				    ai->ai_addr)->sin6_addr :
+		    (const void *)&((struct sockaddr_in *)(void *)
+				    ai->ai_addr)->sin_addr;
+
+		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+			continue;
+		if (inet_ntop(ai->ai_family, a, p->addr, sizeof(p->addr)) ==
+		    NULL)
+			continue;
+		p->port = port;
+		l->npeers++;
+	}
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* Fill l from a lookup reply (source, fetched left to the caller). */
+static int
+lookup_from_json(const json_t *answer, struct client_lookup *l,
+		 struct err *e)
+{
+	struct authapi_lookup al;
+	size_t i;
+
+	if (authapi_lookup_parse(answer, &al, e) == -1)
+		return -1;
+	snprintf(l->host, sizeof(l->host), "%s", al.host);
+	l->port = al.port;
+	l->ttl = al.ttl;
+	l->npeers = 0;
+	l->peers = calloc(al.npeers ? al.npeers : 1, sizeof(*l->peers));
+	if (l->peers == NULL) {
+		authapi_lookup_free(&al);
+		return err_set(e, "out of memory");
+	}
+	for (i = 0; i < al.npeers; i++) {
+		memcpy(l->peers[i].peer, al.peers[i].peer,
+		       sizeof(l->peers[i].peer));
+		memcpy(l->peers[i].addr, al.peers[i].addr,
+		       sizeof(l->peers[i].addr));
+		l->peers[i].port = al.peers[i].port;
+	}
+	l->npeers = al.npeers;
+	authapi_lookup_free(&al);
+	return 0;
+}
+
+static char *
+lookup_cache_path(const char *cache_dir, const char *host, uint16_t port)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/lookup/%s:%u.json", cache_dir, host, port) == -1)
+		return NULL;
+	return p;
+}
+
+/* The cached entry for host:port into l.  Returns 0, or -1 if none. */
+static int
+lookup_cache_read(const char *path, const char *host, uint16_t port,
+		  struct client_lookup *l)
+{
+	json_error_t je;
+	json_t *j, *fetched;
+	struct err e;
+	int rc = -1;
+
+	if ((j = json_load_file(path, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+		if (access(path, F_OK) == 0)
+			log_warn("cache %s: unreadable, ignored: %s", path,
+				 je.text);
+		return -1;
+	}
+	fetched = json_object_get(j, "fetched");
+	if (!json_is_integer(fetched) ||
+	    lookup_from_json(json_object_get(j, "answer"), l, &e) == -1) {
+		log_warn("cache %s: not a cached lookup, ignored", path);
+		goto done;
+	}
+	if (strcmp(l->host, host) != 0 || l->port != port) {
+		log_warn("cache %s: holds another service, ignored", path);
+		client_lookup_free(l);
+		goto done;
+	}
+	l->fetched = json_integer_value(fetched);
+	rc = 0;
+done:
+	json_decref(j);
+	return rc;
+}
+
+/* Keep answer for host:port, fetched at now: tmp + rename. */
+static void
+lookup_cache_write(const char *cache_dir, const char *path,
+		   const json_t *answer, int ttl, int64_t now)
+{
+	char *dir = NULL, *tmp = NULL;
+	json_t *j;
+	struct err e;
+
+	if (asprintf(&dir, "%s/lookup", cache_dir) == -1)
+		return;
+	if (lookup_mkdirs(dir, &e) == -1) {
+		log_warn("%s", e.msg);
+		free(dir);
+		return;
+	}
+	free(dir);
+	if (asprintf(&tmp, "%s.%ld.%lx.tmp", path, (long)getpid(),
+		     (unsigned long)pthread_self()) == -1)
+		return;
+	j = json_pack("{s:I, s:i, s:O}", "fetched", (json_int_t)now,
+		      "ttl", ttl, "answer", answer);
+	if (j == NULL || json_dump_file(j, tmp, JSON_COMPACT) == -1 ||
+	    rename(tmp, path) == -1) {
+		log_warn("cache %s: cannot write: %s", path, strerror(errno));
+		unlink(tmp);
+	}
+	json_decref(j);
+	free(tmp);
+}
+
+int
+client_lookup(const char *authority, const char *cache_dir,
+	      const char *host, uint16_t port, int64_t now,
+	      struct client_lookup *l, struct err *e)
+{
+	char qpath[AUTHAPI_HOST_MAX + 64], when[RFC3339_LEN + 1];
+	struct client_lookup cached;
+	bool have_cached;
+	json_t *reply = NULL;
+	struct err ae;
+	char *cpath;
+	long status;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	if (authapi_host_check(host, e) == -1)
+		return err_wrap(e, "%s", host);
+	if ((cpath = lookup_cache_path(cache_dir, host, port)) == NULL)
+		return err_set(e, "out of memory");
+	have_cached = lookup_cache_read(cpath, host, port, &cached) == 0;
+	if (have_cached && now >= cached.fetched &&
+	    now - cached.fetched < cached.ttl) {
+		*l = cached;
+		l->source = CLIENT_SRC_CACHE;
+		free(cpath);
+		return 0;
+	}
+
+	snprintf(qpath, sizeof(qpath), "/v1/lookup?host=%s&port=%u", host,
+		 port);
+	rc = authority_call(authority, "GET", qpath, NULL, NULL, &status,
+			    &reply, &ae);
+	if (rc == 0 && status >= 500) {
+		authority_refused(status, reply, &ae);
+		rc = -1;
+	}
+	if (rc == -1) {
+		json_decref(reply);
+		free(cpath);
+		if (have_cached) {
+			rfc3339_format((time_t)cached.fetched, when);
+			log_warn("authority unreachable (%s); using the answer "
+				 "cached at %s", ae.msg, when);
+			*l = cached;
+			l->source = CLIENT_SRC_STALE;
+			return 0;
+		}
+		log_warn("authority unreachable (%s); nothing cached for "
+			 "%s:%u, asking DNS", ae.msg, host, port);
+		return client_lookup_dns(host, port, l, e);
+	}
+	if (have_cached)
+		client_lookup_free(&cached);
+	if (status == 404) {
+		const char *fb = json_string_value(json_object_get(reply,
+								   "fallback"));
+
+		free(cpath);
+		if (fb != NULL && strcmp(fb, "dns") == 0) {
+			json_decref(reply);
+			return client_lookup_dns(host, port, l, e);
+		}
+		authority_refused(status, reply, e);
+		json_decref(reply);
+		return -1;
+	}
+	if (status != 200) {
+		free(cpath);
+		authority_refused(status, reply, e);
+		json_decref(reply);
+		return -1;
+	}
+	if (lookup_from_json(reply, l, e) == -1) {
+		free(cpath);
+		json_decref(reply);
+		return err_wrap(e, "authority");
+	}
+	l->source = CLIENT_SRC_AUTHORITY;
+	l->fetched = now;
+	lookup_cache_write(cache_dir, cpath, reply, l->ttl, now);
+	free(cpath);
+	json_decref(reply);
+	return 0;
+}
