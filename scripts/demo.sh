@@ -20,7 +20,9 @@ t0=$SECONDS
 step=0
 failed=
 
-say() { printf '\n\033[1m%d. %s\033[0m\n' "$((step += 1))" "$*"; }
+bold= plain=
+[ -t 1 ] && bold=$'\033[1m' plain=$'\033[0m'
+say() { printf '\n%s%d. %s%s\n' "$bold" "$((step += 1))" "$*" "$plain"; }
 run() { printf '   $ %s\n' "$*"; }	# the command a person would type
 note() { printf '   %s\n' "$*"; }
 fail() {
