@@ -192,7 +192,7 @@ cluster_namespaces() {
 }
 
 cmd_down() {
-	local ns pids mnt deadline
+	local ns pids mnt mnts deadline
 	# ask every process to stop (a vmrunner withdraws and stops its
 	# machines), then kill what is left
 	for ns in $(cluster_namespaces); do
@@ -212,10 +212,15 @@ cmd_down() {
 		pids=$(ip netns pids "$ns" || true)
 		[ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
 	done
-	# FUSE mounts under DIR (a killed fedfs leaves its mount behind)
-	while read -r _ mnt _; do
-		case $mnt in "$DIR"/*) umount -l "$mnt" 2>/dev/null || true ;; esac
-	done </proc/mounts
+	# FUSE mounts under DIR (a killed fedfs leaves its mount behind);
+	# again until none is left, in case one was stacked on another
+	for _ in 1 2 3; do
+		mnts=$(awk -v d="$DIR/" 'index($2, d) == 1 {print $2}' /proc/mounts)
+		[ -z "$mnts" ] && break
+		for mnt in $mnts; do
+			umount -l "$mnt" || fusermount3 -u -z "$mnt" || true
+		done
+	done
 	for ns in $(cluster_namespaces); do
 		ip netns del "$ns" 2>/dev/null || true
 	done
@@ -282,7 +287,7 @@ exec)
 	host=$2
 	shift 2
 	host_addr "$host" >/dev/null || die "exec: no host $host"
-	on "$host" "$@"
+	exec nsenter --net="/run/netns/$(ns_of "$host")" "$@"
 	;;
 kill) cmd_kill "${2:-}" ;;
 start) cmd_start "${2:-}" ;;

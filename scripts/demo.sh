@@ -116,7 +116,7 @@ note "-> $got"
 [ "$got" = "$page" ] || fail "fed get returned another page"
 
 say "Any client, through fed proxy: plain curl"
-on client setsid "$FED" proxy --listen "$ADDR_client:3128" --authority "$AUTH" \
+"$CLUSTER" exec client setsid "$FED" proxy --listen "$ADDR_client:3128" --authority "$AUTH" \
 	--cache "$CLUSTER_DIR/proxy-cache" >>"$CLUSTER_DIR/proxy.log" 2>&1 &
 disown
 run "fed proxy --listen $ADDR_client:3128 --authority $AUTH &"

@@ -90,7 +90,7 @@ check "fed get fails with a clear line for a missing page" \
 		grep -q 404 '$d/nope.err'"
 
 proxy_port=3128
-client setsid "$FED" proxy --listen "$ADDR_client:$proxy_port" \
+"$CLUSTER" exec client setsid "$FED" proxy --listen "$ADDR_client:$proxy_port" \
 	--authority "$AUTH" --cache "$d/proxy-cache" >>"$d/proxy.log" 2>&1 &
 disown
 on_exit "pkill -f 'fed proxy --listen $ADDR_client:$proxy_port'"
@@ -132,7 +132,7 @@ check "the authority comes back with everything it acknowledged" \
 p2_web=$(lookup_peers www.example.org 80 | grep "^$ADDR_p2:" | cut -d: -f2)
 mkdir -p "$d/fake"
 echo "not the owner's page" >"$d/fake/index.html"
-on p2 setsid busybox httpd -f -p "$ADDR_p2:8888" -h "$d/fake" &
+"$CLUSTER" exec p2 setsid busybox httpd -f -p "$ADDR_p2:8888" -h "$d/fake" &
 disown
 on_exit "pkill -f 'busybox httpd -f -p $ADDR_p2:8888'"
 on p2 nft -f - <<EOF
@@ -174,4 +174,15 @@ check "version 1 published again is refused" \
 	sh -c "! cp '$d/web.fedsnap' '$MNT_owner/publish/again.fedsnap' 2>/dev/null"
 check "and committed again by a peer is refused" \
 	sh -c "! cp '$MNT_p3/deltas/$web_id.fedsnap' '$MNT_p3/commit/old.fedsnap' 2>/dev/null"
+
+# --- a crash, then down -------------------------------------------------------
+# every process of every host killed at once leaves stale FUSE mounts, taps
+# and namespaces behind: down must still remove everything
+for ns in $(ip netns list | awk '{print $1}' | grep "^$FED_CLUSTER-"); do
+	ip netns pids "$ns" | xargs -r kill -9
+done
+"$CLUSTER" down 2>&1 | sed "s/^/# /"
+check "after a crash, down leaves no namespace" 	sh -c "! ip netns list | grep -q '^$FED_CLUSTER-'"
+check "no mount" sh -c "! grep -q ' $CLUSTER_DIR' /proc/mounts"
+check "and no directory" test ! -e "$CLUSTER_DIR"
 exit 0
