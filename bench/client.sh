@@ -12,6 +12,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$ROOT/scripts/lib.sh"
 export BINDIR=${BINDIR:-$ROOT/bin}
 export FED_CLUSTER=fedbench$$
 export FED_CLUSTER_DIR=${TMPDIR:-/tmp}/$FED_CLUSTER
@@ -25,14 +26,6 @@ trap '"$CLUSTER" down >/dev/null 2>&1' EXIT
 "$CLUSTER" up 2 2>/dev/null || { echo "bench/client: cluster did not come up"; exit 1; }
 eval "$("$CLUSTER" env)"
 on() { "$CLUSTER" exec "$@"; }
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	while ! "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.2
-	done
-}
 
 site=$CLUSTER_DIR/site
 mkdir -p "$site/var/www"

@@ -31,6 +31,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$ROOT/scripts/lib.sh"
 BINDIR=${BINDIR:-$ROOT/bin}
 case $BINDIR in /*) ;; *) BINDIR=$ROOT/$BINDIR ;; esac
 NAME=${FED_CLUSTER:-fedc}
@@ -74,15 +75,6 @@ spawn() {
 	on "$host" setsid "$@" >>"$log" 2>&1 </dev/null &
 }
 
-# wait_for SECONDS CMD...: poll until CMD succeeds
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	while ! "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.1
-	done
-}
 
 add_host() {	# add_host HOST: namespace, veth to the switch, address
 	local host=$1 ns addr

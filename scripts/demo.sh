@@ -11,6 +11,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$ROOT/scripts/lib.sh"
 export BINDIR=${BINDIR:-$ROOT/bin}
 export FED_CLUSTER=${FED_CLUSTER:-feddemo}
 export FED_CLUSTER_DIR=${FED_CLUSTER_DIR:-${TMPDIR:-/tmp}/$FED_CLUSTER}
@@ -46,15 +47,6 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-# wait_for SECONDS CMD...: poll until CMD succeeds
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	while ! "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.2
-	done
-}
 
 [ "$(id -u)" = 0 ] || { failed="needs root (namespaces, taps, FUSE)"; exit 1; }
 "$CLUSTER" down >/dev/null 2>&1	# a previous demo cut short

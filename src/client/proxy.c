@@ -764,6 +764,23 @@ proxy_listen(const char *listen_on, uint16_t *port, struct err *e)
 	return fd;
 }
 
+/* Release what client_proxy_start made (the threads are gone by now). */
+static void
+proxy_free(struct client_proxy *px)
+{
+	if (px->lfd != -1)
+		close(px->lfd);
+	if (px->stop_pipe[0] != -1) {
+		close(px->stop_pipe[0]);
+		close(px->stop_pipe[1]);
+	}
+	free(px->authority);
+	free(px->cache_dir);
+	pthread_cond_destroy(&px->idle);
+	pthread_mutex_destroy(&px->mu);
+	free(px);
+}
+
 struct client_proxy *
 client_proxy_start(const struct client_proxy_config *cfg, struct err *e)
 {
@@ -796,17 +813,7 @@ client_proxy_start(const struct client_proxy_config *cfg, struct err *e)
 	}
 	return px;
 bad:
-	if (px->lfd != -1)
-		close(px->lfd);
-	if (px->stop_pipe[0] != -1) {
-		close(px->stop_pipe[0]);
-		close(px->stop_pipe[1]);
-	}
-	free(px->authority);
-	free(px->cache_dir);
-	pthread_cond_destroy(&px->idle);
-	pthread_mutex_destroy(&px->mu);
-	free(px);
+	proxy_free(px);
 	return NULL;
 }
 
@@ -824,18 +831,13 @@ client_proxy_stop(struct client_proxy *px)
 	px->stopping = 1;
 	(void)!write(px->stop_pipe[1], "x", 1);
 	pthread_join(px->acceptor, NULL);
-	close(px->lfd);
+	close(px->lfd);		/* no new connection waits in the backlog */
+	px->lfd = -1;
 	/* every connection thread looks at `stopping` each PROXY_TICK_MS
 	 * (a connect in progress within CLIENT_CONNECT_TIMEOUT_MS) */
 	pthread_mutex_lock(&px->mu);
 	while (px->active > 0)
 		pthread_cond_wait(&px->idle, &px->mu);
 	pthread_mutex_unlock(&px->mu);
-	close(px->stop_pipe[0]);
-	close(px->stop_pipe[1]);
-	free(px->authority);
-	free(px->cache_dir);
-	pthread_cond_destroy(&px->idle);
-	pthread_mutex_destroy(&px->mu);
-	free(px);
+	proxy_free(px);
 }
