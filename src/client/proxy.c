@@ -48,6 +48,7 @@
 #include "client/client.h"
 #include "common/log.h"
 #include "common/manifest.h"
+#include "common/reqhead.h"
 
 #define PROXY_BUF       16384
 #define PROXY_HEAD_MS   10000	/* the whole head must arrive in this */
@@ -73,13 +74,7 @@ struct proxy_conn {
 	char client[64];
 	char *head;			/* CLIENT_PROXY_HEAD_MAX + 1 */
 	size_t head_len, head_end;	/* bytes read; end of the head */
-	char method[16];
-	char host[MANIFEST_HOST_MAX + 1];
-	uint16_t port;
-	const char *path;		/* into head */
-	size_t path_len;
-	const char *version;		/* into head, 8 bytes */
-	bool tunnel;
+	struct reqhead req;		/* the request line, into head */
 	struct client_peer used;
 	long status;
 	uint64_t up_bytes, down_bytes;
@@ -194,106 +189,17 @@ proxy_read_head(struct proxy_conn *c)
 	}
 }
 
-/* Parse "host[:port]" of length len into c (default port dflt). */
-static int
-proxy_parse_authority(struct proxy_conn *c, const char *s, size_t len,
-		      uint16_t dflt, struct err *e)
-{
-	char buf[MANIFEST_HOST_MAX + 8];
-
-	if (len == 0 || len > MANIFEST_HOST_MAX + 6)
-		return err_set(e, "bad host in the request target");
-	if (memchr(s, ':', len) != NULL)
-		snprintf(buf, sizeof(buf), "%.*s", (int)len, s);
-	else
-		snprintf(buf, sizeof(buf), "%.*s:%u", (int)len, s, dflt);
-	if (service_parse(buf, c->host, &c->port, e) == -1)
-		return err_wrap(e, "request target '%s'", buf);
-	return 0;
-}
-
-/* The request line: METHOD SP TARGET SP HTTP/1.x CRLF.  Returns 0, or
- * -1 after replying 400. */
+/* The request line (common/reqhead.c).  Returns 0, or -1 after replying
+ * 400. */
 static int
 proxy_parse_request(struct proxy_conn *c)
 {
-	const char *p = c->head, *sp1, *sp2, *eol, *t, *slash;
-	size_t mlen, tlen;
 	struct err e;
 
-	/* Lines end in CRLF and nowhere else, and none is folded: a bare
-	 * CR or LF, or a continuation line, could be read differently by
-	 * the peer (request smuggling). */
-	for (size_t i = 0; i + 2 < c->head_end; i++)
-		if ((p[i] == '\r' && p[i + 1] != '\n') ||
-		    (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) ||
-		    (p[i] == '\n' && (p[i + 1] == ' ' || p[i + 1] == '\t'))) {
-			proxy_reply(c, 400, "Bad Request", "fed proxy: bare CR "
-				    "or LF, or a folded header line, in the "
-				    "request head");
-			return -1;
-		}
-	eol = strstr(p, "\r\n");
-	sp1 = memchr(p, ' ', (size_t)(eol - p));
-	sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
-	if (sp1 == NULL || sp2 == NULL || eol - sp2 - 1 != 8 ||
-	    (strncmp(sp2 + 1, "HTTP/1.1", 8) != 0 &&
-	     strncmp(sp2 + 1, "HTTP/1.0", 8) != 0)) {
-		proxy_reply(c, 400, "Bad Request", "fed proxy: malformed "
-			    "request line (want METHOD TARGET HTTP/1.x)");
-		return -1;
-	}
-	mlen = (size_t)(sp1 - p);
-	if (mlen == 0 || mlen >= sizeof(c->method)) {
-		proxy_reply(c, 400, "Bad Request", "fed proxy: bad method");
-		return -1;
-	}
-	for (t = p; t < sp1; t++)
-		if (*t < 'A' || *t > 'Z') {
-			proxy_reply(c, 400, "Bad Request",
-				    "fed proxy: bad method");
-			return -1;
-		}
-	memcpy(c->method, p, mlen);
-	c->method[mlen] = '\0';
-	c->version = sp2 + 1;
-	t = sp1 + 1;
-	tlen = (size_t)(sp2 - t);
-	for (size_t i = 0; i < tlen; i++)
-		if ((unsigned char)t[i] <= ' ' || t[i] == 0x7f) {
-			proxy_reply(c, 400, "Bad Request", "fed proxy: control "
-				    "character in the request target");
-			return -1;
-		}
-	if (strcmp(c->method, "CONNECT") == 0) {
-		c->tunnel = true;
-		if (memchr(t, ':', tlen) == NULL) {
-			proxy_reply(c, 400, "Bad Request", "fed proxy: "
-				    "CONNECT needs host:port");
-			return -1;
-		}
-		if (proxy_parse_authority(c, t, tlen, 443, &e) == -1) {
-			proxy_reply(c, 400, "Bad Request", "fed proxy: %s",
-				    e.msg);
-			return -1;
-		}
-		return 0;
-	}
-	if (tlen < 8 || strncasecmp(t, "http://", 7) != 0) {
-		proxy_reply(c, 400, "Bad Request", "fed proxy: want an "
-			    "absolute http:// target (or CONNECT for https)");
-		return -1;
-	}
-	t += 7;
-	tlen -= 7;
-	slash = memchr(t, '/', tlen);
-	if (proxy_parse_authority(c, t, slash ? (size_t)(slash - t) : tlen,
-				  80, &e) == -1) {
+	if (reqhead_parse(c->head, c->head_end, &c->req, &e) == -1) {
 		proxy_reply(c, 400, "Bad Request", "fed proxy: %s", e.msg);
 		return -1;
 	}
-	c->path = slash ? slash : "/";
-	c->path_len = slash ? tlen - (size_t)(slash - t) : 1;
 	return 0;
 }
 
@@ -363,14 +269,14 @@ proxy_upstream(struct proxy_conn *c)
 	size_t *order, i, tries, len = 0;
 	struct err e;
 
-	if (client_lookup(px->authority, px->cache_dir, c->host, c->port,
+	if (client_lookup(px->authority, px->cache_dir, c->req.host, c->req.port,
 			  (int64_t)time(NULL), &l, &e) == -1) {
 		proxy_reply(c, 502, "Bad Gateway", "fed proxy: %s", e.msg);
 		return -1;
 	}
 	if (l.npeers == 0) {
 		proxy_reply(c, 502, "Bad Gateway", "fed proxy: %s:%u: no peer "
-			    "serves it now", c->host, c->port);
+			    "serves it now", c->req.host, c->req.port);
 		client_lookup_free(&l);
 		return -1;
 	}
@@ -406,7 +312,7 @@ proxy_upstream(struct proxy_conn *c)
 	client_lookup_free(&l);
 	if (c->ufd == -1) {
 		proxy_reply(c, 502, "Bad Gateway", "fed proxy: no peer "
-			    "answered for %s:%u (tried %s)", c->host, c->port,
+			    "answered for %s:%u (tried %s)", c->req.host, c->req.port,
 			    tried);
 		return -1;
 	}
@@ -439,8 +345,8 @@ proxy_send_head(struct proxy_conn *c)
 
 	if ((out = malloc(CLIENT_PROXY_HEAD_MAX + 256)) == NULL)
 		return -1;
-	o = out + sprintf(out, "%s %.*s %.8s\r\n", c->method, (int)c->path_len,
-			  c->path, c->version);
+	o = out + sprintf(out, "%s %.*s %.8s\r\n", c->req.method, (int)c->req.path_len,
+			  c->req.path, c->req.version);
 	line = strstr(c->head, "\r\n") + 2;
 	for (; line < end; line = eol + 2) {
 		eol = strstr(line, "\r\n");
@@ -452,7 +358,7 @@ proxy_send_head(struct proxy_conn *c)
 		o += eol - line + 2;
 	}
 	if (!has_host)
-		o += sprintf(o, "Host: %s:%u\r\n", c->host, c->port);
+		o += sprintf(o, "Host: %s:%u\r\n", c->req.host, c->req.port);
 	o += sprintf(o, "Connection: close\r\n\r\n");
 	if (proxy_write_all(c->ufd, out, (size_t)(o - out)) == -1 ||
 	    proxy_write_all(c->ufd, c->head + c->head_end,
@@ -529,7 +435,7 @@ proxy_relay(struct proxy_conn *c)
 					else
 						c->up_bytes += (uint64_t)r;
 					if (i == 1 && c->status == 0 &&
-					    !c->tunnel && r >= 12 &&
+					    !c->req.tunnel && r >= 12 &&
 					    strncmp(in[i]->buf, "HTTP/1.", 7)
 					    == 0)
 						c->status = strtol(in[i]->buf + 9,
@@ -559,7 +465,7 @@ proxy_relay(struct proxy_conn *c)
 			shutdown(c->ufd, SHUT_WR);
 		if (down->eof && down->len == 0) {
 			shutdown(c->cfd, SHUT_WR);
-			if (!c->tunnel || up->eof)
+			if (!c->req.tunnel || up->eof)
 				break;
 		}
 	}
@@ -587,7 +493,7 @@ proxy_serve(struct proxy_conn *c)
 		goto log;
 	snprintf(via, sizeof(via), "%.8s%s%s:%u", c->used.peer,
 		 c->used.peer[0] ? " " : "dns ", c->used.addr, c->used.port);
-	if (c->tunnel) {
+	if (c->req.tunnel) {
 		c->status = 200;
 		if (proxy_write_all(c->cfd, established,
 				    sizeof(established) - 1) == -1 ||
@@ -604,15 +510,15 @@ proxy_serve(struct proxy_conn *c)
 	if (px->cfg.stats != NULL && c->used.peer[0] != '\0')
 		client_stats_record(px->cfg.stats, &c->used, ok, c->ttfb_s,
 				    c->down_bytes, c->xfer_s);
-	if (!c->tunnel && c->down_bytes == 0 && c->status == 0)
+	if (!c->req.tunnel && c->down_bytes == 0 && c->status == 0)
 		proxy_reply(c, 502, "Bad Gateway", "fed proxy: %s:%u closed "
 			    "without answering", c->used.addr, c->used.port);
 log:
-	if (c->method[0] == '\0' && c->status == 0)
+	if (c->req.method[0] == '\0' && c->status == 0)
 		return;		/* nothing arrived: not a request */
 	log_info("%s %s %s:%u via %s %ld %llu bytes", c->client,
-		 c->method[0] ? c->method : "-", c->host[0] ? c->host : "-",
-		 c->port, via, c->status, (unsigned long long)c->down_bytes);
+		 c->req.method[0] ? c->req.method : "-", c->req.host[0] ? c->req.host : "-",
+		 c->req.port, via, c->status, (unsigned long long)c->down_bytes);
 }
 
 static void *

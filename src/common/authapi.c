@@ -11,19 +11,6 @@
 
 #include "common/authapi.h"
 
-/* Keep an error that quotes its input on one line. */
-static int
-authapi_oneline(struct err *e)
-{
-	char *p;
-
-	if (e != NULL)
-		for (p = e->msg; *p != '\0'; p++)
-			if ((unsigned char)*p < ' ' || *p == 0x7f)
-				*p = '?';
-	return -1;
-}
-
 /* A required (or, with optional, possibly absent: returns 1) string member
  * of at most max bytes, without NUL bytes.  Returns 0, 1 or -1. */
 static int
@@ -104,12 +91,8 @@ authapi_parse_object(const char *buf, size_t len, json_t **out,
 	*out = NULL;
 	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (j == NULL) {
-		char *p;
-
-		/* jansson quotes the input near the error: keep one line */
-		for (p = je.text; *p != '\0'; p++)
-			if ((unsigned char)*p < ' ' || *p == 0x7f)
-				*p = '?';
+		/* jansson quotes the input near the error: err_set keeps
+		 * the message one printable line */
 		return err_set(e, "body is not JSON: %s (line %d, column %d)",
 			       je.text, je.line, je.column);
 	}
@@ -186,10 +169,8 @@ authapi_trust_parse(const json_t *j, struct authapi_trust *t, struct err *e)
 		return err_set(e, "'index' is missing");
 	if (!json_is_object(ix))
 		return err_set(e, "'index' must be an object");
-	if (chunkidx_from_json(ix, true, &t->index, e) == -1) {
-		authapi_oneline(e);
+	if (chunkidx_from_json(ix, true, &t->index, e) == -1)
 		return err_wrap(e, "'index'");
-	}
 	hex_encode(t->index.file_hash, SHA256_LEN, t->sha256);
 	return 0;
 }

@@ -167,18 +167,8 @@ chunkidx_from_json(const json_t *j, bool want_file_hash,
 	json_object_foreach((json_t *)j, key, v) {
 		if (strcmp(key, "size") && strcmp(key, "chunk_size") &&
 		    strcmp(key, "chunks") && strcmp(key, "sha256") &&
-		    strcmp(key, "format")) {
-			char shown[65];
-			size_t n;
-
-			/* input: only printable ASCII goes into the message */
-			for (n = 0; key[n] != '\0' && n + 1 < sizeof(shown); n++)
-				shown[n] = (unsigned char)key[n] >= 0x20 &&
-					   (unsigned char)key[n] < 0x7f ? key[n]
-									: '?';
-			shown[n] = '\0';
-			return err_set(e, "unknown field '%s'", shown);
-		}
+		    strcmp(key, "format"))
+			return err_set(e, "unknown field '%.64s'", key);
 	}
 	v = json_object_get(j, "sha256");
 	if (want_file_hash) {

@@ -5,7 +5,8 @@
  * `struct err *` as their last argument, return -1 on failure and leave one
  * line in e->msg saying what is wrong ("manifest: field 'name' is missing").
  * Callers add context by prefixing with err_wrap().  A NULL err is allowed:
- * the message is then dropped.
+ * the message is then dropped.  The message is always one line of
+ * printable ASCII: any other byte (from input it quotes) is shown as '?'.
  */
 #ifndef FED_ERR_H
 #define FED_ERR_H
