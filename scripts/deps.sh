@@ -14,6 +14,9 @@ packages=(
 	libcriterion-dev curl jq
 	# runtime: UML kernel, base image, networking
 	user-mode-linux busybox-static e2fsprogs iproute2 util-linux
+	# running-state snapshots: QEMU (TCG), and cpio for the initramfs that
+	# scripts/mkqemukernel.sh packs beside Debian's kernel
+	qemu-system-x86 cpio
 	# checks and benchmarks
 	cppcheck wrk bc
 	# bench/netmap.sh: userland relay and throughput baselines
