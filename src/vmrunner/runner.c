@@ -65,6 +65,7 @@
 #define RUNNER_RESCAN_S		3.0
 #define RUNNER_REPORT_RETRY_S	5.0
 #define RUNNER_MAX_VMS		256
+#define RUNNER_QEMU_KEEP	3	/* unpacked withdrawn QEMU snapshots */
 
 extern char **environ;
 
@@ -554,20 +555,38 @@ vm_kill(struct vm *v)
 	unlink(pidf);
 }
 
-/* A QEMU VM's files: disk.raw, state.bin and any overlay -snapshot left
- * (it writes to TMPDIR, which is the VM's directory).  Not console.log. */
+/* What a QEMU VM's directory keeps across withdrawals: the unpacked disk
+ * and memory state, and the marker saying both are complete.  The content
+ * is the snapshot's, named by its id and never written (QEMU runs with
+ * -snapshot), so committing the same snapshot again skips the unpack. */
+static bool
+vm_is_kept_file(const char *name)
+{
+	return strcmp(name, "disk.raw") == 0 || strcmp(name, "state.bin") == 0 ||
+	       strcmp(name, VM_UNPACKED) == 0 || strcmp(name, "console.log") == 0;
+}
+
+/* Remove the files of a QEMU VM's directory dir: all of them (all true),
+ * or all but the kept ones (the overlay -snapshot wrote into TMPDIR, the
+ * pid file). */
 static void
-vm_remove_files(struct vm *v)
+vm_remove_dir_files(const char *dir, bool all)
 {
 	struct dirent *d;
-	DIR *dp = opendir(v->dir);
+	DIR *dp = opendir(dir);
 
 	if (dp == NULL)
 		return;
 	while ((d = readdir(dp)) != NULL)
-		if (d->d_name[0] != '.' && strcmp(d->d_name, "console.log") != 0)
+		if (d->d_name[0] != '.' && (all || !vm_is_kept_file(d->d_name)))
 			unlinkat(dirfd(dp), d->d_name, 0);
 	closedir(dp);
+}
+
+static void
+vm_remove_files(struct vm *v)
+{
+	vm_remove_dir_files(v->dir, false);
 }
 
 /* Release everything v holds (UML, mapping, port, lease, tap). */
@@ -748,6 +767,7 @@ static void
 runner_commit(struct runner *r, const char *name)
 {
 	char path[PATH_MAX], hex[2 * SHA256_LEN + 1], cow[PATH_MAX],
+	     mark[PATH_MAX + 16],
 	     bhex[2 * SHA256_LEN + 1];
 	const char *why;
 	double t0;
@@ -848,11 +868,24 @@ runner_commit(struct runner *r, const char *name)
 			goto done;
 		snprintf(cow, sizeof(cow), "%s/disk.raw", v->dir);
 		snprintf(path, sizeof(path), "%s/state.bin", v->dir);
-		if (delta_unpack_raw(s.fd, s.payload_offset, &s.m.delta,
-				     v->base_path, cow, path,
-				     s.m.qemu.state_size, NULL, &e) < 0) {
+		snprintf(mark, sizeof(mark), "%s/%s", v->dir, VM_UNPACKED);
+		if (access(mark, F_OK) == 0 && access(cow, R_OK) == 0 &&
+		    access(path, R_OK) == 0) {
+			utimensat(AT_FDCWD, mark, NULL, 0);	/* used now */
+			log_info("%s: disk and memory state unpacked by an "
+				 "earlier commit of %.8s..", name, hex);
+		} else if (delta_unpack_raw(s.fd, s.payload_offset,
+					    &s.m.delta, v->base_path, cow,
+					    path, s.m.qemu.state_size, NULL,
+					    &e) < 0) {
 			runner_refuse(r, name, "unpack: %s", e.msg);
 			goto done;
+		} else {
+			int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC |
+				      O_CLOEXEC, 0600);
+
+			if (fd >= 0)
+				close(fd);
 		}
 	} else {
 		snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
@@ -892,11 +925,63 @@ done:
 	fedsnap_close(&s);
 }
 
+/* Keep the unpacked copies of at most RUNNER_QEMU_KEEP withdrawn QEMU
+ * snapshots (the most recently used, by their marker's mtime); remove the
+ * others' directories. */
+static void
+runner_prune_unpacked(struct runner *r)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	struct {
+		char name[NAME_MAX + 1];
+		time_t used;
+	} c[64];
+	size_t n = 0;
+	struct dirent *d;
+	struct stat sb;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "%s/vms", r->cfg->state);
+	if ((dp = opendir(dir)) == NULL)
+		return;
+	while ((d = readdir(dp)) != NULL && n < sizeof(c) / sizeof(c[0])) {
+		bool live = false;
+
+		if (d->d_name[0] == '.')
+			continue;
+		for (size_t i = 0; i < r->nvms; i++)
+			if (strcmp(r->vms[i]->id, d->d_name) == 0)
+				live = true;
+		snprintf(path, sizeof(path), "%s/%s/%s", dir, d->d_name,
+			 VM_UNPACKED);
+		if (live || stat(path, &sb) < 0)
+			continue;
+		snprintf(c[n].name, sizeof(c[n].name), "%s", d->d_name);
+		c[n++].used = sb.st_mtime;
+	}
+	closedir(dp);
+	while (n > RUNNER_QEMU_KEEP) {
+		size_t old = 0;
+
+		for (size_t i = 1; i < n; i++)
+			if (c[i].used < c[old].used)
+				old = i;
+		snprintf(path, sizeof(path), "%s/%.255s", dir, c[old].name);
+		vm_remove_dir_files(path, true);
+		rmdir(path);
+		log_info("removed the unpacked copy of %.8s.. (kept: the %d "
+			 "most recently used)", c[old].name, RUNNER_QEMU_KEEP);
+		c[old] = c[--n];
+	}
+}
+
 /* commit/<file> is gone: stop and release everything, forget the VM. */
 static void
 runner_withdraw(struct runner *r, size_t i)
 {
 	struct vm *v = r->vms[i];
+
+	bool qemu = v->qemu;
 
 	log_info("%s: withdrawn: stopping %s", v->file, v->service);
 	vm_release(r, v);
@@ -906,6 +991,8 @@ runner_withdraw(struct runner *r, size_t i)
 	r->vms[i] = r->vms[r->nvms - 1];
 	reports[i] = reports[r->nvms - 1];
 	r->nvms--;
+	if (qemu)
+		runner_prune_unpacked(r);
 }
 
 static bool

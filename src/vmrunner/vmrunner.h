@@ -39,6 +39,7 @@
 #define VM_BOOT_TIMEOUT		90	/* s from exec to the guest port accepting */
 #define VM_RESUME_TIMEOUT	60	/* s for QEMU to load its memory state */
 #define VM_NOHOSTFS		"/nonexistent-fed-hostfs"
+#define VM_UNPACKED		"unpacked"	/* QEMU: disk.raw + state.bin complete */
 
 enum vm_state {
 	VM_STARTING,		/* UML running, guest port not yet accepting */

@@ -187,8 +187,14 @@ kill "$vmr2"
 rm "$MNT_peer/commit/web2.fedsnap"
 gone() { [ -z "$(vm_field "$d/vmr" web2.fedsnap state)" ] && ! http "$port2" >/dev/null 2>&1; }
 check "withdrawing closes its port" wait_for 30 gone
-check "and removes its namespace and files" \
-	sh -c "test \$(ip netns list | grep -c '^$NSPREFIX') = 1 && ! test -e '$d/vmr/vms/$web2_id/state.bin'"
+check "and removes its namespace and QEMU, keeping only the unpacked disk and memory" \
+	sh -c "test \$(ip netns list | grep -c '^$NSPREFIX') = 1 &&
+		test \"\$(ls '$d/vmr/vms/$web2_id' | tr '\n' ' ')\" = 'console.log disk.raw state.bin unpacked '"
+cp "$MNT_peer/deltas/$web2_id.fedsnap" "$MNT_peer/commit/web2.fedsnap"
+check "committed again, it is resumed from the kept copy, not unpacked again" \
+	wait_for 60 grep -aq "web2.fedsnap: disk and memory state unpacked by an earlier commit" "$d/vmr.log"
+check "and answers with the saved token" \
+	wait_for 60 sh -c "p=\$(jq -r '.vms[] | select(.file==\"web2.fedsnap\" and .state==\"up\") | .host_port' '$d/vmr/status.json'); test \"\$(curl -fsS --max-time 3 http://127.0.0.1:\$p/ 2>/dev/null)\" = 'token $token'"
 kill "$vmr1"
 stopped() { ! kill -0 "$vmr1" 2>/dev/null; }
 check "SIGTERM stops the vmrunner" wait_for 30 stopped
