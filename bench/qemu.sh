@@ -65,6 +65,7 @@ commit_once() {
 	local mnt=$1 state=$2 id=$3 file=$4 t0 t
 	t0=$(now)
 	cp "$mnt/deltas/$id.fedsnap" "$mnt/commit/$file"
+	echo "$(now) - $t0" | bc >>"$d/cp.$file"	# fedfs takes the copy in
 	t=$(first_200 "$state" "$file" "$t0") || { echo "no 200 for $file" >&2; return 1; }
 	rm "$mnt/commit/$file"
 	wait_for 30 sh -c "! jq -e '.vms[] | select(.file==\"$file\")' '$state/status.json' >/dev/null"
@@ -140,6 +141,8 @@ grep -h -o 'resumed www.example.org:80 from its memory state in [0-9.]* s' "$d"/
 echo
 grep -h -o 'serving [0-9.]* s after exec (check, unpack, namespace [0-9.]* s)' "$d"/vmr*.log |
 	sed 's/^/  /' | sort | uniq -c | sort -rn | head -n 5
+printf 'cp into commit/ alone (fedfs checks the copy at close), median: QEMU %.2f s, UML %.2f s\n' \
+	"$(median <"$d/cp.q.fedsnap")" "$(median <"$d/cp.u.fedsnap")"
 echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'snapshot create: QEMU --running %.1f s (import boot + QEMU boot + save + pack), UML %.1f s\n' \
 	"$create_q" "$create_u"

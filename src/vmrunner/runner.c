@@ -291,6 +291,7 @@ static int
 vm_resume(struct vm *v, int qmp_fd, struct err *e)
 {
 	double deadline = now_mono() + VM_RESUME_TIMEOUT;
+	const char *st;
 	struct qmp q;
 	json_t *ret = NULL;
 	int rc = -1;
@@ -298,8 +299,6 @@ vm_resume(struct vm *v, int qmp_fd, struct err *e)
 	if (qmp_start(&q, qmp_fd, VM_RESUME_TIMEOUT, e) < 0)
 		goto done;
 	for (;;) {
-		const char *st;
-
 		if (qmp_call(&q, "query-status", NULL, -1, &ret,
 			     VM_RESUME_TIMEOUT, e) < 0)
 			goto done;
@@ -315,11 +314,10 @@ vm_resume(struct vm *v, int qmp_fd, struct err *e)
 		}
 		usleep(5000);
 	}
-	if (strcmp(json_string_value(json_object_get(ret, "status")),
-		   "paused") != 0) {
-		err_set(e, "after loading its memory the machine is '%s', not "
-			"paused", json_string_value(json_object_get(ret,
-							     "status")));
+	st = json_string_value(json_object_get(ret, "status"));
+	if (st == NULL || strcmp(st, "paused") != 0) {
+		err_set(e, "after loading its memory the machine is '%.40s', "
+			"not paused", st ? st : "(no status)");
 		goto done;
 	}
 	if (qmp_call(&q, "cont", NULL, -1, NULL, VM_RESUME_TIMEOUT, e) < 0)
@@ -336,8 +334,11 @@ done:
 static int
 vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 {
+	/* -mem-prealloc: the guest's RAM is faulted in at start-up, in big
+	 * pieces, instead of page by page while the state loads: loading
+	 * took 0.8 s without it and 0.2 s with it here (docs/vmrunner.md) */
 	static const char *const extra[] = {
-		"-S", "-snapshot", "-incoming", "fd:4",
+		"-S", "-snapshot", "-mem-prealloc", "-incoming", "fd:4",
 		"-chardev", "socket,id=qmp,fd=3",
 		"-mon", "chardev=qmp,mode=control", NULL };
 	char disk[PATH_MAX], state[PATH_MAX], log[PATH_MAX], pidf[PATH_MAX],
