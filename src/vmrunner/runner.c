@@ -386,7 +386,7 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 	}
 	if (pid == 0) {
 		sigset_t none;
-		int nul = open("/dev/null", O_RDONLY);
+		int nul = open("/dev/null", O_RDONLY), qfd, sfd;
 
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -397,8 +397,11 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 			dup2(nul, 0);
 		dup2(pfd[1], 1);
 		dup2(pfd[1], 2);
-		dup2(sv[1], 3);		/* -chardev socket,fd=3: QMP */
-		dup2(state_fd, 4);	/* -incoming fd:4 */
+		/* out of the way first: either may be 3 or 4 */
+		qfd = fcntl(sv[1], F_DUPFD, 10);
+		sfd = fcntl(state_fd, F_DUPFD, 10);
+		dup2(qfd, 3);		/* -chardev socket,fd=3: QMP */
+		dup2(sfd, 4);		/* -incoming fd:4 */
 		execvpe(argv[0], argv, envp);
 		_exit(127);
 	}
@@ -422,6 +425,7 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 	if (vm_resume(v, sv[0], e) < 0) {
 		/* reaped as a death: backoff and another try */
 		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);	/* if it died before setsid */
 		log_warn("%s: resuming QEMU (pid %d) failed: %s", v->file,
 			 (int)pid, e->msg);
 		return 0;
