@@ -496,12 +496,14 @@ qmp_call(struct qmp *q, const char *cmd, json_t *args, int pass_fd,
 
 	if (ret != NULL)
 		*ret = NULL;
-	if (msg == NULL || (args != NULL &&
-			    json_object_set_new(msg, "arguments", args) < 0)) {
-		json_decref(msg);
+	if (msg == NULL) {
+		json_decref(args);
 		return err_set(e, "QMP: out of memory");
 	}
-	args = NULL;
+	if (args != NULL && json_object_set_new(msg, "arguments", args) < 0) {
+		json_decref(msg);	/* args went with the failed set */
+		return err_set(e, "QMP: out of memory");
+	}
 	text = json_dumps(msg, JSON_COMPACT);
 	json_decref(msg);
 	if (text == NULL)

@@ -946,6 +946,7 @@ runner_prune_unpacked(struct runner *r)
 	struct stat sb;
 	DIR *dp;
 
+	memset(c, 0, sizeof(c));
 	snprintf(dir, sizeof(dir), "%s/vms", r->cfg->state);
 	if ((dp = opendir(dir)) == NULL)
 		return;
