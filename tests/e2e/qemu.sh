@@ -11,9 +11,9 @@
 # it on its own host port (both guests have the same private address, each
 # in its own namespace).  Killing QEMU resumes it again from the snapshot.
 # A QEMU command-line mismatch (re-signed by the owner) is refused through
-# fedfs; a tampered memory-state chunk and an untrusted QEMU kernel are
-# refused by a second vmrunner on a plain directory; each with one clear
-# line, nothing run.  Withdrawing and SIGTERM leave no namespace behind.
+# fedfs; a tampered memory-state chunk, an untrusted QEMU kernel and a
+# snapshot from another QEMU version are refused by a second vmrunner on a
+# plain directory; each with one clear line, nothing run.  Withdrawing and SIGTERM leave no namespace behind.
 source "$(dirname "$0")/lib.sh"
 
 UML=/usr/bin/linux.uml
@@ -172,6 +172,8 @@ head -c 1000 /dev/urandom >"$d/otherkernel"
 inspect | jq --arg k "$(sha256sum <"$d/otherkernel" | cut -c1-64)" \
 	'.manifest | .kernel = $k | .service.host = "untrusted.example.org" | .name = "untrusted"' |
 	"$RESIGN" "$d/web.fedsnap" "$fake/commit/untrusted-kernel.fedsnap" "$d/owner.key"
+inspect | jq '.manifest | .qemu.version = "7.1.0" | .service.host = "old.example.org" | .name = "old"' |
+	"$RESIGN" "$d/web.fedsnap" "$fake/commit/oldqemu.fedsnap" "$d/owner.key"
 chmod 0444 "$fake/commit/"*
 mkdir -p "$d/vmr2"
 start_vmrunner "$d/vmr2" "$d/vmr2.log" "$fake" "$KEY_peer"
@@ -180,6 +182,8 @@ check "a tampered memory-state chunk is refused, naming the chunk" \
 	wait_for 30 grep -aq "refusing tampered.fedsnap: .*chunk $((nchunks - 1)) (.*): hash mismatch (payload of disk delta and memory state)" "$d/vmr2.log"
 check "an untrusted QEMU kernel is refused" \
 	wait_for 30 grep -aq "refusing untrusted-kernel.fedsnap: kernel [0-9a-f]\{8\}\.\. is not trusted" "$d/vmr2.log"
+check "a snapshot saved by another QEMU version is refused, saying both versions" \
+	wait_for 30 grep -aq "refusing oldqemu.fedsnap: QEMU version differs: the snapshot was saved by QEMU 7.1.0, this peer runs [0-9.]*$" "$d/vmr2.log"
 check "the second vmrunner runs nothing" \
 	sh -c "test \"\$(jq '.vms | length' '$d/vmr2/status.json')\" = 0 && test \$(machine_ns_n=\$(ip netns list | grep -c '^$NSPREFIX'); echo \$machine_ns_n) = 2"
 kill "$vmr2"
