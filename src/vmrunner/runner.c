@@ -334,11 +334,8 @@ done:
 static int
 vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 {
-	/* -mem-prealloc: the guest's RAM is faulted in at start-up, in big
-	 * pieces, instead of page by page while the state loads: loading
-	 * took 0.8 s without it and 0.2 s with it here (docs/vmrunner.md) */
 	static const char *const extra[] = {
-		"-S", "-snapshot", "-mem-prealloc", "-incoming", "fd:4",
+		"-S", "-snapshot", "-incoming", "fd:4",
 		"-chardev", "socket,id=qmp,fd=3",
 		"-mon", "chardev=qmp,mode=control", NULL };
 	char disk[PATH_MAX], state[PATH_MAX], log[PATH_MAX], pidf[PATH_MAX],
