@@ -131,6 +131,8 @@ check "the peer's console shows no boot and no service start" \
 	sh -c "! grep -aq -e 'fed-init: service started' -e 'Linux version' '$vmdir/console.log'"
 check "status.json says machine qemu at the saved guest address" \
 	test "$(vm_field "$d/vmr" web.fedsnap machine) $(vm_field "$d/vmr" web.fedsnap address)" = "qemu 10.255.255.2"
+check "fed status shows it as a qemu machine" \
+	sh -c "'$FED' status --state '$d/vmr' | grep -q 'www.example.org:80 .* $port up .* qemu\$'"
 check "the authority lists it at the host port" \
 	test "$(curl -fsS "$AUTH/v1/lookup?host=www.example.org&port=80" | jq -r '.peers[0].port')" = "$port"
 
