@@ -52,6 +52,8 @@ BINS := $(foreach c,$(BIN_COMPONENTS),$(BINDIR)/$(BIN_$(c)))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TEST_HELPERS := $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(wildcard tests/lib/*.c))
+# small programs the end-to-end tests run (tests/tools/, not installed)
+TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
 
 # keep test objects: they are not temporaries
 .SECONDARY:
@@ -85,15 +87,19 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(TEST_HELPERS) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPERS) $(LIBS) $(LDLIBS) $(TEST_LDLIBS)
 
+$(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
 # Unit tests and end-to-end tests both report to tests/run.sh, which prints
 # the one summary line.
-check: all $(UNIT_BINS)
+check: all $(UNIT_BINS) $(TOOL_BINS)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) tests/run.sh all
 
 unit: all $(UNIT_BINS)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) tests/run.sh unit
 
-e2e: all $(UNIT_BINS)
+e2e: all $(UNIT_BINS) $(TOOL_BINS)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) tests/run.sh e2e
 
 asan:

@@ -16,6 +16,9 @@ packages=(
 	user-mode-linux busybox-static e2fsprogs iproute2 util-linux
 	# e2e/federation.sh: a tampering peer redirects its port (nft DNAT)
 	nftables
+	# running-state snapshots: QEMU (TCG), and cpio for the initramfs that
+	# scripts/mkqemukernel.sh packs beside Debian's kernel
+	qemu-system-x86 cpio
 	# checks and benchmarks
 	cppcheck wrk bc
 	# bench/netmap.sh: userland relay and throughput baselines

@@ -12,6 +12,10 @@
  *   pack   delta_pack (the COW against the base) and fedsnap_write (sign)
  *          as `fed snapshot pack` does, and print what it prints.
  *
+ * With --running the machine is then booted under QEMU until it serves and
+ * saved with its memory (cmd_create_qemu.c): --kernel is the QEMU kernel
+ * object, and the import boot uses --uml-kernel (default linux.uml).
+ *
  * The guest here is the owner's own, booted over the owner's own files, so
  * hostfs pointing at the stage is fine; the vmrunner, which boots other
  * people's deltas, passes a hostfs directory that does not exist.
@@ -34,6 +38,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/create.h"
 #include "common/delta.h"
 #include "common/fedsnap.h"
 #include "common/hex.h"
@@ -46,7 +51,7 @@ static const char create_help[] =
 	"           --run CMD --service HOST:PORT --guest-port N --key KEYFILE\n"
 	"           -o OUT [--name NAME] [--version N] [--mem MB]\n"
 	"           [--timeout SECONDS] [--chunk-size BYTES] [--keep-log FILE]\n"
-	"           [--json]\n"
+	"           [--running [--uml-kernel FILE]] [--json]\n"
 	"\n"
 	"Boot the UML kernel FILE over the base image IMG with a fresh\n"
 	"copy-on-write file, copy DIR's contents into the machine's root (so\n"
@@ -54,9 +59,18 @@ static const char create_help[] =
 	"/etc/fed/service, the command the base's /init starts at every boot;\n"
 	"then pack and sign the delta as `fed snapshot pack` does.\n"
 	"\n"
-	"  --mem MB           guest memory for the import boot (default 64)\n"
-	"  --timeout SECONDS  give up on the import boot (default 120)\n"
-	"  --keep-log FILE    write the guest's console output to FILE\n";
+	"  --mem MB           guest memory for the import boot (default 64;\n"
+	"                     with --running, of the QEMU machine: default 128)\n"
+	"  --timeout SECONDS  give up on a boot (default 120)\n"
+	"  --keep-log FILE    write the guest's console output to FILE\n"
+	"  --running          a running-state snapshot: after the import, boot\n"
+	"                     the machine under QEMU (--kernel is then a QEMU\n"
+	"                     kernel object, scripts/mkqemukernel.sh) until the\n"
+	"                     guest port accepts, save its memory and pack disk\n"
+	"                     and memory; peers resume it instead of booting.\n"
+	"                     Needs root and qemu-system-x86_64.\n"
+	"  --uml-kernel FILE  with --running: the UML kernel of the import boot\n"
+	"                     (default /usr/bin/linux.uml)\n";
 
 /* Copy src's contents into dst with `cp -a`.  Returns 0/-1. */
 static int
@@ -323,21 +337,24 @@ cmd_snapshot_create(int argc, char **argv)
 		{ "chunk-size", required_argument, NULL, 'C' },
 		{ "keep-log", required_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "running", no_argument, NULL, 'R' },
+		{ "uml-kernel", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *kernel = NULL, *base = NULL, *files = NULL, *run = NULL,
 		   *service = NULL, *key = NULL, *out = NULL, *name = NULL,
-		   *keep_log = NULL;
-	uint64_t guest_port = 0, version = (uint64_t)time(NULL), mem = 64,
+		   *keep_log = NULL, *uml_kernel = "/usr/bin/linux.uml";
+	uint64_t guest_port = 0, version = (uint64_t)time(NULL), mem = 0,
 		 timeout_s = 120, chunk_size = CHUNK_SIZE_DEFAULT;
+	const char *kernel_boot;
 	char tmp[PATH_MAX] = "", stage[PATH_MAX], cow[PATH_MAX],
 	     kexec[PATH_MAX], base_abs[PATH_MAX], why[256], *log = NULL;
 	uint8_t seed[ED25519_SEED_LEN];
 	struct manifest m;
 	struct stat sb;
 	struct err e;
-	bool json = false;
+	bool json = false, running = false;
 	int c, rc = 1;
 
 	memset(&m, 0, sizeof(m));
@@ -353,6 +370,8 @@ cmd_snapshot_create(int argc, char **argv)
 		case 'n': name = optarg; break;
 		case 'L': keep_log = optarg; break;
 		case 'j': json = true; break;
+		case 'R': running = true; break;
+		case 'U': uml_kernel = optarg; break;
 		case 'g':
 			if (cli_parse_u64(optarg, 1, 65535, &guest_port) < 0)
 				return cli_usage("snapshot create",
@@ -385,6 +404,7 @@ cmd_snapshot_create(int argc, char **argv)
 		default: return cli_usage("snapshot create", "bad option");
 		}
 	}
+	kernel_boot = kernel;
 	if (!kernel || !base || !files || !run || !service || !guest_port ||
 	    !key || !out || optind != argc)
 		return cli_usage("snapshot create", "--kernel, --base, --files, "
@@ -392,6 +412,11 @@ cmd_snapshot_create(int argc, char **argv)
 				 "are required");
 	if (service_parse(service, m.host, &m.port, &e) < 0)
 		return cli_fail("%s", e.msg);
+	if (mem == 0)
+		mem = running ? 128 : 64;
+	if (running && mem > 4096)
+		return cli_usage("snapshot create", "--mem must be at most 4096 "
+				 "with --running");
 	if (stat(files, &sb) < 0 || !S_ISDIR(sb.st_mode))
 		return cli_fail("--files %s: not a directory", files);
 	if (realpath(base, base_abs) == NULL)
@@ -432,9 +457,11 @@ cmd_snapshot_create(int argc, char **argv)
 	}
 	/* a kernel that is not executable here (read from fedfs, say) is
 	 * copied: its hash was taken above, the copy is what boots */
-	snprintf(kexec, sizeof(kexec), "%s", kernel);
-	if (access(kernel, X_OK) < 0) {
-		char *cp[] = { "cp", (char *)kernel, kexec, NULL };
+	if (running)
+		kernel_boot = uml_kernel;
+	snprintf(kexec, sizeof(kexec), "%s", kernel_boot);
+	if (access(kernel_boot, X_OK) < 0) {
+		char *cp[] = { "cp", (char *)kernel_boot, kexec, NULL };
 		pid_t pid;
 		int st = -1;
 
@@ -445,17 +472,31 @@ cmd_snapshot_create(int argc, char **argv)
 		}
 		if (pid < 0 || waitpid(pid, &st, 0) < 0 || st != 0 ||
 		    chmod(kexec, 0755) < 0) {
-			cli_fail("cannot make an executable copy of %s", kernel);
+			cli_fail("cannot make an executable copy of %s",
+				 kernel_boot);
 			goto bad;
 		}
 	}
-	if (create_boot(kexec, cow, base_abs, stage, (unsigned)mem,
+	if (create_boot(kexec, cow, base_abs, stage, running ? 64 : (unsigned)mem,
 			(unsigned)timeout_s, &log, why) < 0) {
 		cli_fail("import boot: %s", why);
 		goto bad;
 	}
-	rc = create_pack(cow, base_abs, out, seed, &m, (uint32_t)chunk_size,
-			 json);
+	if (running) {
+		struct create_running a = {
+			.kernel = kernel, .base = base_abs, .cow = cow,
+			.tmpdir = tmp, .out = out, .seed = seed,
+			.mem_mb = (unsigned)mem, .timeout_s = (unsigned)timeout_s,
+			.chunk_size = (uint32_t)chunk_size, .json = json,
+		};
+
+		free(log);
+		log = NULL;
+		rc = create_running(&a, &m, &log);
+	} else {
+		rc = create_pack(cow, base_abs, out, seed, &m,
+				 (uint32_t)chunk_size, json);
+	}
 bad:
 	if (keep_log != NULL && log != NULL) {
 		FILE *f = fopen(keep_log, "w");

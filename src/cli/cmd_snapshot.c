@@ -384,6 +384,11 @@ snapshot_unpack(int argc, char **argv)
 			 file, base);
 		goto done;
 	}
+	if (strcmp(s.m.machine, "uml") != 0) {
+		cli_fail("%s: a running-state (%s) snapshot: unpack makes UML COW "
+			 "files only", file, s.m.machine);
+		goto done;
+	}
 	if (delta_unpack(s.fd, s.payload_offset, &s.m.delta, base_abs, out, &st,
 			 &e) < 0) {
 		cli_fail("%s: %s", file, e.msg);

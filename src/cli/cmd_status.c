@@ -77,25 +77,29 @@ cmd_status(int argc, char **argv)
 		json_decref(j);
 		return 0;
 	}
-	printf("%-28s %-12s %8s %-15s %5s %-8s %8s %8s\n", "SERVICE", "SNAPSHOT",
-	       "VERSION", "ADDRESS", "PORT", "STATE", "RESTARTS", "UPTIME");
+	printf("%-28s %-12s %8s %-15s %5s %-8s %8s %8s %s\n", "SERVICE",
+	       "SNAPSHOT", "VERSION", "ADDRESS", "PORT", "STATE", "RESTARTS",
+	       "UPTIME", "MACHINE");
 	json_array_foreach(vms, i, v) {
 		const char *id = json_string_value(json_object_get(v, "snapshot"));
 		const char *svc = json_string_value(json_object_get(v, "service"));
 		const char *addr = json_string_value(json_object_get(v, "address"));
 		const char *st = json_string_value(json_object_get(v, "state"));
+		const char *mach = json_string_value(json_object_get(v,
+								     "machine"));
 		json_int_t hp = json_integer_value(json_object_get(v, "host_port"));
 
 		snprintf(port, sizeof(port), "%d", (int)hp);
 		printf("%-28s %-12.12s %8" JSON_INTEGER_FORMAT " %-15s %5s %-8s "
-		       "%8" JSON_INTEGER_FORMAT " %8s\n",
+		       "%8" JSON_INTEGER_FORMAT " %8s %s\n",
 		       svc ? svc : "?", id ? id : "?",
 		       json_integer_value(json_object_get(v, "version")),
 		       addr && *addr ? addr : "-", hp ? port : "-",
 		       st ? st : "?",
 		       json_integer_value(json_object_get(v, "restarts")),
 		       status_duration(json_integer_value(json_object_get(v,
-								"uptime")), dur));
+								"uptime")), dur),
+		       mach ? mach : "uml");
 	}
 	if (json_array_size(vms) == 0)
 		printf("(nothing committed runs here)\n");

@@ -379,6 +379,129 @@ bad:
 	return rc;
 }
 
+/* Pack the raw image blocks [first, first + count sectors) that differ
+ * from the base. */
+static int
+delta_pack_raw_run(struct delta_out *o, struct delta_extent *x, int raw_fd,
+		   int base_fd, uint64_t first, uint64_t count, uint8_t *raw_buf,
+		   uint8_t *base_buf, struct delta_stats *st, struct err *e)
+{
+	if (delta_pread_full(raw_fd, raw_buf, count * COW_SECTOR,
+			     first * COW_SECTOR) ||
+	    delta_pread_full(base_fd, base_buf, count * COW_SECTOR,
+			     first * COW_SECTOR))
+		return err_set(e, "cannot read sectors %llu..%llu",
+			       (unsigned long long)first,
+			       (unsigned long long)(first + count - 1));
+	for (uint64_t i = 0; i < count; i += DELTA_BLOCK_SECTORS) {
+		uint64_t len = count - i < DELTA_BLOCK_SECTORS ? count - i
+							      : DELTA_BLOCK_SECTORS;
+		const uint8_t *r = raw_buf + i * COW_SECTOR;
+
+		if (memcmp(r, base_buf + i * COW_SECTOR, len * COW_SECTOR) == 0)
+			continue;
+		for (uint64_t k = 0; k < len; k++)
+			if (delta_add_sector(o, x, first + i + k,
+					     r + k * COW_SECTOR, st, e) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+int
+delta_pack_raw(int raw_fd, int base_fd, int state_fd, int out_fd,
+	       uint32_t chunk_size, struct chunk_index *ix,
+	       struct delta_stats *st, struct err *e)
+{
+	struct delta_out o;
+	struct delta_extent x = { 0 };
+	uint8_t hdr[DELTA_HDR_LEN], end[DELTA_REC_LEN];
+	uint8_t *raw_buf = NULL, *base_buf = NULL, *sbuf = NULL;
+	const uint64_t run = (uint64_t)DELTA_RUN_BLOCKS * DELTA_BLOCK_SECTORS;
+	uint64_t sectors;
+	struct stat rst, bst;
+	ssize_t n;
+	int rc = -1;
+
+	memset(ix, 0, sizeof(*ix));
+	memset(st, 0, sizeof(*st));
+	memset(&o, 0, sizeof(o));
+	if (!chunkidx_valid_chunk_size(chunk_size))
+		return err_set(e, "chunk size %u is not a power of two in "
+			       "[%u, %u]", chunk_size, CHUNK_SIZE_MIN,
+			       CHUNK_SIZE_MAX);
+	if (fstat(raw_fd, &rst) < 0 || fstat(base_fd, &bst) < 0)
+		return err_sys(e, "raw image or base");
+	if (rst.st_size != bst.st_size || bst.st_size % COW_SECTOR != 0)
+		return err_set(e, "the raw image has %lld bytes, the base %lld "
+			       "(must be equal, whole sectors)",
+			       (long long)rst.st_size, (long long)bst.st_size);
+	st->image_size = (uint64_t)bst.st_size;
+	sectors = st->image_size / COW_SECTOR;
+	ix->chunk_size = chunk_size;
+	x.data = malloc((size_t)DELTA_EXTENT_SECTORS * COW_SECTOR);
+	raw_buf = malloc((size_t)DELTA_RUN_BLOCKS * DELTA_BLOCK);
+	base_buf = malloc((size_t)DELTA_RUN_BLOCKS * DELTA_BLOCK);
+	sbuf = malloc(DELTA_IO_BUF);
+	o.buf = malloc(DELTA_IO_BUF);
+	if (!x.data || !raw_buf || !base_buf || !sbuf || !o.buf) {
+		err_sys(e, "delta pack");
+		goto bad;
+	}
+	o.fd = out_fd;
+	o.ix = ix;
+	if (deflateInit(&o.z, Z_DEFAULT_COMPRESSION) != Z_OK) {
+		err_set(e, "deflateInit failed");
+		goto bad;
+	}
+	memcpy(hdr, DELTA_MAGIC, 8);
+	delta_put64(hdr + 8, st->image_size);
+	delta_put32(hdr + 16, COW_SECTOR);
+	delta_put32(hdr + 20, 0);
+	if (delta_out_write(&o, hdr, sizeof(hdr), Z_NO_FLUSH, e) < 0)
+		goto bad_z;
+	for (uint64_t s = 0; s < sectors; s += run)
+		if (delta_pack_raw_run(&o, &x, raw_fd, base_fd, s,
+				       sectors - s < run ? sectors - s : run,
+				       raw_buf, base_buf, st, e) < 0)
+			goto bad_z;
+	if (delta_flush_extent(&o, &x, st, e) < 0)
+		goto bad_z;
+	delta_put64(end, st->extents);
+	delta_put64(end + 8, 0);
+	if (delta_out_write(&o, end, sizeof(end), Z_NO_FLUSH, e) < 0)
+		goto bad_z;
+	while (state_fd >= 0 && (n = read(state_fd, sbuf, DELTA_IO_BUF)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err_sys(e, "read memory state");
+			goto bad_z;
+		}
+		if (delta_out_write(&o, sbuf, (size_t)n, Z_NO_FLUSH, e) < 0)
+			goto bad_z;
+		st->state_bytes += (uint64_t)n;
+	}
+	if (delta_out_write(&o, NULL, 0, Z_FINISH, e) < 0 ||
+	    delta_out_finish(&o, e) < 0)
+		goto bad_z;
+	st->payload_bytes = ix->size;
+	rc = 0;
+bad_z:
+	deflateEnd(&o.z);
+	if (o.cur_len > 0)
+		sha256_abort(&o.cur);
+bad:
+	free(o.buf);
+	free(sbuf);
+	free(base_buf);
+	free(raw_buf);
+	free(x.data);
+	if (rc < 0)
+		chunkidx_free(ix);
+	return rc;
+}
+
 /* --- unpack: verified chunks -> inflate -> records -> COW -------------- */
 
 enum delta_state { DS_HEADER, DS_RECORD, DS_DATA, DS_END };
@@ -394,6 +517,8 @@ struct delta_in {
 	uint64_t data_left;		/* bytes of the current extent */
 	uint64_t write_at;		/* file offset for them */
 	struct delta_stats *st;
+	int state_fd;			/* fedqemu1: memory state out; -1 */
+	uint64_t state_left;		/* its bytes still expected */
 };
 
 static int
@@ -421,7 +546,7 @@ delta_in_record(struct delta_in *in, struct err *e)
 			       "beyond the %llu-sector image",
 			       (unsigned long long)first, (unsigned long long)n,
 			       (unsigned long long)sectors);
-	for (uint64_t s = first; s < first + n; s++)
+	for (uint64_t s = first; in->bitmap != NULL && s < first + n; s++)
 		in->bitmap[s / 8] |= (uint8_t)(1u << (s % 8));
 	in->next_sector = first + n;
 	in->data_left = n * COW_SECTOR;
@@ -486,7 +611,22 @@ delta_in_consume(struct delta_in *in, const uint8_t *p, size_t n,
 				in->state = DS_RECORD;
 			break;
 		case DS_END:
-			return err_set(e, "delta: data after the end record");
+			if (in->state_fd < 0)
+				return err_set(e, "delta: data after the end "
+					       "record");
+			if (n > in->state_left)
+				return err_set(e, "delta: memory state longer "
+					       "than the %llu bytes recorded",
+					       (unsigned long long)
+					       in->st->state_bytes +
+					       in->state_left);
+			if (delta_write_full(in->state_fd, p, n) < 0)
+				return err_sys(e, "write memory state");
+			in->state_left -= n;
+			in->st->state_bytes += n;
+			p += n;
+			n = 0;
+			break;
 		}
 	}
 	return 0;
@@ -552,16 +692,68 @@ delta_fsync_dir(const char *path)
 	return rc;
 }
 
-int
-delta_unpack(int payload_fd, uint64_t off, const struct chunk_index *ix,
-	     const char *base_path, const char *cow_path,
-	     struct delta_stats *st, struct err *e)
+/* Copy the base into fd as a sparse raw image (all-zero blocks are left
+ * as holes).  Returns 0/-1. */
+static int
+delta_copy_base(const char *base_path, int fd, uint64_t size, struct err *e)
+{
+	static const uint8_t zero[DELTA_BLOCK];
+	uint8_t *buf = malloc(DELTA_IO_BUF);
+	int base_fd = open(base_path, O_RDONLY | O_CLOEXEC), rc = -1;
+
+	if (buf == NULL || base_fd < 0) {
+		err_sys(e, "base %s", base_path);
+		goto bad;
+	}
+	for (uint64_t at = 0; at < size; at += DELTA_IO_BUF) {
+		size_t len = size - at < DELTA_IO_BUF ? (size_t)(size - at)
+						      : DELTA_IO_BUF;
+
+		if (delta_pread_full(base_fd, buf, len, at)) {
+			err_sys(e, "read base %s", base_path);
+			goto bad;
+		}
+		for (size_t b = 0; b < len; b += DELTA_BLOCK) {
+			size_t bl = len - b < DELTA_BLOCK ? len - b : DELTA_BLOCK;
+
+			if (memcmp(buf + b, zero, bl) == 0)
+				continue;
+			if (pwrite(fd, buf + b, bl, (off_t)(at + b)) !=
+			    (ssize_t)bl) {
+				err_sys(e, "write raw image");
+				goto bad;
+			}
+		}
+	}
+	if (ftruncate(fd, (off_t)size) < 0) {
+		err_sys(e, "size raw image");
+		goto bad;
+	}
+	rc = 0;
+bad:
+	if (base_fd >= 0)
+		close(base_fd);
+	free(buf);
+	return rc;
+}
+
+/*
+ * Both unpackers: into a UML COW file (raw false) or a raw image (raw true,
+ * a sparse copy of the base with the extents written over it); with
+ * state_path, the stream must carry exactly state_size bytes of memory
+ * state after its end record, written to state_path.
+ */
+static int
+delta_unpack_to(int payload_fd, uint64_t off, const struct chunk_index *ix,
+		const char *base_path, const char *cow_path, bool raw,
+		const char *state_path, uint64_t state_size,
+		struct delta_stats *st, struct err *e)
 {
 	struct delta_in in;
 	struct delta_stats local;
 	z_stream z;
 	uint8_t *chunk = NULL, *out = NULL;
-	char *tmp = NULL;
+	char *tmp = NULL, *state_tmp = NULL;
 	bool z_ready = false, z_ended = false;
 	int rc = -1;
 
@@ -571,6 +763,7 @@ delta_unpack(int payload_fd, uint64_t off, const struct chunk_index *ix,
 	memset(&in, 0, sizeof(in));
 	memset(&z, 0, sizeof(z));
 	in.cow_fd = -1;
+	in.state_fd = -1;
 	in.st = st;
 	if (cow_header_for_base(base_path, &in.h, e) < 0)
 		return -1;
@@ -583,13 +776,34 @@ delta_unpack(int payload_fd, uint64_t off, const struct chunk_index *ix,
 		err_sys(e, "create %s", tmp);
 		goto bad;
 	}
-	if (fchmod(in.cow_fd, 0644) < 0 ||
-	    cow_write_header(in.cow_fd, &in.h, e) < 0)
+	if (state_path != NULL) {
+		if (asprintf(&state_tmp, "%s.tmp.XXXXXX", state_path) < 0) {
+			state_tmp = NULL;
+			err_sys(e, "unpack");
+			goto bad;
+		}
+		if ((in.state_fd = mkstemp(state_tmp)) < 0) {
+			err_sys(e, "create %s", state_tmp);
+			free(state_tmp);
+			state_tmp = NULL;
+			goto bad;
+		}
+		in.state_left = state_size;
+	}
+	if (raw) {
+		in.h.data_offset = 0;
+		if (fchmod(in.cow_fd, 0644) < 0 ||
+		    delta_copy_base(base_path, in.cow_fd, in.h.size, e) < 0)
+			goto bad;
+	} else if (fchmod(in.cow_fd, 0644) < 0 ||
+		   cow_write_header(in.cow_fd, &in.h, e) < 0 ||
+		   (in.bitmap = calloc(1, in.h.bitmap_len)) == NULL) {
+		err_sys(e, "unpack");
 		goto bad;
-	in.bitmap = calloc(1, in.h.bitmap_len);
+	}
 	chunk = malloc(ix->chunk_size);
 	out = malloc(DELTA_IO_BUF);
-	if (!in.bitmap || !chunk || !out) {
+	if (!chunk || !out) {
 		err_sys(e, "unpack");
 		goto bad;
 	}
@@ -666,13 +880,41 @@ delta_unpack(int payload_fd, uint64_t off, const struct chunk_index *ix,
 		err_set(e, "delta: stream ends before its end record");
 		goto bad;
 	}
-	if (delta_whole_blocks(&in, base_path, e) < 0)
+	if (in.state_fd >= 0 && in.state_left > 0) {
+		err_set(e, "delta: memory state is %llu bytes short of the "
+			"%llu recorded", (unsigned long long)in.state_left,
+			(unsigned long long)state_size);
 		goto bad;
-	if (pwrite(in.cow_fd, in.bitmap, in.h.bitmap_len,
-		   (off_t)in.h.bitmap_offset) != (ssize_t)in.h.bitmap_len ||
-	    fsync(in.cow_fd) < 0) {
+	}
+	if (!raw) {
+		if (delta_whole_blocks(&in, base_path, e) < 0)
+			goto bad;
+		if (pwrite(in.cow_fd, in.bitmap, in.h.bitmap_len,
+			   (off_t)in.h.bitmap_offset) !=
+		    (ssize_t)in.h.bitmap_len) {
+			err_sys(e, "write %s", tmp);
+			goto bad;
+		}
+	}
+	if (fsync(in.cow_fd) < 0 ||
+	    (in.state_fd >= 0 && fsync(in.state_fd) < 0)) {
 		err_sys(e, "write %s", tmp);
 		goto bad;
+	}
+	if (in.state_fd >= 0) {
+		if (close(in.state_fd) < 0) {
+			in.state_fd = -1;
+			err_sys(e, "write %s", state_tmp);
+			goto bad;
+		}
+		in.state_fd = -1;
+		if (chmod(state_tmp, 0644) < 0 ||
+		    rename(state_tmp, state_path) < 0) {
+			err_sys(e, "rename to %s", state_path);
+			goto bad;
+		}
+		free(state_tmp);
+		state_tmp = NULL;
 	}
 	if (close(in.cow_fd) < 0) {
 		in.cow_fd = -1;
@@ -691,11 +933,36 @@ bad:
 		inflateEnd(&z);
 	if (in.cow_fd >= 0)
 		close(in.cow_fd);
+	if (in.state_fd >= 0)
+		close(in.state_fd);
 	if (rc < 0 && tmp != NULL)
 		unlink(tmp);
+	if (state_tmp != NULL) {
+		unlink(state_tmp);
+		free(state_tmp);
+	}
 	free(tmp);
 	free(out);
 	free(chunk);
 	free(in.bitmap);
 	return rc;
+}
+
+int
+delta_unpack(int payload_fd, uint64_t off, const struct chunk_index *ix,
+	     const char *base_path, const char *cow_path,
+	     struct delta_stats *st, struct err *e)
+{
+	return delta_unpack_to(payload_fd, off, ix, base_path, cow_path, false,
+			       NULL, 0, st, e);
+}
+
+int
+delta_unpack_raw(int payload_fd, uint64_t off, const struct chunk_index *ix,
+		 const char *base_path, const char *raw_path,
+		 const char *state_path, uint64_t state_size,
+		 struct delta_stats *st, struct err *e)
+{
+	return delta_unpack_to(payload_fd, off, ix, base_path, raw_path, true,
+			       state_path, state_size, st, e);
 }

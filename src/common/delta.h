@@ -34,6 +34,7 @@ struct delta_stats {
 	uint64_t changed_bytes;		/* bytes of the blocks that differ */
 	uint32_t extents;
 	uint64_t payload_bytes;		/* compressed */
+	uint64_t state_bytes;		/* fedqemu1: memory state, inflated */
 };
 
 /*
@@ -53,5 +54,29 @@ int delta_pack(int cow_fd, int base_fd, int out_fd, uint32_t chunk_size,
 int delta_unpack(int payload_fd, uint64_t off, const struct chunk_index *ix,
 		 const char *base_path, const char *cow_path,
 		 struct delta_stats *st, struct err *e);
+
+/*
+ * "fedqemu1+zlib" (a QEMU running-state snapshot): the same stream, made
+ * from a raw disk image (as large as the base) instead of a COW file, and
+ * with the machine's memory state (QEMU's migration stream, read from
+ * state_fd to its end; state_fd -1: none) appended after the end record,
+ * in the same zlib stream and so in the same verified chunks.
+ * st->state_bytes says how many bytes of state were packed.
+ */
+int delta_pack_raw(int raw_fd, int base_fd, int state_fd, int out_fd,
+		   uint32_t chunk_size, struct chunk_index *ix,
+		   struct delta_stats *st, struct err *e);
+
+/*
+ * Unpack such a payload: raw_path becomes a sparse copy of the base with
+ * the delta's extents written over it; state_path (if not NULL) the
+ * exactly state_size bytes of memory state.  Each chunk is verified before
+ * it is inflated; both files are written to temporary names and renamed,
+ * so on failure neither is left.
+ */
+int delta_unpack_raw(int payload_fd, uint64_t off, const struct chunk_index *ix,
+		     const char *base_path, const char *raw_path,
+		     const char *state_path, uint64_t state_size,
+		     struct delta_stats *st, struct err *e);
 
 #endif

@@ -20,7 +20,7 @@
 
 static const char *const manifest_known[] = {
 	"base", "created", "delta", "kernel", "machine", "name", "owner",
-	"service", "version", NULL,
+	"qemu", "service", "version", NULL,
 };
 
 /* s as it may appear in an error message: at most outsz - 1 bytes, each
@@ -117,6 +117,65 @@ service_parse(const char *s, char host[MANIFEST_HOST_MAX + 1],
 	return 0;
 }
 
+/* 1..max bytes, each in the set allowed (plus alphanumerics). */
+static bool
+manifest_word_ok(const char *s, size_t max, const char *allowed)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > max)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && strchr(allowed, *s) == NULL)
+			return false;
+	return true;
+}
+
+static int
+manifest_qemu_validate(const struct manifest_qemu *q, struct err *e)
+{
+	size_t i, n;
+	json_t *a;
+
+	if (q->args == NULL)
+		return err_set(e, "manifest: machine \"qemu\" needs the field "
+			       "'qemu'");
+	if (!manifest_word_ok(q->version, MANIFEST_QEMU_VERSION_MAX, ".") ||
+	    strspn(q->version, "0123456789.") != strlen(q->version))
+		return err_set(e, "manifest: 'qemu.version' must be 1..%d "
+			       "characters of 0-9 and .",
+			       MANIFEST_QEMU_VERSION_MAX);
+	if (!manifest_word_ok(q->machine, MANIFEST_QEMU_MACHINE_MAX, ".-_"))
+		return err_set(e, "manifest: 'qemu.machine' must be 1..%d "
+			       "characters of A-Z a-z 0-9 . - _",
+			       MANIFEST_QEMU_MACHINE_MAX);
+	if (q->mem_mb < MANIFEST_QEMU_MEM_MIN || q->mem_mb > MANIFEST_QEMU_MEM_MAX)
+		return err_set(e, "manifest: 'qemu.mem_mb' must be %d..%d",
+			       MANIFEST_QEMU_MEM_MIN, MANIFEST_QEMU_MEM_MAX);
+	if (q->state_size == 0 || q->state_size > MANIFEST_QEMU_STATE_MAX)
+		return err_set(e, "manifest: 'qemu.state_size' must be 1..%llu",
+			       MANIFEST_QEMU_STATE_MAX);
+	if (!json_is_array(q->args) || (n = json_array_size(q->args)) == 0 ||
+	    n > MANIFEST_QEMU_ARGS_MAX)
+		return err_set(e, "manifest: 'qemu.args' must be an array of "
+			       "1..%d strings", MANIFEST_QEMU_ARGS_MAX);
+	json_array_foreach(q->args, i, a) {
+		const char *v = json_string_value(a);
+		size_t len = json_string_length(a);
+
+		if (v == NULL || len == 0 || len > MANIFEST_QEMU_ARG_MAX ||
+		    strlen(v) != len)
+			return err_set(e, "manifest: 'qemu.args[%zu]' must be a "
+				       "string of 1..%d bytes", i,
+				       MANIFEST_QEMU_ARG_MAX);
+		for (; *v; v++)
+			if ((unsigned char)*v < 0x20 || (unsigned char)*v > 0x7e)
+				return err_set(e, "manifest: 'qemu.args[%zu]' "
+					       "must be printable ASCII", i);
+	}
+	return 0;
+}
+
 int
 manifest_validate(const struct manifest *m, struct err *e)
 {
@@ -142,10 +201,25 @@ manifest_validate(const struct manifest *m, struct err *e)
 	if (strcmp(m->machine, "uml") != 0 && strcmp(m->machine, "qemu") != 0)
 		return err_set(e, "manifest: 'machine' must be \"uml\" or "
 			       "\"qemu\"");
-	if (strcmp(m->format, DELTA_FORMAT_FEDCOW1) != 0)
+	if (strcmp(m->format, DELTA_FORMAT_FEDCOW1) != 0 &&
+	    strcmp(m->format, DELTA_FORMAT_FEDQEMU1) != 0)
 		return err_set(e, "manifest: unknown delta format '%s'",
 			       manifest_printable(m->format, shown,
 						  sizeof(shown)));
+	if (strcmp(m->machine, "qemu") == 0) {
+		if (strcmp(m->format, DELTA_FORMAT_FEDQEMU1) != 0)
+			return err_set(e, "manifest: machine \"qemu\" needs "
+				       "delta format '%s'", DELTA_FORMAT_FEDQEMU1);
+		if (manifest_qemu_validate(&m->qemu, e) < 0)
+			return -1;
+	} else {
+		if (strcmp(m->format, DELTA_FORMAT_FEDCOW1) != 0)
+			return err_set(e, "manifest: machine \"uml\" needs "
+				       "delta format '%s'", DELTA_FORMAT_FEDCOW1);
+		if (m->qemu.args != NULL)
+			return err_set(e, "manifest: field 'qemu' is only for "
+				       "machine \"qemu\"");
+	}
 	if (!chunkidx_valid_chunk_size(m->delta.chunk_size))
 		return err_set(e, "manifest: 'delta.chunk_size' is not a power "
 			       "of two in [%u, %u]", CHUNK_SIZE_MIN,
@@ -240,13 +314,46 @@ manifest_only_keys(const json_t *obj, const char *where,
 }
 
 static int
+manifest_qemu_from_json(const json_t *obj, struct manifest_qemu *q,
+			struct err *e)
+{
+	static const char *const qemu_keys[] = { "args", "machine", "mem_mb",
+		"state_size", "version", NULL };
+	long long n;
+
+	if (!json_is_object(obj))
+		return err_set(e, "manifest: field 'qemu' must be an object");
+	if (manifest_only_keys(obj, "qemu.", qemu_keys, e) < 0 ||
+	    manifest_get_string(obj, "qemu.", "version", q->version,
+				sizeof(q->version), e) < 0 ||
+	    manifest_get_string(obj, "qemu.", "machine", q->machine,
+				sizeof(q->machine), e) < 0 ||
+	    manifest_get_int(obj, "qemu.", "mem_mb", MANIFEST_QEMU_MEM_MIN,
+			     MANIFEST_QEMU_MEM_MAX, &n, e) < 0)
+		return -1;
+	q->mem_mb = (uint32_t)n;
+	if (manifest_get_int(obj, "qemu.", "state_size", 1,
+			     (long long)MANIFEST_QEMU_STATE_MAX, &n, e) < 0)
+		return -1;
+	q->state_size = (uint64_t)n;
+	if (json_object_get(obj, "args") == NULL)
+		return err_set(e, "manifest: field 'qemu.args' is missing");
+	if (!json_is_array(json_object_get(obj, "args")))
+		return err_set(e, "manifest: field 'qemu.args' must be an array");
+	q->args = json_deep_copy(json_object_get(obj, "args"));
+	if (q->args == NULL)
+		return err_set(e, "manifest: out of memory");
+	return 0;
+}
+
+static int
 manifest_from_json(const json_t *root, struct manifest *m, struct err *e)
 {
 	static const char *const service_keys[] = { "host", "port",
 		"guest_port", NULL };
 	static const char *const delta_keys[] = { "format", "size",
 		"chunk_size", "chunks", NULL };
-	const json_t *service, *delta;
+	const json_t *service, *delta, *qemu;
 	const char *key;
 	json_t *v;
 	long long n;
@@ -291,6 +398,9 @@ manifest_from_json(const json_t *root, struct manifest *m, struct err *e)
 		return -1;
 	if (chunkidx_from_json(delta, false, &m->delta, &sub) < 0)
 		return err_set(e, "manifest: delta: %s", sub.msg);
+	if ((qemu = json_object_get(root, "qemu")) != NULL &&
+	    manifest_qemu_from_json(qemu, &m->qemu, e) < 0)
+		return -1;
 
 	/* keep what a newer writer added */
 	json_object_foreach((json_t *)root, key, v) {
@@ -366,6 +476,13 @@ manifest_to_json(const struct manifest *m)
 			 "delta", delta);
 	if (root == NULL)
 		goto bad;
+	if (m->qemu.args != NULL &&
+	    json_object_set_new(root, "qemu", json_pack("{s:O,s:s,s:i,s:I,s:s}",
+			"args", m->qemu.args, "machine", m->qemu.machine,
+			"mem_mb", (int)m->qemu.mem_mb,
+			"state_size", (json_int_t)m->qemu.state_size,
+			"version", m->qemu.version)) < 0)
+		goto bad;
 	if (m->extra != NULL) {
 		const char *key;
 		json_t *v;
@@ -435,6 +552,8 @@ void
 manifest_free(struct manifest *m)
 {
 	chunkidx_free(&m->delta);
+	json_decref(m->qemu.args);
+	m->qemu.args = NULL;
 	json_decref(m->extra);
 	m->extra = NULL;
 }

@@ -15,6 +15,16 @@
  *    "kernel":"<sha256>","machine":"uml","name":"web",
  *    "owner":"<hex key>","service":{"guest_port":80,"host":"www.example.org","port":80},
  *    "version":1}
+ *
+ * A running-state snapshot (machine "qemu", delta format "fedqemu1+zlib")
+ * adds what its resume depends on, signed like the rest:
+ *
+ *   "qemu":{"args":["-M","pc-q35-7.2",..],"machine":"pc-q35-7.2",
+ *           "mem_mb":128,"state_size":N,"version":"7.2.22"}
+ *
+ * args is QEMU's device-model command line with @kernel, @initrd and @disk
+ * where local paths go; state_size the uncompressed bytes of the memory
+ * state that follows the disk delta in the payload (docs/formats.md).
  */
 #ifndef FED_MANIFEST_H
 #define FED_MANIFEST_H
@@ -36,6 +46,24 @@
 #define MANIFEST_VERSION_MAX 9007199254740991LL	/* 2^53-1: exact in JSON */
 
 #define DELTA_FORMAT_FEDCOW1 "fedcow1+zlib"
+#define DELTA_FORMAT_FEDQEMU1 "fedqemu1+zlib"	/* disk delta + memory state */
+
+#define MANIFEST_QEMU_VERSION_MAX 31	/* "7.2.22" */
+#define MANIFEST_QEMU_MACHINE_MAX 31	/* "pc-q35-7.2" */
+#define MANIFEST_QEMU_MEM_MIN     16	/* MB */
+#define MANIFEST_QEMU_MEM_MAX     65536
+#define MANIFEST_QEMU_ARGS_MAX    128	/* arguments */
+#define MANIFEST_QEMU_ARG_MAX     1024	/* bytes per argument */
+#define MANIFEST_QEMU_STATE_MAX   (1ull << 40)	/* 1 TiB */
+
+/* What a QEMU running-state snapshot's resume depends on. */
+struct manifest_qemu {
+	char version[MANIFEST_QEMU_VERSION_MAX + 1];	/* major.minor.micro */
+	char machine[MANIFEST_QEMU_MACHINE_MAX + 1];	/* versioned type */
+	uint32_t mem_mb;
+	json_t *args;			/* array of strings, owned */
+	uint64_t state_size;		/* memory state, uncompressed bytes */
+};
 
 struct manifest {
 	char name[MANIFEST_NAME_MAX + 1];
@@ -50,6 +78,7 @@ struct manifest {
 	char machine[16];		/* "uml" or "qemu" */
 	char format[32];		/* delta payload format */
 	struct chunk_index delta;	/* payload index, no file hash */
+	struct manifest_qemu qemu;	/* machine "qemu" only (args != NULL) */
 	json_t *extra;			/* members not listed above; may be NULL */
 };
 

@@ -8,12 +8,15 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "netmap/netmap.h"
 
 int
@@ -124,4 +127,32 @@ bad:
 	close(s);
 	errno = saved;
 	return -1;
+}
+
+int
+netns_socket(int netns_fd, int domain, int type, int protocol)
+{
+	int self, fd, saved;
+
+	if (netns_fd < 0)
+		return socket(domain, type, protocol);
+	if ((self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	if (setns(netns_fd, CLONE_NEWNET) < 0) {
+		saved = errno;
+		close(self);
+		errno = saved;
+		return -1;
+	}
+	fd = socket(domain, type, protocol);
+	saved = errno;
+	if (setns(self, CLONE_NEWNET) < 0) {
+		/* this thread would go on in the wrong namespace */
+		log_error("netns_socket: cannot return to our namespace: %s",
+			  strerror(errno));
+		abort();
+	}
+	close(self);
+	errno = saved;
+	return fd;
 }

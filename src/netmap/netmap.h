@@ -142,6 +142,15 @@ uint16_t hostport_port(const struct sockaddr *sa);
 int hostport_listen(const struct sockaddr *sa, socklen_t len, int *fd,
 		    struct err *e);
 
+/*
+ * A socket created in the network namespace netns_fd (an open
+ * /run/netns/NAME; -1: the calling thread's own), as socket(2) returns:
+ * the calling thread enters the namespace, creates it and comes back.
+ * A socket stays in the namespace it was created in, so connecting it
+ * reaches addresses there (e.g. a QEMU machine's guest, docs/vmrunner.md).
+ */
+int netns_socket(int netns_fd, int domain, int type, int protocol);
+
 /* ----------------------------------------------------------------- relay */
 
 #define RELAY_NAME_MAX	LEASE_KEY_MAX
@@ -194,6 +203,18 @@ int relay_map_add(struct relay *r, const char *name, int listen_fd,
 int relay_map_switch(struct relay *r, const char *name,
 		     const struct sockaddr *target, socklen_t len,
 		     struct err *e);
+
+/*
+ * The same, with the target in the network namespace netns_fd (-1: the
+ * relay's own): each connection to it is made from a socket created there
+ * (netns_socket).  The relay keeps its own duplicate of netns_fd.
+ */
+int relay_map_add_ns(struct relay *r, const char *name, int listen_fd,
+		     const struct sockaddr *target, socklen_t len, int netns_fd,
+		     struct err *e);
+int relay_map_switch_ns(struct relay *r, const char *name,
+			const struct sockaddr *target, socklen_t len,
+			int netns_fd, struct err *e);
 
 /*
  * Close the mapping's listener (the port stops accepting) and reset all of

@@ -132,6 +132,7 @@ struct mapping {
 	struct sockaddr_storage listen;
 	struct sockaddr_storage target;
 	socklen_t target_len;
+	int netns_fd;			/* the target's network namespace; -1 */
 	uint64_t conns_total, conns_active, connect_failed;
 	uint64_t bytes_up, bytes_down;
 	struct session_list sessions;
@@ -147,6 +148,8 @@ struct relay_cmd {
 	int fd;
 	const struct sockaddr *target;
 	socklen_t target_len;
+	bool has_netns;			/* netns_fd is the target's namespace */
+	int netns_fd;
 	struct relay_map_info *list;	/* OP_LIST result */
 	size_t nlist;
 	int rc;
@@ -514,8 +517,9 @@ relay_session_start(struct relay *r, struct mapping *m, int cfd)
 	if (relay_pipe_get(r, s->up.pipe) < 0 ||
 	    relay_pipe_get(r, s->down.pipe) < 0)
 		goto bad;
-	s->target.fd = socket(m->target.ss_family,
-			      SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	s->target.fd = netns_socket(m->netns_fd, m->target.ss_family,
+				    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				    0);
 	if (s->target.fd < 0)
 		goto bad;
 	relay_sock_tune(s->target.fd);	/* the client inherits the listener's */
@@ -651,12 +655,21 @@ relay_do_add(struct relay *r, struct relay_cmd *c)
 	m->fd = c->fd;
 	memcpy(&m->target, c->target, c->target_len);
 	m->target_len = c->target_len;
+	m->netns_fd = -1;
+	if (c->has_netns &&
+	    (m->netns_fd = fcntl(c->netns_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		err_sys(&c->err, "mapping '%s': namespace", c->name);
+		free(m);
+		return -1;
+	}
 	len = sizeof(m->listen);
 	getsockname(m->fd, (struct sockaddr *)&m->listen, &len);
 	relay_sock_tune(m->fd);	/* accepted sockets inherit these */
 	TAILQ_INIT(&m->sessions);
 	if (relay_epoll_add(r, m->fd, EPOLLIN, m) < 0) {
 		err_sys(&c->err, "mapping '%s': epoll", c->name);
+		if (m->netns_fd >= 0)
+			close(m->netns_fd);
 		free(m);
 		return -1;
 	}
@@ -668,11 +681,20 @@ static int
 relay_do_switch(struct relay *r, struct relay_cmd *c)
 {
 	struct mapping *m = relay_map_find(r, c->name);
+	int ns = -1;
 
 	if (m == NULL)
 		return err_set(&c->err, "no mapping '%s'", c->name);
 	if (relay_check_target(c->target, c->target_len, &c->err) < 0)
 		return -1;
+	if (c->has_netns) {
+		if ((ns = fcntl(c->netns_fd, F_DUPFD_CLOEXEC, 0)) < 0)
+			return err_sys(&c->err, "mapping '%s': namespace",
+				       c->name);
+	}
+	if (m->netns_fd >= 0)
+		close(m->netns_fd);
+	m->netns_fd = ns;
 	memset(&m->target, 0, sizeof(m->target));
 	memcpy(&m->target, c->target, c->target_len);
 	m->target_len = c->target_len;
@@ -689,6 +711,9 @@ relay_map_close(struct relay *r, struct mapping *m)
 		relay_session_close(r, s, true, "mapping removed");
 	close(m->fd);
 	m->fd = -1;
+	if (m->netns_fd >= 0)
+		close(m->netns_fd);
+	m->netns_fd = -1;
 	m->dead = true;
 	TAILQ_REMOVE(&r->maps, m, entry);
 	TAILQ_INSERT_TAIL(&r->dead_maps, m, entry);
@@ -1012,6 +1037,32 @@ relay_map_switch(struct relay *r, const char *name,
 {
 	struct relay_cmd c = { .op = OP_SWITCH, .name = name,
 			       .target = target, .target_len = len };
+
+	return relay_call(r, &c, e);
+}
+
+int
+relay_map_add_ns(struct relay *r, const char *name, int listen_fd,
+		 const struct sockaddr *target, socklen_t len, int netns_fd,
+		 struct err *e)
+{
+	struct relay_cmd c = { .op = OP_ADD, .name = name, .fd = listen_fd,
+			       .target = target, .target_len = len,
+			       .has_netns = netns_fd >= 0,
+			       .netns_fd = netns_fd };
+
+	return relay_call(r, &c, e);
+}
+
+int
+relay_map_switch_ns(struct relay *r, const char *name,
+		    const struct sockaddr *target, socklen_t len, int netns_fd,
+		    struct err *e)
+{
+	struct relay_cmd c = { .op = OP_SWITCH, .name = name,
+			       .target = target, .target_len = len,
+			       .has_netns = netns_fd >= 0,
+			       .netns_fd = netns_fd };
 
 	return relay_call(r, &c, e);
 }

@@ -102,11 +102,14 @@ vm_status_json(struct vm *const *vms, size_t n, time_t now)
 	for (size_t i = 0; i < n; i++) {
 		const struct vm *v = vms[i];
 
-		if (v->leased)
+		if (v->qemu && v->leased)
+			snprintf(addr, sizeof(addr), "%s", QEMU_GUEST_ADDR);
+		else if (v->leased)
 			inet_ntop(AF_INET, &v->lease.guest, addr, sizeof(addr));
 		else
 			addr[0] = '\0';
-		o = json_pack("{s:s,s:s,s:s,s:I,s:s,s:i,s:i,s:s,s:i,s:I,s:s,s:i}",
+		o = json_pack("{s:s,s:s,s:s,s:I,s:s,s:i,s:i,s:s,s:i,s:I,s:s,s:i,"
+			      "s:s}",
 			      "file", v->file, "service", v->service,
 			      "snapshot", v->id, "version", (json_int_t)v->version,
 			      "address", addr, "host_port", (int)v->host_port,
@@ -116,7 +119,8 @@ vm_status_json(struct vm *const *vms, size_t n, time_t now)
 			      "uptime", (json_int_t)(v->state == VM_UP &&
 						      v->up_since ? now - v->up_since : 0),
 			      "tap", v->leased ? v->tap : "",
-			      "pid", (int)v->pid);
+			      "pid", (int)v->pid,
+			      "machine", v->qemu ? "qemu" : "uml");
 		if (o != NULL)
 			json_array_append_new(arr, o);
 	}

@@ -23,6 +23,13 @@
  * and every helper process it forks share one process group: stopping a VM
  * is kill(-pid, SIGKILL).  Its pid is recorded in STATE/vms/<id>/pid, so a
  * vmrunner that died is cleaned up after by the next one (runner_adopt).
+ *
+ * A QEMU VM (a running-state snapshot) is a qemu-system-x86_64 process,
+ * also in its own session, in the network namespace named like its tap;
+ * it starts paused with its memory state as incoming migration, and the
+ * loop drives it over QMP (a socketpair) until it runs: wait for the state
+ * to be loaded, `cont` (vm_resume, blocking, about a second).  From then
+ * on it is supervised exactly like a UML.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -32,6 +39,7 @@
 #include <inttypes.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,6 +59,7 @@
 #include "common/http.h"
 #include "common/keyfile.h"
 #include "common/log.h"
+#include "common/qemu.h"
 #include "vmrunner/vmrunner.h"
 
 #define ARRAY_LEN(a)		(sizeof(a) / sizeof((a)[0]))
@@ -58,6 +67,9 @@
 #define RUNNER_REPORT_RETRY_S	5.0
 #define RUNNER_MAX_VMS		256
 #define RUNNER_FOLLOW_RETRY_S	60.0	/* after a version we failed to follow */
+#define RUNNER_QEMU_KEEP	3	/* unpacked withdrawn QEMU snapshots */
+
+extern char **environ;
 
 struct runner {
 	const struct runner_config *cfg;
@@ -75,6 +87,7 @@ struct runner {
 	} follow_failed[16];
 	int ino_fd, sig_fd;
 	bool stop;
+	char qemu_version[QEMU_VERSION_MAX];	/* "" until first needed */
 };
 
 /* One report owed to the authority per VM, retried until taken. */
@@ -278,7 +291,168 @@ vm_drain_console(struct vm *v)
 	}
 }
 
-/* Start linux.uml for v.  Returns 0, or -1 (e set). */
+/* Drive a QEMU started paused with -incoming until it runs: wait until
+ * its memory state is loaded, then `cont`.  Returns 0/-1. */
+static int
+vm_resume(struct vm *v, int qmp_fd, struct err *e)
+{
+	double deadline = now_mono() + VM_RESUME_TIMEOUT;
+	const char *st;
+	struct qmp q;
+	json_t *ret = NULL;
+	int rc = -1;
+
+	if (qmp_start(&q, qmp_fd, VM_RESUME_TIMEOUT, e) < 0)
+		goto done;
+	for (;;) {
+		if (qmp_call(&q, "query-status", NULL, -1, &ret,
+			     VM_RESUME_TIMEOUT, e) < 0)
+			goto done;
+		st = json_string_value(json_object_get(ret, "status"));
+		if (st == NULL || strcmp(st, "inmigrate") != 0)
+			break;
+		json_decref(ret);
+		ret = NULL;
+		if (now_mono() > deadline) {
+			err_set(e, "the memory state did not load within %d s",
+				VM_RESUME_TIMEOUT);
+			goto done;
+		}
+		usleep(5000);
+	}
+	st = json_string_value(json_object_get(ret, "status"));
+	if (st == NULL || strcmp(st, "paused") != 0) {
+		err_set(e, "after loading its memory the machine is '%.40s', "
+			"not paused", st ? st : "(no status)");
+		goto done;
+	}
+	if (qmp_call(&q, "cont", NULL, -1, NULL, VM_RESUME_TIMEOUT, e) < 0)
+		goto done;
+	rc = 0;
+done:
+	(void)v;
+	json_decref(ret);
+	qmp_close(&q);
+	return rc;
+}
+
+/* Start QEMU for v, resumed from its memory state.  Returns 0/-1. */
+static int
+vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
+{
+	static const char *const extra[] = {
+		"-S", "-snapshot", "-incoming", "fd:4",
+		"-chardev", "socket,id=qmp,fd=3",
+		"-mon", "chardev=qmp,mode=control", NULL };
+	char disk[PATH_MAX], state[PATH_MAX], log[PATH_MAX], pidf[PATH_MAX],
+	     tmpdir[PATH_MAX + 8];
+	char **argv, **envp = NULL;
+	size_t n, k;
+	int pfd[2] = { -1, -1 }, sv[2] = { -1, -1 }, state_fd = -1;
+	pid_t pid;
+	FILE *f;
+
+	(void)r;
+	snprintf(disk, sizeof(disk), "%s/disk.raw", v->dir);
+	snprintf(state, sizeof(state), "%s/state.bin", v->dir);
+	snprintf(log, sizeof(log), "%s/console.log", v->dir);
+	if ((argv = qemu_argv(v->qemu_args, v->kernel_path, v->initrd_path,
+			      disk, extra)) == NULL)
+		return err_set(e, "cannot build the QEMU command line (a comma "
+			       "in %s?)", v->dir);
+	if ((state_fd = open(state, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    pipe2(pfd, O_CLOEXEC) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		err_sys(e, "%s", state);
+		goto bad;
+	}
+	if (v->log_fd < 0)
+		v->log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+				 0644);
+	/* -snapshot's overlay goes to TMPDIR: the VM's directory (built
+	 * here, not in the child: the relay thread may hold malloc's lock) */
+	snprintf(tmpdir, sizeof(tmpdir), "TMPDIR=%s", v->dir);
+	for (n = 0; environ[n] != NULL; n++)
+		;
+	if ((envp = calloc(n + 2, sizeof(*envp))) == NULL) {
+		err_sys(e, "environment");
+		goto bad;
+	}
+	for (n = 0, k = 0; environ[n] != NULL; n++)
+		if (strncmp(environ[n], "TMPDIR=", 7) != 0)
+			envp[k++] = environ[n];
+	envp[k] = tmpdir;
+	v->boot_t0 = now_mono();
+	if ((pid = fork()) < 0) {
+		err_sys(e, "fork");
+		goto bad;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		int nul = open("/dev/null", O_RDONLY), qfd, sfd;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (setns(v->netns_fd, CLONE_NEWNET) < 0)
+			_exit(126);
+		setsid();
+		if (nul >= 0)
+			dup2(nul, 0);
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		/* out of the way first: either may be 3 or 4 */
+		qfd = fcntl(sv[1], F_DUPFD, 10);
+		sfd = fcntl(state_fd, F_DUPFD, 10);
+		dup2(qfd, 3);		/* -chardev socket,fd=3: QMP */
+		dup2(sfd, 4);		/* -incoming fd:4 */
+		execvpe(argv[0], argv, envp);
+		_exit(127);
+	}
+	close(pfd[1]);
+	close(sv[1]);
+	close(state_fd);
+	qemu_argv_free(argv);
+	free(envp);
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+	v->con_fd = pfd[0];
+	v->pid = pid;
+	v->state = VM_STARTING;
+	v->started = time(NULL);
+	v->up_since = 0;
+	v->boot_deadline = v->boot_t0 + VM_BOOT_TIMEOUT;
+	vm_pidfile(v, pidf);
+	if ((f = fopen(pidf, "w")) != NULL) {
+		fprintf(f, "%d\n", (int)pid);
+		fclose(f);
+	}
+	if (vm_resume(v, sv[0], e) < 0) {
+		/* reaped as a death: backoff and another try */
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);	/* if it died before setsid */
+		log_warn("%s: resuming QEMU (pid %d) failed: %s", v->file,
+			 (int)pid, e->msg);
+		return 0;
+	}
+	v->resume_s = now_mono() - v->boot_t0;
+	log_info("%s: resumed %s from its memory state in %.2f s (namespace "
+		 "%s, guest %s, pid %d)", v->file, v->service, v->resume_s,
+		 v->tap, QEMU_GUEST_ADDR, (int)pid);
+	return 0;
+bad:
+	qemu_argv_free(argv);
+	free(envp);
+	if (state_fd >= 0)
+		close(state_fd);
+	for (int i = 0; i < 2; i++) {
+		if (pfd[i] >= 0)
+			close(pfd[i]);
+		if (sv[i] >= 0)
+			close(sv[i]);
+	}
+	return -1;
+}
+
+/* Start linux.uml (or QEMU) for v.  Returns 0, or -1 (e set). */
 static int
 vm_spawn(struct runner *r, struct vm *v, struct err *e)
 {
@@ -290,6 +464,8 @@ vm_spawn(struct runner *r, struct vm *v, struct err *e)
 	pid_t pid;
 	FILE *f;
 
+	if (v->qemu)
+		return vm_spawn_qemu(r, v, e);
 	inet_ntop(AF_INET, &v->lease.guest, guest, sizeof(guest));
 	inet_ntop(AF_INET, &v->lease.host, gw, sizeof(gw));
 	snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
@@ -387,6 +563,40 @@ vm_kill(struct vm *v)
 	unlink(pidf);
 }
 
+/* What a QEMU VM's directory keeps across withdrawals: the unpacked disk
+ * and memory state, and the marker saying both are complete.  The content
+ * is the snapshot's, named by its id and never written (QEMU runs with
+ * -snapshot), so committing the same snapshot again skips the unpack. */
+static bool
+vm_is_kept_file(const char *name)
+{
+	return strcmp(name, "disk.raw") == 0 || strcmp(name, "state.bin") == 0 ||
+	       strcmp(name, VM_UNPACKED) == 0 || strcmp(name, "console.log") == 0;
+}
+
+/* Remove the files of a QEMU VM's directory dir: all of them (all true),
+ * or all but the kept ones (the overlay -snapshot wrote into TMPDIR, the
+ * pid file). */
+static void
+vm_remove_dir_files(const char *dir, bool all)
+{
+	struct dirent *d;
+	DIR *dp = opendir(dir);
+
+	if (dp == NULL)
+		return;
+	while ((d = readdir(dp)) != NULL)
+		if (d->d_name[0] != '.' && (all || !vm_is_kept_file(d->d_name)))
+			unlinkat(dirfd(dp), d->d_name, 0);
+	closedir(dp);
+}
+
+static void
+vm_remove_files(struct vm *v)
+{
+	vm_remove_dir_files(v->dir, false);
+}
+
 /* Release everything v holds (UML, mapping, port, lease, tap). */
 static void
 vm_release(struct runner *r, struct vm *v)
@@ -399,8 +609,17 @@ vm_release(struct runner *r, struct vm *v)
 		log_warn("%s: %s", v->file, e.msg);
 	v->mapped = false;
 	v->host_port = 0;
+	if (v->netns_fd >= 0) {
+		close(v->netns_fd);
+		v->netns_fd = -1;
+	}
+	if (v->netns) {
+		qemu_net_delete(v->tap);
+		v->netns = false;
+	}
 	if (v->leased) {
-		tap_delete(v->tap);
+		if (!v->qemu)
+			tap_delete(v->tap);
 		if (lease_free(r->leases, v->id, &e) < 0)
 			log_warn("%s: %s", v->file, e.msg);
 		v->leased = false;
@@ -411,6 +630,8 @@ vm_release(struct runner *r, struct vm *v)
 	}
 	snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
 	unlink(cow);
+	if (v->qemu)
+		vm_remove_files(v);
 	v->state = VM_STOPPED;
 }
 
@@ -480,6 +701,38 @@ bad_hashed:
 	return -1;
 }
 
+/* The QEMU kernel object in the cache (v->kernel_path, hash-checked) split
+ * into STATE/kernels/<sha>.vmlinuz and .initrd, once.  Returns 0/-1. */
+static int
+runner_split_qkernel(struct runner *r, struct vm *v, struct err *e)
+{
+	char obj[PATH_MAX];
+
+	(void)r;
+	snprintf(obj, sizeof(obj), "%s", v->kernel_path);
+	snprintf(v->kernel_path, sizeof(v->kernel_path), "%.4000s.vmlinuz", obj);
+	snprintf(v->initrd_path, sizeof(v->initrd_path), "%.4000s.initrd", obj);
+	if (access(v->kernel_path, R_OK) == 0 && access(v->initrd_path, R_OK) == 0)
+		return 0;
+	return qkernel_split(obj, v->kernel_path, v->initrd_path, e);
+}
+
+/* The VM's own network namespace, named like its tap, with the tap QEMU
+ * opens and the address every QEMU guest's gateway has.  Returns 0/-1. */
+static int
+runner_qemu_net(struct vm *v, struct err *e)
+{
+	char path[PATH_MAX];
+
+	if (qemu_net_setup(v->tap, e) < 0)
+		return -1;
+	v->netns = true;
+	snprintf(path, sizeof(path), "/run/netns/%s", v->tap);
+	if ((v->netns_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return err_sys(e, "%s", path);
+	return 0;
+}
+
 static void
 runner_refuse(struct runner *r, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -522,6 +775,7 @@ static void
 runner_commit(struct runner *r, const char *name)
 {
 	char path[PATH_MAX], hex[2 * SHA256_LEN + 1], cow[PATH_MAX],
+	     mark[PATH_MAX + 16],
 	     bhex[2 * SHA256_LEN + 1];
 	const char *why;
 	double t0;
@@ -548,13 +802,30 @@ runner_commit(struct runner *r, const char *name)
 				      "runs as %s", hex, r->vms[i]->file);
 			goto done;
 		}
-	if (strcmp(s.m.machine, "uml") != 0) {
+	if (strcmp(s.m.machine, "qemu") == 0) {
+		/* before anything is read or run: can this peer resume it? */
+		if (r->qemu_version[0] == '\0' &&
+		    qemu_local_version(r->qemu_version, &e) < 0) {
+			r->qemu_version[0] = '\0';
+			runner_refuse(r, name, "a running-state snapshot, but %s",
+				      e.msg);
+			goto done;
+		}
+		if (qemu_check(&s.m.qemu, r->qemu_version, &e) < 0) {
+			runner_refuse(r, name, "%s", e.msg);
+			goto done;
+		}
+	} else if (strcmp(s.m.machine, "uml") != 0) {
 		runner_refuse(r, name, "machine '%s' is not run here",
 			      s.m.machine);
 		goto done;
 	}
 	if (fedsnap_verify_payload(&s, &e) < 0) {
-		runner_refuse(r, name, "%s", e.msg);
+		if (strcmp(s.m.machine, "qemu") == 0)
+			runner_refuse(r, name, "%s (payload of disk delta and "
+				      "memory state)", e.msg);
+		else
+			runner_refuse(r, name, "%s", e.msg);
 		goto done;
 	}
 	if (runner_fetch_trusted(r, &trusted, &e) < 0) {
@@ -576,7 +847,8 @@ runner_commit(struct runner *r, const char *name)
 
 	if ((v = calloc(1, sizeof(*v))) == NULL)
 		goto done;
-	v->con_fd = v->log_fd = -1;
+	v->con_fd = v->log_fd = v->netns_fd = -1;
+	v->qemu = strcmp(s.m.machine, "qemu") == 0;
 	snprintf(v->file, sizeof(v->file), "%s", name);
 	memcpy(v->id, hex, sizeof(v->id));
 	snprintf(v->service, sizeof(v->service), "%s:%u", s.m.host, s.m.port);
@@ -595,11 +867,41 @@ runner_commit(struct runner *r, const char *name)
 		log_error("%s: %s: %m", name, v->dir);
 		goto done;
 	}
-	snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
-	if (delta_unpack(s.fd, s.payload_offset, &s.m.delta, v->base_path, cow,
-			 NULL, &e) < 0) {
-		runner_refuse(r, name, "unpack: %s", e.msg);
-		goto done;
+	if (v->qemu) {
+		if (runner_split_qkernel(r, v, &e) < 0) {
+			runner_refuse(r, name, "%s", e.msg);
+			goto done;
+		}
+		if ((v->qemu_args = json_incref(s.m.qemu.args)) == NULL)
+			goto done;
+		snprintf(cow, sizeof(cow), "%s/disk.raw", v->dir);
+		snprintf(path, sizeof(path), "%s/state.bin", v->dir);
+		snprintf(mark, sizeof(mark), "%s/%s", v->dir, VM_UNPACKED);
+		if (access(mark, F_OK) == 0 && access(cow, R_OK) == 0 &&
+		    access(path, R_OK) == 0) {
+			utimensat(AT_FDCWD, mark, NULL, 0);	/* used now */
+			log_info("%s: disk and memory state unpacked by an "
+				 "earlier commit of %.8s..", name, hex);
+		} else if (delta_unpack_raw(s.fd, s.payload_offset,
+					    &s.m.delta, v->base_path, cow,
+					    path, s.m.qemu.state_size, NULL,
+					    &e) < 0) {
+			runner_refuse(r, name, "unpack: %s", e.msg);
+			goto done;
+		} else {
+			int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC |
+				      O_CLOEXEC, 0600);
+
+			if (fd >= 0)
+				close(fd);
+		}
+	} else {
+		snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
+		if (delta_unpack(s.fd, s.payload_offset, &s.m.delta,
+				 v->base_path, cow, NULL, &e) < 0) {
+			runner_refuse(r, name, "unpack: %s", e.msg);
+			goto done;
+		}
 	}
 	if (lease_alloc(r->leases, v->id, &v->lease, &e) < 0) {
 		log_error("%s: %s", name, e.msg);
@@ -608,7 +910,9 @@ runner_commit(struct runner *r, const char *name)
 	v->leased = true;
 	lease_ifname(&v->lease, v->tap);
 	v->prep_s = now_mono() - t0;
-	if (tap_create(v->tap, &v->lease, &e) < 0 || vm_spawn(r, v, &e) < 0) {
+	if ((v->qemu ? runner_qemu_net(v, &e) : tap_create(v->tap, &v->lease,
+							   &e)) < 0 ||
+	    vm_spawn(r, v, &e) < 0) {
 		log_error("%s: %s", name, e.msg);
 		vm_release(r, v);
 		goto done;
@@ -620,10 +924,64 @@ done:
 	if (v != NULL) {
 		if (v->leased)
 			vm_release(r, v);
+		else if (v->qemu)
+			vm_remove_files(v);
+		json_decref(v->qemu_args);
 		free(v);
 	}
 	json_decref(trusted);
 	fedsnap_close(&s);
+}
+
+/* Keep the unpacked copies of at most RUNNER_QEMU_KEEP withdrawn QEMU
+ * snapshots (the most recently used, by their marker's mtime); remove the
+ * others' directories. */
+static void
+runner_prune_unpacked(struct runner *r)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	struct {
+		char name[NAME_MAX + 1];
+		time_t used;
+	} c[64];
+	size_t n = 0;
+	struct dirent *d;
+	struct stat sb;
+	DIR *dp;
+
+	memset(c, 0, sizeof(c));
+	snprintf(dir, sizeof(dir), "%s/vms", r->cfg->state);
+	if ((dp = opendir(dir)) == NULL)
+		return;
+	while ((d = readdir(dp)) != NULL && n < sizeof(c) / sizeof(c[0])) {
+		bool live = false;
+
+		if (d->d_name[0] == '.')
+			continue;
+		for (size_t i = 0; i < r->nvms; i++)
+			if (strcmp(r->vms[i]->id, d->d_name) == 0)
+				live = true;
+		snprintf(path, sizeof(path), "%s/%s/%s", dir, d->d_name,
+			 VM_UNPACKED);
+		if (live || stat(path, &sb) < 0)
+			continue;
+		snprintf(c[n].name, sizeof(c[n].name), "%s", d->d_name);
+		c[n++].used = sb.st_mtime;
+	}
+	closedir(dp);
+	while (n > RUNNER_QEMU_KEEP) {
+		size_t old = 0;
+
+		for (size_t i = 1; i < n; i++)
+			if (c[i].used < c[old].used)
+				old = i;
+		snprintf(path, sizeof(path), "%s/%.255s", dir, c[old].name);
+		vm_remove_dir_files(path, true);
+		rmdir(path);
+		log_info("removed the unpacked copy of %.8s.. (kept: the %d "
+			 "most recently used)", c[old].name, RUNNER_QEMU_KEEP);
+		c[old] = c[--n];
+	}
 }
 
 /* commit/<file> is gone: stop and release everything, forget the VM. */
@@ -632,13 +990,18 @@ runner_withdraw(struct runner *r, size_t i)
 {
 	struct vm *v = r->vms[i];
 
+	bool qemu = v->qemu;
+
 	log_info("%s: withdrawn: stopping %s", v->file, v->service);
 	vm_release(r, v);
 	rmdir(v->dir);
+	json_decref(v->qemu_args);
 	free(v);
 	r->vms[i] = r->vms[r->nvms - 1];
 	reports[i] = reports[r->nvms - 1];
 	r->nvms--;
+	if (qemu)
+		runner_prune_unpacked(r);
 }
 
 static bool
@@ -858,9 +1221,23 @@ runner_follow(struct runner *r)
 
 /* ---------------------------------------------------------- supervision */
 
-/* Does addr:port accept a TCP connection within timeout_ms? */
+/* The guest's address: the lease's, or for QEMU the one every QEMU guest
+ * has in its own namespace. */
+static struct in_addr
+vm_guest_addr(const struct vm *v)
+{
+	struct in_addr a = v->lease.guest;
+
+	if (v->qemu)
+		inet_pton(AF_INET, QEMU_GUEST_ADDR, &a);
+	return a;
+}
+
+/* Does addr:port (in namespace netns_fd, -1: ours) accept a TCP
+ * connection within timeout_ms? */
 static bool
-guest_accepts(struct in_addr addr, uint16_t port, int timeout_ms)
+guest_accepts(int netns_fd, struct in_addr addr, uint16_t port,
+	      int timeout_ms)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
 				  .sin_addr = addr };
@@ -869,8 +1246,8 @@ guest_accepts(struct in_addr addr, uint16_t port, int timeout_ms)
 	socklen_t len = sizeof(err);
 	bool ok = false;
 
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			 0)) < 0)
+	if ((fd = netns_socket(netns_fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
+			       SOCK_CLOEXEC, 0)) < 0)
 		return false;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 		ok = true;
@@ -893,7 +1270,7 @@ runner_vm_up(struct runner *r, size_t i)
 	struct vm *v = r->vms[i], *old = runner_find_service_owner(r, v->service);
 	struct sockaddr_in ta = { .sin_family = AF_INET,
 				  .sin_port = htons(v->guest_port),
-				  .sin_addr = v->lease.guest };
+				  .sin_addr = vm_guest_addr(v) };
 	struct lease l;
 	struct err e;
 	int fd;
@@ -905,8 +1282,9 @@ runner_vm_up(struct runner *r, size_t i)
 			vm_release(r, v);
 			return;
 		}
-		if (relay_map_switch(r->relay, v->service, (struct sockaddr *)&ta,
-				     sizeof(ta), &e) < 0) {
+		if (relay_map_switch_ns(r->relay, v->service,
+					(struct sockaddr *)&ta, sizeof(ta),
+					v->netns_fd, &e) < 0) {
 			log_error("%s: %s", v->file, e.msg);
 			return;
 		}
@@ -926,8 +1304,9 @@ runner_vm_up(struct runner *r, size_t i)
 			log_error("%s: no host port: %s", v->file, e.msg);
 			return;
 		}
-		if (relay_map_add(r->relay, v->service, fd, (struct sockaddr *)&ta,
-				  sizeof(ta), &e) < 0) {
+		if (relay_map_add_ns(r->relay, v->service, fd,
+				     (struct sockaddr *)&ta, sizeof(ta),
+				     v->netns_fd, &e) < 0) {
 			close(fd);
 			log_error("%s: %s", v->file, e.msg);
 			return;
@@ -937,10 +1316,17 @@ runner_vm_up(struct runner *r, size_t i)
 	}
 	v->state = VM_UP;
 	v->up_since = time(NULL);
-	log_info("%s: up: %s (version %" PRId64 ") on host port %u -> guest "
-		 "port %u; boot %.2f s (check, unpack, tap %.2f s)", v->file,
-		 v->service, v->version, v->host_port, v->guest_port,
-		 now_mono() - v->boot_t0, v->prep_s);
+	if (v->qemu)
+		log_info("%s: up: %s (version %" PRId64 ") on host port %u -> "
+			 "guest port %u; resumed, serving %.2f s after exec "
+			 "(check, unpack, namespace %.2f s)", v->file, v->service,
+			 v->version, v->host_port, v->guest_port,
+			 now_mono() - v->boot_t0, v->prep_s);
+	else
+		log_info("%s: up: %s (version %" PRId64 ") on host port %u -> "
+			 "guest port %u; boot %.2f s (check, unpack, tap %.2f "
+			 "s)", v->file, v->service, v->version, v->host_port,
+			 v->guest_port, now_mono() - v->boot_t0, v->prep_s);
 	runner_want_report(r, i, true);
 }
 
@@ -969,7 +1355,8 @@ runner_vm_died(struct runner *r, size_t i, int status)
 	v->state = VM_BACKOFF;
 	v->up_since = 0;
 	v->next_start = now_mono() + delay;
-	log_warn("%s: UML %s %d; restarting in %u s", v->file,
+	log_warn("%s: %s %s %d; restarting in %u s", v->file,
+		 v->qemu ? "QEMU" : "UML",
 		 WIFSIGNALED(status) ? "killed by signal" : "exited with",
 		 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
 		 delay);
@@ -1000,7 +1387,8 @@ runner_tick(struct runner *r)
 
 		switch (v->state) {
 		case VM_STARTING:
-			if (guest_accepts(v->lease.guest, v->guest_port, 100)) {
+			if (guest_accepts(v->netns_fd, vm_guest_addr(v),
+					  v->guest_port, 100)) {
 				runner_vm_up(r, i);
 			} else if (now > v->boot_deadline) {
 				log_warn("%s: guest port %u did not accept within "
@@ -1046,6 +1434,20 @@ runner_write_status(struct runner *r)
 
 /* ------------------------------------------------- start and shut down */
 
+/* Is /proc/PID/cmdline (len bytes, NUL-separated) a QEMU of ours: the
+ * QEMU binary with a disk under our STATE/vms? */
+static bool
+runner_is_our_qemu(const char *cmd, size_t len, const char *vmdir)
+{
+	if (strcmp(cmd, QEMU_BINARY) != 0)
+		return false;
+	for (size_t i = 0; i < len; i += strlen(cmd + i) + 1)
+		if (strncmp(cmd + i, "file=", 5) == 0 &&
+		    strncmp(cmd + i + 5, vmdir, strlen(vmdir)) == 0)
+			return true;
+	return false;
+}
+
 /*
  * What a previous run left: UMLs recorded in STATE/vms/<id>/pid (killed if
  * the pid still runs a kernel of our cache), and every lease with its tap
@@ -1086,9 +1488,10 @@ runner_adopt(struct runner *r)
 			if (len <= 0)
 				continue;
 			cmd[len] = '\0';
-			if (strncmp(cmd, kdir, strlen(kdir)) != 0)
+			if (strncmp(cmd, kdir, strlen(kdir)) != 0 &&
+			    !runner_is_our_qemu(cmd, (size_t)len, dir))
 				continue;
-			log_info("killing UML pid %d left by a previous run", pid);
+			log_info("killing VM pid %d left by a previous run", pid);
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			for (int t = 0; t < 50 && kill(pid, 0) == 0; t++)
@@ -1105,6 +1508,7 @@ runner_adopt(struct runner *r)
 
 		lease_ifname(&ls[i], tap);
 		tap_delete(tap);
+		qemu_net_delete(tap);	/* a QEMU VM's namespace, if any */
 		if (lease_free(r->leases, ls[i].key, &e) < 0)
 			log_warn("%s", e.msg);
 	}
@@ -1126,8 +1530,10 @@ runner_shutdown(struct runner *r)
 		rmdir(v->dir);
 	}
 	runner_write_status(r);
-	for (size_t i = 0; i < r->nvms; i++)
+	for (size_t i = 0; i < r->nvms; i++) {
+		json_decref(r->vms[i]->qemu_args);
 		free(r->vms[i]);
+	}
 	r->nvms = 0;
 	for (size_t i = 0; i < r->nrefused; i++)
 		free(r->refused[i]);

@@ -9,6 +9,12 @@
  * lease + host port (netmap) -> tap -> linux.uml -> guest port accepts ->
  * relay mapping -> PUT /v1/commitments/<id> up.  A dead UML goes to backoff
  * and comes back; commit/<file> gone -> everything above undone in reverse.
+ *
+ * A running-state snapshot (machine "qemu") differs in three steps: the
+ * resume check (QEMU version, machine type, memory, command line: qemu.h)
+ * before anything else; disk.raw + state.bin unpacked instead of a COW;
+ * and QEMU resumed from state.bin in a network namespace of the VM's own
+ * (named like its tap) instead of linux.uml booted on a tap.
  */
 #ifndef FED_VMRUNNER_H
 #define FED_VMRUNNER_H
@@ -24,13 +30,16 @@
 #include "common/crypto.h"
 #include "common/err.h"
 #include "common/manifest.h"
+#include "common/qemu.h"
 #include "netmap/netmap.h"
 
 #define VM_BACKOFF_FIRST	1	/* seconds before the first restart */
 #define VM_BACKOFF_CAP		300	/* 5 min */
 #define VM_BACKOFF_RESET	600	/* up this long: the next death is a first */
 #define VM_BOOT_TIMEOUT		90	/* s from exec to the guest port accepting */
+#define VM_RESUME_TIMEOUT	60	/* s for QEMU to load its memory state */
 #define VM_NOHOSTFS		"/nonexistent-fed-hostfs"
+#define VM_UNPACKED		"unpacked"	/* QEMU: disk.raw + state.bin complete */
 
 enum vm_state {
 	VM_STARTING,		/* UML running, guest port not yet accepting */
@@ -66,6 +75,13 @@ struct vm {
 	double boot_t0;			/* monotonic: this boot's exec */
 	double prep_s;			/* check + unpack + tap, seconds */
 	bool seen;			/* still in commit/ at the last scan */
+	/* machine "qemu" only */
+	bool qemu;
+	json_t *qemu_args;		/* the recorded command line, owned */
+	char initrd_path[PATH_MAX];	/* STATE/kernels/<sha>.initrd */
+	int netns_fd;			/* /run/netns/<tap>; -1 */
+	bool netns;			/* namespace <tap> exists */
+	double resume_s;		/* exec to QMP cont, seconds */
 };
 
 /* Seconds to wait before restart number `failures` (1, 2, 4 ... capped at
