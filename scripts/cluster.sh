@@ -102,13 +102,17 @@ start_fedfs() {	# start_fedfs HOST
 		die "$host: fedfs did not register (see $DIR/$host/fedfs.log)"
 }
 
+# Each peer's machines get addresses of their own (10.(100+I).0.0/16): a
+# QEMU machine's network namespace is named after its address, and all
+# the hosts here share one machine's /run/netns.
 start_vmrunner() {	# start_vmrunner HOST
 	local host=$1
 	mkdir -p "$DIR/$host/vmrunner"
 	spawn "$host" "$DIR/$host/vmrunner.log" "$BINDIR/fed-vmrunner" \
 		--fed "$DIR/$host/fed" --state "$DIR/$host/vmrunner" \
 		--authority "$AUTH_URL" --key "$DIR/$host/key" \
-		--public-addr "$(host_addr "$host")" --mem 48 -f
+		--public-addr "$(host_addr "$host")" --mem 48 \
+		--lease-range "10.$((100 + ${host#p})).0.0/16" -f
 	wait_for 10 test -e "$DIR/$host/vmrunner/status.json" ||
 		die "$host: vmrunner did not start (see $DIR/$host/vmrunner.log)"
 }

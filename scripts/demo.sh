@@ -5,8 +5,11 @@
 # (scripts/cluster.sh: network namespaces on a bridge).  The owner makes a
 # web-service snapshot and publishes it; two peers commit to it and boot it
 # as User-Mode Linux machines; the client fetches the page with `fed get`
-# and with plain curl through `fed proxy`; one peer is killed and the
-# client still gets the page.  Then everything is torn down.  The last line
+# and with plain curl through `fed proxy`.  The owner then saves a second
+# service while it runs (a QEMU running-state snapshot) and a third peer
+# resumes it: its page still has the token drawn when the owner started
+# it.  One peer is killed and the client still gets the page.  Then
+# everything is torn down.  The last line
 # is the verdict.  Needs root; run `make` (or `make demo`) first.
 set -uo pipefail
 
@@ -119,6 +122,52 @@ got=$(on client curl -fsS --max-time 20 -x "http://$ADDR_client:3128" \
 	http://www.example.org/) || fail "curl through fed proxy"
 note "-> $got"
 [ "$got" = "$page" ] || fail "the proxy returned another page"
+
+say "A machine saved while running: the owner's service, resumed by p3 under QEMU"
+note "UML boots a snapshot (about 2 s here); a running-state snapshot carries the"
+note "machine's memory too, so a peer resumes the service instead of starting it"
+run "scripts/mkqemukernel.sh qkernel.bin     # Debian's kernel + initramfs, one file"
+bash "$ROOT/scripts/mkqemukernel.sh" "$CLUSTER_DIR/qkernel" >/dev/null 2>"$CLUSTER_DIR/qkernel.log" ||
+	fail "scripts/mkqemukernel.sh (see $CLUSTER_DIR/qkernel.log)"
+run "fed trust add qkernel.bin --kind kernel ...   (the admin)"
+on client "$FED" trust add "$CLUSTER_DIR/qkernel" --kind kernel \
+	--authority "$AUTH" --key "$ADMIN_KEY" >/dev/null || fail "trusting the QEMU kernel"
+qsum=$(sha256sum <"$CLUSTER_DIR/qkernel" | cut -c1-64)
+wait_for 20 test -e "$MNT_owner/kernels/$qsum" ||
+	fail "the owner's fedfs does not list the trusted QEMU kernel"
+cp "$CLUSTER_DIR/qkernel" "$MNT_owner/publish/" || fail "publishing the QEMU kernel"
+mkdir -p "$CLUSTER_DIR/clock"
+# a token drawn when the service starts: a resumed machine still has it
+svc='t=$(cat /proc/sys/kernel/random/uuid); echo "fed-token $t"; echo "started with token $t" >/var/www/index.html; httpd -f -p 80 -h /var/www'
+run "fed snapshot create --running --kernel qkernel.bin --base base.img \\"
+run "    --run '<draw a token, serve it>' --service clock.example.org:80 ... -o clock.fedsnap"
+"$FED" snapshot create --running --kernel "$CLUSTER_DIR/qkernel" \
+	--base "$CLUSTER_DIR/base.img" --files "$CLUSTER_DIR/clock" --run "$svc" \
+	--service clock.example.org:80 --guest-port 80 --key "$KEY_owner" \
+	-o "$CLUSTER_DIR/clock.fedsnap" --version 1 --timeout 240 \
+	--keep-log "$CLUSTER_DIR/clock-create.log" >/dev/null 2>&1 ||
+	fail "fed snapshot create --running (see $CLUSTER_DIR/clock-create.log)"
+token=$(grep -ao 'fed-token [0-9a-f-]*' "$CLUSTER_DIR/clock-create.log" | head -n 1 | cut -d' ' -f2)
+note "the owner's machine started its service with token $token, then was saved"
+note "($(stat -c %s "$CLUSTER_DIR/clock.fedsnap") bytes: disk delta and memory, compressed and signed)"
+qid=$("$FED" snapshot inspect "$CLUSTER_DIR/clock.fedsnap" --json | jq -r .id)
+cp "$CLUSTER_DIR/clock.fedsnap" "$MNT_owner/publish/" || fail "publishing the running-state snapshot"
+run "cp /fed/deltas/${qid:0:8}...fedsnap /fed/commit/clock.fedsnap   (on p3)"
+wait_for 30 test -e "$MNT_p3/deltas/$qid.fedsnap" || fail "p3 does not see the snapshot"
+cp "$MNT_p3/deltas/$qid.fedsnap" "$MNT_p3/commit/clock.fedsnap" || fail "p3 could not commit"
+clock_up() {
+	[ "$(on client curl -fsS "$AUTH/v1/lookup?host=clock.example.org&port=80" |
+		jq '.peers | length')" = 1 ]
+}
+wait_for 120 clock_up || fail "p3 did not resume it (see $CLUSTER_DIR/p3/vmrunner.log)"
+note "p3: $(grep -ao 'resumed.*' "$CLUSTER_DIR/p3/vmrunner.log" | tail -n 1)"
+run "fed get http://clock.example.org/"
+got=$(on client "$FED" get http://clock.example.org/ --authority "$AUTH" \
+	--cache "$CLUSTER_DIR/client-cache") || fail "fed get of the resumed service"
+note "-> $got"
+[ "$got" = "started with token $token" ] ||
+	fail "the resumed service does not have the owner's token: it was restarted"
+note "the same token: the service was resumed as it ran, not booted again"
 
 say "Peer p1 dies; the client still gets the page"
 run "scripts/cluster.sh kill p1"

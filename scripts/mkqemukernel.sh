@@ -12,7 +12,7 @@
 #
 # The kernel comes from the Debian package linux-image-6.1.0-N-amd64-unsigned
 # (QKERNEL_PKG, default: the newest such package apt knows), fetched with
-# `apt-get download` into FED_CACHE (default /var/cache/fed) and reused from
+# `apt-get download` into FED_KERNEL_CACHE (default /var/cache/fed) and reused from
 # there.  The initramfs is reproducible: fixed times, sorted entries, cpio
 # --reproducible, gzip -n; so the same package and busybox give the same
 # bytes on every machine.
@@ -22,7 +22,7 @@ umask 022
 
 FIXED_TIME=1672531200	# 2023-01-01T00:00:00Z
 BUSYBOX=${BUSYBOX:-/bin/busybox}
-CACHE=${FED_CACHE:-/var/cache/fed}/qemu-kernel
+CACHE=${FED_KERNEL_CACHE:-/var/cache/fed}/qemu-kernel
 # load order: every module after what it depends on (modinfo depends=)
 MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev
 virtio_pci virtio_blk failover net_failover virtio_net crc16 mbcache
@@ -41,10 +41,18 @@ done
 [ -x "$BUSYBOX" ] || die "missing $BUSYBOX (install busybox-static)"
 
 pkg=${QKERNEL_PKG:-}
-if [ -z "$pkg" ]; then
-	pkg=$(apt-cache pkgnames linux-image-6.1.0- |
+newest_pkg() {
+	apt-cache pkgnames linux-image-6.1.0- |
 		grep -E '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' |
-		sort -t- -k5,5n | tail -n 1)
+		sort -t- -k5,5n | tail -n 1
+}
+if [ -z "$pkg" ]; then
+	pkg=$(newest_pkg)
+	# a machine whose packages were all installed may have no lists yet
+	if [ -z "$pkg" ]; then
+		apt-get update -qq >&2 || true
+		pkg=$(newest_pkg)
+	fi
 	[ -n "$pkg" ] || die "no linux-image-6.1.0-*-amd64-unsigned package known to apt (apt-get update?)"
 fi
 mkdir -p "$CACHE"

@@ -128,11 +128,11 @@ status() {
 
 # qemu_kernel_object VAR: the path of a QEMU kernel object
 # (scripts/mkqemukernel.sh) in the variable named VAR.  Built once per
-# version of the script and kept in FED_CACHE (default /var/cache/fed),
+# version of the script and kept in FED_KERNEL_CACHE (default /var/cache/fed),
 # beside the downloaded kernel package, so test runs and benchmarks share
 # it.  Returns 1 (with a "# ..." line) if it cannot be built.
 qemu_kernel_object() {
-	local cache=${FED_CACHE:-/var/cache/fed}/qemu-kernel sum obj
+	local cache=${FED_KERNEL_CACHE:-/var/cache/fed}/qemu-kernel sum obj
 	sum=$(sha256sum <"$ROOT/scripts/mkqemukernel.sh" | cut -c1-16)
 	obj=$cache/kernel-object-$sum.bin
 	if [ ! -s "$obj" ]; then
