@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "common/crypto.h"
+#include "common/manifest.h"
 
 struct cli_command {
 	const char *name;
@@ -38,6 +39,40 @@ int cmd_pubkey(int argc, char **argv);
 
 /* snapshots (cmd_snapshot.c) */
 int cmd_snapshot(int argc, char **argv);
+
+/*
+ * The options `fed snapshot pack` and `fed snapshot create` share, and the
+ * manifest fields they fill from them: one parser, so the two commands
+ * cannot drift apart.  Use SNAP_LONG_OPTS in the option table, pass each
+ * option to snap_opt() first, then snap_manifest_fill().
+ */
+struct snap_opts {
+	const char *service, *key, *name;
+	uint64_t guest_port, version, chunk_size;
+	bool json;
+};
+#define SNAP_LONG_OPTS \
+	{ "service", required_argument, NULL, 's' }, \
+	{ "guest-port", required_argument, NULL, 'g' }, \
+	{ "key", required_argument, NULL, 'K' }, \
+	{ "name", required_argument, NULL, 'n' }, \
+	{ "version", required_argument, NULL, 'v' }, \
+	{ "chunk-size", required_argument, NULL, 'C' }, \
+	{ "json", no_argument, NULL, 'j' }
+
+/* Defaults: version = now, the default chunk size, nothing else set. */
+void snap_opts_init(struct snap_opts *o);
+
+/* Option ch (its argument in optarg) of command cmd: 1 if it was one of
+ * SNAP_LONG_OPTS and is fine, 0 if it is not one of them, 2 after printing
+ * a usage error (the exit status). */
+int snap_opt(struct snap_opts *o, int ch, const char *cmd);
+
+/* Load the key into seed and fill m's owner, service, guest port, name,
+ * created, version, machine "uml" and delta format from o (--service,
+ * --guest-port and --key given).  Returns 0, or 1 after one line on stderr. */
+int snap_manifest_fill(const struct snap_opts *o, struct manifest *m,
+		       uint8_t seed[ED25519_SEED_LEN]);
 int cmd_snapshot_create(int argc, char **argv);	/* cmd_create.c */
 
 /* the authority (cmd_authority.c) */

@@ -42,7 +42,6 @@
 #include "common/delta.h"
 #include "common/fedsnap.h"
 #include "common/hex.h"
-#include "common/keyfile.h"
 
 #define CREATE_LOG_MAX (1u << 20)	/* console bytes kept for the check */
 
@@ -322,31 +321,25 @@ int
 cmd_snapshot_create(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		SNAP_LONG_OPTS,
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "base", required_argument, NULL, 'b' },
 		{ "files", required_argument, NULL, 'f' },
 		{ "run", required_argument, NULL, 'r' },
-		{ "service", required_argument, NULL, 's' },
-		{ "guest-port", required_argument, NULL, 'g' },
-		{ "key", required_argument, NULL, 'K' },
 		{ "output", required_argument, NULL, 'o' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "version", required_argument, NULL, 'v' },
 		{ "mem", required_argument, NULL, 'm' },
 		{ "timeout", required_argument, NULL, 't' },
-		{ "chunk-size", required_argument, NULL, 'C' },
 		{ "keep-log", required_argument, NULL, 'L' },
-		{ "json", no_argument, NULL, 'j' },
 		{ "running", no_argument, NULL, 'R' },
 		{ "uml-kernel", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *kernel = NULL, *base = NULL, *files = NULL, *run = NULL,
-		   *service = NULL, *key = NULL, *out = NULL, *name = NULL,
-		   *keep_log = NULL, *uml_kernel = "/usr/bin/linux.uml";
-	uint64_t guest_port = 0, version = (uint64_t)time(NULL), mem = 0,
-		 timeout_s = 120, chunk_size = CHUNK_SIZE_DEFAULT;
+		   *out = NULL, *keep_log = NULL,
+		   *uml_kernel = "/usr/bin/linux.uml";
+	uint64_t mem = 0, timeout_s = 120;
+	struct snap_opts so;
 	const char *kernel_boot;
 	char tmp[PATH_MAX] = "", stage[PATH_MAX], cow[PATH_MAX],
 	     kexec[PATH_MAX], base_abs[PATH_MAX], why[256], *log = NULL;
@@ -354,35 +347,25 @@ cmd_snapshot_create(int argc, char **argv)
 	struct manifest m;
 	struct stat sb;
 	struct err e;
-	bool json = false, running = false;
-	int c, rc = 1;
+	bool running = false;
+	int c, r, rc = 1;
 
 	memset(&m, 0, sizeof(m));
+	snap_opts_init(&so);
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		if ((r = snap_opt(&so, c, "snapshot create")) == 1)
+			continue;
+		if (r != 0)
+			return r;
 		switch (c) {
 		case 'k': kernel = optarg; break;
 		case 'b': base = optarg; break;
 		case 'f': files = optarg; break;
 		case 'r': run = optarg; break;
-		case 's': service = optarg; break;
-		case 'K': key = optarg; break;
 		case 'o': out = optarg; break;
-		case 'n': name = optarg; break;
 		case 'L': keep_log = optarg; break;
-		case 'j': json = true; break;
 		case 'R': running = true; break;
 		case 'U': uml_kernel = optarg; break;
-		case 'g':
-			if (cli_parse_u64(optarg, 1, 65535, &guest_port) < 0)
-				return cli_usage("snapshot create",
-						 "--guest-port must be 1..65535");
-			break;
-		case 'v':
-			if (cli_parse_u64(optarg, 1, MANIFEST_VERSION_MAX,
-					  &version) < 0)
-				return cli_usage("snapshot create", "--version "
-						 "must be a positive integer");
-			break;
 		case 'm':
 			if (cli_parse_u64(optarg, 16, 65536, &mem) < 0)
 				return cli_usage("snapshot create",
@@ -393,25 +376,16 @@ cmd_snapshot_create(int argc, char **argv)
 				return cli_usage("snapshot create",
 						 "--timeout must be 1..86400");
 			break;
-		case 'C':
-			if (cli_parse_u64(optarg, 1, UINT32_MAX, &chunk_size) < 0 ||
-			    !chunkidx_valid_chunk_size(chunk_size))
-				return cli_usage("snapshot create", "--chunk-size "
-						 "must be a power of two, 4096.."
-						 "16777216");
-			break;
 		case 'h': fputs(create_help, stdout); return 0;
 		default: return cli_usage("snapshot create", "bad option");
 		}
 	}
 	kernel_boot = kernel;
-	if (!kernel || !base || !files || !run || !service || !guest_port ||
-	    !key || !out || optind != argc)
+	if (!kernel || !base || !files || !run || !so.service ||
+	    !so.guest_port || !so.key || !out || optind != argc)
 		return cli_usage("snapshot create", "--kernel, --base, --files, "
 				 "--run, --service, --guest-port, --key and -o "
 				 "are required");
-	if (service_parse(service, m.host, &m.port, &e) < 0)
-		return cli_fail("%s", e.msg);
 	if (mem == 0)
 		mem = running ? 128 : 64;
 	if (running && mem > 4096)
@@ -421,20 +395,8 @@ cmd_snapshot_create(int argc, char **argv)
 		return cli_fail("--files %s: not a directory", files);
 	if (realpath(base, base_abs) == NULL)
 		return cli_fail("base %s: %m", base);
-	if (keyfile_load(key, seed, m.owner, &e) < 0)
-		return cli_fail("%s", e.msg);
-	if (name == NULL)
-		name = strlen(m.host) <= MANIFEST_NAME_MAX ? m.host : "service";
-	if (strlen(name) > MANIFEST_NAME_MAX) {
-		cli_fail("--name is longer than %d characters", MANIFEST_NAME_MAX);
+	if (snap_manifest_fill(&so, &m, seed) != 0)
 		goto bad;
-	}
-	memcpy(m.name, name, strlen(name) + 1);
-	rfc3339_format(time(NULL), m.created);
-	m.version = (int64_t)version;
-	m.guest_port = (uint16_t)guest_port;
-	snprintf(m.machine, sizeof(m.machine), "uml");
-	snprintf(m.format, sizeof(m.format), "%s", DELTA_FORMAT_FEDCOW1);
 	if (create_hash(kernel, m.kernel, &e) < 0 ||
 	    create_hash(base_abs, m.base, &e) < 0) {
 		cli_fail("%s", e.msg);
@@ -487,7 +449,7 @@ cmd_snapshot_create(int argc, char **argv)
 			.kernel = kernel, .base = base_abs, .cow = cow,
 			.tmpdir = tmp, .out = out, .seed = seed,
 			.mem_mb = (unsigned)mem, .timeout_s = (unsigned)timeout_s,
-			.chunk_size = (uint32_t)chunk_size, .json = json,
+			.chunk_size = (uint32_t)so.chunk_size, .json = so.json,
 		};
 
 		free(log);
@@ -495,7 +457,7 @@ cmd_snapshot_create(int argc, char **argv)
 		rc = create_running(&a, &m, &log);
 	} else {
 		rc = create_pack(cow, base_abs, out, seed, &m,
-				 (uint32_t)chunk_size, json);
+				 (uint32_t)so.chunk_size, so.json);
 	}
 bad:
 	if (keep_log != NULL && log != NULL) {

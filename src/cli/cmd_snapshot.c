@@ -57,92 +57,120 @@ print_json(json_t *j)
 	putchar('\n');
 }
 
+/* ---- what pack and create share ---- */
+
+void
+snap_opts_init(struct snap_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->version = (uint64_t)time(NULL);
+	o->chunk_size = CHUNK_SIZE_DEFAULT;
+}
+
+int
+snap_opt(struct snap_opts *o, int ch, const char *cmd)
+{
+	switch (ch) {
+	case 's': o->service = optarg; return 1;
+	case 'K': o->key = optarg; return 1;
+	case 'n': o->name = optarg; return 1;
+	case 'j': o->json = true; return 1;
+	case 'g':
+		if (cli_parse_u64(optarg, 1, 65535, &o->guest_port) < 0)
+			return cli_usage(cmd, "--guest-port must be 1..65535");
+		return 1;
+	case 'v':
+		if (cli_parse_u64(optarg, 1, MANIFEST_VERSION_MAX,
+				  &o->version) < 0)
+			return cli_usage(cmd, "--version must be a positive "
+					 "integer");
+		return 1;
+	case 'C':
+		if (cli_parse_u64(optarg, 1, UINT32_MAX, &o->chunk_size) < 0 ||
+		    !chunkidx_valid_chunk_size(o->chunk_size))
+			return cli_usage(cmd, "--chunk-size must be a power of "
+					 "two, 4096..16777216");
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int
+snap_manifest_fill(const struct snap_opts *o, struct manifest *m,
+		   uint8_t seed[ED25519_SEED_LEN])
+{
+	const char *name = o->name;
+	struct err e;
+
+	if (service_parse(o->service, m->host, &m->port, &e) < 0)
+		return cli_fail("%s", e.msg);
+	if (keyfile_load(o->key, seed, m->owner, &e) < 0)
+		return cli_fail("%s", e.msg);
+	if (name == NULL)	/* a host longer than a name: cut at a label */
+		name = strlen(m->host) <= MANIFEST_NAME_MAX ? m->host
+							    : "service";
+	if (strlen(name) > MANIFEST_NAME_MAX)
+		return cli_fail("--name is longer than %d characters",
+				MANIFEST_NAME_MAX);
+	memcpy(m->name, name, strlen(name) + 1);
+	rfc3339_format(time(NULL), m->created);
+	m->version = (int64_t)o->version;
+	m->guest_port = (uint16_t)o->guest_port;
+	snprintf(m->machine, sizeof(m->machine), "uml");
+	snprintf(m->format, sizeof(m->format), "%s", DELTA_FORMAT_FEDCOW1);
+	return 0;
+}
+
+/* ---- fed snapshot pack ---- */
+
 static int
 snapshot_pack(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		SNAP_LONG_OPTS,
 		{ "base", required_argument, NULL, 'b' },
 		{ "cow", required_argument, NULL, 'c' },
-		{ "service", required_argument, NULL, 's' },
-		{ "guest-port", required_argument, NULL, 'g' },
 		{ "kernel-hash", required_argument, NULL, 'k' },
-		{ "key", required_argument, NULL, 'K' },
 		{ "output", required_argument, NULL, 'o' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "version", required_argument, NULL, 'v' },
-		{ "chunk-size", required_argument, NULL, 'C' },
-		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *base = NULL, *cow = NULL, *service = NULL, *kernel = NULL,
-		   *key = NULL, *out = NULL, *name = NULL;
-	uint64_t guest_port = 0, version = (uint64_t)time(NULL),
-		 chunk_size = CHUNK_SIZE_DEFAULT;
+	const char *base = NULL, *cow = NULL, *kernel = NULL, *out = NULL;
 	uint8_t seed[ED25519_SEED_LEN], id[SHA256_LEN];
 	char idhex[2 * SHA256_LEN + 1], tmpl[PATH_MAX], b1[32], b2[32], b3[32];
+	struct snap_opts so;
 	struct manifest m;
 	struct delta_stats st;
 	struct err e;
-	bool json = false;
-	int c, cow_fd = -1, base_fd = -1, tmp_fd = -1, rc = 1;
+	int c, r, cow_fd = -1, base_fd = -1, tmp_fd = -1, rc = 1;
 
 	memset(&m, 0, sizeof(m));
+	snap_opts_init(&so);
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		if ((r = snap_opt(&so, c, "snapshot pack")) == 1)
+			continue;
+		if (r != 0)
+			return r;
 		switch (c) {
 		case 'b': base = optarg; break;
 		case 'c': cow = optarg; break;
-		case 's': service = optarg; break;
 		case 'k': kernel = optarg; break;
-		case 'K': key = optarg; break;
 		case 'o': out = optarg; break;
-		case 'n': name = optarg; break;
-		case 'j': json = true; break;
-		case 'g':
-			if (cli_parse_u64(optarg, 1, 65535, &guest_port) < 0)
-				return cli_usage("snapshot pack",
-						 "--guest-port must be 1..65535");
-			break;
-		case 'v':
-			if (cli_parse_u64(optarg, 1, MANIFEST_VERSION_MAX,
-					  &version) < 0)
-				return cli_usage("snapshot pack", "--version "
-						 "must be a positive integer");
-			break;
-		case 'C':
-			if (cli_parse_u64(optarg, 1, UINT32_MAX, &chunk_size) < 0 ||
-			    !chunkidx_valid_chunk_size(chunk_size))
-				return cli_usage("snapshot pack", "--chunk-size "
-						 "must be a power of two, 4096.."
-						 "16777216");
-			break;
 		case 'h': fputs(pack_help, stdout); return 0;
 		default: return cli_usage("snapshot pack", "bad option");
 		}
 	}
-	if (!base || !cow || !service || !guest_port || !kernel || !key ||
-	    !out || optind != argc)
+	if (!base || !cow || !so.service || !so.guest_port || !kernel ||
+	    !so.key || !out || optind != argc)
 		return cli_usage("snapshot pack", "--base, --cow, --service, "
 				 "--guest-port, --kernel-hash, --key and -o are "
 				 "required");
-	if (service_parse(service, m.host, &m.port, &e) < 0)
-		return cli_fail("%s", e.msg);
 	if (!hex_is_sha256(kernel))
 		return cli_fail("--kernel-hash must be 64 lower-case hex digits");
+	if (snap_manifest_fill(&so, &m, seed) != 0)
+		return 1;
 	hex_decode(kernel, m.kernel, SHA256_LEN);
-	if (keyfile_load(key, seed, m.owner, &e) < 0)
-		return cli_fail("%s", e.msg);
-	if (name == NULL)	/* a host longer than a name: cut at a label */
-		name = strlen(m.host) <= MANIFEST_NAME_MAX ? m.host : "service";
-	if (strlen(name) > MANIFEST_NAME_MAX)
-		return cli_fail("--name is longer than %d characters",
-				MANIFEST_NAME_MAX);
-	memcpy(m.name, name, strlen(name) + 1);
-	rfc3339_format(time(NULL), m.created);
-	m.version = (int64_t)version;
-	m.guest_port = (uint16_t)guest_port;
-	snprintf(m.machine, sizeof(m.machine), "uml");
-	snprintf(m.format, sizeof(m.format), "%s", DELTA_FORMAT_FEDCOW1);
 
 	if ((base_fd = open(base, O_RDONLY | O_CLOEXEC)) < 0) {
 		cli_fail("base %s: %m", base);
@@ -164,7 +192,7 @@ snapshot_pack(int argc, char **argv)
 		goto done;
 	}
 	unlink(tmpl);
-	if (delta_pack(cow_fd, base_fd, tmp_fd, (uint32_t)chunk_size, &m.delta,
+	if (delta_pack(cow_fd, base_fd, tmp_fd, (uint32_t)so.chunk_size, &m.delta,
 		       &st, &e) < 0) {
 		cli_fail("pack %s: %s", cow, e.msg);
 		goto done;
@@ -174,7 +202,7 @@ snapshot_pack(int argc, char **argv)
 		goto done;
 	}
 	hex_encode(id, SHA256_LEN, idhex);
-	if (json) {
+	if (so.json) {
 		json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:s}",
 				      "id", idhex, "file", out,
 				      "version", (json_int_t)m.version,
