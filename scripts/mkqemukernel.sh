@@ -58,10 +58,15 @@ fi
 mkdir -p "$CACHE"
 deb=$(ls "$CACHE/${pkg}"_*.deb 2>/dev/null | tail -n 1 || true)
 if [ -z "$deb" ]; then
-	echo "mkqemukernel: downloading $pkg into $CACHE" >&2
-	(cd "$CACHE" && apt-get download -q "$pkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
-	deb=$(ls "$CACHE/${pkg}"_*.deb 2>/dev/null | tail -n 1 || true)
-	[ -n "$deb" ] || die "apt-get download $pkg failed"
+	# a mirror's hiccup should not fail a test run: three tries
+	for try in 1 2 3; do
+		echo "mkqemukernel: downloading $pkg into $CACHE (try $try)" >&2
+		(cd "$CACHE" && apt-get download -q "$pkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+		deb=$(ls "$CACHE/${pkg}"_*.deb 2>/dev/null | tail -n 1 || true)
+		[ -n "$deb" ] && break
+		[ "$try" = 3 ] || { apt-get update -qq >&2 || true; sleep "$try"; }
+	done
+	[ -n "$deb" ] || die "apt-get download $pkg failed three times (see the lines above)"
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fed-mkqk.XXXXXX")

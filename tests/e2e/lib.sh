@@ -137,9 +137,11 @@ qemu_kernel_object() {
 	obj=$cache/kernel-object-$sum.bin
 	if [ ! -s "$obj" ]; then
 		mkdir -p "$cache"
-		if ! bash "$ROOT/scripts/mkqemukernel.sh" "$obj.partial.$$" >/dev/null; then
+		if ! bash "$ROOT/scripts/mkqemukernel.sh" "$obj.partial.$$" \
+			>/dev/null 2>"$cache/mkqemukernel.log"; then
 			rm -f "$obj.partial.$$"
-			echo "# scripts/mkqemukernel.sh failed"
+			echo "# scripts/mkqemukernel.sh failed; its last words:"
+			tail -n 8 "$cache/mkqemukernel.log" | sed 's/^/#   /'
 			return 1
 		fi
 		mv "$obj.partial.$$" "$obj"
