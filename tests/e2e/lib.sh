@@ -40,6 +40,14 @@ wait_for() {
 	done
 }
 
+# gone PID: true once PID has exited (a zombie waiting to be reaped
+# counts as gone: it holds no file, lock or port any more).
+gone() {
+	local st
+	st=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+	[ -z "$st" ] || [ "$st" = Z ]
+}
+
 # A fresh temporary directory, removed at exit, in the variable named $1:
 #   mktempdir dir; echo "$dir"
 # (not $(mktempdir): the cleanup would be registered in a subshell and lost)

@@ -172,17 +172,20 @@ check "the vmrunner forgets it" \
 check "its host port is closed" sh -c "! curl -fsS --max-time 2 http://127.0.0.1:$blog_port/ >/dev/null 2>&1"
 check "its tap is gone" sh -c "! ip link show '$blog_tap' >/dev/null 2>&1"
 check "its lease is free" sh -c "! grep -q '$blog_id' '$d/vmr/leases.json'"
-check "its UML is gone" sh -c "! kill -0 $blog_pid 2>/dev/null"
+check "its UML is gone" gone "$blog_pid"
 check "the other service still serves" \
 	test "$(http "$web_port")" = "$(cat "$d/web/var/www/index.html")"
 
 # a vmrunner killed -9 and started again: no leaked UML, tap or port
 old_pid=$(vm '.vms[] | select(.file=="web.fedsnap") | .pid')
 kill -9 "$vmr1"
+# as a supervisor would: start again once the old one has exited (kill
+# returns before it has, and its lock on the state dir lasts until then)
+wait_for 10 gone "$vmr1"
 start_vmrunner "$d/vmr" "$d/vmr.log" "$MNT_peer" "$KEY_peer"
 vmr2=$VMR_PID
 check "after a crash and restart the old UML is killed" \
-	wait_for 15 sh -c "! kill -0 $old_pid 2>/dev/null"
+	wait_for 15 gone "$old_pid"
 wait_for 60 sh -c "jq -e '.vms[] | select(.file==\"web.fedsnap\" and .state==\"up\" and .pid != $old_pid)' '$d/vmr/status.json' >/dev/null"
 check "the service is up again after the restart" is_up web.fedsnap
 web_port=$(vm '.vms[] | select(.file=="web.fedsnap") | .host_port')
@@ -244,7 +247,7 @@ check "the peer commits version 2 of the web service" \
 	cp "$MNT_peer/deltas/$web2_id.fedsnap" "$MNT_peer/commit/web2.fedsnap"
 check "version 2 comes up" wait_for 60 is_up web2.fedsnap
 check "version 1 is stopped" wait_for 10 sh -c "jq -e '.vms[] | select(.file==\"web.fedsnap\" and .state==\"stopped\")' '$d/vmr/status.json' >/dev/null"
-check "its UML is gone" sh -c "! kill -0 $old_pid 2>/dev/null"
+check "its UML is gone" gone "$old_pid"
 check "version 2 serves on the same host port" \
 	test "$(vm '.vms[] | select(.file=="web2.fedsnap") | .host_port')" = "$web_port"
 check "the host port returns the new page" \
