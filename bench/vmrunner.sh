@@ -132,7 +132,7 @@ for ((i = 1; i <= RUNS; i++)); do
 	wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
 done
 echo "vmrunner's own view (exec -> guest port accepts; check + unpack + tap before it):"
-grep -h -o 'boot [0-9.]* s (check, unpack, tap [0-9.]* s)' "$d"/vmr*.log | sed 's/^/  /'
+grep -h -o '[0-9.]* s after the commit (check and unpack .*)' "$d"/vmr*.log | sed 's/^/  /'
 printf 'UML alone (local base, boot to power-off), median of %d: %.2f s\n' \
 	"$RUNS" "$(printf '%s\n' "${base_runs[@]}" | median)"
 printf 'vmrunner: cp commit/ -> first HTTP 200 via the host port, median of %d: cold %.2f s, warm %.2f s (goal: warm < 3 s)\n' \

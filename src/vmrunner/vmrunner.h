@@ -73,7 +73,11 @@ struct vm {
 	double next_start;		/* monotonic: when to boot in backoff */
 	double boot_deadline;		/* monotonic: give up on this boot */
 	double boot_t0;			/* monotonic: this boot's exec */
-	double prep_s;			/* check + unpack + tap, seconds */
+	double prep_s;			/* check + unpack, seconds */
+	double net_s;			/* tap or namespace, seconds */
+	int probe_fd;			/* a connect to the guest port; -1 */
+	double probe_t;			/* monotonic: that connect began */
+	double next_probe;		/* monotonic: the next one, at most */
 	bool seen;			/* still in commit/ at the last scan */
 	/* machine "qemu" only */
 	bool qemu;
