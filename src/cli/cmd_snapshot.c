@@ -233,6 +233,34 @@ done:
 	return rc;
 }
 
+/*
+ * The command line of verify and inspect: one FILE, --json, --help.
+ * Returns -1 with *file and *json set when the command goes on, else the
+ * exit status (0 after --help).
+ */
+static int
+snap_file_args(int argc, char **argv, const char *cmd, const char *help,
+	       const char **file, bool *json)
+{
+	*file = NULL;
+	*json = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(help, stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			*json = true;
+		} else if (*file == NULL && argv[i][0] != '-') {
+			*file = argv[i];
+		} else {
+			return cli_usage(cmd, "unexpected '%s'", argv[i]);
+		}
+	}
+	if (*file == NULL)
+		return cli_usage(cmd, "need a FILE");
+	return -1;
+}
+
 static const char verify_help[] =
 	"usage: fed snapshot verify FILE [--json]\n"
 	"\n"
@@ -248,24 +276,13 @@ snapshot_verify(int argc, char **argv)
 	struct fedsnap s;
 	struct err e;
 	char idhex[2 * SHA256_LEN + 1];
-	bool json = false;
-	const char *file = NULL;
+	bool json;
+	const char *file;
+	int rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			fputs(verify_help, stdout);
-			return 0;
-		} else if (strcmp(argv[i], "--json") == 0) {
-			json = true;
-		} else if (file == NULL && argv[i][0] != '-') {
-			file = argv[i];
-		} else {
-			return cli_usage("snapshot verify", "unexpected '%s'",
-					 argv[i]);
-		}
-	}
-	if (file == NULL)
-		return cli_usage("snapshot verify", "need a FILE");
+	if ((rc = snap_file_args(argc, argv, "snapshot verify", verify_help,
+				 &file, &json)) != -1)
+		return rc;
 	if (fedsnap_open(file, &s, &e) < 0 || fedsnap_verify_payload(&s, &e) < 0) {
 		if (s.fd >= 0)
 			fedsnap_close(&s);
@@ -308,24 +325,13 @@ snapshot_inspect(int argc, char **argv)
 	struct err e;
 	char idhex[2 * SHA256_LEN + 1], owner[2 * ED25519_PUB_LEN + 1],
 	     b1[32];
-	bool json = false;
-	const char *file = NULL;
+	bool json;
+	const char *file;
+	int rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			fputs(inspect_help, stdout);
-			return 0;
-		} else if (strcmp(argv[i], "--json") == 0) {
-			json = true;
-		} else if (file == NULL && argv[i][0] != '-') {
-			file = argv[i];
-		} else {
-			return cli_usage("snapshot inspect", "unexpected '%s'",
-					 argv[i]);
-		}
-	}
-	if (file == NULL)
-		return cli_usage("snapshot inspect", "need a FILE");
+	if ((rc = snap_file_args(argc, argv, "snapshot inspect", inspect_help,
+				 &file, &json)) != -1)
+		return rc;
 	if (fedsnap_open(file, &s, &e) < 0)
 		return cli_fail("%s: %s", file, e.msg);
 	hex_encode(s.id, SHA256_LEN, idhex);
