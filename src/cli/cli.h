@@ -73,6 +73,28 @@ int snap_opt(struct snap_opts *o, int ch, const char *cmd);
  * --guest-port and --key given).  Returns 0, or 1 after one line on stderr. */
 int snap_manifest_fill(const struct snap_opts *o, struct manifest *m,
 		       uint8_t seed[ED25519_SEED_LEN]);
+
+/* What snap_pack_write() packs, and how it says so. */
+struct snap_pack {
+	const char *cow;	/* the UML copy-on-write file */
+	const char *base;	/* the base image under it */
+	const char *out;	/* the snapshot to write */
+	const uint8_t *seed;	/* the owner's key, signs the manifest */
+	uint32_t chunk_size;
+	bool json;		/* print the result as JSON, not for people */
+	bool hash_base;		/* take m's base hash here, from the very file
+				 * packed against (pack; create hashed it
+				 * before its boot) */
+	bool temp_cow;		/* cow is a temporary file of ours: a failure
+				 * to pack does not name it */
+};
+
+/* Pack p->cow over p->base into the signed snapshot p->out, m filled but
+ * for its delta (and base hash, with p->hash_base), and print what was
+ * written: the one packing of `fed snapshot pack` and `create`.  Returns 0,
+ * or 1 after one line on stderr. */
+int snap_pack_write(const struct snap_pack *p, struct manifest *m);
+
 int cmd_snapshot_create(int argc, char **argv);	/* cmd_create.c */
 
 /* the authority (cmd_authority.c) */

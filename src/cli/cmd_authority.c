@@ -117,6 +117,42 @@ auth_call(const struct auth_opts *o, const char *method, const char *path,
 	return cli_fail("%s", e.msg);
 }
 
+/*
+ * The command line of a question about one service (fed lookup, fed
+ * hosts): the shared options and exactly one HOST:PORT.  Anyone may ask,
+ * so a --key given is ignored.  Returns -1 with o, host and port set when
+ * the command goes on, else the exit status (0 after --help).
+ */
+static int
+auth_service_args(int argc, char **argv, const char *cmd, const char *help,
+		  struct auth_opts *o, char host[MANIFEST_HOST_MAX + 1],
+		  uint16_t *port)
+{
+	static const struct option opts[] = { AUTH_LONG_OPTS,
+					      { NULL, 0, NULL, 0 } };
+	struct err e;
+	int ch, rc;
+
+	*o = (struct auth_opts){ NULL, NULL, false };
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (auth_opt(o, ch))
+			continue;
+		if (ch == 'h') {
+			fputs(help, stdout);
+			return 0;
+		}
+		return cli_usage(cmd, "bad option");
+	}
+	o->key = NULL;
+	if ((rc = auth_check(o, cmd, false)) != 0)
+		return rc;
+	if (optind + 1 != argc)
+		return cli_usage(cmd, "need exactly one HOST:PORT");
+	if (service_parse(argv[optind], host, port, &e) == -1)
+		return cli_fail("%s: %s", argv[optind], e.msg);
+	return -1;
+}
+
 static const char *
 auth_str(const json_t *j, const char *name)
 {
@@ -418,33 +454,18 @@ lookup_dns(const struct auth_opts *o, const char *host, uint16_t port)
 int
 cmd_lookup(int argc, char **argv)
 {
-	static const struct option opts[] = { AUTH_LONG_OPTS,
-					      { NULL, 0, NULL, 0 } };
-	struct auth_opts o = { NULL, NULL, false };
+	struct auth_opts o;
 	char host[MANIFEST_HOST_MAX + 1], path[MANIFEST_HOST_MAX + 64];
 	struct authapi_lookup l;
 	json_t *reply;
 	uint16_t port;
 	struct err e;
 	size_t i;
-	int ch, rc;
+	int rc;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (auth_opt(&o, ch))
-			continue;
-		if (ch == 'h') {
-			fputs(lookup_help, stdout);
-			return 0;
-		}
-		return cli_usage("lookup", "bad option");
-	}
-	o.key = NULL;
-	if ((rc = auth_check(&o, "lookup", false)) != 0)
+	if ((rc = auth_service_args(argc, argv, "lookup", lookup_help, &o,
+				    host, &port)) != -1)
 		return rc;
-	if (optind + 1 != argc)
-		return cli_usage("lookup", "need exactly one HOST:PORT");
-	if (service_parse(argv[optind], host, &port, &e) == -1)
-		return cli_fail("%s: %s", argv[optind], e.msg);
 	snprintf(path, sizeof(path), "/v1/lookup?host=%s&port=%u", host,
 		 port);
 	rc = auth_call(&o, "GET", path, NULL, true, &reply);
@@ -492,32 +513,16 @@ static const char hosts_help[] =
 int
 cmd_hosts(int argc, char **argv)
 {
-	static const struct option opts[] = { AUTH_LONG_OPTS,
-					      { NULL, 0, NULL, 0 } };
-	struct auth_opts o = { NULL, NULL, false };
+	struct auth_opts o;
 	char host[MANIFEST_HOST_MAX + 1], path[MANIFEST_HOST_MAX + 64];
 	json_t *reply, *p;
 	uint16_t port;
-	struct err e;
 	size_t i;
-	int ch, rc;
+	int rc;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (auth_opt(&o, ch))
-			continue;
-		if (ch == 'h') {
-			fputs(hosts_help, stdout);
-			return 0;
-		}
-		return cli_usage("hosts", "bad option");
-	}
-	o.key = NULL;
-	if ((rc = auth_check(&o, "hosts", false)) != 0)
+	if ((rc = auth_service_args(argc, argv, "hosts", hosts_help, &o, host,
+				    &port)) != -1)
 		return rc;
-	if (optind + 1 != argc)
-		return cli_usage("hosts", "need exactly one HOST:PORT");
-	if (service_parse(argv[optind], host, &port, &e) == -1)
-		return cli_fail("%s: %s", argv[optind], e.msg);
 	snprintf(path, sizeof(path), "/v1/services/%s:%u/peers", host, port);
 	if (auth_call(&o, "GET", path, NULL, false, &reply) != 0)
 		return 1;

@@ -9,8 +9,8 @@
  *          (docs/base-image.md).  UML runs in its own session, its console
  *          on a pipe we read; it is bounded by --timeout and its whole
  *          process group is killed at the end whatever happened.
- *   pack   delta_pack (the COW against the base) and fedsnap_write (sign)
- *          as `fed snapshot pack` does, and print what it prints.
+ *   pack   the COW against the base, signed and printed by the very code
+ *          of `fed snapshot pack` (snap_pack_write).
  *
  * With --running the machine is then booted under QEMU until it serves and
  * saved with its memory (cmd_create_qemu.c): --kernel is the QEMU kernel
@@ -23,7 +23,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -35,13 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "cli/cli.h"
 #include "cli/create.h"
-#include "common/delta.h"
-#include "common/fedsnap.h"
-#include "common/hex.h"
 
 #define CREATE_LOG_MAX (1u << 20)	/* console bytes kept for the check */
 
@@ -236,74 +230,6 @@ create_cleanup(const char *dir)
 		waitpid(pid, NULL, 0);
 }
 
-/* Fill m (name, owner, version, service, kernel and base hashes) and
- * write the signed snapshot; print as `snapshot pack` does.  Returns 0/1. */
-static int
-create_pack(const char *cow, const char *base, const char *out,
-	    const uint8_t seed[ED25519_SEED_LEN], struct manifest *m,
-	    uint32_t chunk_size, bool json)
-{
-	uint8_t id[SHA256_LEN];
-	char idhex[2 * SHA256_LEN + 1], tmpl[PATH_MAX], b1[32], b2[32], b3[32];
-	struct delta_stats st;
-	struct err e;
-	int cow_fd = -1, base_fd = -1, tmp_fd = -1, rc = 1;
-
-	if ((base_fd = open(base, O_RDONLY | O_CLOEXEC)) < 0) {
-		cli_fail("base %s: %m", base);
-		goto bad;
-	}
-	if ((cow_fd = open(cow, O_RDONLY | O_CLOEXEC)) < 0) {
-		cli_fail("COW file %s: %m", cow);
-		goto bad;
-	}
-	snprintf(tmpl, sizeof(tmpl), "%s.payload.XXXXXX", out);
-	if ((tmp_fd = mkstemp(tmpl)) < 0) {
-		cli_fail("temporary file %s: %m", tmpl);
-		goto bad;
-	}
-	unlink(tmpl);
-	if (delta_pack(cow_fd, base_fd, tmp_fd, chunk_size, &m->delta, &st,
-		       &e) < 0) {
-		cli_fail("pack: %s", e.msg);
-		goto bad;
-	}
-	if (fedsnap_write(out, m, seed, tmp_fd, id, &e) < 0) {
-		cli_fail("write %s: %s", out, e.msg);
-		goto bad;
-	}
-	hex_encode(id, SHA256_LEN, idhex);
-	if (json) {
-		json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:s}",
-				      "id", idhex, "file", out,
-				      "version", (json_int_t)m->version,
-				      "image_size", (json_int_t)st.image_size,
-				      "changed_bytes", (json_int_t)st.changed_bytes,
-				      "payload_bytes", (json_int_t)st.payload_bytes,
-				      "extents", (int)st.extents,
-				      "name", m->name);
-
-		json_dumpf(j, stdout, JSON_COMPACT | JSON_SORT_KEYS);
-		putchar('\n');
-		json_decref(j);
-	} else {
-		printf("%s: %s:%u version %" PRId64 ", %s delta (%u extents, %s "
-		       "changed) over a %s base\nid %s\n", out, m->host, m->port,
-		       m->version, cli_bytes(st.payload_bytes, b1), st.extents,
-		       cli_bytes(st.changed_bytes, b2),
-		       cli_bytes(st.image_size, b3), idhex);
-	}
-	rc = 0;
-bad:
-	if (tmp_fd >= 0)
-		close(tmp_fd);
-	if (cow_fd >= 0)
-		close(cow_fd);
-	if (base_fd >= 0)
-		close(base_fd);
-	return rc;
-}
-
 /* Hash the file at path.  Returns 0/-1. */
 static int
 create_hash(const char *path, uint8_t out[SHA256_LEN], struct err *e)
@@ -456,8 +382,13 @@ cmd_snapshot_create(int argc, char **argv)
 		log = NULL;
 		rc = create_running(&a, &m, &log);
 	} else {
-		rc = create_pack(cow, base_abs, out, seed, &m,
-				 (uint32_t)so.chunk_size, so.json);
+		struct snap_pack p = {
+			.cow = cow, .base = base_abs, .out = out, .seed = seed,
+			.chunk_size = (uint32_t)so.chunk_size, .json = so.json,
+			.temp_cow = true,
+		};
+
+		rc = snap_pack_write(&p, &m);
 	}
 bad:
 	if (keep_log != NULL && log != NULL) {

@@ -122,6 +122,77 @@ snap_manifest_fill(const struct snap_opts *o, struct manifest *m,
 	return 0;
 }
 
+int
+snap_pack_write(const struct snap_pack *p, struct manifest *m)
+{
+	uint8_t id[SHA256_LEN];
+	char idhex[2 * SHA256_LEN + 1], tmpl[PATH_MAX], b1[32], b2[32], b3[32];
+	struct delta_stats st;
+	struct err e;
+	int cow_fd = -1, base_fd = -1, tmp_fd = -1, rc = 1;
+
+	if ((base_fd = open(p->base, O_RDONLY | O_CLOEXEC)) < 0) {
+		cli_fail("base %s: %m", p->base);
+		goto done;
+	}
+	if ((cow_fd = open(p->cow, O_RDONLY | O_CLOEXEC)) < 0) {
+		cli_fail("COW file %s: %m", p->cow);
+		goto done;
+	}
+	if (p->hash_base && sha256_fd(base_fd, m->base, &e) < 0) {
+		cli_fail("base %s: %s", p->base, e.msg);
+		goto done;
+	}
+	/* the payload goes to a temporary file: the manifest that precedes
+	 * it in the snapshot needs its chunk hashes first */
+	snprintf(tmpl, sizeof(tmpl), "%s.payload.XXXXXX", p->out);
+	if ((tmp_fd = mkstemp(tmpl)) < 0) {
+		cli_fail("temporary file %s: %m", tmpl);
+		goto done;
+	}
+	unlink(tmpl);
+	if (delta_pack(cow_fd, base_fd, tmp_fd, p->chunk_size, &m->delta, &st,
+		       &e) < 0) {
+		if (p->temp_cow)
+			cli_fail("pack: %s", e.msg);
+		else
+			cli_fail("pack %s: %s", p->cow, e.msg);
+		goto done;
+	}
+	if (fedsnap_write(p->out, m, p->seed, tmp_fd, id, &e) < 0) {
+		cli_fail("write %s: %s", p->out, e.msg);
+		goto done;
+	}
+	hex_encode(id, SHA256_LEN, idhex);
+	if (p->json) {
+		json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:s}",
+				      "id", idhex, "file", p->out,
+				      "version", (json_int_t)m->version,
+				      "image_size", (json_int_t)st.image_size,
+				      "changed_bytes", (json_int_t)st.changed_bytes,
+				      "payload_bytes", (json_int_t)st.payload_bytes,
+				      "extents", (int)st.extents,
+				      "name", m->name);
+		print_json(j);
+		json_decref(j);
+	} else {
+		printf("%s: %s:%u version %" PRId64 ", %s delta (%u extents, %s "
+		       "changed) over a %s base\nid %s\n", p->out, m->host,
+		       m->port, m->version, cli_bytes(st.payload_bytes, b1),
+		       st.extents, cli_bytes(st.changed_bytes, b2),
+		       cli_bytes(st.image_size, b3), idhex);
+	}
+	rc = 0;
+done:
+	if (tmp_fd >= 0)
+		close(tmp_fd);
+	if (cow_fd >= 0)
+		close(cow_fd);
+	if (base_fd >= 0)
+		close(base_fd);
+	return rc;
+}
+
 /* ---- fed snapshot pack ---- */
 
 static int
@@ -137,13 +208,11 @@ snapshot_pack(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *base = NULL, *cow = NULL, *kernel = NULL, *out = NULL;
-	uint8_t seed[ED25519_SEED_LEN], id[SHA256_LEN];
-	char idhex[2 * SHA256_LEN + 1], tmpl[PATH_MAX], b1[32], b2[32], b3[32];
+	uint8_t seed[ED25519_SEED_LEN];
 	struct snap_opts so;
+	struct snap_pack p;
 	struct manifest m;
-	struct delta_stats st;
-	struct err e;
-	int c, r, cow_fd = -1, base_fd = -1, tmp_fd = -1, rc = 1;
+	int c, r, rc;
 
 	memset(&m, 0, sizeof(m));
 	snap_opts_init(&so);
@@ -171,66 +240,43 @@ snapshot_pack(int argc, char **argv)
 	if (snap_manifest_fill(&so, &m, seed) != 0)
 		return 1;
 	hex_decode(kernel, m.kernel, SHA256_LEN);
-
-	if ((base_fd = open(base, O_RDONLY | O_CLOEXEC)) < 0) {
-		cli_fail("base %s: %m", base);
-		goto done;
-	}
-	if ((cow_fd = open(cow, O_RDONLY | O_CLOEXEC)) < 0) {
-		cli_fail("COW file %s: %m", cow);
-		goto done;
-	}
-	if (sha256_fd(base_fd, m.base, &e) < 0) {
-		cli_fail("base %s: %s", base, e.msg);
-		goto done;
-	}
-	/* the payload goes to a temporary file: the manifest that precedes
-	 * it in the snapshot needs its chunk hashes first */
-	snprintf(tmpl, sizeof(tmpl), "%s.payload.XXXXXX", out);
-	if ((tmp_fd = mkstemp(tmpl)) < 0) {
-		cli_fail("temporary file %s: %m", tmpl);
-		goto done;
-	}
-	unlink(tmpl);
-	if (delta_pack(cow_fd, base_fd, tmp_fd, (uint32_t)so.chunk_size, &m.delta,
-		       &st, &e) < 0) {
-		cli_fail("pack %s: %s", cow, e.msg);
-		goto done;
-	}
-	if (fedsnap_write(out, &m, seed, tmp_fd, id, &e) < 0) {
-		cli_fail("write %s: %s", out, e.msg);
-		goto done;
-	}
-	hex_encode(id, SHA256_LEN, idhex);
-	if (so.json) {
-		json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:s}",
-				      "id", idhex, "file", out,
-				      "version", (json_int_t)m.version,
-				      "image_size", (json_int_t)st.image_size,
-				      "changed_bytes", (json_int_t)st.changed_bytes,
-				      "payload_bytes", (json_int_t)st.payload_bytes,
-				      "extents", (int)st.extents,
-				      "name", m.name);
-		print_json(j);
-		json_decref(j);
-	} else {
-		printf("%s: %s:%u version %" PRId64 ", %s delta (%u extents, %s "
-		       "changed) over a %s base\nid %s\n", out, m.host, m.port,
-		       m.version, cli_bytes(st.payload_bytes, b1), st.extents,
-		       cli_bytes(st.changed_bytes, b2),
-		       cli_bytes(st.image_size, b3), idhex);
-	}
-	rc = 0;
-done:
+	p = (struct snap_pack){
+		.cow = cow, .base = base, .out = out, .seed = seed,
+		.chunk_size = (uint32_t)so.chunk_size, .json = so.json,
+		.hash_base = true,
+	};
+	rc = snap_pack_write(&p, &m);
 	explicit_bzero(seed, sizeof(seed));
-	if (tmp_fd >= 0)
-		close(tmp_fd);
-	if (cow_fd >= 0)
-		close(cow_fd);
-	if (base_fd >= 0)
-		close(base_fd);
 	manifest_free(&m);
 	return rc;
+}
+
+/*
+ * The command line of verify and inspect: one FILE, --json, --help.
+ * Returns -1 with *file and *json set when the command goes on, else the
+ * exit status (0 after --help).
+ */
+static int
+snap_file_args(int argc, char **argv, const char *cmd, const char *help,
+	       const char **file, bool *json)
+{
+	*file = NULL;
+	*json = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(help, stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			*json = true;
+		} else if (*file == NULL && argv[i][0] != '-') {
+			*file = argv[i];
+		} else {
+			return cli_usage(cmd, "unexpected '%s'", argv[i]);
+		}
+	}
+	if (*file == NULL)
+		return cli_usage(cmd, "need a FILE");
+	return -1;
 }
 
 static const char verify_help[] =
@@ -248,24 +294,13 @@ snapshot_verify(int argc, char **argv)
 	struct fedsnap s;
 	struct err e;
 	char idhex[2 * SHA256_LEN + 1];
-	bool json = false;
-	const char *file = NULL;
+	bool json;
+	const char *file;
+	int rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			fputs(verify_help, stdout);
-			return 0;
-		} else if (strcmp(argv[i], "--json") == 0) {
-			json = true;
-		} else if (file == NULL && argv[i][0] != '-') {
-			file = argv[i];
-		} else {
-			return cli_usage("snapshot verify", "unexpected '%s'",
-					 argv[i]);
-		}
-	}
-	if (file == NULL)
-		return cli_usage("snapshot verify", "need a FILE");
+	if ((rc = snap_file_args(argc, argv, "snapshot verify", verify_help,
+				 &file, &json)) != -1)
+		return rc;
 	if (fedsnap_open(file, &s, &e) < 0 || fedsnap_verify_payload(&s, &e) < 0) {
 		if (s.fd >= 0)
 			fedsnap_close(&s);
@@ -308,24 +343,13 @@ snapshot_inspect(int argc, char **argv)
 	struct err e;
 	char idhex[2 * SHA256_LEN + 1], owner[2 * ED25519_PUB_LEN + 1],
 	     b1[32];
-	bool json = false;
-	const char *file = NULL;
+	bool json;
+	const char *file;
+	int rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			fputs(inspect_help, stdout);
-			return 0;
-		} else if (strcmp(argv[i], "--json") == 0) {
-			json = true;
-		} else if (file == NULL && argv[i][0] != '-') {
-			file = argv[i];
-		} else {
-			return cli_usage("snapshot inspect", "unexpected '%s'",
-					 argv[i]);
-		}
-	}
-	if (file == NULL)
-		return cli_usage("snapshot inspect", "need a FILE");
+	if ((rc = snap_file_args(argc, argv, "snapshot inspect", inspect_help,
+				 &file, &json)) != -1)
+		return rc;
 	if (fedsnap_open(file, &s, &e) < 0)
 		return cli_fail("%s: %s", file, e.msg);
 	hex_encode(s.id, SHA256_LEN, idhex);

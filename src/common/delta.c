@@ -233,13 +233,147 @@ delta_add_sector(struct delta_out *o, struct delta_extent *x, uint64_t s,
 	return 0;
 }
 
+/* --- pack: what the COW and the raw image packers share ---------------- */
+
+/*
+ * What a packer holds while it runs: the payload stream, the extent being
+ * gathered, and one run of the image and of the base to compare.
+ * delta_packer_init() takes nothing yet, so a packer may return early
+ * until delta_packer_alloc(); from then on it ends in delta_packer_done().
+ */
+struct delta_packer {
+	struct delta_out o;
+	struct delta_extent x;
+	uint8_t *img_buf;		/* DELTA_RUN_BLOCKS blocks each */
+	uint8_t *base_buf;
+	bool z_ready;			/* o.z is to be ended */
+};
+
+/* Zero p, ix and st, and check the chunk size. */
+static int
+delta_packer_init(struct delta_packer *p, struct chunk_index *ix,
+		  struct delta_stats *st, uint32_t chunk_size, struct err *e)
+{
+	memset(ix, 0, sizeof(*ix));
+	memset(st, 0, sizeof(*st));
+	memset(p, 0, sizeof(*p));
+	p->o.ix = ix;
+	if (!chunkidx_valid_chunk_size(chunk_size))
+		return err_set(e, "chunk size %u is not a power of two in "
+			       "[%u, %u]", chunk_size, CHUNK_SIZE_MIN,
+			       CHUNK_SIZE_MAX);
+	return 0;
+}
+
+/* Allocate p's buffers.  Returns 0, or -1 with errno set. */
+static int
+delta_packer_alloc(struct delta_packer *p)
+{
+	p->x.data = malloc((size_t)DELTA_EXTENT_SECTORS * COW_SECTOR);
+	p->img_buf = malloc((size_t)DELTA_RUN_BLOCKS * DELTA_BLOCK);
+	p->base_buf = malloc((size_t)DELTA_RUN_BLOCKS * DELTA_BLOCK);
+	p->o.buf = malloc(DELTA_IO_BUF);
+	return p->x.data && p->img_buf && p->base_buf && p->o.buf ? 0 : -1;
+}
+
+/* Start the payload into out_fd: the header of an image of image_size
+ * bytes. */
+static int
+delta_packer_start(struct delta_packer *p, int out_fd, uint64_t image_size,
+		   struct err *e)
+{
+	uint8_t hdr[DELTA_HDR_LEN];
+
+	p->o.fd = out_fd;
+	if (deflateInit(&p->o.z, Z_DEFAULT_COMPRESSION) != Z_OK)
+		return err_set(e, "deflateInit failed");
+	p->z_ready = true;
+	memcpy(hdr, DELTA_MAGIC, 8);
+	delta_put64(hdr + 8, image_size);
+	delta_put32(hdr + 16, COW_SECTOR);
+	delta_put32(hdr + 20, 0);
+	return delta_out_write(&p->o, hdr, sizeof(hdr), Z_NO_FLUSH, e);
+}
+
+/* Read sectors [first, first + count) of the image (img_fd, its sector 0
+ * at img_off) and of the base into p's run buffers. */
+static int
+delta_packer_read(struct delta_packer *p, int img_fd, uint64_t img_off,
+		  int base_fd, uint64_t first, uint64_t count, struct err *e)
+{
+	if (delta_pread_full(img_fd, p->img_buf, count * COW_SECTOR,
+			     img_off + first * COW_SECTOR) ||
+	    delta_pread_full(base_fd, p->base_buf, count * COW_SECTOR,
+			     first * COW_SECTOR))
+		return err_set(e, "cannot read sectors %llu..%llu",
+			       (unsigned long long)first,
+			       (unsigned long long)(first + count - 1));
+	return 0;
+}
+
+/* Keep, whole, each block of the run read (sectors [first, first +
+ * count)) whose bytes as the guest sees them differ from the base's. */
+static int
+delta_packer_keep(struct delta_packer *p, uint64_t first, uint64_t count,
+		  struct delta_stats *st, struct err *e)
+{
+	for (uint64_t i = 0; i < count; i += DELTA_BLOCK_SECTORS) {
+		uint64_t len = count - i < DELTA_BLOCK_SECTORS ? count - i
+							      : DELTA_BLOCK_SECTORS;
+		const uint8_t *r = p->img_buf + i * COW_SECTOR;
+
+		if (memcmp(r, p->base_buf + i * COW_SECTOR,
+			   len * COW_SECTOR) == 0)
+			continue;
+		for (uint64_t k = 0; k < len; k++)
+			if (delta_add_sector(&p->o, &p->x, first + i + k,
+					     r + k * COW_SECTOR, st, e) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+/* The last extent, then the end record (flush: as for delta_out_write). */
+static int
+delta_packer_end(struct delta_packer *p, struct delta_stats *st, int flush,
+		 struct err *e)
+{
+	uint8_t end[DELTA_REC_LEN];
+
+	if (delta_flush_extent(&p->o, &p->x, st, e) < 0)
+		return -1;
+	delta_put64(end, st->extents);
+	delta_put64(end + 8, 0);
+	return delta_out_write(&p->o, end, sizeof(end), flush, e);
+}
+
+/* Let go of what p holds, and on failure (rc < 0) of the index.
+ * Returns rc. */
+static int
+delta_packer_done(struct delta_packer *p, int rc)
+{
+	if (p->z_ready) {
+		deflateEnd(&p->o.z);
+		if (p->o.cur_len > 0)
+			sha256_abort(&p->o.cur);
+	}
+	free(p->o.buf);
+	free(p->base_buf);
+	free(p->img_buf);
+	free(p->x.data);
+	if (rc < 0)
+		chunkidx_free(p->o.ix);
+	return rc;
+}
+
+/* --- pack: a UML COW file ---------------------------------------------- */
+
 /* Pack the run of COW blocks [b, b + n): each block whose contents, as
  * the guest sees them, differ from the base is kept whole. */
 static int
-delta_pack_run(struct delta_out *o, struct delta_extent *x,
-	       const struct cow_header *h, const uint8_t *bitmap, uint64_t b,
-	       uint64_t n, int cow_fd, int base_fd, uint8_t *cow_buf,
-	       uint8_t *base_buf, struct delta_stats *st, struct err *e)
+delta_pack_run(struct delta_packer *p, const struct cow_header *h,
+	       const uint8_t *bitmap, uint64_t b, uint64_t n, int cow_fd,
+	       int base_fd, struct delta_stats *st, struct err *e)
 {
 	uint64_t sectors = h->size / COW_SECTOR;
 	uint64_t first = b * DELTA_BLOCK_SECTORS;
@@ -247,37 +381,20 @@ delta_pack_run(struct delta_out *o, struct delta_extent *x,
 
 	if (first + count > sectors)
 		count = sectors - first;
-	if (delta_pread_full(cow_fd, cow_buf, count * COW_SECTOR,
-			     h->data_offset + first * COW_SECTOR) ||
-	    delta_pread_full(base_fd, base_buf, count * COW_SECTOR,
-			     first * COW_SECTOR))
-		return err_set(e, "cannot read sectors %llu..%llu",
-			       (unsigned long long)first,
-			       (unsigned long long)(first + count - 1));
-	for (uint64_t i = 0; i < count; i += DELTA_BLOCK_SECTORS) {
-		uint64_t len = count - i < DELTA_BLOCK_SECTORS ? count - i
-							      : DELTA_BLOCK_SECTORS;
-		uint8_t *c = cow_buf + i * COW_SECTOR;
-		const uint8_t *base = base_buf + i * COW_SECTOR;
+	if (delta_packer_read(p, cow_fd, h->data_offset, base_fd, first, count,
+			      e) < 0)
+		return -1;
+	/* what the guest reads: sectors not in the COW come from the base */
+	for (uint64_t i = 0; i < count; i++) {
 		uint8_t bits = bitmap[b + i / DELTA_BLOCK_SECTORS];
 
-		/* what the guest reads: sectors not in the COW come from
-		 * the base */
-		for (uint64_t k = 0; k < len; k++) {
-			if (bits & (1u << k))
-				st->cow_sectors++;
-			else
-				memcpy(c + k * COW_SECTOR, base + k * COW_SECTOR,
-				       COW_SECTOR);
-		}
-		if (memcmp(c, base, len * COW_SECTOR) == 0)
-			continue;
-		for (uint64_t k = 0; k < len; k++)
-			if (delta_add_sector(o, x, first + i + k,
-					     c + k * COW_SECTOR, st, e) < 0)
-				return -1;
+		if (bits & (1u << (i % DELTA_BLOCK_SECTORS)))
+			st->cow_sectors++;
+		else
+			memcpy(p->img_buf + i * COW_SECTOR,
+			       p->base_buf + i * COW_SECTOR, COW_SECTOR);
 	}
-	return 0;
+	return delta_packer_keep(p, first, count, st, e);
 }
 
 int
@@ -285,21 +402,14 @@ delta_pack(int cow_fd, int base_fd, int out_fd, uint32_t chunk_size,
 	   struct chunk_index *ix, struct delta_stats *st, struct err *e)
 {
 	struct cow_header h;
-	struct delta_out o;
-	struct delta_extent x = { 0 };
-	uint8_t hdr[DELTA_HDR_LEN], end[DELTA_REC_LEN];
-	uint8_t *bitmap = NULL, *cow_buf = NULL, *base_buf = NULL;
+	struct delta_packer p;
+	uint8_t *bitmap = NULL;
 	uint64_t b;
 	struct stat bst;
 	int rc = -1;
 
-	memset(ix, 0, sizeof(*ix));
-	memset(st, 0, sizeof(*st));
-	memset(&o, 0, sizeof(o));
-	if (!chunkidx_valid_chunk_size(chunk_size))
-		return err_set(e, "chunk size %u is not a power of two in "
-			       "[%u, %u]", chunk_size, CHUNK_SIZE_MIN,
-			       CHUNK_SIZE_MAX);
+	if (delta_packer_init(&p, ix, st, chunk_size, e) < 0)
+		return -1;
 	if (cow_read_header(cow_fd, &h, e) < 0)
 		return -1;
 	if (fstat(base_fd, &bst) < 0)
@@ -312,11 +422,7 @@ delta_pack(int cow_fd, int base_fd, int out_fd, uint32_t chunk_size,
 	ix->chunk_size = chunk_size;
 
 	bitmap = malloc(h.bitmap_len);
-	x.data = malloc((size_t)DELTA_EXTENT_SECTORS * COW_SECTOR);
-	cow_buf = malloc((size_t)DELTA_RUN_BLOCKS * DELTA_BLOCK);
-	base_buf = malloc((size_t)DELTA_RUN_BLOCKS * DELTA_BLOCK);
-	o.buf = malloc(DELTA_IO_BUF);
-	if (!bitmap || !x.data || !cow_buf || !base_buf || !o.buf) {
+	if (delta_packer_alloc(&p) < 0 || bitmap == NULL) {
 		err_sys(e, "delta pack");
 		goto bad;
 	}
@@ -325,19 +431,8 @@ delta_pack(int cow_fd, int base_fd, int out_fd, uint32_t chunk_size,
 			(unsigned long long)h.bitmap_len);
 		goto bad;
 	}
-	o.fd = out_fd;
-	o.ix = ix;
-	if (deflateInit(&o.z, Z_DEFAULT_COMPRESSION) != Z_OK) {
-		err_set(e, "deflateInit failed");
+	if (delta_packer_start(&p, out_fd, h.size, e) < 0)
 		goto bad;
-	}
-
-	memcpy(hdr, DELTA_MAGIC, 8);
-	delta_put64(hdr + 8, h.size);
-	delta_put32(hdr + 16, COW_SECTOR);
-	delta_put32(hdr + 20, 0);
-	if (delta_out_write(&o, hdr, sizeof(hdr), Z_NO_FLUSH, e) < 0)
-		goto bad_z;
 
 	/* one bitmap byte is one 4 KiB block: walk runs of written blocks */
 	for (b = 0; b < h.bitmap_len;) {
@@ -350,86 +445,38 @@ delta_pack(int cow_fd, int base_fd, int out_fd, uint32_t chunk_size,
 		for (n = 1; b + n < h.bitmap_len && n < DELTA_RUN_BLOCKS &&
 			    bitmap[b + n] != 0; n++)
 			;
-		if (delta_pack_run(&o, &x, &h, bitmap, b, n, cow_fd, base_fd,
-				   cow_buf, base_buf, st, e) < 0)
-			goto bad_z;
+		if (delta_pack_run(&p, &h, bitmap, b, n, cow_fd, base_fd, st,
+				   e) < 0)
+			goto bad;
 		b += n;
 	}
-	if (delta_flush_extent(&o, &x, st, e) < 0)
-		goto bad_z;
-	delta_put64(end, st->extents);
-	delta_put64(end + 8, 0);
-	if (delta_out_write(&o, end, sizeof(end), Z_FINISH, e) < 0 ||
-	    delta_out_finish(&o, e) < 0)
-		goto bad_z;
+	if (delta_packer_end(&p, st, Z_FINISH, e) < 0 ||
+	    delta_out_finish(&p.o, e) < 0)
+		goto bad;
 	st->payload_bytes = ix->size;
 	rc = 0;
-bad_z:
-	deflateEnd(&o.z);
-	if (o.cur_len > 0)
-		sha256_abort(&o.cur);
 bad:
-	free(o.buf);
-	free(base_buf);
-	free(cow_buf);
-	free(x.data);
 	free(bitmap);
-	if (rc < 0)
-		chunkidx_free(ix);
-	return rc;
+	return delta_packer_done(&p, rc);
 }
 
-/* Pack the raw image blocks [first, first + count sectors) that differ
- * from the base. */
-static int
-delta_pack_raw_run(struct delta_out *o, struct delta_extent *x, int raw_fd,
-		   int base_fd, uint64_t first, uint64_t count, uint8_t *raw_buf,
-		   uint8_t *base_buf, struct delta_stats *st, struct err *e)
-{
-	if (delta_pread_full(raw_fd, raw_buf, count * COW_SECTOR,
-			     first * COW_SECTOR) ||
-	    delta_pread_full(base_fd, base_buf, count * COW_SECTOR,
-			     first * COW_SECTOR))
-		return err_set(e, "cannot read sectors %llu..%llu",
-			       (unsigned long long)first,
-			       (unsigned long long)(first + count - 1));
-	for (uint64_t i = 0; i < count; i += DELTA_BLOCK_SECTORS) {
-		uint64_t len = count - i < DELTA_BLOCK_SECTORS ? count - i
-							      : DELTA_BLOCK_SECTORS;
-		const uint8_t *r = raw_buf + i * COW_SECTOR;
-
-		if (memcmp(r, base_buf + i * COW_SECTOR, len * COW_SECTOR) == 0)
-			continue;
-		for (uint64_t k = 0; k < len; k++)
-			if (delta_add_sector(o, x, first + i + k,
-					     r + k * COW_SECTOR, st, e) < 0)
-				return -1;
-	}
-	return 0;
-}
+/* --- pack: a raw image and a memory state ------------------------------ */
 
 int
 delta_pack_raw(int raw_fd, int base_fd, int state_fd, int out_fd,
 	       uint32_t chunk_size, struct chunk_index *ix,
 	       struct delta_stats *st, struct err *e)
 {
-	struct delta_out o;
-	struct delta_extent x = { 0 };
-	uint8_t hdr[DELTA_HDR_LEN], end[DELTA_REC_LEN];
-	uint8_t *raw_buf = NULL, *base_buf = NULL, *sbuf = NULL;
+	struct delta_packer p;
+	uint8_t *sbuf = NULL;
 	const uint64_t run = (uint64_t)DELTA_RUN_BLOCKS * DELTA_BLOCK_SECTORS;
 	uint64_t sectors;
 	struct stat rst, bst;
 	ssize_t n;
 	int rc = -1;
 
-	memset(ix, 0, sizeof(*ix));
-	memset(st, 0, sizeof(*st));
-	memset(&o, 0, sizeof(o));
-	if (!chunkidx_valid_chunk_size(chunk_size))
-		return err_set(e, "chunk size %u is not a power of two in "
-			       "[%u, %u]", chunk_size, CHUNK_SIZE_MIN,
-			       CHUNK_SIZE_MAX);
+	if (delta_packer_init(&p, ix, st, chunk_size, e) < 0)
+		return -1;
 	if (fstat(raw_fd, &rst) < 0 || fstat(base_fd, &bst) < 0)
 		return err_sys(e, "raw image or base");
 	if (rst.st_size != bst.st_size || bst.st_size % COW_SECTOR != 0)
@@ -439,67 +486,43 @@ delta_pack_raw(int raw_fd, int base_fd, int state_fd, int out_fd,
 	st->image_size = (uint64_t)bst.st_size;
 	sectors = st->image_size / COW_SECTOR;
 	ix->chunk_size = chunk_size;
-	x.data = malloc((size_t)DELTA_EXTENT_SECTORS * COW_SECTOR);
-	raw_buf = malloc((size_t)DELTA_RUN_BLOCKS * DELTA_BLOCK);
-	base_buf = malloc((size_t)DELTA_RUN_BLOCKS * DELTA_BLOCK);
 	sbuf = malloc(DELTA_IO_BUF);
-	o.buf = malloc(DELTA_IO_BUF);
-	if (!x.data || !raw_buf || !base_buf || !sbuf || !o.buf) {
+	if (delta_packer_alloc(&p) < 0 || sbuf == NULL) {
 		err_sys(e, "delta pack");
 		goto bad;
 	}
-	o.fd = out_fd;
-	o.ix = ix;
-	if (deflateInit(&o.z, Z_DEFAULT_COMPRESSION) != Z_OK) {
-		err_set(e, "deflateInit failed");
+	if (delta_packer_start(&p, out_fd, st->image_size, e) < 0)
 		goto bad;
+	/* the image's blocks that differ from the base, a run at a time */
+	for (uint64_t s = 0; s < sectors; s += run) {
+		uint64_t count = sectors - s < run ? sectors - s : run;
+
+		if (delta_packer_read(&p, raw_fd, 0, base_fd, s, count, e) < 0 ||
+		    delta_packer_keep(&p, s, count, st, e) < 0)
+			goto bad;
 	}
-	memcpy(hdr, DELTA_MAGIC, 8);
-	delta_put64(hdr + 8, st->image_size);
-	delta_put32(hdr + 16, COW_SECTOR);
-	delta_put32(hdr + 20, 0);
-	if (delta_out_write(&o, hdr, sizeof(hdr), Z_NO_FLUSH, e) < 0)
-		goto bad_z;
-	for (uint64_t s = 0; s < sectors; s += run)
-		if (delta_pack_raw_run(&o, &x, raw_fd, base_fd, s,
-				       sectors - s < run ? sectors - s : run,
-				       raw_buf, base_buf, st, e) < 0)
-			goto bad_z;
-	if (delta_flush_extent(&o, &x, st, e) < 0)
-		goto bad_z;
-	delta_put64(end, st->extents);
-	delta_put64(end + 8, 0);
-	if (delta_out_write(&o, end, sizeof(end), Z_NO_FLUSH, e) < 0)
-		goto bad_z;
+	/* the memory state follows the end record, in the same stream */
+	if (delta_packer_end(&p, st, Z_NO_FLUSH, e) < 0)
+		goto bad;
 	while (state_fd >= 0 && (n = read(state_fd, sbuf, DELTA_IO_BUF)) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			err_sys(e, "read memory state");
-			goto bad_z;
+			goto bad;
 		}
-		if (delta_out_write(&o, sbuf, (size_t)n, Z_NO_FLUSH, e) < 0)
-			goto bad_z;
+		if (delta_out_write(&p.o, sbuf, (size_t)n, Z_NO_FLUSH, e) < 0)
+			goto bad;
 		st->state_bytes += (uint64_t)n;
 	}
-	if (delta_out_write(&o, NULL, 0, Z_FINISH, e) < 0 ||
-	    delta_out_finish(&o, e) < 0)
-		goto bad_z;
+	if (delta_out_write(&p.o, NULL, 0, Z_FINISH, e) < 0 ||
+	    delta_out_finish(&p.o, e) < 0)
+		goto bad;
 	st->payload_bytes = ix->size;
 	rc = 0;
-bad_z:
-	deflateEnd(&o.z);
-	if (o.cur_len > 0)
-		sha256_abort(&o.cur);
 bad:
-	free(o.buf);
 	free(sbuf);
-	free(base_buf);
-	free(raw_buf);
-	free(x.data);
-	if (rc < 0)
-		chunkidx_free(ix);
-	return rc;
+	return delta_packer_done(&p, rc);
 }
 
 /* --- unpack: verified chunks -> inflate -> records -> COW -------------- */

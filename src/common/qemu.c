@@ -18,10 +18,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/proc.h"
 #include "common/qemu.h"
 
 #define QMP_LINE_MAX (1u << 20)
@@ -102,32 +102,6 @@ done:
 
 /* ------------------------------------------------------ version, argv */
 
-/* Run argv quietly (stdout to out_fd if >= 0); its exit status or -1. */
-static int
-qemu_run(char *const argv[], int out_fd)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDWR);
-
-		if (nul >= 0) {
-			dup2(nul, 0);
-			dup2(out_fd >= 0 ? out_fd : nul, 1);
-			dup2(nul, 2);
-		}
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 int
 qemu_local_version(char version[QEMU_VERSION_MAX], struct err *e)
 {
@@ -139,7 +113,7 @@ qemu_local_version(char version[QEMU_VERSION_MAX], struct err *e)
 
 	if (f == NULL)
 		return err_sys(e, "tmpfile");
-	if (qemu_run(argv, fileno(f)) != 0) {
+	if (proc_run(argv, fileno(f), -1) != 0) {
 		fclose(f);
 		return err_set(e, "%s --version failed (is qemu-system-x86 "
 			       "installed?)", QEMU_BINARY);
@@ -320,7 +294,7 @@ qemu_net_setup(const char *netns, struct err *e)
 
 	if (netns != NULL) {
 		qemu_net_delete(netns);	/* a leftover of a crash */
-		if (qemu_run(add, -1) != 0)
+		if (proc_run(add, -1, -1) != 0)
 			return err_set(e, "ip netns add %s failed", netns);
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -335,7 +309,7 @@ qemu_net_setup(const char *netns, struct err *e)
 		for (size_t j = 1; cmds[i][j] != NULL; j++)
 			argv[k++] = cmds[i][j];
 		argv[k] = NULL;
-		if (qemu_run(argv, -1) != 0) {
+		if (proc_run(argv, -1, -1) != 0) {
 			err_set(e, "network for the machine: '%s %s %s %s' "
 				"failed", argv[0], argv[1], argv[2], argv[3]);
 			if (netns != NULL)
@@ -351,7 +325,7 @@ qemu_net_delete(const char *netns)
 {
 	char *argv[] = { "ip", "netns", "delete", (char *)netns, NULL };
 
-	qemu_run(argv, -1);
+	proc_run(argv, -1, -1);
 }
 
 /* ------------------------------------------------------------------ QMP */

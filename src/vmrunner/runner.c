@@ -60,6 +60,7 @@
 #include "common/http.h"
 #include "common/keyfile.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/qemu.h"
 #include "vmrunner/vmrunner.h"
 
@@ -112,44 +113,12 @@ now_mono(void)
 
 /* ------------------------------------------------------ helper commands */
 
-/* Run argv (PATH searched), output to our stderr unless quiet; returns its
- * exit status, or -1 if it could not be run. */
-static int
-runner_exec(char *const argv[], bool quiet)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		sigset_t all;
-
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		if (quiet) {
-			int nul = open("/dev/null", O_WRONLY);
-
-			if (nul >= 0) {
-				dup2(nul, 1);
-				dup2(nul, 2);
-			}
-		}
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void
 tap_delete(const char *tap)
 {
 	char *argv[] = { "ip", "link", "del", (char *)tap, NULL };
 
-	runner_exec(argv, true);
+	proc_run(argv, -1, -1);
 }
 
 /* Create tap with the host end of the lease's /30 on it.  Returns 0/-1. */
@@ -165,8 +134,9 @@ tap_create(const char *tap, const struct lease *l, struct err *e)
 	inet_ntop(AF_INET, &l->host, host, sizeof(host));
 	snprintf(addr, sizeof(addr), "%s/%u", host, l->prefix);
 	tap_delete(tap);	/* a leftover of a crash */
-	if (runner_exec(add, false) != 0 || runner_exec(ad, false) != 0 ||
-	    runner_exec(up, false) != 0) {
+	/* ip's own words on why it failed go to our log */
+	if (proc_run(add, 1, 2) != 0 || proc_run(ad, 1, 2) != 0 ||
+	    proc_run(up, 1, 2) != 0) {
 		tap_delete(tap);
 		return err_set(e, "cannot create tap %s with %s", tap, addr);
 	}
