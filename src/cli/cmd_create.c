@@ -36,6 +36,8 @@
 
 #include "cli/cli.h"
 #include "cli/create.h"
+#include "common/proc.h"
+#include "common/timefmt.h"
 
 #define CREATE_LOG_MAX (1u << 20)	/* console bytes kept for the check */
 
@@ -70,19 +72,10 @@ static int
 create_copy_tree(const char *src, const char *dst)
 {
 	char from[PATH_MAX + 2];
-	int status;
-	pid_t pid;
+	char *argv[] = { "cp", "-a", "--", from, (char *)dst, NULL };
 
 	snprintf(from, sizeof(from), "%s/.", src);
-	if ((pid = fork()) < 0)
-		return -1;
-	if (pid == 0) {
-		execlp("cp", "cp", "-a", "--", from, dst, (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) < 0)
-		return -1;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+	return proc_run(argv, -1, STDERR_FILENO) == 0 ? 0 : -1;
 }
 
 /* Write the service command as STAGE/etc/fed/service.  Returns 0/-1. */
@@ -107,15 +100,6 @@ create_stage_service(const char *stage, const char *cmd)
 	return 0;
 }
 
-static double
-create_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /*
  * Boot the import: kernel over cow,base with hostfs=stage fed.import=/.
  * The console goes into *log (malloc'd, NUL-terminated, at most
@@ -134,7 +118,7 @@ create_boot(const char *kernel, const char *cow, const char *base,
 			 "fed.import=/", NULL };
 	size_t len = 0;
 	char *buf = malloc(CREATE_LOG_MAX + 1);
-	double deadline = create_now() + timeout_s;
+	double deadline = mono_now() + timeout_s;
 	int pfd[2], status = 0, rc = -1;
 	bool timed_out = false;
 	pid_t pid;
@@ -172,7 +156,7 @@ create_boot(const char *kernel, const char *cow, const char *base,
 	close(pfd[1]);
 	for (;;) {
 		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
-		double left = deadline - create_now();
+		double left = deadline - mono_now();
 		char chunk[4096];
 		ssize_t n;
 
@@ -218,16 +202,10 @@ create_boot(const char *kernel, const char *cow, const char *base,
 static void
 create_cleanup(const char *dir)
 {
-	pid_t pid;
+	char *argv[] = { "rm", "-rf", "--", (char *)dir, NULL };
 
-	if (dir[0] == '\0')
-		return;
-	if ((pid = fork()) == 0) {
-		execlp("rm", "rm", "-rf", "--", dir, (char *)NULL);
-		_exit(127);
-	}
-	if (pid > 0)
-		waitpid(pid, NULL, 0);
+	if (dir[0] != '\0')
+		proc_run(argv, -1, STDERR_FILENO);
 }
 
 /* Hash the file at path.  Returns 0/-1. */
@@ -350,15 +328,9 @@ cmd_snapshot_create(int argc, char **argv)
 	snprintf(kexec, sizeof(kexec), "%s", kernel_boot);
 	if (access(kernel_boot, X_OK) < 0) {
 		char *cp[] = { "cp", (char *)kernel_boot, kexec, NULL };
-		pid_t pid;
-		int st = -1;
 
 		snprintf(kexec, sizeof(kexec), "%s/linux.uml", tmp);
-		if ((pid = fork()) == 0) {
-			execvp(cp[0], cp);
-			_exit(127);
-		}
-		if (pid < 0 || waitpid(pid, &st, 0) < 0 || st != 0 ||
+		if (proc_run(cp, -1, STDERR_FILENO) != 0 ||
 		    chmod(kexec, 0755) < 0) {
 			cli_fail("cannot make an executable copy of %s",
 				 kernel_boot);

@@ -42,18 +42,10 @@
 #include "common/fedsnap.h"
 #include "common/hex.h"
 #include "common/qemu.h"
+#include "common/timefmt.h"
 
 #define RUNNING_LOG_MAX	(1u << 20)
 #define QMP_TIMEOUT	30.0	/* s, for any one monitor command */
-
-static double
-running_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* The COW file of the import boot as a raw image at raw (through a
  * fedcow1 payload: the same code that packs and unpacks every delta). */
@@ -139,7 +131,7 @@ running_drain(int fd, char *log, size_t *len)
 static int
 running_save(struct qmp *q, int state_fd, struct err *e)
 {
-	double deadline = running_now() + 120;
+	double deadline = mono_now() + 120;
 	json_t *ret = NULL;
 
 	if (qmp_call(q, "stop", NULL, -1, NULL, QMP_TIMEOUT, e) < 0 ||
@@ -169,7 +161,7 @@ running_save(struct qmp *q, int state_fd, struct err *e)
 		}
 		json_decref(ret);
 		ret = NULL;
-		if (running_now() > deadline)
+		if (mono_now() > deadline)
 			return err_set(e, "saving the memory state did not "
 				       "finish within 120 s");
 		usleep(20000);
@@ -186,7 +178,7 @@ static int
 running_boot_and_save(char **argv, uint16_t guest_port, unsigned timeout_s,
 		      int state_fd, char **log, struct err *e)
 {
-	double t0 = running_now(), deadline = t0 + timeout_s;
+	double t0 = mono_now(), deadline = t0 + timeout_s;
 	size_t len = 0;
 	int pfd[2] = { -1, -1 }, sv[2] = { -1, -1 }, status, rc = -1;
 	struct qmp q = { .fd = -1 };
@@ -231,7 +223,7 @@ running_boot_and_save(char **argv, uint16_t guest_port, unsigned timeout_s,
 				len > 300 ? *log + len - 300 : *log);
 			goto done;
 		}
-		if (running_now() > deadline) {
+		if (mono_now() > deadline) {
 			err_set(e, "the guest port %u did not accept within "
 				"%u s", guest_port, timeout_s);
 			goto done;
@@ -242,7 +234,7 @@ running_boot_and_save(char **argv, uint16_t guest_port, unsigned timeout_s,
 			usleep(100000);
 	}
 	fprintf(stderr, "fed: the machine serves port %u after %.1f s; "
-		"saving its state\n", guest_port, running_now() - t0);
+		"saving its state\n", guest_port, mono_now() - t0);
 	if (qmp_start(&q, sv[0], QMP_TIMEOUT, e) < 0)
 		goto done;
 	sv[0] = -1;	/* q owns it */

@@ -9,6 +9,7 @@
 
 #include "common/chunkidx.h"
 #include "common/hex.h"
+#include "common/io.h"
 
 uint64_t
 chunkidx_count(uint64_t size, uint32_t chunk_size)
@@ -32,27 +33,6 @@ chunkidx_valid_chunk_size(uint64_t chunk_size)
 	       (chunk_size & (chunk_size - 1)) == 0;
 }
 
-/* Read exactly len bytes at off (short only at EOF).  Returns bytes read. */
-static ssize_t
-chunkidx_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-	size_t got = 0;
-	ssize_t n;
-
-	while (got < len) {
-		n = pread(fd, buf + got, len - got, (off_t)(off + got));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
 int
 chunkidx_build_fd(int fd, uint32_t chunk_size, struct chunk_index *ix,
 		  struct err *e)
@@ -73,7 +53,7 @@ chunkidx_build_fd(int fd, uint32_t chunk_size, struct chunk_index *ix,
 	ix->has_file_hash = true;
 	sha256_init(&whole);
 	for (;;) {
-		n = chunkidx_pread_full(fd, buf, chunk_size, ix->size);
+		n = pread_full(fd, buf, chunk_size, ix->size);
 		if (n < 0) {
 			err_sys(e, "read at byte %llu",
 				(unsigned long long)ix->size);

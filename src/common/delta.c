@@ -24,6 +24,7 @@
 
 #include "common/cow.h"
 #include "common/delta.h"
+#include "common/io.h"
 
 #define DELTA_HDR_LEN 24
 #define DELTA_REC_LEN 16
@@ -32,38 +33,14 @@
 
 /* --- small I/O helpers ------------------------------------------------ */
 
+/* pread_full for a read that must be whole: 0, 1 if short (end of
+ * file), -1 on error (errno set) */
 static int
 delta_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
-	size_t got = 0;
-	ssize_t n;
+	ssize_t n = pread_full(fd, buf, len, off);
 
-	while (got < len) {
-		n = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -1 : (int)(got == len ? 0 : 1);
-		got += (size_t)n;
-	}
-	return 0;
-}
-
-static int
-delta_write_full(int fd, const void *buf, size_t len)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = write(fd, (const char *)buf + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
+	return n < 0 ? -1 : (size_t)n == len ? 0 : 1;
 }
 
 static void
@@ -115,7 +92,7 @@ static int
 delta_out_emit(struct delta_out *o, const uint8_t *p, size_t n,
 	       struct err *e)
 {
-	if (delta_write_full(o->fd, p, n) < 0)
+	if (write_full(o->fd, p, n) < 0)
 		return err_sys(e, "write delta payload");
 	o->ix->size += n;
 	while (n > 0) {
@@ -643,7 +620,7 @@ delta_in_consume(struct delta_in *in, const uint8_t *p, size_t n,
 					       (unsigned long long)
 					       in->st->state_bytes +
 					       in->state_left);
-			if (delta_write_full(in->state_fd, p, n) < 0)
+			if (write_full(in->state_fd, p, n) < 0)
 				return err_sys(e, "write memory state");
 			in->state_left -= n;
 			in->st->state_bytes += n;

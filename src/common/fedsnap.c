@@ -18,29 +18,11 @@
 
 #include "common/fedsnap.h"
 #include "common/hex.h"
+#include "common/io.h"
 
 #define FEDSNAP_MAGIC_LEN (sizeof(FEDSNAP_MAGIC) - 1)
 #define FEDSNAP_SIG_LINE_LEN (4 + 2 * ED25519_SIG_LEN + 1)
 #define FEDSNAP_STEP (64u << 10)
-
-static ssize_t
-fedsnap_pread(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t got = 0;
-	ssize_t n;
-
-	while (got < len) {
-		n = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
 
 /* Read the manifest line starting at off; on success s->manifest_* set. */
 static int
@@ -66,7 +48,7 @@ fedsnap_read_manifest(struct fedsnap *s, uint64_t off, struct err *e)
 			buf = p;
 			cap += FEDSNAP_STEP;
 		}
-		n = fedsnap_pread(s->fd, buf + len, FEDSNAP_STEP, off + len);
+		n = pread_full(s->fd, buf + len, FEDSNAP_STEP, off + len);
 		if (n < 0) {
 			free(buf);
 			return err_sys(e, "read manifest");
@@ -119,7 +101,7 @@ fedsnap_fdopen(int fd, struct fedsnap *s, struct err *e)
 
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
-	n = fedsnap_pread(fd, magic, sizeof(magic), 0);
+	n = pread_full(fd, magic, sizeof(magic), 0);
 	if (n < 0) {
 		err_sys(e, "read");
 		goto bad;
@@ -135,7 +117,7 @@ fedsnap_fdopen(int fd, struct fedsnap *s, struct err *e)
 		goto bad;
 	off += s->manifest_len + 1;
 
-	n = fedsnap_pread(fd, line, FEDSNAP_SIG_LINE_LEN, off);
+	n = pread_full(fd, line, FEDSNAP_SIG_LINE_LEN, off);
 	if (n < 0) {
 		err_sys(e, "read signature");
 		goto bad;
@@ -198,7 +180,7 @@ fedsnap_verify_payload(struct fedsnap *s, struct err *e)
 		uint32_t len = chunkidx_chunk_len(ix, i);
 		uint64_t at = s->payload_offset + (uint64_t)i * ix->chunk_size;
 
-		n = fedsnap_pread(s->fd, buf, len, at);
+		n = pread_full(s->fd, buf, len, at);
 		if (n < 0) {
 			free(buf);
 			return err_sys(e, "read chunk %u", i);
@@ -218,7 +200,7 @@ fedsnap_verify_payload(struct fedsnap *s, struct err *e)
 		}
 	}
 	free(buf);
-	n = fedsnap_pread(s->fd, &extra, 1, s->payload_offset + ix->size);
+	n = pread_full(s->fd, &extra, 1, s->payload_offset + ix->size);
 	if (n != 0)
 		return n < 0 ? err_sys(e, "read") :
 			err_set(e, "trailing data after the %llu-byte payload",
@@ -276,7 +258,7 @@ fedsnap_copy(int in, int out, uint64_t len, struct err *e)
 	while (done < len) {
 		size_t want = len - done < bufsz ? (size_t)(len - done) : bufsz;
 
-		n = fedsnap_pread(in, buf, want, done);
+		n = pread_full(in, buf, want, done);
 		if (n <= 0) {
 			free(buf);
 			return n < 0 ? err_sys(e, "read payload") :

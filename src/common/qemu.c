@@ -23,6 +23,7 @@
 
 #include "common/proc.h"
 #include "common/qemu.h"
+#include "common/timefmt.h"
 
 #define QMP_LINE_MAX (1u << 20)
 
@@ -330,15 +331,6 @@ qemu_net_delete(const char *netns)
 
 /* ------------------------------------------------------------------ QMP */
 
-static double
-qmp_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 int
 qmp_reply_parse(const char *line, size_t len, json_t **ret, struct err *e)
 {
@@ -403,7 +395,7 @@ qmp_read_line(struct qmp *q, double deadline, size_t *len, struct err *e)
 			q->buf = nb;
 			q->cap = ncap;
 		}
-		if ((left = deadline - qmp_now()) <= 0)
+		if ((left = deadline - mono_now()) <= 0)
 			return err_set(e, "QMP: QEMU did not answer in time");
 		if (poll(&p, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR)
 			return err_sys(e, "QMP poll");
@@ -453,7 +445,7 @@ qmp_start(struct qmp *q, int fd, double timeout_s, struct err *e)
 {
 	memset(q, 0, sizeof(*q));
 	q->fd = fd;
-	if (qmp_wait(q, qmp_now() + timeout_s, true, NULL, e) < 0)
+	if (qmp_wait(q, mono_now() + timeout_s, true, NULL, e) < 0)
 		return -1;
 	return qmp_call(q, "qmp_capabilities", NULL, -1, NULL, timeout_s, e);
 }
@@ -509,7 +501,7 @@ qmp_call(struct qmp *q, const char *cmd, json_t *args, int pass_fd,
 	free(text);
 	if (n != (ssize_t)len)
 		return err_set(e, "QMP: cannot send %s (QEMU gone?)", cmd);
-	if (qmp_wait(q, qmp_now() + timeout_s, false, ret, &sub) < 0)
+	if (qmp_wait(q, mono_now() + timeout_s, false, ret, &sub) < 0)
 		return err_set(e, "%s: %s", cmd, sub.msg);
 	return 0;
 }

@@ -38,3 +38,12 @@ rfc3339_parse(const char *s, time_t *out)
 	rfc3339_format(*out, back);
 	return strcmp(back, s) == 0 ? 0 : -1;
 }
+
+double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}

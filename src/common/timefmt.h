@@ -1,6 +1,7 @@
 /*
  * timefmt.h - RFC 3339 UTC timestamps, the only time format on the wire:
- * "2026-11-25T23:52:53Z" (exactly this form: UTC, 'Z', no fraction).
+ * "2026-11-25T23:52:53Z" (exactly this form: UTC, 'Z', no fraction);
+ * and the monotonic clock every duration is measured on.
  */
 #ifndef FED_TIMEFMT_H
 #define FED_TIMEFMT_H
@@ -13,5 +14,9 @@ void rfc3339_format(time_t t, char out[RFC3339_LEN + 1]);
 
 /* Parse the strict form above.  Returns 0, or -1 on anything else. */
 int rfc3339_parse(const char *s, time_t *out);
+
+/* Seconds on the monotonic clock: for durations and deadlines, which a
+ * change of the wall clock must not move. */
+double mono_now(void);
 
 #endif

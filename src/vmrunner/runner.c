@@ -62,6 +62,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/qemu.h"
+#include "common/timefmt.h"
 #include "vmrunner/vmrunner.h"
 
 #define ARRAY_LEN(a)		(sizeof(a) / sizeof((a)[0]))
@@ -101,15 +102,6 @@ struct vm_report {
 	double next_try;
 };
 static struct vm_report reports[RUNNER_MAX_VMS];
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ------------------------------------------------------ helper commands */
 
@@ -217,7 +209,7 @@ runner_report(struct runner *r, size_t i)
 	    (status != 200 && authority_refused(status, reply, &e) < 0)) {
 		log_warn("%s: reporting %s: %s (retrying)", v->file,
 			 rep->up ? "up" : "down", e.msg);
-		rep->next_try = now_mono() + RUNNER_REPORT_RETRY_S;
+		rep->next_try = mono_now() + RUNNER_REPORT_RETRY_S;
 	} else {
 		log_info("%s: reported %s to the authority", v->file,
 			 rep->up ? "up" : "down");
@@ -269,7 +261,7 @@ vm_drain_console(struct vm *v)
 static int
 vm_resume(struct vm *v, int qmp_fd, struct err *e)
 {
-	double deadline = now_mono() + VM_RESUME_TIMEOUT;
+	double deadline = mono_now() + VM_RESUME_TIMEOUT;
 	const char *st;
 	struct qmp q;
 	json_t *ret = NULL;
@@ -286,7 +278,7 @@ vm_resume(struct vm *v, int qmp_fd, struct err *e)
 			break;
 		json_decref(ret);
 		ret = NULL;
-		if (now_mono() > deadline) {
+		if (mono_now() > deadline) {
 			err_set(e, "the memory state did not load within %d s",
 				VM_RESUME_TIMEOUT);
 			goto done;
@@ -355,7 +347,7 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 		if (strncmp(environ[n], "TMPDIR=", 7) != 0)
 			envp[k++] = environ[n];
 	envp[k] = tmpdir;
-	v->boot_t0 = now_mono();
+	v->boot_t0 = mono_now();
 	if ((pid = fork()) < 0) {
 		err_sys(e, "fork");
 		goto bad;
@@ -410,7 +402,7 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 			 (int)pid, e->msg);
 		return 0;
 	}
-	v->resume_s = now_mono() - v->boot_t0;
+	v->resume_s = mono_now() - v->boot_t0;
 	log_info("%s: resumed %s from its memory state in %.2f s (namespace "
 		 "%s, guest %s, pid %d)", v->file, v->service, v->resume_s,
 		 v->tap, QEMU_GUEST_ADDR, (int)pid);
@@ -494,7 +486,7 @@ vm_spawn(struct runner *r, struct vm *v, struct err *e)
 	v->state = VM_STARTING;
 	v->started = time(NULL);
 	v->up_since = 0;
-	v->boot_t0 = now_mono();
+	v->boot_t0 = mono_now();
 	v->boot_deadline = v->boot_t0 + VM_BOOT_TIMEOUT;
 	vm_pidfile(v, pidf);
 	if ((f = fopen(pidf, "w")) != NULL) {
@@ -847,7 +839,7 @@ runner_commit(struct runner *r, const char *name)
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/commit/%s", r->cfg->fed, name);
-	t0 = now_mono();
+	t0 = mono_now();
 	if (fedsnap_open(path, &s, &e) < 0) {
 		runner_refuse(r, name, "%s", e.msg);
 		return;
@@ -966,15 +958,15 @@ runner_commit(struct runner *r, const char *name)
 	}
 	v->leased = true;
 	lease_ifname(&v->lease, v->tap);
-	v->prep_s = now_mono() - t0;
-	t0 = now_mono();
+	v->prep_s = mono_now() - t0;
+	t0 = mono_now();
 	if ((v->qemu ? runner_qemu_net(v, &e) : tap_create(v->tap, &v->lease,
 							   &e)) < 0) {
 		log_error("%s: %s", name, e.msg);
 		vm_release(r, v);
 		goto done;
 	}
-	v->net_s = now_mono() - t0;
+	v->net_s = mono_now() - t0;
 	if (vm_spawn(r, v, &e) < 0) {
 		log_error("%s: %s", name, e.msg);
 		vm_release(r, v);
@@ -1190,7 +1182,7 @@ runner_follow_wait(struct runner *r, const char *id)
 {
 	for (size_t i = 0; i < ARRAY_LEN(r->follow_failed); i++)
 		if (strncmp(r->follow_failed[i].id, id, 64) == 0)
-			return now_mono() < r->follow_failed[i].retry_at;
+			return mono_now() < r->follow_failed[i].retry_at;
 	return false;
 }
 
@@ -1205,7 +1197,7 @@ runner_follow_failed(struct runner *r, const char *id)
 			slot = i;	/* the oldest entry makes room */
 	snprintf(r->follow_failed[slot].id, sizeof(r->follow_failed[slot].id),
 		 "%.64s", id);
-	r->follow_failed[slot].retry_at = now_mono() + RUNNER_FOLLOW_RETRY_S;
+	r->follow_failed[slot].retry_at = mono_now() + RUNNER_FOLLOW_RETRY_S;
 }
 
 /*
@@ -1338,7 +1330,7 @@ runner_vm_up(struct runner *r, size_t i)
 	}
 	v->state = VM_UP;
 	v->up_since = time(NULL);
-	boot = now_mono() - v->boot_t0;
+	boot = mono_now() - v->boot_t0;
 	if (v->qemu)
 		log_info("%s: up: %s (version %" PRId64 ") on host port %u -> "
 			 "guest port %u, %.2f s after the commit (check and "
@@ -1382,7 +1374,7 @@ runner_vm_died(struct runner *r, size_t i, int status)
 	delay = vm_backoff_delay(v->failures);
 	v->state = VM_BACKOFF;
 	v->up_since = 0;
-	v->next_start = now_mono() + delay;
+	v->next_start = mono_now() + delay;
 	log_warn("%s: %s %s %d; restarting in %u s", v->file,
 		 v->qemu ? "QEMU" : "UML",
 		 WIFSIGNALED(status) ? "killed by signal" : "exited with",
@@ -1407,7 +1399,7 @@ runner_reap(struct runner *r)
 static void
 runner_tick(struct runner *r)
 {
-	double now = now_mono();
+	double now = mono_now();
 	struct err e;
 
 	for (size_t i = 0; i < r->nvms; i++) {
@@ -1649,13 +1641,13 @@ runner_run(const struct runner_config *c, struct err *e)
 		struct pollfd p[2 + 2 * RUNNER_MAX_VMS];
 		size_t np = 0, vi[2 * RUNNER_MAX_VMS];
 		int timeout = 1000;
-		double now = now_mono();
+		double now = mono_now();
 
 		if (now >= next_scan)
 			runner_follow(&r);
 		if (dirty || now >= next_scan) {
 			runner_scan(&r);
-			next_scan = now_mono() + RUNNER_RESCAN_S;
+			next_scan = mono_now() + RUNNER_RESCAN_S;
 			dirty = false;
 		}
 		runner_tick(&r);

@@ -1,0 +1,43 @@
+/*
+ * io.c - whole reads and writes (io.h).
+ */
+#include <errno.h>
+#include <unistd.h>
+
+#include "common/io.h"
+
+ssize_t
+pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;		/* end of file */
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+int
+write_full(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = write(fd, (const char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		done += (size_t)n;
+	}
+	return 0;
+}
