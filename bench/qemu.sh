@@ -13,6 +13,7 @@
 # RUNS=N (default 5).  Goal (issue 7): resume under 0.3 s and at least 5x
 # faster than the UML boot.
 source "$(dirname "$0")/../tests/e2e/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 RUNS=${RUNS:-5}
 UML=/usr/bin/linux.uml
@@ -35,22 +36,6 @@ if [ -z "${FED_QEMU_BENCH_NS:-}" ]; then
 fi
 
 mktempdir d
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-first_200() {	# first_200 STATE FILE T0: seconds from T0 to the first 200
-	local state=$1 file=$2 t0=$3 port deadline=$((SECONDS + 120))
-	while [ $SECONDS -lt $deadline ]; do
-		port=$(jq -r ".vms[] | select(.file==\"$file\") | .host_port" \
-			"$state/status.json" 2>/dev/null)
-		if [ -n "$port" ] && [ "$port" != 0 ] &&
-		   curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then
-			echo "$(now) - $t0" | bc
-			return 0
-		fi
-		sleep 0.01
-	done
-	return 1
-}
 start_vmrunner() {	# STATE LOG MNT KEY
 	"$BINDIR/fed-vmrunner" --fed "$3" --state "$1" --authority "$AUTH" \
 		--key "$4" --public-addr 127.0.0.2 --lease-range 10.79.0.0/16 -f \

@@ -12,6 +12,7 @@
 # prints each run and the median.  RUNS=N (default 3) per case.
 # Goal (issue 5): warm under 3 s; UML alone boots in about 2 s here.
 source "$(dirname "$0")/../tests/e2e/lib.sh"
+source "$(dirname "$0")/lib.sh"
 
 RUNS=${RUNS:-3}
 UML=/usr/bin/linux.uml
@@ -31,24 +32,6 @@ if [ -z "${FED_VMRUNNER_NS:-}" ]; then
 fi
 
 mktempdir d
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-# first_200 STATE FILE: seconds from now until FILE's host port answers 200
-first_200() {
-	local state=$1 file=$2 t0=$3 port deadline=$((SECONDS + 120))
-	while [ $SECONDS -lt $deadline ]; do
-		port=$(jq -r ".vms[] | select(.file==\"$file\") | .host_port" \
-			"$state/status.json" 2>/dev/null)
-		if [ -n "$port" ] && [ "$port" != 0 ] &&
-		   curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then
-			echo "$(now) - $t0" | bc
-			return 0
-		fi
-		sleep 0.02
-	done
-	return 1
-}
 
 bash "$ROOT/scripts/mkbase.sh" "$d/base.img" >/dev/null
 cp "$UML" "$d/kernel"

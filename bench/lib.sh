@@ -1,0 +1,23 @@
+# Shared by the benchmarks that time a commit to its first page
+# (bench/vmrunner.sh, bench/qemu.sh); sourced after tests/e2e/lib.sh.
+
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# first_200 STATE FILE T0: seconds from T0 (a now) until the host port the
+# vmrunner with state dir STATE gives commit/FILE answers HTTP 200; polls
+# every 10 ms, gives up after 120 s (returns 1).
+first_200() {
+	local state=$1 file=$2 t0=$3 port deadline=$((SECONDS + 120))
+	while [ $SECONDS -lt $deadline ]; do
+		port=$(jq -r ".vms[] | select(.file==\"$file\") | .host_port" \
+			"$state/status.json" 2>/dev/null)
+		if [ -n "$port" ] && [ "$port" != 0 ] &&
+		   curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then
+			echo "$(now) - $t0" | bc
+			return 0
+		fi
+		sleep 0.01
+	done
+	return 1
+}
