@@ -49,6 +49,7 @@
 #include "common/log.h"
 #include "common/manifest.h"
 #include "common/reqhead.h"
+#include "common/timefmt.h"
 
 #define PROXY_BUF       16384
 #define PROXY_HEAD_MS   10000	/* the whole head must arrive in this */
@@ -81,21 +82,12 @@ struct proxy_conn {
 	double ttfb_s, xfer_s;
 };
 
-static double
-proxy_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Write all of buf to a (non-blocking) socket, waiting up to 10 s. */
 static int
 proxy_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
-	double deadline = proxy_now() + 10;
+	double deadline = mono_now() + 10;
 
 	while (len > 0) {
 		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
@@ -107,7 +99,7 @@ proxy_write_all(int fd, const void *buf, size_t len)
 		}
 		if (n == -1 && errno != EAGAIN && errno != EINTR)
 			return -1;
-		if (proxy_now() > deadline)
+		if (mono_now() > deadline)
 			return -1;
 		struct pollfd pf = { fd, POLLOUT, 0 };
 		poll(&pf, 1, PROXY_TICK_MS);
@@ -146,7 +138,7 @@ proxy_reply(struct proxy_conn *c, int status, const char *reason,
 static int
 proxy_read_head(struct proxy_conn *c)
 {
-	double deadline = proxy_now() + PROXY_HEAD_MS / 1000.0;
+	double deadline = mono_now() + PROXY_HEAD_MS / 1000.0;
 	char *end;
 
 	for (;;) {
@@ -155,7 +147,7 @@ proxy_read_head(struct proxy_conn *c)
 
 		if (c->px->stopping)
 			return -1;
-		if (proxy_now() > deadline) {
+		if (mono_now() > deadline) {
 			proxy_reply(c, 408, "Request Timeout", "fed proxy: the "
 				    "request head did not arrive within %d s",
 				    PROXY_HEAD_MS / 1000);
@@ -387,7 +379,7 @@ static void
 proxy_relay(struct proxy_conn *c)
 {
 	struct proxy_pipe *up, *down;	/* client->peer, peer->client */
-	double start = proxy_now(), first = 0, last = start;
+	double start = mono_now(), first = 0, last = start;
 	int fds[2] = { c->cfd, c->ufd };
 
 	up = calloc(1, sizeof(*up));
@@ -414,11 +406,11 @@ proxy_relay(struct proxy_conn *c)
 		if (n == -1 && errno != EINTR)
 			break;
 		if (n <= 0) {
-			if ((proxy_now() - last) * 1000 > CLIENT_PROXY_IDLE_MS)
+			if ((mono_now() - last) * 1000 > CLIENT_PROXY_IDLE_MS)
 				break;
 			continue;
 		}
-		last = proxy_now();
+		last = mono_now();
 		for (i = 0; i < 2; i++) {
 			ssize_t r;
 

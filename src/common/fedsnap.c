@@ -266,7 +266,7 @@ fedsnap_copy(int in, int out, uint64_t len, struct err *e)
 					"bytes its index says",
 					(unsigned long long)len);
 		}
-		if (write(out, buf, (size_t)n) != n) {
+		if (write_full(out, buf, (size_t)n) < 0) {
 			free(buf);
 			return err_sys(e, "write payload");
 		}

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/hex.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "fedfs/store.h"
 
@@ -376,7 +377,6 @@ store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
 	char tmp[600], path[512], hex[2 * SHA256_LEN + 1];
 	struct store_entry *x;
 	uint64_t seq;
-	ssize_t n;
 	int fd;
 
 	sha256(buf, len, got);
@@ -395,18 +395,11 @@ store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return err_sys(e, "store %s", tmp);
-	for (size_t done = 0; done < len; done += (size_t)n) {
-		n = write(fd, (const char *)buf + done, len - done);
-		if (n < 0 && errno == EINTR) {
-			n = 0;
-			continue;
-		}
-		if (n <= 0) {
-			err_sys(e, "store %s", tmp);
-			close(fd);
-			unlink(tmp);
-			return -1;
-		}
+	if (write_full(fd, buf, len) < 0) {
+		err_sys(e, "store %s", tmp);
+		close(fd);
+		unlink(tmp);
+		return -1;
 	}
 	if (fsync(fd) < 0 || close(fd) < 0) {
 		err_sys(e, "store %s", tmp);
