@@ -628,7 +628,7 @@ vm_probe_start(struct vm *v, double now)
 	return false;
 }
 
-/* The probe's socket polled ready: did it connect? */
+/* Has the probe's connect finished, and did it connect? */
 static bool
 vm_probe_done(struct vm *v)
 {
@@ -814,12 +814,6 @@ runner_find_service_owner(struct runner *r, const char *service)
 	return NULL;
 }
 
-/*
- * A new file in commit/: check it, unpack it, lease, tap, boot.  A file
- * that fails a check is refused for good (one log line); one that fails
- * for a passing reason (the authority unreachable) is tried again at the
- * next scan.
- */
 /* Does STATE/vms/<hex> hold a complete unpacked copy (disk, memory state
  * and the marker written after both) of QEMU snapshot hex? */
 static bool
@@ -838,6 +832,12 @@ runner_unpacked_kept(struct runner *r, const char *hex)
 	return true;
 }
 
+/*
+ * A new file in commit/: check it, unpack it, lease, tap, boot.  A file
+ * that fails a check is refused for good (one log line); one that fails
+ * for a passing reason (the authority unreachable) is tried again at the
+ * next scan.
+ */
 static void
 runner_commit(struct runner *r, const char *name)
 {
@@ -1386,6 +1386,7 @@ runner_vm_died(struct runner *r, size_t i, int status)
 	 * COW file locked (the next boot gets EAGAIN): end the whole group */
 	vm_kill_group(v->pid);
 	v->pid = 0;
+	vm_probe_stop(v);	/* else its dead socket keeps poll awake */
 	vm_drain_console(v);
 	if (v->con_fd >= 0) {
 		close(v->con_fd);
