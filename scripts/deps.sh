@@ -21,6 +21,8 @@ packages=(
 	qemu-system-x86 cpio
 	# checks and benchmarks
 	cppcheck wrk bc
+	# bench/fedsnap.sh: SHA-256 with the CPU's SHA extensions, as libgcrypt uses
+	openssl
 	# bench/netmap.sh: userland relay and throughput baselines
 	socat iperf3
 )
