@@ -1,6 +1,6 @@
 /*
- * io.h - whole reads and writes: the loops around pread(2) and write(2)
- * that retry EINTR and short transfers, written once.
+ * io.h - whole reads and writes: the loops around pread(2), write(2) and
+ * pwrite(2) that retry EINTR and short transfers, written once.
  */
 #ifndef FED_IO_H
 #define FED_IO_H
@@ -15,5 +15,8 @@ ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off);
 
 /* Write all len bytes of buf to fd.  Returns 0, or -1 (errno set). */
 int write_full(int fd, const void *buf, size_t len);
+
+/* Write all len bytes of buf to fd at off.  Returns 0, or -1. */
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
 #endif

@@ -92,6 +92,12 @@ struct node {
 	bool ingested;
 	int ingest_rc;
 	uint64_t written;
+	/* so far an exact copy of [0, copy_end) of copy_of (copied with
+	 * copy_file_range from fedfs itself, as cp does): ingest need not
+	 * hash again bytes that came from the store */
+	struct fobj *copy_of;
+	uint64_t copy_end;
+	bool copy_broken;		/* written some other way too */
 };
 
 struct fedfs {

@@ -28,6 +28,7 @@
 #include <fuse_lowlevel.h>
 
 #include "common/hex.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "fedfs/fedfs.h"
 #include "fedfs/fs.h"
@@ -761,8 +762,138 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	pthread_rwlock_wrlock(&fs->lock);
 	if ((uint64_t)off + (uint64_t)done > n->written)
 		n->written = (uint64_t)off + (uint64_t)done;
+	n->copy_broken = true;
 	pthread_rwlock_unlock(&fs->lock);
 	fuse_reply_write(req, (size_t)done);
+}
+
+/* Copy n bytes from in at *in_off to out at *out_off: in the kernel when
+ * it can (both on the same local filesystem), else through a buffer. */
+static int
+fs_copy_fd(int in, off_t *in_off, int out, off_t *out_off, size_t n)
+{
+	char buf[64 << 10];
+
+	while (n > 0) {
+		ssize_t k = copy_file_range(in, in_off, out, out_off, n, 0);
+
+		if (k < 0 && (errno == EXDEV || errno == EINVAL ||
+			      errno == EOPNOTSUPP || errno == ENOSYS)) {
+			k = pread(in, buf, n < sizeof(buf) ? n : sizeof(buf),
+				  *in_off);
+			if (k > 0 && pwrite_full(out, buf, (size_t)k,
+						 *out_off) < 0)
+				return -1;
+			if (k > 0) {
+				*in_off += k;
+				*out_off += k;
+			}
+		}
+		if (k < 0)
+			return -1;
+		if (k == 0) {
+			errno = EIO;	/* a chunk file shorter than its entry */
+			return -1;
+		}
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/*
+ * copy_file_range from an object of fedfs into a file being copied into
+ * publish/ or commit/: what cp does for `cp deltas/X.fedsnap commit/`.
+ * The bytes go from the chunk files to the incoming file in the kernel,
+ * not through two FUSE round trips each, and the node remembers whether
+ * it is, so far, an exact copy of the object from its first byte: then
+ * ingest need not hash bytes the store already holds verified.  Anything
+ * else is left to the kernel's own copy (EOPNOTSUPP: read, then write).
+ */
+static void
+fs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+		   struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+		   off_t off_out, struct fuse_file_info *fi_out, size_t len,
+		   int flags)
+{
+	struct fedfs *fs = fs_data(req);
+	const struct chunk_index *ix;
+	uint64_t pos, end, done = 0;
+	struct fobj *o = NULL;
+	struct node *n, *src;
+	off_t out = off_out;
+	struct err e;
+	int fd, err = 0;
+
+	(void)fi_in;
+	(void)fi_out;
+	pthread_rwlock_rdlock(&fs->lock);
+	src = node_get(fs, ino_in);
+	if (src != NULL && (src->type == NODE_OBJ || src->type == NODE_COMMIT))
+		o = src->obj;
+	pthread_rwlock_unlock(&fs->lock);
+	fd = fs_incoming_fd(fs, ino_out, &n);
+	if (o == NULL || fd < 0 || flags != 0 || off_in < 0 || off_out < 0) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if ((uint64_t)off_out + len > FS_INCOMING_MAX) {
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
+	ix = &o->index;
+	pos = (uint64_t)off_in;
+	end = pos + len < o->size ? pos + len : o->size;
+	if (pos < end && pos < o->header_len) {
+		size_t k = (end < o->header_len ? end : o->header_len) - pos;
+
+		if (pwrite_full(fd, o->header + pos, k, out) < 0)
+			err = errno;
+		else {
+			out += (off_t)k;
+			pos += k;
+		}
+	}
+	while (pos < end && err == 0) {
+		uint64_t p = pos - o->header_len;
+		uint32_t c = (uint32_t)(p / ix->chunk_size);
+		off_t within = (off_t)(p % ix->chunk_size);
+		uint64_t k = chunkidx_chunk_len(ix, c) - (uint64_t)within;
+		int cfd = -1;
+
+		if (k > end - pos)
+			k = end - pos;
+		for (int attempt = 0; attempt < 2 && cfd < 0; attempt++) {
+			if (fetcher_get(fs->fetcher, &o->fo, c, 0, &e) < 0)
+				break;
+			/* evicted in between: fetch again, once */
+			cfd = store_open_chunk(fs->store, ix->chunks[c], NULL);
+		}
+		if (cfd < 0) {
+			err = EIO;
+			break;
+		}
+		if (fs_copy_fd(cfd, &within, fd, &out, (size_t)k) < 0)
+			err = errno;
+		else
+			pos += k;
+		close(cfd);
+	}
+	done = pos - (uint64_t)off_in;
+	pthread_rwlock_wrlock(&fs->lock);
+	if ((uint64_t)off_out + done > n->written)
+		n->written = (uint64_t)off_out + done;
+	if (n->copy_of == NULL && !n->copy_broken && off_out == 0)
+		n->copy_of = o;
+	if (n->copy_of == o && off_in == off_out &&
+	    (uint64_t)off_out == n->copy_end)
+		n->copy_end += done;
+	else
+		n->copy_broken = true;
+	pthread_rwlock_unlock(&fs->lock);
+	if (done == 0 && err != 0)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_write(req, (size_t)done);
 }
 
 static void
@@ -821,6 +952,8 @@ fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		}
 		pthread_rwlock_wrlock(&fs->lock);
 		n->written = (uint64_t)attr->st_size;
+		if (n->written != 0 || n->copy_end != 0)
+			n->copy_broken = true;
 		pthread_rwlock_unlock(&fs->lock);
 	}
 	pthread_rwlock_rdlock(&fs->lock);
@@ -904,6 +1037,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.release = fs_release,
 	.create = fs_create,
 	.write = fs_write,
+	.copy_file_range = fs_copy_file_range,
 	.flush = fs_flush,
 	.unlink = fs_unlink,
 	.statfs = fs_statfs,

@@ -11,6 +11,8 @@ source "$(dirname "$0")/lib.sh"
 mktempdir d
 UML=/usr/bin/linux.uml
 MiB=1048576
+COPYRANGE=$ROOT/${BUILD:-build}/tests/tools/copyrange
+fails() { ! "$@"; }
 
 start_authority "$d/auth" --publish-allowance 10 || { not_ok "the authority starts"; exit 1; }
 bash "$ROOT/scripts/mkbase.sh" "$d/base.img" >/dev/null
@@ -153,6 +155,22 @@ check ".status counts the refusals" \
 check "peer a commits to the snapshot from deltas/" \
 	cp "$MNT_a/deltas/$id.fedsnap" "$MNT_a/commit/web.fedsnap"
 check "commit/ lists it" test -f "$MNT_a/commit/web.fedsnap"
+check "cp from deltas/ went through copy_file_range: not hashed again" \
+	grep -q "web.fedsnap: .*copied from fedfs's own verified chunks" "$d/a.state/fedfs.log"
+# a copy taken from fedfs is trusted without hashing only when every byte
+# came from the object, in order
+check "a copy from deltas/ with a payload byte changed after it is refused" \
+	fails "$COPYRANGE" "$MNT_b/deltas/$id.fedsnap" "$MNT_b/commit/poked.fedsnap" \
+	--poke $((hlen + 5000))
+check "and the log says which chunk was wrong" \
+	grep -q 'commit/poked.fedsnap refused: .*chunk 0' "$d/b.state/fedfs.log"
+check "a copy from deltas/ made out of order is checked in full, and taken" \
+	"$COPYRANGE" "$MNT_b/deltas/$id.fedsnap" "$MNT_b/commit/split.fedsnap" \
+	--split $((hlen + 100))
+check "and holds the right bytes" cmp "$MNT_b/commit/split.fedsnap" "$d/web.fedsnap"
+check "and its log line does not claim a copy" \
+	sh -c "grep 'split.fedsnap: ' '$d/b.state/fedfs.log' | grep -vq 'not hashed again'"
+rm "$MNT_b/commit/split.fedsnap"
 kill "$PID_a"
 wait_for 10 sh -c "! grep -q ' $MNT_a ' /proc/mounts"
 start_fedfs a 127.0.0.2 "$d"

@@ -43,6 +43,25 @@ Test(io, write_then_read_back_whole)
 	free(got);
 }
 
+Test(io, pwrite_places_bytes_at_offsets_in_any_order)
+{
+	uint8_t *want = pattern(BIG), *got = malloc(BIG);
+	FILE *f = tmpfile();
+
+	cr_assert(f != NULL && got != NULL);
+	/* second half first: the file grows past a hole, then fills it */
+	cr_assert_eq(pwrite_full(fileno(f), want + BIG / 2, BIG / 2, BIG / 2), 0);
+	cr_assert_eq(pwrite_full(fileno(f), want, BIG / 2, 0), 0);
+	cr_assert_eq(pread_full(fileno(f), got, BIG, 0), (ssize_t)BIG);
+	cr_assert(memcmp(want, got, BIG) == 0);
+	errno = 0;
+	cr_assert_eq(pwrite_full(-1, want, 1, 0), -1);
+	cr_assert_eq(errno, EBADF);
+	fclose(f);
+	free(want);
+	free(got);
+}
+
 Test(io, read_is_short_only_at_end_of_file)
 {
 	uint8_t buf[100];
