@@ -11,10 +11,12 @@
  *           namespace of this process's own with the tap every peer gives
  *           the machine, until the guest port accepts
  *   save    over QMP: stop, migrate to a file descriptor we pass (the
- *           memory state), quit; QEMU has flushed the disk by then
- *   pack    raw image against the base + memory state, in one chunked
- *           zlib stream ("fedqemu1+zlib"); the manifest records QEMU's
- *           version, machine type, memory, command line and state size
+ *           device state; the memory is a file QEMU maps shared, left out
+ *           of the stream), quit; QEMU has flushed the disk by then
+ *   pack    raw image against the base + device state + memory, in one
+ *           chunked zlib stream ("fedqemu2+zlib"); the manifest records
+ *           QEMU's version, machine type, memory, command line and state
+ *           size
  *
  * Needs root (a network namespace and a tap).  QEMU runs in its own
  * session and its process group is killed at the end whatever happened.
@@ -68,7 +70,7 @@ running_cow_to_raw(const char *cow, const char *base, const char *raw,
 	}
 	if (delta_pack(cow_fd, base_fd, fd, CHUNK_SIZE_DEFAULT, &ix, &st, e) < 0)
 		goto done;
-	rc = delta_unpack_raw(fd, 0, &ix, base, raw, NULL, 0, NULL, e);
+	rc = delta_unpack_raw(fd, 0, &ix, base, raw, NULL, NULL, e);
 	chunkidx_free(&ix);
 done:
 	if (fd >= 0)
@@ -127,14 +129,20 @@ running_drain(int fd, char *log, size_t *len)
 	}
 }
 
-/* Save the running machine's memory into state_fd over QMP. */
+/* Save the running machine into state_fd over QMP: its device state;
+ * its memory is already the file QEMU maps shared (x-ignore-shared leaves
+ * it out of the stream), whole once QEMU has stopped. */
 static int
 running_save(struct qmp *q, int state_fd, struct err *e)
 {
 	double deadline = mono_now() + 120;
 	json_t *ret = NULL;
 
-	if (qmp_call(q, "stop", NULL, -1, NULL, QMP_TIMEOUT, e) < 0 ||
+	if (qmp_call(q, "migrate-set-capabilities", json_pack(
+		     "{s:[{s:s,s:b}]}", "capabilities", "capability",
+		     "x-ignore-shared", "state", 1), -1, NULL, QMP_TIMEOUT,
+		     e) < 0 ||
+	    qmp_call(q, "stop", NULL, -1, NULL, QMP_TIMEOUT, e) < 0 ||
 	    qmp_call(q, "getfd", json_pack("{s:s}", "fdname", "state"),
 		     state_fd, NULL, QMP_TIMEOUT, e) < 0 ||
 	    qmp_call(q, "migrate", json_pack("{s:s}", "uri", "fd:state"), -1,
@@ -266,12 +274,12 @@ running_print(const char *out, const struct manifest *m,
 	      const struct delta_stats *st, const uint8_t id[SHA256_LEN],
 	      bool json)
 {
-	char idhex[2 * SHA256_LEN + 1], b1[32], b2[32], b3[32];
+	char idhex[2 * SHA256_LEN + 1], b1[32], b2[32], b3[32], b4[32];
 
 	hex_encode(id, SHA256_LEN, idhex);
 	if (json) {
 		json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:s,s:s,"
-				      "s:I}", "id", idhex, "file", out,
+				      "s:I,s:I}", "id", idhex, "file", out,
 				      "version", (json_int_t)m->version,
 				      "image_size", (json_int_t)st->image_size,
 				      "changed_bytes",
@@ -280,7 +288,8 @@ running_print(const char *out, const struct manifest *m,
 				      (json_int_t)st->payload_bytes,
 				      "extents", (int)st->extents,
 				      "name", m->name, "machine", "qemu",
-				      "state_bytes", (json_int_t)st->state_bytes);
+				      "state_bytes", (json_int_t)st->state_bytes,
+				      "ram_bytes", (json_int_t)st->ram_bytes);
 
 		json_dumpf(j, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		putchar('\n');
@@ -288,11 +297,12 @@ running_print(const char *out, const struct manifest *m,
 		return;
 	}
 	printf("%s: %s:%u version %" PRId64 ", running-state snapshot: %s "
-	       "payload (disk: %u extents, %s changed; memory state %s) "
-	       "for QEMU %s %s\nid %s\n", out, m->host, m->port, m->version,
-	       cli_bytes(st->payload_bytes, b1), st->extents,
+	       "payload (disk: %u extents, %s changed; device state %s; "
+	       "memory %s) for QEMU %s %s\nid %s\n", out, m->host, m->port,
+	       m->version, cli_bytes(st->payload_bytes, b1), st->extents,
 	       cli_bytes(st->changed_bytes, b2), cli_bytes(st->state_bytes, b3),
-	       m->qemu.version, m->qemu.machine, idhex);
+	       cli_bytes(st->ram_bytes, b4), m->qemu.version, m->qemu.machine,
+	       idhex);
 }
 
 int
@@ -300,8 +310,9 @@ create_running(const struct create_running *a, struct manifest *m,
 	       char **log)
 {
 	char raw[PATH_MAX], kern[PATH_MAX], initrd[PATH_MAX], state[PATH_MAX],
-	     payload[PATH_MAX], version[QEMU_VERSION_MAX],
+	     ram[PATH_MAX], payload[PATH_MAX], version[QEMU_VERSION_MAX],
 	     machine[QEMU_VERSION_MAX];
+	struct qemu_paths paths = { kern, initrd, raw, ram, true };
 	static const char *const extra[] = {
 		"-chardev", "socket,id=qmp,fd=3", "-mon",
 		"chardev=qmp,mode=control", NULL };
@@ -309,9 +320,11 @@ create_running(const struct create_running *a, struct manifest *m,
 	uint8_t id[SHA256_LEN];
 	struct delta_stats st;
 	struct err e;
-	int state_fd = -1, raw_fd = -1, base_fd = -1, out_fd = -1, rc = 1;
+	int state_fd = -1, ram_fd = -1, raw_fd = -1, base_fd = -1, out_fd = -1;
+	int rc = 1;
 
 	snprintf(raw, sizeof(raw), "%s/disk.raw", a->tmpdir);
+	snprintf(ram, sizeof(ram), "%s/ram.img", a->tmpdir);
 	snprintf(kern, sizeof(kern), "%s/vmlinuz", a->tmpdir);
 	snprintf(initrd, sizeof(initrd), "%s/initrd", a->tmpdir);
 	snprintf(state, sizeof(state), "%s/state.bin", a->tmpdir);
@@ -324,12 +337,12 @@ create_running(const struct create_running *a, struct manifest *m,
 	}
 	qemu_machine_for(version, machine);
 	snprintf(m->machine, sizeof(m->machine), "qemu");
-	snprintf(m->format, sizeof(m->format), "%s", DELTA_FORMAT_FEDQEMU1);
+	snprintf(m->format, sizeof(m->format), "%s", DELTA_FORMAT_FEDQEMU2);
 	snprintf(m->qemu.version, sizeof(m->qemu.version), "%s", version);
 	snprintf(m->qemu.machine, sizeof(m->qemu.machine), "%s", machine);
 	m->qemu.mem_mb = a->mem_mb;
 	if ((m->qemu.args = qemu_args(machine, a->mem_mb)) == NULL ||
-	    (argv = qemu_argv(m->qemu.args, kern, initrd, raw, extra)) == NULL) {
+	    (argv = qemu_argv(m->qemu.args, &paths, extra)) == NULL) {
 		cli_fail("cannot build the QEMU command line (a comma in %s?)",
 			 a->tmpdir);
 		goto done;
@@ -354,16 +367,22 @@ create_running(const struct create_running *a, struct manifest *m,
 		goto done;
 	}
 	raw_fd = open(raw, O_RDONLY | O_CLOEXEC);
+	ram_fd = open(ram, O_RDONLY | O_CLOEXEC);
 	base_fd = open(a->base, O_RDONLY | O_CLOEXEC);
 	out_fd = open(payload, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (raw_fd < 0 || base_fd < 0 || out_fd < 0 ||
+	if (raw_fd < 0 || ram_fd < 0 || base_fd < 0 || out_fd < 0 ||
 	    lseek(state_fd, 0, SEEK_SET) < 0) {
 		cli_fail("pack: %m");
 		goto done;
 	}
-	if (delta_pack_raw(raw_fd, base_fd, state_fd, out_fd, a->chunk_size,
-			   &m->delta, &st, &e) < 0) {
+	if (delta_pack_raw(raw_fd, base_fd, state_fd, ram_fd, out_fd,
+			   a->chunk_size, &m->delta, &st, &e) < 0) {
 		cli_fail("pack: %s", e.msg);
+		goto done;
+	}
+	if (st.ram_bytes != (uint64_t)a->mem_mb << 20) {
+		cli_fail("pack: the machine's memory file has %llu bytes, not "
+			 "%u MiB", (unsigned long long)st.ram_bytes, a->mem_mb);
 		goto done;
 	}
 	m->qemu.state_size = st.state_bytes;
@@ -377,6 +396,8 @@ done:
 	qemu_argv_free(argv);
 	if (state_fd >= 0)
 		close(state_fd);
+	if (ram_fd >= 0)
+		close(ram_fd);
 	if (raw_fd >= 0)
 		close(raw_fd);
 	if (base_fd >= 0)

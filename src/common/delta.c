@@ -439,8 +439,28 @@ bad:
 
 /* --- pack: a raw image and a memory state ------------------------------ */
 
+/* Append what fd holds, from where it is to its end, to the stream;
+ * *count gets the bytes. */
+static int
+delta_packer_append(struct delta_packer *p, int fd, uint8_t *buf,
+		    uint64_t *count, const char *what, struct err *e)
+{
+	ssize_t n;
+
+	while (fd >= 0 && (n = read(fd, buf, DELTA_IO_BUF)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return err_sys(e, "read %s", what);
+		if (delta_out_write(&p->o, buf, (size_t)n, Z_NO_FLUSH, e) < 0)
+			return -1;
+		*count += (uint64_t)n;
+	}
+	return 0;
+}
+
 int
-delta_pack_raw(int raw_fd, int base_fd, int state_fd, int out_fd,
+delta_pack_raw(int raw_fd, int base_fd, int state_fd, int ram_fd, int out_fd,
 	       uint32_t chunk_size, struct chunk_index *ix,
 	       struct delta_stats *st, struct err *e)
 {
@@ -449,7 +469,6 @@ delta_pack_raw(int raw_fd, int base_fd, int state_fd, int out_fd,
 	const uint64_t run = (uint64_t)DELTA_RUN_BLOCKS * DELTA_BLOCK_SECTORS;
 	uint64_t sectors;
 	struct stat rst, bst;
-	ssize_t n;
 	int rc = -1;
 
 	if (delta_packer_init(&p, ix, st, chunk_size, e) < 0)
@@ -478,20 +497,13 @@ delta_pack_raw(int raw_fd, int base_fd, int state_fd, int out_fd,
 		    delta_packer_keep(&p, s, count, st, e) < 0)
 			goto bad;
 	}
-	/* the memory state follows the end record, in the same stream */
-	if (delta_packer_end(&p, st, Z_NO_FLUSH, e) < 0)
+	/* the machine follows the end record, in the same stream */
+	if (delta_packer_end(&p, st, Z_NO_FLUSH, e) < 0 ||
+	    delta_packer_append(&p, state_fd, sbuf, &st->state_bytes,
+				"device state", e) < 0 ||
+	    delta_packer_append(&p, ram_fd, sbuf, &st->ram_bytes, "memory",
+				e) < 0)
 		goto bad;
-	while (state_fd >= 0 && (n = read(state_fd, sbuf, DELTA_IO_BUF)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_sys(e, "read memory state");
-			goto bad;
-		}
-		if (delta_out_write(&p.o, sbuf, (size_t)n, Z_NO_FLUSH, e) < 0)
-			goto bad;
-		st->state_bytes += (uint64_t)n;
-	}
 	if (delta_out_write(&p.o, NULL, 0, Z_FINISH, e) < 0 ||
 	    delta_out_finish(&p.o, e) < 0)
 		goto bad;
@@ -517,9 +529,59 @@ struct delta_in {
 	uint64_t data_left;		/* bytes of the current extent */
 	uint64_t write_at;		/* file offset for them */
 	struct delta_stats *st;
-	int state_fd;			/* fedqemu1: memory state out; -1 */
+	int state_fd;			/* fedqemu2: device state out; -1 */
 	uint64_t state_left;		/* its bytes still expected */
+	int ram_fd;			/* fedqemu2: memory out; -1 */
+	uint64_t ram_left, ram_at;	/* bytes still expected, offset */
 };
+
+/* Are the n bytes at p all zero? */
+static bool
+delta_is_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Bytes after the end record: device state, then memory.  The memory
+ * file is new and sized at the end, so zeros are simply not written. */
+static int
+delta_in_machine(struct delta_in *in, const uint8_t *p, size_t n,
+		 struct err *e)
+{
+	if (in->state_fd < 0 && in->ram_fd < 0)
+		return err_set(e, "delta: data after the end record");
+	if (n > in->state_left + in->ram_left)
+		return err_set(e, "delta: the saved machine is longer than the "
+			       "%llu bytes recorded", (unsigned long long)
+			       (in->st->state_bytes + in->st->ram_bytes +
+				in->state_left + in->ram_left));
+	if (in->state_left > 0) {
+		size_t take = n < in->state_left ? n : (size_t)in->state_left;
+
+		if (write_full(in->state_fd, p, take) < 0)
+			return err_sys(e, "write device state");
+		in->state_left -= take;
+		in->st->state_bytes += take;
+		p += take;
+		n -= take;
+	}
+	while (n > 0) {
+		/* one 4 KiB page of the file at a time */
+		size_t take = DELTA_BLOCK - (size_t)(in->ram_at % DELTA_BLOCK);
+
+		if (take > n)
+			take = n;
+		if (!delta_is_zero(p, take) &&
+		    pwrite_full(in->ram_fd, p, take, in->ram_at) < 0)
+			return err_sys(e, "write memory");
+		in->ram_at += take;
+		in->ram_left -= take;
+		in->st->ram_bytes += take;
+		p += take;
+		n -= take;
+	}
+	return 0;
+}
 
 static int
 delta_in_record(struct delta_in *in, struct err *e)
@@ -611,20 +673,8 @@ delta_in_consume(struct delta_in *in, const uint8_t *p, size_t n,
 				in->state = DS_RECORD;
 			break;
 		case DS_END:
-			if (in->state_fd < 0)
-				return err_set(e, "delta: data after the end "
-					       "record");
-			if (n > in->state_left)
-				return err_set(e, "delta: memory state longer "
-					       "than the %llu bytes recorded",
-					       (unsigned long long)
-					       in->st->state_bytes +
-					       in->state_left);
-			if (write_full(in->state_fd, p, n) < 0)
-				return err_sys(e, "write memory state");
-			in->state_left -= n;
-			in->st->state_bytes += n;
-			p += n;
+			if (delta_in_machine(in, p, n, e) < 0)
+				return -1;
 			n = 0;
 			break;
 		}
@@ -737,66 +787,112 @@ bad:
 	return rc;
 }
 
+/* A file an unpacker writes: at a temporary name beside path until it is
+ * complete, then fsynced and renamed. */
+struct delta_file {
+	const char *path;		/* NULL: not wanted */
+	char *tmp;
+	int fd;
+};
+
+static int
+delta_file_open(struct delta_file *f, const char *path, struct err *e)
+{
+	f->path = path;
+	f->tmp = NULL;
+	f->fd = -1;
+	if (path == NULL)
+		return 0;
+	if (asprintf(&f->tmp, "%s.tmp.XXXXXX", path) < 0) {
+		f->tmp = NULL;
+		return err_sys(e, "unpack");
+	}
+	if ((f->fd = mkstemp(f->tmp)) < 0 || fchmod(f->fd, 0644) < 0)
+		return err_sys(e, "create %s", f->tmp);
+	return 0;
+}
+
+/* fsync, close and rename into place.  Returns 0/-1. */
+static int
+delta_file_commit(struct delta_file *f, struct err *e)
+{
+	int rc;
+
+	if (f->path == NULL)
+		return 0;
+	rc = fsync(f->fd);
+	if (close(f->fd) < 0)
+		rc = -1;
+	f->fd = -1;
+	if (rc < 0)
+		return err_sys(e, "write %s", f->tmp);
+	if (rename(f->tmp, f->path) < 0)
+		return err_sys(e, "rename to %s", f->path);
+	free(f->tmp);
+	f->tmp = NULL;
+	return 0;
+}
+
+/* Drop what is left of an uncommitted file. */
+static void
+delta_file_abort(struct delta_file *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+	if (f->tmp != NULL) {
+		unlink(f->tmp);
+		free(f->tmp);
+		f->tmp = NULL;
+	}
+}
+
 /*
  * Both unpackers: into a UML COW file (raw false) or a raw image (raw true,
- * a sparse copy of the base with the extents written over it); with
- * state_path, the stream must carry exactly state_size bytes of memory
- * state after its end record, written to state_path.
+ * a sparse copy of the base with the extents written over it); with m,
+ * the stream must carry exactly the machine m describes after its end
+ * record.
  */
 static int
 delta_unpack_to(int payload_fd, uint64_t off, const struct chunk_index *ix,
 		const char *base_path, const char *cow_path, bool raw,
-		const char *state_path, uint64_t state_size,
-		struct delta_stats *st, struct err *e)
+		const struct delta_machine *m, struct delta_stats *st,
+		struct err *e)
 {
+	static const struct delta_machine none;
+	struct delta_file img = { NULL, NULL, -1 }, state = img, ram = img;
 	struct delta_in in;
 	struct delta_stats local;
 	z_stream z;
 	uint8_t *chunk = NULL, *out = NULL;
-	char *tmp = NULL, *state_tmp = NULL;
 	bool z_ready = false, z_ended = false;
 	int rc = -1;
 
 	if (st == NULL)
 		st = &local;
+	if (m == NULL)
+		m = &none;
 	memset(st, 0, sizeof(*st));
 	memset(&in, 0, sizeof(in));
 	memset(&z, 0, sizeof(z));
-	in.cow_fd = -1;
-	in.state_fd = -1;
 	in.st = st;
 	if (cow_header_for_base(base_path, &in.h, e) < 0)
 		return -1;
 	st->image_size = in.h.size;
-	if (asprintf(&tmp, "%s.tmp.XXXXXX", cow_path) < 0) {
-		tmp = NULL;
-		return err_sys(e, "unpack");
-	}
-	if ((in.cow_fd = mkstemp(tmp)) < 0) {
-		err_sys(e, "create %s", tmp);
+	if (delta_file_open(&img, cow_path, e) < 0 ||
+	    delta_file_open(&state, m->state_path, e) < 0 ||
+	    delta_file_open(&ram, m->ram_path, e) < 0)
 		goto bad;
-	}
-	if (state_path != NULL) {
-		if (asprintf(&state_tmp, "%s.tmp.XXXXXX", state_path) < 0) {
-			state_tmp = NULL;
-			err_sys(e, "unpack");
-			goto bad;
-		}
-		if ((in.state_fd = mkstemp(state_tmp)) < 0) {
-			err_sys(e, "create %s", state_tmp);
-			free(state_tmp);
-			state_tmp = NULL;
-			goto bad;
-		}
-		in.state_left = state_size;
-	}
+	in.cow_fd = img.fd;
+	in.state_fd = state.fd;
+	in.state_left = state.fd >= 0 ? m->state_size : 0;
+	in.ram_fd = ram.fd;
+	in.ram_left = ram.fd >= 0 ? m->ram_size : 0;
 	if (raw) {
 		in.h.data_offset = 0;
-		if (fchmod(in.cow_fd, 0644) < 0 ||
-		    delta_copy_base(base_path, in.cow_fd, in.h.size, e) < 0)
+		if (delta_copy_base(base_path, in.cow_fd, in.h.size, e) < 0)
 			goto bad;
-	} else if (fchmod(in.cow_fd, 0644) < 0 ||
-		   cow_write_header(in.cow_fd, &in.h, e) < 0 ||
+	} else if (cow_write_header(in.cow_fd, &in.h, e) < 0 ||
 		   (in.bitmap = calloc(1, in.h.bitmap_len)) == NULL) {
 		err_sys(e, "unpack");
 		goto bad;
@@ -880,10 +976,11 @@ delta_unpack_to(int payload_fd, uint64_t off, const struct chunk_index *ix,
 		err_set(e, "delta: stream ends before its end record");
 		goto bad;
 	}
-	if (in.state_fd >= 0 && in.state_left > 0) {
-		err_set(e, "delta: memory state is %llu bytes short of the "
-			"%llu recorded", (unsigned long long)in.state_left,
-			(unsigned long long)state_size);
+	if (in.state_left + in.ram_left > 0) {
+		err_set(e, "delta: the saved machine is %llu bytes short of the "
+			"%llu recorded", (unsigned long long)(in.state_left +
+			in.ram_left), (unsigned long long)(m->state_size +
+			m->ram_size));
 		goto bad;
 	}
 	if (!raw) {
@@ -892,56 +989,26 @@ delta_unpack_to(int payload_fd, uint64_t off, const struct chunk_index *ix,
 		if (pwrite(in.cow_fd, in.bitmap, in.h.bitmap_len,
 			   (off_t)in.h.bitmap_offset) !=
 		    (ssize_t)in.h.bitmap_len) {
-			err_sys(e, "write %s", tmp);
+			err_sys(e, "write %s", img.tmp);
 			goto bad;
 		}
 	}
-	if (fsync(in.cow_fd) < 0 ||
-	    (in.state_fd >= 0 && fsync(in.state_fd) < 0)) {
-		err_sys(e, "write %s", tmp);
+	if (ram.fd >= 0 && ftruncate(ram.fd, (off_t)m->ram_size) < 0) {
+		err_sys(e, "size %s", ram.tmp);
 		goto bad;
 	}
-	if (in.state_fd >= 0) {
-		if (close(in.state_fd) < 0) {
-			in.state_fd = -1;
-			err_sys(e, "write %s", state_tmp);
-			goto bad;
-		}
-		in.state_fd = -1;
-		if (chmod(state_tmp, 0644) < 0 ||
-		    rename(state_tmp, state_path) < 0) {
-			err_sys(e, "rename to %s", state_path);
-			goto bad;
-		}
-		free(state_tmp);
-		state_tmp = NULL;
-	}
-	if (close(in.cow_fd) < 0) {
-		in.cow_fd = -1;
-		err_sys(e, "write %s", tmp);
+	/* the image last: its presence says the machine is all there */
+	if (delta_file_commit(&state, e) < 0 || delta_file_commit(&ram, e) < 0 ||
+	    delta_file_commit(&img, e) < 0)
 		goto bad;
-	}
-	in.cow_fd = -1;
-	if (rename(tmp, cow_path) < 0) {
-		err_sys(e, "rename to %s", cow_path);
-		goto bad;
-	}
 	delta_fsync_dir(cow_path);
 	rc = 0;
 bad:
 	if (z_ready)
 		inflateEnd(&z);
-	if (in.cow_fd >= 0)
-		close(in.cow_fd);
-	if (in.state_fd >= 0)
-		close(in.state_fd);
-	if (rc < 0 && tmp != NULL)
-		unlink(tmp);
-	if (state_tmp != NULL) {
-		unlink(state_tmp);
-		free(state_tmp);
-	}
-	free(tmp);
+	delta_file_abort(&img);
+	delta_file_abort(&state);
+	delta_file_abort(&ram);
 	free(out);
 	free(chunk);
 	free(in.bitmap);
@@ -954,15 +1021,15 @@ delta_unpack(int payload_fd, uint64_t off, const struct chunk_index *ix,
 	     struct delta_stats *st, struct err *e)
 {
 	return delta_unpack_to(payload_fd, off, ix, base_path, cow_path, false,
-			       NULL, 0, st, e);
+			       NULL, st, e);
 }
 
 int
 delta_unpack_raw(int payload_fd, uint64_t off, const struct chunk_index *ix,
 		 const char *base_path, const char *raw_path,
-		 const char *state_path, uint64_t state_size,
-		 struct delta_stats *st, struct err *e)
+		 const struct delta_machine *m, struct delta_stats *st,
+		 struct err *e)
 {
 	return delta_unpack_to(payload_fd, off, ix, base_path, raw_path, true,
-			       state_path, state_size, st, e);
+			       m, st, e);
 }

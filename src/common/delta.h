@@ -34,7 +34,8 @@ struct delta_stats {
 	uint64_t changed_bytes;		/* bytes of the blocks that differ */
 	uint32_t extents;
 	uint64_t payload_bytes;		/* compressed */
-	uint64_t state_bytes;		/* fedqemu1: memory state, inflated */
+	uint64_t state_bytes;		/* fedqemu2: device state, inflated */
+	uint64_t ram_bytes;		/* fedqemu2: memory, inflated */
 };
 
 /*
@@ -56,27 +57,36 @@ int delta_unpack(int payload_fd, uint64_t off, const struct chunk_index *ix,
 		 struct delta_stats *st, struct err *e);
 
 /*
- * "fedqemu1+zlib" (a QEMU running-state snapshot): the same stream, made
+ * "fedqemu2+zlib" (a QEMU running-state snapshot): the same stream, made
  * from a raw disk image (as large as the base) instead of a COW file, and
- * with the machine's memory state (QEMU's migration stream, read from
- * state_fd to its end; state_fd -1: none) appended after the end record,
- * in the same zlib stream and so in the same verified chunks.
- * st->state_bytes says how many bytes of state were packed.
+ * with the machine saved after the end record, in the same zlib stream and
+ * so in the same verified chunks: its device state (QEMU's migration
+ * stream, read from state_fd to its end) and then its memory (the guest's
+ * RAM file, read from ram_fd to its end; zeros cost next to nothing).
+ * Either fd may be -1: none.  st->state_bytes and st->ram_bytes say how
+ * many bytes of each were packed.
  */
-int delta_pack_raw(int raw_fd, int base_fd, int state_fd, int out_fd,
-		   uint32_t chunk_size, struct chunk_index *ix,
+int delta_pack_raw(int raw_fd, int base_fd, int state_fd, int ram_fd,
+		   int out_fd, uint32_t chunk_size, struct chunk_index *ix,
 		   struct delta_stats *st, struct err *e);
 
 /*
  * Unpack such a payload: raw_path becomes a sparse copy of the base with
  * the delta's extents written over it; state_path (if not NULL) the
- * exactly state_size bytes of memory state.  Each chunk is verified before
- * it is inflated; both files are written to temporary names and renamed,
- * so on failure neither is left.
+ * exactly state_size bytes of device state, ram_path (if not NULL) the
+ * exactly ram_size bytes of memory, sparse (zeros are holes).  Each chunk
+ * is verified before it is inflated; every file is written to a temporary
+ * name and renamed, so on failure none is left.
  */
+struct delta_machine {
+	const char *state_path;
+	uint64_t state_size;
+	const char *ram_path;
+	uint64_t ram_size;
+};
 int delta_unpack_raw(int payload_fd, uint64_t off, const struct chunk_index *ix,
 		     const char *base_path, const char *raw_path,
-		     const char *state_path, uint64_t state_size,
-		     struct delta_stats *st, struct err *e);
+		     const struct delta_machine *m, struct delta_stats *st,
+		     struct err *e);
 
 #endif

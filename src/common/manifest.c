@@ -202,14 +202,14 @@ manifest_validate(const struct manifest *m, struct err *e)
 		return err_set(e, "manifest: 'machine' must be \"uml\" or "
 			       "\"qemu\"");
 	if (strcmp(m->format, DELTA_FORMAT_FEDCOW1) != 0 &&
-	    strcmp(m->format, DELTA_FORMAT_FEDQEMU1) != 0)
+	    strcmp(m->format, DELTA_FORMAT_FEDQEMU2) != 0)
 		return err_set(e, "manifest: unknown delta format '%s'",
 			       manifest_printable(m->format, shown,
 						  sizeof(shown)));
 	if (strcmp(m->machine, "qemu") == 0) {
-		if (strcmp(m->format, DELTA_FORMAT_FEDQEMU1) != 0)
+		if (strcmp(m->format, DELTA_FORMAT_FEDQEMU2) != 0)
 			return err_set(e, "manifest: machine \"qemu\" needs "
-				       "delta format '%s'", DELTA_FORMAT_FEDQEMU1);
+				       "delta format '%s'", DELTA_FORMAT_FEDQEMU2);
 		if (manifest_qemu_validate(&m->qemu, e) < 0)
 			return -1;
 	} else {

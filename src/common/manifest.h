@@ -16,15 +16,17 @@
  *    "owner":"<hex key>","service":{"guest_port":80,"host":"www.example.org","port":80},
  *    "version":1}
  *
- * A running-state snapshot (machine "qemu", delta format "fedqemu1+zlib")
+ * A running-state snapshot (machine "qemu", delta format "fedqemu2+zlib")
  * adds what its resume depends on, signed like the rest:
  *
  *   "qemu":{"args":["-M","pc-q35-7.2",..],"machine":"pc-q35-7.2",
  *           "mem_mb":128,"state_size":N,"version":"7.2.22"}
  *
- * args is QEMU's device-model command line with @kernel, @initrd and @disk
- * where local paths go; state_size the uncompressed bytes of the memory
- * state that follows the disk delta in the payload (docs/formats.md).
+ * args is QEMU's device-model command line with @kernel, @initrd, @disk and
+ * @ram where local paths go (and @share, on when saving, off when
+ * resuming); state_size the uncompressed bytes of the device state that
+ * follows the disk delta in the payload, before mem_mb MiB of memory
+ * (docs/formats.md).
  */
 #ifndef FED_MANIFEST_H
 #define FED_MANIFEST_H
@@ -46,7 +48,7 @@
 #define MANIFEST_VERSION_MAX 9007199254740991LL	/* 2^53-1: exact in JSON */
 
 #define DELTA_FORMAT_FEDCOW1 "fedcow1+zlib"
-#define DELTA_FORMAT_FEDQEMU1 "fedqemu1+zlib"	/* disk delta + memory state */
+#define DELTA_FORMAT_FEDQEMU2 "fedqemu2+zlib"	/* disk delta + device state + memory */
 
 #define MANIFEST_QEMU_VERSION_MAX 31	/* "7.2.22" */
 #define MANIFEST_QEMU_MACHINE_MAX 31	/* "pc-q35-7.2" */

@@ -142,15 +142,20 @@ qemu_machine_for(const char *version, char machine[QEMU_VERSION_MAX])
 json_t *
 qemu_args(const char *machine, unsigned mem_mb)
 {
-	char mem[16];
+	char mem[16], ram[128];
 
 	snprintf(mem, sizeof(mem), "%u", mem_mb);
+	snprintf(ram, sizeof(ram), "memory-backend-file,id=ram0,size=%uM,"
+		 "mem-path=@ram,share=@share", mem_mb);
 	/* q35, not microvm: microvm cold boots sometimes hung (NOTES.md).
 	 * init_on_free=1: pages the guest frees are zeroed, and zero pages
-	 * cost nothing in the saved state. */
+	 * cost nothing in the saved state.  The memory is a file (struct
+	 * qemu_paths): a resume maps it instead of loading it. */
 	return json_pack("[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,"
-			 "s,s,s,s]",
-			 "-M", machine, "-accel", "tcg", "-m", mem, "-smp", "1",
+			 "s,s,s,s,s,s,s,s]",
+			 "-M", machine, "-accel", "tcg", "-m", mem,
+			 "-object", ram, "-machine", "memory-backend=ram0",
+			 "-smp", "1",
 			 "-nodefaults", "-no-user-config", "-display", "none",
 			 "-kernel", "@kernel", "-initrd", "@initrd",
 			 "-append", "console=ttyS0 quiet panic=-1 init_on_free=1 "
@@ -229,14 +234,18 @@ qemu_subst(const char *s, const char *name, const char *value)
 }
 
 char **
-qemu_argv(const json_t *args, const char *kernel, const char *initrd,
-	  const char *disk, const char *const *extra)
+qemu_argv(const json_t *args, const struct qemu_paths *p,
+	  const char *const *extra)
 {
+	const char *names[] = { "@kernel", "@initrd", "@disk", "@ram", "@share" };
+	const char *values[] = { p->kernel, p->initrd, p->disk, p->ram,
+				 p->share ? "on" : "off" };
 	size_t n = json_array_size(args), k = 0, i;
 	char **argv;
 
-	if (strchr(kernel, ',') || strchr(initrd, ',') || strchr(disk, ','))
-		return NULL;
+	for (i = 0; i < 4; i++)
+		if (strchr(values[i], ',') != NULL)
+			return NULL;
 	while (extra != NULL && extra[k] != NULL)
 		k++;
 	if ((argv = calloc(n + k + 2, sizeof(*argv))) == NULL)
@@ -245,18 +254,18 @@ qemu_argv(const json_t *args, const char *kernel, const char *initrd,
 		goto bad;
 	for (i = 0; i < n; i++) {
 		const char *a = json_string_value(json_array_get(args, i));
-		char *t1, *t2;
+		char *t;
 
-		if (a == NULL || (t1 = qemu_subst(a, "@kernel", kernel)) == NULL)
+		if (a == NULL || (t = strdup(a)) == NULL)
 			goto bad;
-		t2 = qemu_subst(t1, "@initrd", initrd);
-		free(t1);
-		if (t2 == NULL ||
-		    (argv[i + 1] = qemu_subst(t2, "@disk", disk)) == NULL) {
-			free(t2);
-			goto bad;
+		for (size_t v = 0; v < 5 && t != NULL; v++) {
+			char *next = qemu_subst(t, names[v], values[v]);
+
+			free(t);
+			t = next;
 		}
-		free(t2);
+		if ((argv[i + 1] = t) == NULL)
+			goto bad;
 	}
 	for (i = 0; i < k; i++)
 		if ((argv[n + 1 + i] = strdup(extra[i])) == NULL)

@@ -71,13 +71,26 @@ int qemu_check(const struct manifest_qemu *q, const char *local_version,
 	       struct err *e);
 
 /*
+ * What the placeholders of a recorded command line stand for on this
+ * peer.  The guest's memory is the file ram: shared while the owner's
+ * machine runs to be saved (the file is its memory, and the saved stream
+ * leaves it out), private when a peer resumes (mapped copy-on-write: the
+ * guest reads its pages from the page cache as it touches them, and the
+ * file stays as it was for the next resume).
+ */
+struct qemu_paths {
+	const char *kernel, *initrd, *disk, *ram;
+	bool share;
+};
+
+/*
  * argv for QEMU: QEMU_BINARY, then args with the placeholders replaced,
  * then extra (NULL-terminated; may be NULL).  A NULL-terminated malloc'd
  * array of malloc'd strings; free with qemu_argv_free.  NULL if a path
  * holds a comma (QEMU's option syntax) or out of memory.
  */
-char **qemu_argv(const json_t *args, const char *kernel, const char *initrd,
-		 const char *disk, const char *const *extra);
+char **qemu_argv(const json_t *args, const struct qemu_paths *p,
+		 const char *const *extra);
 void qemu_argv_free(char **argv);
 
 /*

@@ -256,8 +256,10 @@ vm_drain_console(struct vm *v)
 	}
 }
 
-/* Drive a QEMU started paused with -incoming until it runs: wait until
- * its memory state is loaded, then `cont`.  Returns 0/-1. */
+/* Drive a QEMU started paused with -incoming defer until it runs: load
+ * its device state from fd 4 (its memory is the file it maps, which the
+ * stream leaves out: x-ignore-shared, as when it was saved), then `cont`.
+ * Returns 0/-1. */
 static int
 vm_resume(struct vm *v, int qmp_fd, struct err *e)
 {
@@ -268,6 +270,13 @@ vm_resume(struct vm *v, int qmp_fd, struct err *e)
 	int rc = -1;
 
 	if (qmp_start(&q, qmp_fd, VM_RESUME_TIMEOUT, e) < 0)
+		goto done;
+	if (qmp_call(&q, "migrate-set-capabilities", json_pack(
+		     "{s:[{s:s,s:b}]}", "capabilities", "capability",
+		     "x-ignore-shared", "state", 1), -1, NULL,
+		     VM_RESUME_TIMEOUT, e) < 0 ||
+	    qmp_call(&q, "migrate-incoming", json_pack("{s:s}", "uri", "fd:4"),
+		     -1, NULL, VM_RESUME_TIMEOUT, e) < 0)
 		goto done;
 	for (;;) {
 		if (qmp_call(&q, "query-status", NULL, -1, &ret,
@@ -306,11 +315,13 @@ static int
 vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 {
 	static const char *const extra[] = {
-		"-S", "-snapshot", "-incoming", "fd:4",
+		"-S", "-snapshot", "-incoming", "defer",
 		"-chardev", "socket,id=qmp,fd=3",
 		"-mon", "chardev=qmp,mode=control", NULL };
-	char disk[PATH_MAX], state[PATH_MAX], log[PATH_MAX], pidf[PATH_MAX],
-	     tmpdir[PATH_MAX + 8];
+	char disk[PATH_MAX], state[PATH_MAX], ram[PATH_MAX], log[PATH_MAX],
+	     pidf[PATH_MAX], tmpdir[PATH_MAX + 8];
+	struct qemu_paths paths = { v->kernel_path, v->initrd_path, disk, ram,
+				    false };
 	char **argv, **envp = NULL;
 	size_t n, k;
 	int pfd[2] = { -1, -1 }, sv[2] = { -1, -1 }, state_fd = -1;
@@ -320,9 +331,9 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 	(void)r;
 	snprintf(disk, sizeof(disk), "%s/disk.raw", v->dir);
 	snprintf(state, sizeof(state), "%s/state.bin", v->dir);
+	snprintf(ram, sizeof(ram), "%s/ram.img", v->dir);
 	snprintf(log, sizeof(log), "%s/console.log", v->dir);
-	if ((argv = qemu_argv(v->qemu_args, v->kernel_path, v->initrd_path,
-			      disk, extra)) == NULL)
+	if ((argv = qemu_argv(v->qemu_args, &paths, extra)) == NULL)
 		return err_set(e, "cannot build the QEMU command line (a comma "
 			       "in %s?)", v->dir);
 	if ((state_fd = open(state, O_RDONLY | O_CLOEXEC)) < 0 ||
@@ -373,7 +384,7 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 		qfd = fcntl(sv[1], F_DUPFD, 10);
 		sfd = fcntl(state_fd, F_DUPFD, 10);
 		dup2(qfd, 3);		/* -chardev socket,fd=3: QMP */
-		dup2(sfd, 4);		/* -incoming fd:4 */
+		dup2(sfd, 4);		/* migrate-incoming fd:4 */
 		execvpe(argv[0], argv, envp);
 		_exit(127);
 	}
@@ -532,15 +543,16 @@ vm_kill(struct vm *v)
 	unlink(pidf);
 }
 
-/* What a QEMU VM's directory keeps across withdrawals: the unpacked disk
- * and memory state, and the marker saying both are complete.  The content
+/* What a QEMU VM's directory keeps across withdrawals: the unpacked disk,
+ * device state and memory, and the marker saying all are complete.  The content
  * is the snapshot's, named by its id and never written (QEMU runs with
  * -snapshot), so committing the same snapshot again skips the unpack. */
 static bool
 vm_is_kept_file(const char *name)
 {
 	return strcmp(name, "disk.raw") == 0 || strcmp(name, "state.bin") == 0 ||
-	       strcmp(name, VM_UNPACKED) == 0 || strcmp(name, "console.log") == 0;
+	       strcmp(name, "ram.img") == 0 || strcmp(name, VM_UNPACKED) == 0 ||
+	       strcmp(name, "console.log") == 0;
 }
 
 /* Remove the files of a QEMU VM's directory dir: all of them (all true),
@@ -814,13 +826,13 @@ runner_find_service_owner(struct runner *r, const char *service)
 	return NULL;
 }
 
-/* Does STATE/vms/<hex> hold a complete unpacked copy (disk, memory state
- * and the marker written after both) of QEMU snapshot hex? */
+/* Does STATE/vms/<hex> hold a complete unpacked copy (disk, device
+ * state, memory and the marker written after them) of QEMU snapshot hex? */
 static bool
 runner_unpacked_kept(struct runner *r, const char *hex)
 {
 	static const char *const files[] = { VM_UNPACKED, "disk.raw",
-					     "state.bin" };
+					     "state.bin", "ram.img" };
 	char path[PATH_MAX];
 
 	for (size_t i = 0; i < ARRAY_LEN(files); i++) {
@@ -842,8 +854,8 @@ static void
 runner_commit(struct runner *r, const char *name)
 {
 	char path[PATH_MAX], hex[2 * SHA256_LEN + 1], cow[PATH_MAX],
-	     mark[PATH_MAX + 16],
-	     bhex[2 * SHA256_LEN + 1];
+	     ram[PATH_MAX], mark[PATH_MAX + 16], bhex[2 * SHA256_LEN + 1];
+	struct delta_machine machine;
 	const char *why;
 	double t0;
 	bool kept;
@@ -949,15 +961,19 @@ runner_commit(struct runner *r, const char *name)
 			goto done;
 		snprintf(cow, sizeof(cow), "%s/disk.raw", v->dir);
 		snprintf(path, sizeof(path), "%s/state.bin", v->dir);
+		snprintf(ram, sizeof(ram), "%s/ram.img", v->dir);
 		snprintf(mark, sizeof(mark), "%s/%s", v->dir, VM_UNPACKED);
+		machine.state_path = path;
+		machine.state_size = s.m.qemu.state_size;
+		machine.ram_path = ram;
+		machine.ram_size = (uint64_t)s.m.qemu.mem_mb << 20;
 		if (kept) {
 			utimensat(AT_FDCWD, mark, NULL, 0);	/* used now */
 			log_info("%s: disk and memory state unpacked by an "
 				 "earlier commit of %.8s..", name, hex);
 		} else if (delta_unpack_raw(s.fd, s.payload_offset,
 					    &s.m.delta, v->base_path, cow,
-					    path, s.m.qemu.state_size, NULL,
-					    &e) < 0) {
+					    &machine, NULL, &e) < 0) {
 			runner_refuse(r, name, "unpack: %s", e.msg);
 			goto done;
 		} else {

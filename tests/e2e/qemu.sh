@@ -84,7 +84,7 @@ check "the snapshot verifies" quietly "$FED" snapshot verify "$d/web.fedsnap"
 inspect() { "$FED" snapshot inspect "$d/web.fedsnap" --json; }
 check "its signed manifest records machine, QEMU version, machine type, memory and command line" \
 	sh -c "'$FED' snapshot inspect '$d/web.fedsnap' --json | jq -e '.manifest |
-		.machine == \"qemu\" and .delta.format == \"fedqemu1+zlib\" and
+		.machine == \"qemu\" and .delta.format == \"fedqemu2+zlib\" and
 		(.qemu.version | test(\"^[0-9]+[.][0-9]+[.][0-9]+$\")) and
 		(.qemu.machine | startswith(\"pc-q35-\")) and .qemu.mem_mb == 128 and
 		(.qemu.args | index(\"-kernel\")) != null and .qemu.state_size > 0' >/dev/null"
@@ -195,7 +195,7 @@ gone() { [ -z "$(vm_field "$d/vmr" web2.fedsnap state)" ] && ! http "$port2" >/d
 check "withdrawing closes its port" wait_for 30 gone
 check "and removes its namespace and QEMU, keeping only the unpacked disk and memory" \
 	sh -c "test \$(ip netns list | grep -c '^$NSPREFIX') = 1 &&
-		test \"\$(ls '$d/vmr/vms/$web2_id' | tr '\n' ' ')\" = 'console.log disk.raw state.bin unpacked '"
+		test \"\$(ls '$d/vmr/vms/$web2_id' | tr '\n' ' ')\" = 'console.log disk.raw ram.img state.bin unpacked '"
 cp "$MNT_peer/deltas/$web2_id.fedsnap" "$MNT_peer/commit/web2.fedsnap"
 check "committed again, it is resumed from the kept copy, not unpacked again" \
 	wait_for 60 grep -aq "web2.fedsnap: disk and memory state unpacked by an earlier commit" "$d/vmr.log"

@@ -23,7 +23,7 @@ sample(struct manifest *m)
 	memset(m->base, 0x11, sizeof(m->base));
 	memset(m->kernel, 0x22, sizeof(m->kernel));
 	strcpy(m->machine, "qemu");
-	strcpy(m->format, DELTA_FORMAT_FEDQEMU1);
+	strcpy(m->format, DELTA_FORMAT_FEDQEMU2);
 	m->delta.size = 5000;
 	m->delta.chunk_size = 4096;
 	m->delta.nchunks = 2;
@@ -99,7 +99,7 @@ Test(manifest_qemu, round_trip_keeps_every_field)
 			 "\"version\":\"7.2.22\"}") != NULL, "%s", s);
 	cr_assert_eq(manifest_parse(s, len, &back, &e), 0, "%s", e.msg);
 	cr_assert_str_eq(back.machine, "qemu");
-	cr_assert_str_eq(back.format, DELTA_FORMAT_FEDQEMU1);
+	cr_assert_str_eq(back.format, DELTA_FORMAT_FEDQEMU2);
 	cr_assert_str_eq(back.qemu.version, "7.2.22");
 	cr_assert_str_eq(back.qemu.machine, "pc-q35-7.2");
 	cr_assert_eq(back.qemu.mem_mb, 128);
@@ -119,7 +119,7 @@ Test(manifest_qemu, machine_format_and_fields_go_together)
 {
 	refused("qemu", NULL, "machine \"qemu\" needs the field 'qemu'");
 	refused("delta.format", json_string(DELTA_FORMAT_FEDCOW1),
-		"machine \"qemu\" needs delta format 'fedqemu1+zlib'");
+		"machine \"qemu\" needs delta format 'fedqemu2+zlib'");
 	refused("machine", json_string("uml"),
 		"machine \"uml\" needs delta format 'fedcow1+zlib'");
 }

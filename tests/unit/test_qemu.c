@@ -120,11 +120,11 @@ Test(qemu, resume_check_names_what_differs)
 	cr_assert(strstr(e.msg, "QEMU machine type differs") != NULL, "%s",
 		  e.msg);
 	strcpy(q.machine, "pc-q35-7.2");
-	json_array_set_new(q.args, 7, json_string("2"));	/* -smp 2 */
+	json_array_set_new(q.args, 11, json_string("2"));	/* -smp 2 */
 	cr_assert_eq(qemu_check(&q, "7.2.22", &e), -1);
 	cr_assert_str_eq(e.msg, "QEMU command line differs from the recorded "
-			 "one at argument 8: recorded '2', this peer runs '1'");
-	json_array_set_new(q.args, 7, json_string("1"));
+			 "one at argument 12: recorded '2', this peer runs '1'");
+	json_array_set_new(q.args, 11, json_string("1"));
 	json_array_append_new(q.args, json_string("-S"));
 	cr_assert_eq(qemu_check(&q, "7.2.22", &e), -1);
 	cr_assert(strstr(e.msg, "recorded '-S', this peer runs '(end)'") != NULL,
@@ -140,10 +140,11 @@ Test(qemu, argv_fills_placeholders_and_refuses_commas)
 {
 	json_t *args = qemu_args("pc-q35-7.2", 128);
 	const char *extra[] = { "-S", NULL };
-	char **argv = qemu_argv(args, "/k/vmlinuz", "/k/initrd", "/v/disk.raw",
-				extra);
+	struct qemu_paths p = { "/k/vmlinuz", "/k/initrd", "/v/disk.raw",
+				"/v/ram.img", false };
+	char **argv = qemu_argv(args, &p, extra);
 	size_t n = 0;
-	bool disk = false;
+	bool disk = false, ram = false;
 
 	cr_assert_not_null(argv);
 	cr_assert_str_eq(argv[0], QEMU_BINARY);
@@ -152,12 +153,29 @@ Test(qemu, argv_fills_placeholders_and_refuses_commas)
 		if (strcmp(argv[n], "file=/v/disk.raw,format=raw,if=none,"
 			   "id=disk0") == 0)
 			disk = true;
+		if (strcmp(argv[n], "memory-backend-file,id=ram0,size=128M,"
+			   "mem-path=/v/ram.img,share=off") == 0)
+			ram = true;
 	}
 	cr_assert(disk);
+	cr_assert(ram, "a resume maps the memory file privately");
 	cr_assert_eq(n, json_array_size(args) + 2);
 	cr_assert_str_eq(argv[n - 1], "-S");
 	qemu_argv_free(argv);
-	cr_assert_null(qemu_argv(args, "/k/a,b", "/k/i", "/d", NULL));
+	/* saving: the same line, the memory file shared */
+	p.share = true;
+	argv = qemu_argv(args, &p, NULL);
+	cr_assert_not_null(argv);
+	for (n = 0, ram = false; argv[n] != NULL; n++)
+		if (strstr(argv[n], "mem-path=/v/ram.img,share=on") != NULL)
+			ram = true;
+	cr_assert(ram);
+	qemu_argv_free(argv);
+	p.kernel = "/k/a,b";
+	cr_assert_null(qemu_argv(args, &p, NULL));
+	p.kernel = "/k/vmlinuz";
+	p.ram = "/v/r,am";
+	cr_assert_null(qemu_argv(args, &p, NULL));
 	json_decref(args);
 }
 
