@@ -131,10 +131,11 @@ printf 'cp into commit/ alone (fedfs checks the copy at close), median: QEMU %.2
 echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'snapshot create: QEMU --running %.1f s (import boot + QEMU boot + save + pack), UML %.1f s\n' \
 	"$create_q" "$create_u"
-printf 'snapshot size: QEMU %s bytes (payload %s: disk delta + memory state %s bytes raw), UML %s bytes (payload %s)\n' \
+printf 'snapshot size: QEMU %s bytes (payload %s: disk delta + device state %s bytes + memory %s bytes, %s of it not zero), UML %s bytes (payload %s)\n' \
 	"$(stat -c %s "$d/q.fedsnap")" "$(jq .payload_bytes "$d/q.json")" \
-	"$(jq .state_bytes "$d/q.json")" "$(stat -c %s "$d/u.fedsnap")" \
-	"$(jq .payload_bytes "$d/u.json")"
+	"$(jq .state_bytes "$d/q.json")" "$(jq .ram_bytes "$d/q.json")" \
+	"$(du -B1 "$d"/vmr/vms/"$qid"/ram.img | cut -f1)" \
+	"$(stat -c %s "$d/u.fedsnap")" "$(jq .payload_bytes "$d/u.json")"
 printf 'commit -> first HTTP 200, warm, median of %d: QEMU resume %.2f s, UML boot %.2f s (%.1fx; goal: resume < 0.3 s, >= 5x)\n' \
 	"$RUNS" "$qm" "$um" "$(echo "$um / $qm" | bc -l)"
 printf 'commit -> first HTTP 200, cold cache over loopback (QEMU): %s s\n' \

@@ -96,8 +96,9 @@ void qemu_argv_free(char **argv);
 /*
  * The machine's network in namespace netns (NULL: the calling process's
  * own): lo up, tap QEMU_TAP with QEMU_TAP_MAC and QEMU_HOST_ADDR/30.
- * With a name, the namespace is created first (`ip netns add`; one left
- * by a crash is deleted first).  Returns 0/-1.
+ * With a name, the namespace is created first, pinned at /run/netns/NAME
+ * as `ip netns add` does (one left by a crash is deleted first).  All
+ * through system calls, no `ip` process.  Returns 0/-1.
  */
 int qemu_net_setup(const char *netns, struct err *e);
 
