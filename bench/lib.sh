@@ -6,7 +6,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # first_200 STATE FILE T0: seconds from T0 (a now) until the host port the
 # vmrunner with state dir STATE gives commit/FILE answers HTTP 200; polls
-# every 10 ms, gives up after 120 s (returns 1).  status.json is read by
+# every 5 ms, gives up after 120 s (returns 1).  status.json is read by
 # the shell itself (a jq per turn cost more than the turn's sleep, and its
 # time would count against the machine being measured).
 first_200() {
@@ -21,7 +21,7 @@ first_200() {
 			echo "$(now) - $t0" | bc
 			return 0
 		fi
-		sleep 0.01
+		sleep 0.005
 	done
 	return 1
 }

@@ -55,8 +55,9 @@ commit_once() {
 	rm "$mnt/commit/$file"
 	wait_for 30 sh -c "! jq -e '.vms[] | select(.file==\"$file\")' '$state/status.json' >/dev/null"
 	# and its processes gone: a UML or QEMU still freeing its memory
-	# would slow the next kind's start on this 2-core machine
-	wait_for 30 sh -c "! pgrep -f '$state/vms/' >/dev/null"
+	# would slow the next kind's start on this 2-core machine ("vm[s]":
+	# the sh -c running pgrep must not match itself, or this waits 30 s)
+	wait_for 30 sh -c "! pgrep -f '$state/vm[s]/' >/dev/null"
 	echo "$t"
 }
 
