@@ -140,4 +140,4 @@ bench: all
 clean:
 	rm -rf build build-asan bin
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

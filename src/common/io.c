@@ -25,14 +25,18 @@ pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return (ssize_t)got;
 }
 
-int
-write_full(int fd, const void *buf, size_t len)
+/* Write all of buf: at *off with pwrite(2), or with write(2) if off is
+ * NULL (pipes and sockets have no offsets). */
+static int
+io_write_all(int fd, const void *buf, size_t len, const uint64_t *off)
 {
 	size_t done = 0;
 	ssize_t n;
 
 	while (done < len) {
-		n = write(fd, (const char *)buf + done, len - done);
+		n = off != NULL ? pwrite(fd, (const char *)buf + done,
+					 len - done, (off_t)(*off + done))
+				: write(fd, (const char *)buf + done, len - done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -43,19 +47,13 @@ write_full(int fd, const void *buf, size_t len)
 }
 
 int
+write_full(int fd, const void *buf, size_t len)
+{
+	return io_write_all(fd, buf, len, NULL);
+}
+
+int
 pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = pwrite(fd, (const char *)buf + done, len - done,
-			   (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
+	return io_write_all(fd, buf, len, &off);
 }
