@@ -413,7 +413,7 @@ qemu_net_setup(const char *netns, struct err *e)
 
 	if (netns == NULL)
 		return qemu_net_config(e);
-	if (strchr(netns, '/') != NULL || netns[0] == '.')
+	if (netns[0] == '\0' || netns[0] == '.' || strchr(netns, '/') != NULL)
 		return err_set(e, "bad namespace name '%s'", netns);
 	qemu_net_delete(netns);		/* a leftover of a crash */
 	/* NETNS_RUN_DIR a shared mount point, as iproute2 makes it, so the
@@ -450,7 +450,7 @@ qemu_net_delete(const char *netns)
 {
 	char path[PATH_MAX];
 
-	if (strchr(netns, '/') != NULL || netns[0] == '.')
+	if (netns[0] == '\0' || netns[0] == '.' || strchr(netns, '/') != NULL)
 		return;
 	snprintf(path, sizeof(path), "%s/%s", NETNS_RUN_DIR, netns);
 	umount2(path, MNT_DETACH);
