@@ -372,8 +372,10 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 		if (setns(v->netns_fd, CLONE_NEWNET) < 0)
 			_exit(126);
 		/* small pages for the guest's RAM: with transparent huge
-		 * pages the load stalls now and then on compaction (0.1 s
-		 * load at best, 0.45 s at worst; without, 0.10-0.14 s) */
+		 * pages, loading it into anonymous memory stalled now and
+		 * then on compaction (0.1 s at best, 0.45 s at worst); the
+		 * copy-on-write pages of the mapped memory file are
+		 * anonymous too */
 		prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
 		setsid();
 		if (nul >= 0)
