@@ -863,7 +863,13 @@ fs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		if (k > end - pos)
 			k = end - pos;
 		for (int attempt = 0; attempt < 2 && cfd < 0; attempt++) {
-			if (fetcher_get(fs->fetcher, &o->fo, c, 0, &e) < 0)
+			/* a copy reads on: a chunk not held yet is fetched
+			 * with the next ones on their way, as a sequential
+			 * read would be */
+			uint32_t ahead = store_has(fs->store, ix->chunks[c]) ?
+					 0 : FS_READ_AHEAD;
+
+			if (fetcher_get(fs->fetcher, &o->fo, c, ahead, &e) < 0)
 				break;
 			/* evicted in between: fetch again, once */
 			cfd = store_open_chunk(fs->store, ix->chunks[c], NULL);
