@@ -464,6 +464,24 @@ fs_readahead_local(struct fedfs *fs, struct fobj *o, struct fs_fh *fh,
 	}
 }
 
+/* Chunk c of o held and open (fetched first if need be, with the `ahead`
+ * next ones on their way): an fd the caller closes, or -1 when no source
+ * could give it (fetch.c has logged why). */
+static int
+fs_chunk_fd(struct fedfs *fs, struct fobj *o, uint32_t c, uint32_t ahead)
+{
+	struct err e;
+	int fd = -1;
+
+	/* evicted between the fetch and the open: fetch again, once */
+	for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
+		if (fetcher_get(fs->fetcher, &o->fo, c, ahead, &e) < 0)
+			return -1;
+		fd = store_open_chunk(fs->store, o->index.chunks[c], NULL);
+	}
+	return fd;
+}
+
 /* Reply with bytes [off, off + size) of object o. */
 static void
 fs_read_object(fuse_req_t req, struct fedfs *fs, struct fobj *o, size_t size,
@@ -528,16 +546,10 @@ fs_read_object(fuse_req_t req, struct fedfs *fs, struct fobj *o, size_t size,
 		}
 		if (fd >= 0 && ahead > 0)
 			fetcher_get(fs->fetcher, &o->fo, c, ahead, &e);
-		for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
-			if (fetcher_get(fs->fetcher, &o->fo, c, ahead, &e) < 0) {
-				err = EIO;
-				break;
-			}
-			/* evicted in between: fetch again, once */
-			fd = store_open_chunk(fs->store, ix->chunks[c], NULL);
-			if (fd >= 0 && ahead > 0)
+		if (fd < 0 && (fd = fs_chunk_fd(fs, o, c, ahead)) >= 0) {
+			if (ahead > 0)
 				fs_readahead_local(fs, o, fh, c, ahead);
-			if (fd >= 0 && fh != NULL) {
+			if (fh != NULL) {
 				pthread_mutex_lock(&fh->lock);
 				if (fh->fd >= 0)
 					close(fh->fd);
@@ -821,7 +833,6 @@ fs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	struct fobj *o = NULL;
 	struct node *n, *src;
 	off_t out = off_out;
-	struct err e;
 	int fd, err = 0;
 
 	(void)fi_in;
@@ -858,22 +869,14 @@ fs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		uint32_t c = (uint32_t)(p / ix->chunk_size);
 		off_t within = (off_t)(p % ix->chunk_size);
 		uint64_t k = chunkidx_chunk_len(ix, c) - (uint64_t)within;
-		int cfd = -1;
+		int cfd;
 
 		if (k > end - pos)
 			k = end - pos;
-		for (int attempt = 0; attempt < 2 && cfd < 0; attempt++) {
-			/* a copy reads on: a chunk not held yet is fetched
-			 * with the next ones on their way, as a sequential
-			 * read would be */
-			uint32_t ahead = store_has(fs->store, ix->chunks[c]) ?
-					 0 : FS_READ_AHEAD;
-
-			if (fetcher_get(fs->fetcher, &o->fo, c, ahead, &e) < 0)
-				break;
-			/* evicted in between: fetch again, once */
-			cfd = store_open_chunk(fs->store, ix->chunks[c], NULL);
-		}
+		/* a copy reads on: a chunk not held yet is fetched with the
+		 * next ones on their way, as a sequential read would be */
+		cfd = fs_chunk_fd(fs, o, c, store_has(fs->store, ix->chunks[c]) ?
+				  0 : FS_READ_AHEAD);
 		if (cfd < 0) {
 			err = EIO;
 			break;
