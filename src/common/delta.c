@@ -747,7 +747,6 @@ delta_fsync_dir(const char *path)
 static int
 delta_copy_base(const char *base_path, int fd, uint64_t size, struct err *e)
 {
-	static const uint8_t zero[DELTA_BLOCK];
 	uint8_t *buf = malloc(DELTA_IO_BUF);
 	int base_fd = open(base_path, O_RDONLY | O_CLOEXEC), rc = -1;
 
@@ -766,7 +765,7 @@ delta_copy_base(const char *base_path, int fd, uint64_t size, struct err *e)
 		for (size_t b = 0; b < len; b += DELTA_BLOCK) {
 			size_t bl = len - b < DELTA_BLOCK ? len - b : DELTA_BLOCK;
 
-			if (memcmp(buf + b, zero, bl) == 0)
+			if (delta_is_zero(buf + b, bl))
 				continue;
 			if (pwrite(fd, buf + b, bl, (off_t)(at + b)) !=
 			    (ssize_t)bl) {
