@@ -10,6 +10,10 @@
 
 extern const struct fuse_lowlevel_ops fs_ops;
 
+/* Raise the kernel's read-ahead on the mount at mountpoint (after
+ * fuse_session_mount, before the session loop answers anything). */
+void fs_tune_readahead(const char *mountpoint);
+
 /* The time shown on directories. */
 void fs_set_start_time(time_t t);
 

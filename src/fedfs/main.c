@@ -268,6 +268,7 @@ main(int argc, char **argv)
 		log_error("cannot mount on %s", fs.mountpoint);
 		goto out_session;
 	}
+	fs_tune_readahead(fs.mountpoint);
 	if (catalog_start(&fs) < 0) {
 		log_error("cannot start the catalogue thread");
 		goto out_unmount;

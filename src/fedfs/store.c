@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "fedfs/store.h"
+
+#define STORE_PREFETCH_MAX 64	/* chunks waiting to be read ahead */
 
 struct store_entry {
 	uint8_t hash[SHA256_LEN];
@@ -41,6 +44,13 @@ struct store {
 	struct store_entry *lru_head, *lru_tail;
 	struct store_stats st;
 	uint64_t tmp_seq;
+	/* read-ahead from disk (store_prefetch): a ring of chunks for one
+	 * thread to open and fadvise, under the same lock */
+	uint8_t ra_q[STORE_PREFETCH_MAX][SHA256_LEN];
+	unsigned ra_head, ra_n;
+	pthread_cond_t ra_cond;
+	pthread_t ra_thread;
+	bool ra_started, ra_stopping;
 };
 
 /* --- table ------------------------------------------------------------ */
@@ -285,6 +295,56 @@ store_scan(struct store *s, struct err *e)
 	return 0;
 }
 
+/* The read-ahead thread: open each queued chunk and ask the kernel to
+ * read it from disk in the background.  Opening is what costs when the
+ * chunk's directory block and inode are not cached; here it is off the
+ * path of the read that will want the chunk next. */
+static void *
+store_prefetcher(void *arg)
+{
+	struct store *s = arg;
+	uint8_t hash[SHA256_LEN];
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		int fd;
+
+		while (s->ra_n == 0 && !s->ra_stopping)
+			pthread_cond_wait(&s->ra_cond, &s->lock);
+		if (s->ra_stopping)
+			break;
+		memcpy(hash, s->ra_q[s->ra_head], SHA256_LEN);
+		s->ra_head = (s->ra_head + 1) % STORE_PREFETCH_MAX;
+		s->ra_n--;
+		pthread_mutex_unlock(&s->lock);
+		if ((fd = store_open_chunk(s, hash, NULL)) >= 0) {
+			posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+			close(fd);
+		}
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+void
+store_prefetch(struct store *s, const uint8_t hash[SHA256_LEN])
+{
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < s->ra_n; i++)
+		if (memcmp(s->ra_q[(s->ra_head + i) % STORE_PREFETCH_MAX],
+			   hash, SHA256_LEN) == 0)
+			goto out;		/* already on its way */
+	if (s->ra_n == STORE_PREFETCH_MAX)
+		goto out;			/* a hint: drop it */
+	memcpy(s->ra_q[(s->ra_head + s->ra_n) % STORE_PREFETCH_MAX], hash,
+	       SHA256_LEN);
+	s->ra_n++;
+	pthread_cond_signal(&s->ra_cond);
+out:
+	pthread_mutex_unlock(&s->lock);
+}
+
 int
 store_open(const char *dir, uint64_t max_bytes, struct store **out,
 	   struct err *e)
@@ -306,10 +366,16 @@ store_open(const char *dir, uint64_t max_bytes, struct store **out,
 		return err_sys(e, "store");
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->ra_cond, NULL);
 	if (store_mkdirs(s->dir, e) < 0 || store_scan(s, e) < 0) {
 		store_close(s);
 		return -1;
 	}
+	if (pthread_create(&s->ra_thread, NULL, store_prefetcher, s) != 0) {
+		store_close(s);
+		return err_set(e, "store: cannot start the read-ahead thread");
+	}
+	s->ra_started = true;
 	pthread_mutex_lock(&s->lock);
 	store_evict_locked(s);
 	pthread_mutex_unlock(&s->lock);
@@ -322,6 +388,14 @@ store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	if (s->ra_started) {
+		pthread_mutex_lock(&s->lock);
+		s->ra_stopping = true;
+		pthread_cond_signal(&s->ra_cond);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->ra_thread, NULL);
+	}
+	pthread_cond_destroy(&s->ra_cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s->slots);
 	free(s->dir);
@@ -347,25 +421,33 @@ store_open_chunk(struct store *s, const uint8_t hash[SHA256_LEN],
 {
 	char path[512];
 	struct store_entry *x;
+	uint64_t len = 0;
+	bool held;
 	int fd;
 
 	store_chunk_path(s, hash, path, sizeof(path));
 	pthread_mutex_lock(&s->lock);
 	x = store_find(s, hash, false);
-	if (x == NULL || !x->held) {
-		pthread_mutex_unlock(&s->lock);
+	if ((held = x != NULL && x->held))
+		len = x->size;
+	pthread_mutex_unlock(&s->lock);
+	if (!held) {
 		errno = ENOENT;
 		return -1;
 	}
-	/* opened under the lock: an eviction cannot unlink it in between,
-	 * and once open the file stays readable whatever happens */
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
+	/* opened outside the lock, which a cold open (directory and inode
+	 * read from disk) would hold for a disk's latency: a file under a
+	 * chunk's name is that chunk, verified, whenever it is opened, and
+	 * one evicted in between is simply not found */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	pthread_mutex_lock(&s->lock);
+	x = store_find(s, hash, false);
+	if (x != NULL && x->held)
 		store_touch(s, x);
-		if (size)
-			*size = x->size;
-	}
 	pthread_mutex_unlock(&s->lock);
+	if (size)
+		*size = len;
 	return fd;
 }
 

@@ -49,6 +49,12 @@ bool store_has(struct store *s, const uint8_t hash[SHA256_LEN]);
 int store_open_chunk(struct store *s, const uint8_t hash[SHA256_LEN],
 		     uint64_t *size);
 
+/* Ask for a held chunk to be read from disk into the page cache soon, by
+ * a thread of the store's (a hint: dropped when many are waiting, ignored
+ * if the chunk is not held).  For sequential readers of an object, whose
+ * next chunks are each a small file the kernel's readahead meets cold. */
+void store_prefetch(struct store *s, const uint8_t hash[SHA256_LEN]);
+
 /* Path of a chunk's file (held or not) into buf (at least 256 bytes). */
 void store_chunk_path(struct store *s, const uint8_t hash[SHA256_LEN],
 		      char *buf, size_t bufsz);

@@ -26,6 +26,9 @@ check "the admin trusts a kernel" \
 
 start_fedfs owner 127.0.0.1 "$d"
 check "fedfs mounts and registers" grep -q '"registered": true' "$MNT_owner/.status"
+# the kernel's 128 KiB default would cut every sequential read in four
+check "the mount reads ahead a chunk, not 128 KiB" \
+	grep -qx 1024 "/sys/class/bdi/$(mountpoint -d "$MNT_owner")/read_ahead_kb"
 check "the owner publishes the base" cp "$d/base.img" "$MNT_owner/publish/"
 check "the owner publishes the kernel" cp "$d/kernel" "$MNT_owner/publish/"
 cp "$d/big.img" "$MNT_owner/publish/"

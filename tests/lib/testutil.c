@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/hex.h"
@@ -99,4 +100,22 @@ tu_unhex(const char *hex, size_t *len)
 	cr_assert_eq(hex_decode(hex, out, n), 0, "bad hex in test vector");
 	*len = n;
 	return out;
+}
+
+bool
+tu_poll(int ms, bool (*cond)(void *), void *arg)
+{
+	const struct timespec nap = { 0, 1000000 };
+	struct timespec t0, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		if (cond(arg))
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 +
+		    (now.tv_nsec - t0.tv_nsec) / 1000000 >= ms)
+			return false;
+		nanosleep(&nap, NULL);
+	}
 }

@@ -4,6 +4,7 @@
 #ifndef FED_TESTUTIL_H
 #define FED_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,5 +24,10 @@ void tu_fill(uint8_t *buf, size_t len, uint32_t seed);
 
 /* Decode hex into a malloc'd buffer; *len set. */
 uint8_t *tu_unhex(const char *hex, size_t *len);
+
+/* Ask cond(arg) every millisecond until it is true or ms milliseconds
+ * have passed: whether it came true.  Tests wait by polling, never by
+ * sleeping a fixed time. */
+bool tu_poll(int ms, bool (*cond)(void *), void *arg);
 
 #endif

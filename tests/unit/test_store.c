@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -153,5 +154,70 @@ Test(store, pins_before_the_chunk_arrives)
 		cr_assert_eq(store_put(s, h[i], buf, CHUNK, &e), 0);
 	}
 	cr_assert(store_has(s, h[0]));
+	store_close(s);
+}
+
+/* Whether the first page of the file at path is in the page cache. */
+static bool
+resident(void *arg)
+{
+	const char *path = arg;
+	unsigned char vec = 0;
+	int fd = open(path, O_RDONLY);
+	void *p;
+
+	cr_assert(fd >= 0);
+	p = mmap(NULL, CHUNK, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert(p != MAP_FAILED);
+	cr_assert_eq(mincore(p, CHUNK, &vec), 0);
+	munmap(p, CHUNK);
+	close(fd);
+	return vec & 1;
+}
+
+Test(store, prefetch_reads_a_held_chunk_into_the_page_cache)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], h[32], other[32];
+	char path[512];
+	int fd;
+
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	chunk(buf, h, 7);
+	cr_assert_eq(store_put(s, h, buf, CHUNK, &e), 0, "%s", e.msg);
+	store_chunk_path(s, h, path, sizeof(path));
+	fd = open(path, O_RDONLY);	/* put fsynced it: clean pages go */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	close(fd);
+	if (resident(path))
+		cr_skip_test("this filesystem keeps the pages (tmpfs?)");
+	chunk(buf, other, 8);		/* not held: ignored */
+	store_prefetch(s, other);
+	store_prefetch(s, h);
+	cr_assert(tu_poll(5000, resident, path),
+		  "the chunk did not reach the page cache");
+	store_close(s);
+}
+
+Test(store, prefetch_is_a_hint_that_never_blocks_or_outlives_the_store)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], h[32];
+
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	/* far more than the queue holds, most not held, one held */
+	chunk(buf, h, 9);
+	cr_assert_eq(store_put(s, h, buf, CHUNK, &e), 0, "%s", e.msg);
+	for (uint32_t i = 0; i < 1000; i++) {
+		uint8_t x[32];
+
+		chunk(buf, x, 100 + i);
+		store_prefetch(s, i % 10 ? x : h);
+	}
+	store_close(s);			/* joins the thread, frees the queue */
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	cr_assert(store_has(s, h));
 	store_close(s);
 }
