@@ -616,7 +616,8 @@ fetch_verifier(void *arg)
 			f->vtail = NULL;
 		pthread_mutex_unlock(&f->lock);
 
-		rc = store_put(f->store, j->hash, j->buf, j->got, &e);
+		rc = store_put(f->store, j->hash, j->buf, j->got,
+			       STORE_FETCHED, &e);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		secs = (double)(now.tv_sec - j->started.tv_sec) +
 		       (double)(now.tv_nsec - j->started.tv_nsec) / 1e9;

@@ -52,7 +52,8 @@ ingest_store_chunks(struct fedfs *fs, int fd, uint64_t off,
 			free(buf);
 			return err_set(e, "chunk %u: short read", i);
 		}
-		if (store_put(fs->store, ix->chunks[i], buf, len, e) < 0) {
+		if (store_put(fs->store, ix->chunks[i], buf, len,
+			      STORE_COPIED_IN, e) < 0) {
 			free(buf);
 			return err_wrap(e, "chunk %u", i);
 		}

@@ -30,6 +30,7 @@
 #define OBJSRV_PER_IP 64
 #define OBJSRV_MAX_UPLOADS 32	/* chunks sent at once; then 503 */
 #define OBJSRV_SPREAD 1			/* sends of one chunk per window ... */
+#define OBJSRV_RELAY_SPREAD 4		/* ... or, of one fetched from a peer, */
 #define OBJSRV_WINDOW_MS 2000		/* ... after which askers hear 503 */
 #define OBJSRV_RECENT 4096		/* chunks remembered for that */
 
@@ -69,14 +70,17 @@ objsrv_now_ms(void)
  * Should this send of chunk hash go ahead?  Peers that read the same
  * snapshot at once ask for the same chunk at once; sending it to
  * everybody makes this peer (typically the owner) the bottleneck.  So a
- * chunk is sent at most OBJSRV_SPREAD times per window: later askers hear
- * 503 and fetch it from the peers that just got it (fetch.c waits and
- * asks again; if no other source could give it at all, it says so with
- * FETCH_LAST_RESORT_HDR and is served).  A lone reader never asks twice
- * and is never refused.
+ * chunk copied in here (published) is sent at most OBJSRV_SPREAD times per
+ * window: later askers hear 503 and fetch it from the peers that just got
+ * it (fetch.c waits and asks again; if no other source could give it at
+ * all, it says so with FETCH_LAST_RESORT_HDR and is served).  A peer that
+ * fetched the chunk itself sends it to OBJSRV_RELAY_SPREAD askers per
+ * window, so it spreads as a tree (1, 4, 16...) and not as a chain, one
+ * new holder per window, while the origin waits out its window.  A lone
+ * reader never asks twice and is never refused.
  */
 static bool
-objsrv_spread_ok(const uint8_t hash[SHA256_LEN])
+objsrv_spread_ok(const uint8_t hash[SHA256_LEN], unsigned limit)
 {
 	uint32_t slot;
 	struct objsrv_recent *r;
@@ -92,7 +96,7 @@ objsrv_spread_ok(const uint8_t hash[SHA256_LEN])
 		r->window_start_ms = now;
 		r->sends = 0;
 	}
-	if (r->sends >= OBJSRV_SPREAD)
+	if (r->sends >= limit)
 		ok = false;
 	else
 		r->sends++;
@@ -193,7 +197,8 @@ objsrv_object(struct objsrv *o, struct MHD_Connection *c, const char *hex,
 	if (!head && (o->uploads >= OBJSRV_MAX_UPLOADS ||
 		      (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						   FETCH_LAST_RESORT_HDR) == NULL &&
-		       !objsrv_spread_ok(hash)))) {
+		       !objsrv_spread_ok(hash, store_fetched(o->store, hash) ?
+				OBJSRV_RELAY_SPREAD : OBJSRV_SPREAD)))) {
 		close(fd);
 		o->busy++;
 		r = MHD_create_response_from_buffer(0, NULL,

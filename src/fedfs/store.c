@@ -30,6 +30,7 @@ struct store_entry {
 	uint8_t hash[SHA256_LEN];
 	bool used;			/* slot in use */
 	bool held;			/* file present */
+	bool fetched;			/* from a peer (store_put) */
 	uint32_t pins;
 	uint64_t size;
 	struct store_entry *prev, *next;	/* LRU, only held && !pins */
@@ -415,6 +416,19 @@ store_has(struct store *s, const uint8_t hash[SHA256_LEN])
 	return held;
 }
 
+bool
+store_fetched(struct store *s, const uint8_t hash[SHA256_LEN])
+{
+	struct store_entry *x;
+	bool fetched;
+
+	pthread_mutex_lock(&s->lock);
+	x = store_find(s, hash, false);
+	fetched = x != NULL && x->held && x->fetched;
+	pthread_mutex_unlock(&s->lock);
+	return fetched;
+}
+
 int
 store_open_chunk(struct store *s, const uint8_t hash[SHA256_LEN],
 		 uint64_t *size)
@@ -453,7 +467,7 @@ store_open_chunk(struct store *s, const uint8_t hash[SHA256_LEN],
 
 int
 store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
-	  size_t len, struct err *e)
+	  size_t len, enum store_from from, struct err *e)
 {
 	uint8_t got[SHA256_LEN];
 	char tmp[600], path[512], hex[2 * SHA256_LEN + 1];
@@ -498,6 +512,7 @@ store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
 	x = store_find(s, hash, true);
 	if (x != NULL && !x->held) {
 		x->held = true;
+		x->fetched = from == STORE_FETCHED;
 		x->size = len;
 		s->st.bytes += len;
 		s->st.chunks++;

@@ -59,13 +59,25 @@ void store_prefetch(struct store *s, const uint8_t hash[SHA256_LEN]);
 void store_chunk_path(struct store *s, const uint8_t hash[SHA256_LEN],
 		      char *buf, size_t bufsz);
 
+/* Where a chunk came from when it was first stored: copied in here
+ * (publish/, commit/), or fetched from another peer, which makes this peer
+ * one that relays it (objsrv.c lets a relay send it to more askers at
+ * once than its origin does). */
+enum store_from { STORE_COPIED_IN, STORE_FETCHED };
+
 /*
  * Store len bytes as the chunk named hash.  The bytes are hashed here: if
  * they do not match, nothing is stored and -1 is returned with e saying
- * "hash mismatch".  Storing a chunk already held is a cheap success.
+ * "hash mismatch".  Storing a chunk already held is a cheap success that
+ * changes nothing.
  */
 int store_put(struct store *s, const uint8_t hash[SHA256_LEN],
-	      const void *buf, size_t len, struct err *e);
+	      const void *buf, size_t len, enum store_from from,
+	      struct err *e);
+
+/* True iff the chunk is held and was fetched from a peer since this store
+ * was opened (what was held at start counts as copied in). */
+bool store_fetched(struct store *s, const uint8_t hash[SHA256_LEN]);
 
 /* Pin or unpin a chunk (counted: n pins need n unpins).  A chunk may be
  * pinned before it is held. */

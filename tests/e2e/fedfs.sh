@@ -71,6 +71,26 @@ check "a partial read returns the right bytes" cmp "$d/piece" "$d/want"
 check "a partial read fetched exactly one chunk" \
 	test "$(status "$MNT_b" .fetch.fetched_chunks)" = 1
 
+# peers feed each other: four peers read the 24 MiB base at once; without
+# the owner's limit of one send of a chunk per window (and the relays'
+# four) it would send it four times
+served() { curl -s "http://$SERVE_owner/metrics" | awk '$1 == "fedfs_served_bytes_total" { print $2 }'; }
+for i in 0 1 2 3; do start_fedfs "s$i" "127.0.0.$((20 + i))" "$d"; done
+before=$(served) readers=()
+for i in 0 1 2 3; do
+	eval "m=\$MNT_s$i"
+	cmp "$m/bases/$bigsum" "$d/big.img" >"$d/spread.$i" 2>&1 &
+	readers+=($!)
+done
+wait "${readers[@]}"
+check "four peers reading at once all get the right bytes" \
+	test -z "$(cat "$d"/spread.*)"
+spread=$(( $(served) - before ))
+echo "# the owner served $spread bytes for 4 x $((24 * MiB))"
+check "and the owner served less than three copies of it" \
+	test "$spread" -lt $((3 * 24 * MiB))
+for i in 0 1 2 3; do eval "kill \$PID_s$i"; done
+
 # a lying source: a peer whose store was tampered with
 "$FED" snapshot pack --base "$d/base.img" --cow "$d/web.cow" \
 	--service lies.example.org:80 --guest-port 80 --kernel-hash "$ksum" \

@@ -40,7 +40,7 @@ Test(store, put_then_open_gives_the_bytes)
 	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
 	chunk(buf, h, 1);
 	cr_assert(!store_has(s, h));
-	cr_assert_eq(store_put(s, h, buf, CHUNK, &e), 0, "%s", e.msg);
+	cr_assert_eq(store_put(s, h, buf, CHUNK, STORE_COPIED_IN, &e), 0, "%s", e.msg);
 	cr_assert(store_has(s, h));
 	fd = store_open_chunk(s, h, &size);
 	cr_assert(fd >= 0);
@@ -62,7 +62,7 @@ Test(store, refuses_bytes_that_do_not_match_their_name)
 	cr_assert_eq(store_open(dir, 0, &s, &e), 0);
 	chunk(buf, h, 2);
 	buf[100] ^= 1;
-	cr_assert_eq(store_put(s, h, buf, CHUNK, &e), -1);
+	cr_assert_eq(store_put(s, h, buf, CHUNK, STORE_COPIED_IN, &e), -1);
 	cr_assert(strstr(e.msg, "hash mismatch") != NULL, "%s", e.msg);
 	cr_assert(!store_has(s, h));
 	store_chunk_path(s, h, path, sizeof(path));
@@ -81,7 +81,7 @@ Test(store, reopen_indexes_chunks_and_removes_temporaries)
 
 	cr_assert_eq(store_open(dir, 0, &s, &e), 0);
 	chunk(buf, h, 3);
-	cr_assert_eq(store_put(s, h, buf, CHUNK, &e), 0);
+	cr_assert_eq(store_put(s, h, buf, CHUNK, STORE_COPIED_IN, &e), 0);
 	store_close(s);
 	/* what a crash in the middle of a put leaves */
 	cr_assert(asprintf(&tmp, "%s/chunks/tmp/123.4", dir) > 0);
@@ -107,13 +107,13 @@ Test(store, quota_evicts_least_recently_used_but_not_pinned)
 	cr_assert_eq(store_open(dir, 4 * CHUNK, &s, &e), 0);
 	for (uint32_t i = 0; i < 4; i++) {
 		chunk(buf, h[i], 10 + i);
-		cr_assert_eq(store_put(s, h[i], buf, CHUNK, &e), 0);
+		cr_assert_eq(store_put(s, h[i], buf, CHUNK, STORE_COPIED_IN, &e), 0);
 	}
 	store_pin(s, h[0]);			/* pinned: never goes */
 	fd = store_open_chunk(s, h[1], NULL);	/* used: goes last */
 	close(fd);
 	chunk(buf, h[4], 14);
-	cr_assert_eq(store_put(s, h[4], buf, CHUNK, &e), 0);
+	cr_assert_eq(store_put(s, h[4], buf, CHUNK, STORE_COPIED_IN, &e), 0);
 	cr_assert(store_has(s, h[0]), "a pinned chunk was evicted");
 	cr_assert(store_has(s, h[1]), "the recently used chunk was evicted");
 	cr_assert(!store_has(s, h[2]), "the least recently used stayed");
@@ -127,7 +127,7 @@ Test(store, quota_evicts_least_recently_used_but_not_pinned)
 			chunk(buf, h[i], 10 + i);
 		store_pin(s, h[i]);
 		if (i >= 5)
-			cr_assert_eq(store_put(s, h[i], buf, CHUNK, &e), 0);
+			cr_assert_eq(store_put(s, h[i], buf, CHUNK, STORE_COPIED_IN, &e), 0);
 	}
 	for (uint32_t i = 5; i < 8; i++)
 		cr_assert(store_has(s, h[i]));
@@ -148,10 +148,10 @@ Test(store, pins_before_the_chunk_arrives)
 	cr_assert_eq(store_open(dir, 2 * CHUNK, &s, &e), 0);
 	chunk(buf, h[0], 20);
 	store_pin(s, h[0]);
-	cr_assert_eq(store_put(s, h[0], buf, CHUNK, &e), 0);
+	cr_assert_eq(store_put(s, h[0], buf, CHUNK, STORE_COPIED_IN, &e), 0);
 	for (uint32_t i = 1; i < 3; i++) {
 		chunk(buf, h[i], 20 + i);
-		cr_assert_eq(store_put(s, h[i], buf, CHUNK, &e), 0);
+		cr_assert_eq(store_put(s, h[i], buf, CHUNK, STORE_COPIED_IN, &e), 0);
 	}
 	cr_assert(store_has(s, h[0]));
 	store_close(s);
@@ -185,7 +185,7 @@ Test(store, prefetch_reads_a_held_chunk_into_the_page_cache)
 
 	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
 	chunk(buf, h, 7);
-	cr_assert_eq(store_put(s, h, buf, CHUNK, &e), 0, "%s", e.msg);
+	cr_assert_eq(store_put(s, h, buf, CHUNK, STORE_COPIED_IN, &e), 0, "%s", e.msg);
 	store_chunk_path(s, h, path, sizeof(path));
 	fd = open(path, O_RDONLY);	/* put fsynced it: clean pages go */
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -209,7 +209,7 @@ Test(store, prefetch_is_a_hint_that_never_blocks_or_outlives_the_store)
 	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
 	/* far more than the queue holds, most not held, one held */
 	chunk(buf, h, 9);
-	cr_assert_eq(store_put(s, h, buf, CHUNK, &e), 0, "%s", e.msg);
+	cr_assert_eq(store_put(s, h, buf, CHUNK, STORE_COPIED_IN, &e), 0, "%s", e.msg);
 	for (uint32_t i = 0; i < 1000; i++) {
 		uint8_t x[32];
 
@@ -219,5 +219,28 @@ Test(store, prefetch_is_a_hint_that_never_blocks_or_outlives_the_store)
 	store_close(s);			/* joins the thread, frees the queue */
 	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
 	cr_assert(store_has(s, h));
+	store_close(s);
+}
+
+Test(store, remembers_which_chunks_came_from_peers)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], mine[32], theirs[32];
+
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	chunk(buf, mine, 11);
+	cr_assert_eq(store_put(s, mine, buf, CHUNK, STORE_COPIED_IN, &e), 0);
+	chunk(buf, theirs, 12);
+	cr_assert(!store_fetched(s, theirs), "not held yet");
+	cr_assert_eq(store_put(s, theirs, buf, CHUNK, STORE_FETCHED, &e), 0);
+	cr_assert(!store_fetched(s, mine));
+	cr_assert(store_fetched(s, theirs));
+	store_close(s);
+	/* after a restart nothing is known to be relayed: the stricter
+	 * limit of an origin applies */
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	cr_assert(store_has(s, theirs));
+	cr_assert(!store_fetched(s, theirs));
 	store_close(s);
 }
