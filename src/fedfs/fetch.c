@@ -42,6 +42,10 @@
 #define FETCH_LOW_SPEED_BYTES 4096L	/* below this many bytes/s ... */
 #define FETCH_LOW_SPEED_S 5L		/* ... for this long: give up */
 #define FETCH_TOTAL_MS 60000L
+/* libcurl's receive buffer: its 16 KiB default made a 1 MiB chunk 64
+ * recv() and 64 poll() calls on the one fetch thread; 512 KiB is the most
+ * it takes */
+#define FETCH_RECV_BUF (512L << 10)
 #define FETCH_SOURCES_TTL_S 2	/* holders appear as peers start reading */
 #define FETCH_JOB_BUCKETS 1024
 #define FETCH_TRIED_MAX 600
@@ -49,6 +53,8 @@
 #define FETCH_POOL 64			/* chunk buffers kept for reuse */
 #define FETCH_BUSY_DEADLINE_S 20	/* keep asking busy sources this long */
 #define FETCH_BACKOFF_MS 100		/* first wait when every source was busy */
+#define FETCH_DOWN_S 1.0		/* a source that failed: asked last for */
+#define FETCH_DOWN_MAX_S 60.0		/* ... doubling per failure, up to this */
 
 enum fetch_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED };
 
@@ -86,6 +92,8 @@ struct fetch_peer {
 	char addr[FETCH_ADDR_MAX];
 	double speed;			/* bytes/s, EWMA; 0: not measured */
 	uint64_t bytes, chunks, errors, bad_chunks;
+	unsigned fails;			/* transfers failed in a row */
+	double down_until;		/* fetch_now(): asked last till then */
 };
 
 /* "source addr gave a bad chunk of object id": never ask it again. */
@@ -212,6 +220,16 @@ fetch_job_put(struct fetch_job *j)
 	free(j);
 }
 
+/* Seconds on the monotonic clock. */
+static double
+fetch_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 static struct fetch_peer *
 fetch_peer(struct fetcher *f, const char *addr)
 {
@@ -308,12 +326,18 @@ fetch_refresh_sources(struct fetcher *f, const struct fetch_object *o)
 
 /* Order of sources for a new job: not bad for the object, not ourselves;
  * unmeasured ones first (in random order, to spread load and learn their
- * speed), then the measured ones fastest first.  Lock held. */
+ * speed), then the measured ones fastest first.  Sources down (a transfer
+ * from them failed lately, FETCH_DOWN_S doubling per failure in a row) are
+ * left out while any other is up: a peer gone stays listed by the
+ * authority, and asked for every chunk it would cost each a connect
+ * timeout.  When all are down, they are all asked, least failed first.
+ * Lock held. */
 static void
 fetch_job_sources(struct fetcher *f, struct fetch_job *j)
 {
 	struct fetch_srcs *s = fetch_srcs_find(f, j->obj->id);
-	double speed[FETCH_SOURCES_MAX];
+	double speed[FETCH_SOURCES_MAX], now = fetch_now();
+	int up = 0;
 
 	j->naddrs = 0;
 	if (s == NULL)
@@ -326,8 +350,13 @@ fetch_job_sources(struct fetcher *f, struct fetch_job *j)
 			continue;
 		p = fetch_peer(f, s->addrs[i]);
 		memcpy(j->addrs[j->naddrs], s->addrs[i], FETCH_ADDR_MAX);
-		speed[j->naddrs] = p && p->speed > 0 ? p->speed
-			: 1e18 + (double)(rand() % 1000);
+		if (p != NULL && p->down_until > now) {
+			speed[j->naddrs] = -(double)p->fails;
+		} else {
+			speed[j->naddrs] = p && p->speed > 0 ? p->speed
+				: 1e18 + (double)(rand() % 1000);
+			up++;
+		}
 		j->naddrs++;
 	}
 	/* insertion sort, fastest first: at most FETCH_SOURCES_MAX */
@@ -345,6 +374,8 @@ fetch_job_sources(struct fetcher *f, struct fetch_job *j)
 		speed[k] = v;
 		memcpy(j->addrs[k], a, FETCH_ADDR_MAX);
 	}
+	if (up > 0)		/* the down ones only when nobody else is up */
+		j->naddrs = up;
 	j->next = 0;
 }
 
@@ -483,6 +514,7 @@ fetch_job_start(struct fetcher *f, struct fetch_job *j)
 				 FETCH_LOW_SPEED_S);
 		curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, FETCH_TOTAL_MS);
 		curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http");
+		curl_easy_setopt(j->easy, CURLOPT_BUFFERSIZE, FETCH_RECV_BUF);
 		/* nobody else could give it last round: ask the busy ones to
 		 * serve us anyway (see objsrv_spread_ok) */
 		curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER,
@@ -502,11 +534,12 @@ fetch_job_start(struct fetcher *f, struct fetch_job *j)
 		 * busy sources hold it, tell them they are the last resort */
 		long ms = FETCH_BACKOFF_MS << (j->rounds < 4 ? j->rounds : 4);
 
-		/* nobody alive lacks it: only busy sources hold it.  Give
-		 * them a moment once, then insist */
-		j->last_resort = j->absent == 0 && j->rounds > 0;
+		/* nobody alive lacks it: only busy sources hold it (the
+		 * others are down or lied).  Waiting frees none of them, as
+		 * they limit sends per window: insist at once */
+		j->last_resort = j->absent == 0;
 		if (j->absent == 0)
-			ms = j->last_resort ? 0 : FETCH_BACKOFF_MS / 5;
+			ms = 0;
 		j->rounds++;
 		j->busy = 0;
 		j->absent = 0;
@@ -573,8 +606,15 @@ fetch_job_finished(struct fetcher *f, struct fetch_job *j, CURLcode rc)
 	{
 		struct fetch_peer *p = fetch_peer(f, addr);
 
-		if (p != NULL && !busy)
+		if (p != NULL && !busy) {
+			double down = FETCH_DOWN_S * (double)(1u << (p->fails < 6 ?
+							     p->fails : 6));
+
 			p->errors++;
+			p->fails++;
+			p->down_until = fetch_now() + (down < FETCH_DOWN_MAX_S ?
+						       down : FETCH_DOWN_MAX_S);
+		}
 		if (p != NULL && bad)
 			p->bad_chunks++;
 	}
@@ -631,6 +671,8 @@ fetch_verifier(void *arg)
 				double v = secs > 0 ? (double)j->got / secs : 1e12;
 
 				if (p != NULL) {
+					p->fails = 0;
+					p->down_until = 0;
 					p->speed = p->speed > 0 ?
 						0.7 * p->speed + 0.3 * v : v;
 					p->bytes += j->got;
@@ -845,17 +887,19 @@ fetcher_status(struct fetcher *f)
 {
 	json_t *j = json_object(), *peers = json_array(), *bad = json_array();
 	char hex[2 * SHA256_LEN + 1];
+	double now = fetch_now();
 
 	pthread_mutex_lock(&f->lock);
 	for (size_t i = 0; i < f->npeers; i++) {
 		struct fetch_peer *p = &f->peers[i];
 
 		json_array_append_new(peers, json_pack(
-		    "{s:s,s:I,s:I,s:I,s:I,s:f}", "addr", p->addr,
+		    "{s:s,s:I,s:I,s:I,s:I,s:f,s:b}", "addr", p->addr,
 		    "bytes", (json_int_t)p->bytes, "chunks", (json_int_t)p->chunks,
 		    "errors", (json_int_t)p->errors,
 		    "bad_chunks", (json_int_t)p->bad_chunks,
-		    "bytes_per_second", p->speed));
+		    "bytes_per_second", p->speed,
+		    "down", p->down_until > now));
 	}
 	for (size_t i = 0; i < f->nbad; i++) {
 		hex_encode(f->bad[i].id, SHA256_LEN, hex);

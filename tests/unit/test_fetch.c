@@ -1,0 +1,186 @@
+/*
+ * test_fetch.c - the fetcher against real object servers on loopback: it
+ * gets every chunk, verified, from a live source; a source that is gone
+ * is not asked for every chunk; with every source gone a read fails
+ * quickly and says whom it asked.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/crypto.h"
+#include "fedfs/fetch.h"
+#include "fedfs/objsrv.h"
+#include "fedfs/store.h"
+#include "lib/testutil.h"
+
+#define CHUNK 65536
+#define NCHUNKS 32
+
+static char *dir;
+static struct store *origin, *reader;
+static struct objsrv *srv;
+static struct chunk_index ix;
+static struct fetch_object obj;
+static char live[FETCH_ADDR_MAX], gone[FETCH_ADDR_MAX];
+static const char *order[2];		/* what the sources callback says */
+static int norder;
+
+/* A loopback port nobody listens on: bound, then closed. */
+static void
+gone_addr(char *out)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert(fd >= 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	snprintf(out, FETCH_ADDR_MAX, "127.0.0.1:%u", ntohs(a.sin_port));
+	close(fd);
+}
+
+static int
+sources(void *arg, const uint8_t id[SHA256_LEN], char addrs[][FETCH_ADDR_MAX],
+	int max)
+{
+	(void)arg;
+	(void)id;
+	for (int i = 0; i < norder && i < max; i++)
+		snprintf(addrs[i], FETCH_ADDR_MAX, "%s", order[i]);
+	return norder;
+}
+
+static void
+setup(void)
+{
+	char *o, *r;
+	struct err e;
+	uint8_t buf[CHUNK];
+
+	cr_assert_eq(crypto_init(&e), 0);
+	dir = tu_tmpdir();
+	o = tu_path(dir, "origin");
+	r = tu_path(dir, "reader");
+	cr_assert_eq(mkdir(o, 0700), 0);
+	cr_assert_eq(mkdir(r, 0700), 0);
+	cr_assert_eq(store_open(o, 0, &origin, &e), 0, "%s", e.msg);
+	cr_assert_eq(store_open(r, 0, &reader, &e), 0, "%s", e.msg);
+	free(o);
+	free(r);
+	ix.size = (uint64_t)NCHUNKS * CHUNK;
+	ix.chunk_size = CHUNK;
+	ix.nchunks = NCHUNKS;
+	ix.chunks = calloc(NCHUNKS, SHA256_LEN);
+	for (uint32_t i = 0; i < NCHUNKS; i++) {
+		tu_fill(buf, CHUNK, 1000 + i);
+		sha256(buf, CHUNK, ix.chunks[i]);
+		cr_assert_eq(store_put(origin, ix.chunks[i], buf, CHUNK,
+				       STORE_COPIED_IN, &e), 0, "%s", e.msg);
+	}
+	memset(obj.id, 0x5a, SHA256_LEN);
+	obj.index = &ix;
+	snprintf(obj.label, sizeof(obj.label), "test object");
+	cr_assert_eq(objsrv_start("127.0.0.1:0", origin, NULL, NULL, &srv, &e),
+		     0, "%s", e.msg);
+	snprintf(live, sizeof(live), "127.0.0.1:%u", objsrv_port(srv));
+	gone_addr(gone);
+}
+
+static void
+teardown(void)
+{
+	objsrv_stop(srv);
+	store_close(origin);
+	store_close(reader);
+	free(ix.chunks);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+TestSuite(fetch, .init = setup, .fini = teardown);
+
+/* The figures .status shows for the source at addr. */
+static json_int_t
+source_stat(struct fetcher *f, const char *addr, const char *what)
+{
+	json_t *st = fetcher_status(f), *s;
+	json_int_t v = -1;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "sources"), i, s)
+		if (strcmp(json_string_value(json_object_get(s, "addr")),
+			   addr) == 0)
+			v = json_integer_value(json_object_get(s, what));
+	json_decref(st);
+	return v;
+}
+
+Test(fetch, gets_every_chunk_verified_from_a_live_source)
+{
+	struct fetcher *f;
+	struct err e;
+
+	order[0] = live;
+	norder = 1;
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
+	for (uint32_t i = 0; i < NCHUNKS; i++) {
+		cr_assert_eq(fetcher_get(f, &obj, i, 0, &e), 0, "chunk %u: %s",
+			     i, e.msg);
+		cr_assert(store_has(reader, ix.chunks[i]));
+		cr_assert(store_fetched(reader, ix.chunks[i]));
+	}
+	cr_assert_eq(source_stat(f, live, "chunks"), NCHUNKS);
+	fetcher_stop(f);
+}
+
+Test(fetch, a_source_that_is_gone_is_not_asked_for_every_chunk)
+{
+	struct fetcher *f;
+	struct err e;
+	json_int_t errors;
+
+	/* listed first, as the authority may list a peer that left */
+	order[0] = gone;
+	order[1] = live;
+	norder = 2;
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
+	for (uint32_t i = 0; i < NCHUNKS; i++)
+		cr_assert_eq(fetcher_get(f, &obj, i, 0, &e), 0, "chunk %u: %s",
+			     i, e.msg);
+	errors = source_stat(f, gone, "errors");
+	cr_assert(errors >= 0 && errors <= 2,
+		  "the gone source was asked %lld times for %d chunks",
+		  (long long)errors, NCHUNKS);
+	cr_assert_eq(source_stat(f, live, "chunks"), NCHUNKS);
+	fetcher_stop(f);
+}
+
+Test(fetch, with_every_source_gone_a_read_fails_fast_and_says_why)
+{
+	struct fetcher *f;
+	struct err e;
+	struct timespec t0, t1;
+
+	order[0] = gone;
+	norder = 1;
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(fetcher_get(f, &obj, 3, 0, &e), -1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert(t1.tv_sec - t0.tv_sec < 10, "took %lld s",
+		  (long long)(t1.tv_sec - t0.tv_sec));
+	cr_assert(strstr(e.msg, "chunk 3") != NULL, "%s", e.msg);
+	cr_assert(strstr(e.msg, gone) != NULL, "%s", e.msg);
+	cr_assert(!store_has(reader, ix.chunks[3]));
+	fetcher_stop(f);
+}
