@@ -167,7 +167,18 @@ on p2 nft delete table ip tamper
 # --- version 2 ------------------------------------------------------------------
 check "the owner publishes version 2" cp "$d/web2.fedsnap" "$MNT_owner/publish/"
 v2_page() { [ "$(fedget http://www.example.org/ 2>/dev/null)" = "$(page web2)" ]; }
-check "the peers follow it and the client sees the new page" wait_for 90 v2_page
+if wait_for 90 v2_page; then
+	ok "the peers follow it and the client sees the new page"
+else
+	not_ok "the peers follow it and the client sees the new page"
+	# what a reader of the CI log needs to tell why
+	echo "# fed get answered: $(fedget http://www.example.org/ 2>&1 | head -c 200)"
+	echo "# lookup: $(client curl -sS "$AUTH/v1/lookup?host=www.example.org&port=80" | head -c 600)"
+	for h in p2 p3; do
+		echo "# $h vms: $(jq -c '[.vms[] | {file, state, snapshot: .snapshot[:12]}]' "$CLUSTER_DIR/$h/vmrunner/status.json" 2>&1)"
+		tail -n 8 "$CLUSTER_DIR/$h/vmrunner.log" "$CLUSTER_DIR/$h/fedfs.log" 2>&1 | cut -c1-300 | sed "s/^/# $h: /"
+	done
+fi
 check "p3 runs version 2" \
 	wait_for 30 sh -c "jq -e '.vms[] | select(.snapshot==\"$web2_id\" and .state==\"up\")' '$CLUSTER_DIR/p3/vmrunner/status.json' >/dev/null"
 check "version 1 published again is refused" \
