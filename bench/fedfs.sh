@@ -8,7 +8,8 @@
 # (goal: at most 2x the delta: peers should fetch from each other).
 #
 #   bench/fedfs.sh [MIB]    (default 256)
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "bench/fedfs.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 source "$(dirname "$0")/../tests/e2e/lib.sh"
 MIB=${1:-256}
 mktempdir d
