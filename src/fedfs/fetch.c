@@ -327,11 +327,10 @@ fetch_refresh_sources(struct fetcher *f, const struct fetch_object *o)
 /* Order of sources for a new job: not bad for the object, not ourselves;
  * unmeasured ones first (in random order, to spread load and learn their
  * speed), then the measured ones fastest first.  Sources down (a transfer
- * from them failed lately, FETCH_DOWN_S doubling per failure in a row) are
- * left out while any other is up: a peer gone stays listed by the
- * authority, and asked for every chunk it would cost each a connect
- * timeout.  When all are down, they are all asked, least failed first.
- * Lock held. */
+ * from them failed lately, FETCH_DOWN_S doubling per failure in a row) come
+ * last, and are left out of a job's first round while any other is up: a
+ * peer gone stays listed by the authority, and asked for every chunk it
+ * would cost each a connect timeout.  Lock held. */
 static void
 fetch_job_sources(struct fetcher *f, struct fetch_job *j)
 {
@@ -374,7 +373,10 @@ fetch_job_sources(struct fetcher *f, struct fetch_job *j)
 		speed[k] = v;
 		memcpy(j->addrs[k], a, FETCH_ADDR_MAX);
 	}
-	if (up > 0)		/* the down ones only when nobody else is up */
+	/* the first time round, the down ones only when nobody else is up;
+	 * in later rounds (every source busy or lacking it) last: a source
+	 * down after one failure may be the only one with the chunk */
+	if (up > 0 && j->rounds == 0)
 		j->naddrs = up;
 	j->next = 0;
 }

@@ -184,3 +184,50 @@ Test(fetch, with_every_source_gone_a_read_fails_fast_and_says_why)
 	cr_assert(!store_has(reader, ix.chunks[3]));
 	fetcher_stop(f);
 }
+
+Test(fetch, a_source_down_is_still_asked_when_the_others_lack_the_chunk)
+{
+	struct fetcher *f;
+	struct fetch_object other;
+	struct store *empty;
+	struct objsrv *lacking, *back;
+	char lack[FETCH_ADDR_MAX], *edir, listen[FETCH_ADDR_MAX];
+	struct timespec t0, t1;
+	struct err e;
+	double secs;
+
+	/* the holder fails three times in a row: down for 4 s */
+	order[0] = gone;
+	norder = 1;
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
+	for (uint32_t i = 0; i < 3; i++)
+		cr_assert_eq(fetcher_get(f, &obj, i, 0, &e), -1);
+	/* then it comes back, beside a peer that lacks the chunk (404) */
+	snprintf(listen, sizeof(listen), "%s", gone);
+	cr_assert_eq(objsrv_start(listen, origin, NULL, NULL, &back, &e), 0,
+		     "%s", e.msg);
+	edir = tu_path(dir, "empty");
+	cr_assert_eq(mkdir(edir, 0700), 0);
+	cr_assert_eq(store_open(edir, 0, &empty, &e), 0, "%s", e.msg);
+	cr_assert_eq(objsrv_start("127.0.0.1:0", empty, NULL, NULL, &lacking,
+				  &e), 0, "%s", e.msg);
+	snprintf(lack, sizeof(lack), "127.0.0.1:%u", objsrv_port(lacking));
+	order[0] = lack;
+	order[1] = gone;
+	norder = 2;
+	/* another object (sources are cached per object), same chunks */
+	other = obj;
+	other.id[0] ^= 1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(fetcher_get(f, &other, 10, 0, &e), 0, "%s", e.msg);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) +
+	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	cr_assert(secs < 3.0, "took %.1f s: waited out the holder's 4 s down",
+		  secs);
+	fetcher_stop(f);
+	objsrv_stop(lacking);
+	objsrv_stop(back);
+	store_close(empty);
+	free(edir);
+}
