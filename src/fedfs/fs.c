@@ -1060,7 +1060,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 void
 fs_tune_readahead(const char *mountpoint)
 {
-	char real[4096], esc[4 * sizeof(real)], path[128];
+	char real[4096], esc[4096], path[128];
 	unsigned maj = 0, min = 0;
 	bool found = false;
 	size_t cap = 0, k = 0;
@@ -1080,7 +1080,7 @@ fs_tune_readahead(const char *mountpoint)
 	if ((f = fopen("/proc/self/mountinfo", "re")) == NULL)
 		return;
 	while (getline(&line, &cap, f) > 0) {
-		char point[sizeof(esc)];
+		char point[4096];
 		unsigned a, b;
 
 		/* ID PARENT MAJ:MIN ROOT POINT ...; the last mount wins */
@@ -1104,8 +1104,9 @@ fs_tune_readahead(const char *mountpoint)
 			f = NULL;
 	}
 	if (f == NULL) {
-		log_debug("cannot set %s: %s: reads stay small", path,
-			  strerror(errno));
+		log_warn("cannot raise the read-ahead (%s: %s): sequential "
+			 "reads go in 256 KiB requests, not 1 MiB", path,
+			 strerror(errno));
 		return;
 	}
 	log_debug("read-ahead of %u KiB on this mount (%s)", FS_READAHEAD_KB,
