@@ -325,37 +325,9 @@ qemu_if_addr(struct sockaddr *sa, const char *dotted)
 }
 
 /*
- * A permanent neighbour entry for the guest: its address and MAC are the
- * same in every machine, so the host side need not ask.  A guest just
- * resumed answers its first packets slowly (QEMU translates its cold code
- * paths), and an ARP exchange was one more round trip through it before
- * the first connection to its service.
- */
-static int
-qemu_guest_neighbour(int s, struct err *e)
-{
-	unsigned int mac[6];
-	struct arpreq ar;
-
-	memset(&ar, 0, sizeof(ar));
-	qemu_if_addr(&ar.arp_pa, QEMU_GUEST_ADDR);
-	ar.arp_ha.sa_family = ARPHRD_ETHER;
-	sscanf(QEMU_GUEST_MAC, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2],
-	       &mac[3], &mac[4], &mac[5]);
-	for (int i = 0; i < 6; i++)
-		ar.arp_ha.sa_data[i] = (char)mac[i];
-	ar.arp_flags = ATF_PERM | ATF_COM;
-	snprintf(ar.arp_dev, sizeof(ar.arp_dev), "%s", QEMU_TAP);
-	if (ioctl(s, SIOCSARP, &ar) < 0)
-		return err_sys(e, "%s: neighbour %s", QEMU_TAP, QEMU_GUEST_ADDR);
-	return 0;
-}
-
-/*
  * The machine's network in the calling thread's namespace, with ioctls as
  * `ip` would make them: lo up; a persistent tap QEMU_TAP (QEMU opens it
- * by name) with QEMU_TAP_MAC and QEMU_HOST_ADDR/30, up; the guest's
- * neighbour entry.  Five `ip`
+ * by name) with QEMU_TAP_MAC and QEMU_HOST_ADDR/30, up.  Five `ip`
  * processes took 20-30 ms of each resume; this takes well under one.
  */
 static int
@@ -398,9 +370,7 @@ qemu_net_config(struct err *e)
 		err_sys(e, "%s: netmask", QEMU_TAP);
 		goto done;
 	}
-	if (qemu_if_flags(s, QEMU_TAP, IFF_UP, e) < 0)
-		goto done;
-	rc = qemu_guest_neighbour(s, e);
+	rc = qemu_if_flags(s, QEMU_TAP, IFF_UP, e);
 done:
 	if (t >= 0)
 		close(t);

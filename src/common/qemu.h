@@ -95,8 +95,7 @@ void qemu_argv_free(char **argv);
 
 /*
  * The machine's network in namespace netns (NULL: the calling process's
- * own): lo up, tap QEMU_TAP with QEMU_TAP_MAC and QEMU_HOST_ADDR/30, and a
- * permanent neighbour entry for QEMU_GUEST_ADDR at QEMU_GUEST_MAC.
+ * own): lo up, tap QEMU_TAP with QEMU_TAP_MAC and QEMU_HOST_ADDR/30.
  * With a name, the namespace is created first, pinned at /run/netns/NAME
  * as `ip netns add` does (one left by a crash is deleted first).  All
  * through system calls, no `ip` process.  Returns 0/-1.
