@@ -25,6 +25,7 @@
 
 #include "common/http.h"
 #include "lib/authfix.h"
+#include "lib/testutil.h"
 
 #define WRITES_MAX 4000
 
@@ -37,10 +38,20 @@ struct writer {
 	int steps[WRITES_MAX];		/* acknowledged steps per key */
 	int first, n;			/* keys of this round: [first, n) */
 	atomic_int acks;
+	int target;			/* acks to wait for before the kill */
 	atomic_bool stop;
 };
 
 static struct authfix F;
+
+/* tu_poll condition: the writer has had its target of acknowledgements. */
+static bool
+enough_acks(void *arg)
+{
+	struct writer *w = arg;
+
+	return atomic_load(&w->acks) >= w->target;
+}
 
 static void
 setup(void)
@@ -182,20 +193,14 @@ Test(durability, kill9_loses_no_acknowledged_change)
 	for (round = 0; round < 3; round++) {
 		pthread_t t;
 		int target = 30 + rand() % 300;
-		struct timespec t0, now, nap = { 0, 1000 * 1000 };
 
 		atomic_store(&w->acks, 0);
 		atomic_store(&w->stop, false);
 		w->first = w->n;
 		cr_assert_eq(pthread_create(&t, NULL, writer_run, w), 0);
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		while (atomic_load(&w->acks) < target) {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			cr_assert_lt(now.tv_sec - t0.tv_sec, 60,
-				     "writer too slow: %d acks",
-				     atomic_load(&w->acks));
-			nanosleep(&nap, NULL);
-		}
+		w->target = target;
+		cr_assert(tu_poll(60000, enough_acks, w),
+			  "writer too slow: %d acks", atomic_load(&w->acks));
 		authfix_kill9(&F);
 		atomic_store(&w->stop, true);
 		pthread_join(t, NULL);

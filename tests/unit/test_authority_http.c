@@ -19,6 +19,7 @@
 
 #include "common/http.h"
 #include "lib/authfix.h"
+#include "lib/testutil.h"
 
 static struct authfix F;
 
@@ -311,10 +312,12 @@ Test(http, head_healthz)
 	cr_assert_eq(af_raw(&F, "HEAD", "/healthz", NULL, 0, NULL, NULL), 200);
 }
 
-/* GET /healthz without asserting: true iff it answered 200. */
+/* GET /healthz without asserting: true iff it answered 200 (a tu_poll
+ * condition; arg is the struct authfix). */
 static bool
-probe(struct authfix *f)
+probe(void *arg)
 {
+	struct authfix *f = arg;
 	struct http_reply r;
 	char url[128];
 	struct err e;
@@ -362,15 +365,7 @@ Test(http, per_ip_connection_limit)
 	for (i = 0; i < 6; i++)
 		close(fds[i]);
 	/* once they are gone, new ones are served */
-	{
-		struct timespec t0, now, nap = { 0, 20 * 1000 * 1000 };
-
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		while (!probe(&g)) {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			cr_assert_lt(now.tv_sec - t0.tv_sec, 10);
-			nanosleep(&nap, NULL);
-		}
-	}
+	cr_assert(tu_poll(10000, probe, &g), "not served 10 s after the "
+		  "other connections closed");
 	authfix_stop(&g);
 }
