@@ -724,7 +724,7 @@ fetch_loop(void *arg)
 	struct fetcher *f = arg;
 	struct timespec now;
 	CURLMsg *msg;
-	int still, left, wait_ms;
+	int still, left, wait_ms, ended;
 
 	for (;;) {
 		pthread_mutex_lock(&f->lock);
@@ -763,6 +763,7 @@ fetch_loop(void *arg)
 		pthread_mutex_unlock(&f->lock);
 
 		curl_multi_perform(f->multi, &still);
+		ended = 0;
 		while ((msg = curl_multi_info_read(f->multi, &left)) != NULL) {
 			struct fetch_job *j = NULL;
 
@@ -771,8 +772,13 @@ fetch_loop(void *arg)
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
 					  (char **)&j);
 			fetch_job_finished(f, j, msg->data.result);
+			ended++;
 		}
-		curl_multi_poll(f->multi, NULL, 0, wait_ms, NULL);
+		/* a transfer that ended freed a slot for a queued job: start
+		 * it now.  Nothing else would wake the poll if no other
+		 * transfer is left to make noise */
+		if (ended == 0)
+			curl_multi_poll(f->multi, NULL, 0, wait_ms, NULL);
 	}
 	return NULL;
 }

@@ -231,3 +231,59 @@ Test(fetch, a_source_down_is_still_asked_when_the_others_lack_the_chunk)
 	store_close(empty);
 	free(edir);
 }
+
+/* Seconds since t0. */
+static double
+since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) +
+	       (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+Test(fetch, a_reader_ahead_of_the_transfers_never_waits_on_an_idle_fetcher)
+{
+	struct fetcher *f;
+	struct store *fresh;
+	struct timespec t0;
+	struct err e;
+	double worst = 0, t;
+	uint32_t at = 0;
+
+	/* read-ahead of every chunk at once: more jobs than transfers run
+	 * together (FETCH_PARALLEL), so the queue must start the rest as the
+	 * first ones end, not when the fetch thread next wakes for something
+	 * else (its idle wait is a second).  Whether the first transfers all
+	 * end together is up to the scheduler: eight rounds, each into an
+	 * empty store */
+	cr_assert(NCHUNKS > FETCH_PARALLEL);
+	order[0] = live;
+	norder = 1;
+	for (int round = 0; round < 8; round++) {
+		char name[32], *path;
+
+		snprintf(name, sizeof(name), "ahead%d", round);
+		path = tu_path(dir, name);
+		cr_assert_eq(mkdir(path, 0700), 0);
+		cr_assert_eq(store_open(path, 0, &fresh, &e), 0, "%s", e.msg);
+		cr_assert_eq(fetcher_start(fresh, sources, NULL, NULL, &f, &e),
+			     0);
+		for (uint32_t i = 0; i < NCHUNKS; i++) {
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			cr_assert_eq(fetcher_get(f, &obj, i, i == 0 ?
+						 NCHUNKS - 1 : 0, &e), 0,
+				     "chunk %u: %s", i, e.msg);
+			if ((t = since(&t0)) > worst) {
+				worst = t;
+				at = i;
+			}
+		}
+		fetcher_stop(f);
+		store_close(fresh);
+		free(path);
+	}
+	cr_assert(worst < 0.5, "chunk %u waited %.2f s for a fetcher with "
+		  "nothing else to do", at, worst);
+}
