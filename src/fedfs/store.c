@@ -7,6 +7,14 @@
  * One mutex guards the table and the list; file I/O happens outside it
  * except for the rename that publishes a chunk and the unlink of an
  * eviction, which must agree with the table.
+ *
+ * A chunk fetched from a peer is readable as soon as it is verified and
+ * written: a reader is given its temporary file while the syncer thread
+ * fsyncs it and renames it to its name behind the reader's back (a crash
+ * before that leaves only a temporary, removed at start: a cache miss, not
+ * a bad chunk).  A pending chunk is never evicted.  At most
+ * STORE_PENDING_MAX wait so; beyond that, and for chunks copied in (a
+ * publisher's word that it holds them), store_put syncs before it returns.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,12 +33,15 @@
 #include "fedfs/store.h"
 
 #define STORE_PREFETCH_MAX 64	/* chunks waiting to be read ahead */
+#define STORE_PENDING_MAX 64	/* fetched chunks waiting to be synced */
 
 struct store_entry {
 	uint8_t hash[SHA256_LEN];
 	bool used;			/* slot in use */
 	bool held;			/* file present */
 	bool fetched;			/* from a peer (store_put) */
+	bool pending;			/* held, in tmp/ till synced */
+	uint64_t tmp_seq;		/* its name there, when pending */
 	uint32_t pins;
 	uint64_t size;
 	struct store_entry *prev, *next;	/* LRU, only held && !pins */
@@ -52,6 +63,17 @@ struct store {
 	pthread_cond_t ra_cond;
 	pthread_t ra_thread;
 	bool ra_started, ra_stopping;
+	/* fetched chunks written and readable, to fsync and rename: a ring
+	 * for the syncer thread, under the same lock */
+	struct store_pend {
+		uint8_t hash[SHA256_LEN];
+		uint64_t seq;		/* tmp/PID.SEQ */
+		int fd;
+	} sync_q[STORE_PENDING_MAX];
+	unsigned sync_head, sync_n;
+	pthread_cond_t sync_cond;	/* something to sync, or stopping */
+	pthread_t sync_thread;
+	bool sync_started, sync_stopping;
 };
 
 /* --- table ------------------------------------------------------------ */
@@ -90,6 +112,9 @@ store_grow(struct store *s)
 			continue;
 		n = store_find(s, o->hash, true);
 		n->held = o->held;
+		n->fetched = o->fetched;
+		n->pending = o->pending;
+		n->tmp_seq = o->tmp_seq;
 		n->pins = o->pins;
 		n->size = o->size;
 	}
@@ -98,7 +123,7 @@ store_grow(struct store *s)
 	for (size_t i = 0; i < s->nslots; i++) {
 		struct store_entry *n = &s->slots[i];
 
-		if (n->used && n->held && n->pins == 0) {
+		if (n->used && n->held && !n->pending && n->pins == 0) {
 			n->prev = NULL;
 			n->next = s->lru_head;
 			if (s->lru_head)
@@ -174,11 +199,12 @@ store_lru_push(struct store *s, struct store_entry *x)
 		s->lru_tail = x;
 }
 
-/* Move a held, unpinned entry to the head (most recently used). */
+/* Move a held, unpinned entry to the head (most recently used); a pending
+ * one joins the list when it is synced. */
 static void
 store_touch(struct store *s, struct store_entry *x)
 {
-	if (!x->held || x->pins > 0)
+	if (!x->held || x->pending || x->pins > 0)
 		return;
 	if (store_lru_linked(s, x))
 		store_lru_unlink(s, x);
@@ -195,6 +221,14 @@ store_chunk_path(struct store *s, const uint8_t hash[SHA256_LEN], char *buf,
 
 	hex_encode(hash, SHA256_LEN, hex);
 	snprintf(buf, bufsz, "%s/%.2s/%s", s->dir, hex, hex);
+}
+
+/* Path of the temporary file number seq into buf. */
+static void
+store_tmp_path(struct store *s, uint64_t seq, char *buf, size_t bufsz)
+{
+	snprintf(buf, bufsz, "%s/tmp/%d.%llu", s->dir, (int)getpid(),
+		 (unsigned long long)seq);
 }
 
 /* Evict least recently used chunks until the store fits.  Lock held. */
@@ -328,6 +362,57 @@ store_prefetcher(void *arg)
 	return NULL;
 }
 
+/* The syncer thread: make pending chunks durable and give them their
+ * names, oldest first; on store_close, all that are left before it ends.
+ * A chunk that cannot be synced is dropped (a later read fetches it
+ * again): its name never points at bytes that might not survive. */
+static void *
+store_syncer(void *arg)
+{
+	struct store *s = arg;
+	char tmp[600], path[512], hex[2 * SHA256_LEN + 1];
+	struct store_entry *x;
+	struct store_pend p;
+	int err;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (s->sync_n == 0 && !s->sync_stopping)
+			pthread_cond_wait(&s->sync_cond, &s->lock);
+		if (s->sync_n == 0)
+			break;			/* stopping, and all synced */
+		p = s->sync_q[s->sync_head];
+		pthread_mutex_unlock(&s->lock);
+		err = fsync(p.fd) < 0 ? errno : 0;
+		if (close(p.fd) < 0 && err == 0)
+			err = errno;
+		store_tmp_path(s, p.seq, tmp, sizeof(tmp));
+		store_chunk_path(s, p.hash, path, sizeof(path));
+		pthread_mutex_lock(&s->lock);
+		s->sync_head = (s->sync_head + 1) % STORE_PENDING_MAX;
+		s->sync_n--;
+		if (err == 0 && rename(tmp, path) < 0)
+			err = errno;
+		if ((x = store_find(s, p.hash, false)) == NULL)
+			continue;		/* cannot be: entries stay */
+		x->pending = false;
+		if (err == 0) {
+			store_touch(s, x);
+			store_evict_locked(s);
+			continue;
+		}
+		hex_encode(p.hash, SHA256_LEN, hex);
+		log_warn("store: chunk %.16s.. dropped: cannot sync %s: %s", hex,
+			 tmp, strerror(err));
+		unlink(tmp);
+		x->held = false;
+		s->st.bytes -= x->size;
+		s->st.chunks--;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
 void
 store_prefetch(struct store *s, const uint8_t hash[SHA256_LEN])
 {
@@ -368,6 +453,7 @@ store_open(const char *dir, uint64_t max_bytes, struct store **out,
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->ra_cond, NULL);
+	pthread_cond_init(&s->sync_cond, NULL);
 	if (store_mkdirs(s->dir, e) < 0 || store_scan(s, e) < 0) {
 		store_close(s);
 		return -1;
@@ -377,6 +463,11 @@ store_open(const char *dir, uint64_t max_bytes, struct store **out,
 		return err_set(e, "store: cannot start the read-ahead thread");
 	}
 	s->ra_started = true;
+	if (pthread_create(&s->sync_thread, NULL, store_syncer, s) != 0) {
+		store_close(s);
+		return err_set(e, "store: cannot start the syncer thread");
+	}
+	s->sync_started = true;
 	pthread_mutex_lock(&s->lock);
 	store_evict_locked(s);
 	pthread_mutex_unlock(&s->lock);
@@ -389,6 +480,13 @@ store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	if (s->sync_started) {		/* after syncing what is pending */
+		pthread_mutex_lock(&s->lock);
+		s->sync_stopping = true;
+		pthread_cond_signal(&s->sync_cond);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->sync_thread, NULL);
+	}
 	if (s->ra_started) {
 		pthread_mutex_lock(&s->lock);
 		s->ra_stopping = true;
@@ -397,6 +495,7 @@ store_close(struct store *s)
 		pthread_join(s->ra_thread, NULL);
 	}
 	pthread_cond_destroy(&s->ra_cond);
+	pthread_cond_destroy(&s->sync_cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s->slots);
 	free(s->dir);
@@ -433,17 +532,20 @@ int
 store_open_chunk(struct store *s, const uint8_t hash[SHA256_LEN],
 		 uint64_t *size)
 {
-	char path[512];
+	char path[512], tmp[600];
 	struct store_entry *x;
 	uint64_t len = 0;
-	bool held;
-	int fd;
+	bool held, pending = false;
+	int fd = -1;
 
 	store_chunk_path(s, hash, path, sizeof(path));
 	pthread_mutex_lock(&s->lock);
 	x = store_find(s, hash, false);
-	if ((held = x != NULL && x->held))
+	if ((held = x != NULL && x->held)) {
 		len = x->size;
+		if ((pending = x->pending))
+			store_tmp_path(s, x->tmp_seq, tmp, sizeof(tmp));
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (!held) {
 		errno = ENOENT;
@@ -452,8 +554,12 @@ store_open_chunk(struct store *s, const uint8_t hash[SHA256_LEN],
 	/* opened outside the lock, which a cold open (directory and inode
 	 * read from disk) would hold for a disk's latency: a file under a
 	 * chunk's name is that chunk, verified, whenever it is opened, and
-	 * one evicted in between is simply not found */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	 * one evicted in between is simply not found.  A pending chunk is
+	 * in tmp/ until the syncer renames it, which it may have done by
+	 * now: then it is under its name */
+	if (pending)
+		fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
 	pthread_mutex_lock(&s->lock);
 	x = store_find(s, hash, false);
@@ -463,6 +569,19 @@ store_open_chunk(struct store *s, const uint8_t hash[SHA256_LEN],
 	if (size)
 		*size = len;
 	return fd;
+}
+
+/* Account a chunk now held (lock held). */
+static void
+store_add_locked(struct store *s, struct store_entry *x, size_t len,
+		 enum store_from from)
+{
+	x->held = true;
+	x->fetched = from == STORE_FETCHED;
+	x->size = len;
+	s->st.bytes += len;
+	s->st.chunks++;
+	s->st.puts++;
 }
 
 int
@@ -485,8 +604,7 @@ store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
 	pthread_mutex_lock(&s->lock);
 	seq = s->tmp_seq++;
 	pthread_mutex_unlock(&s->lock);
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%d.%llu", s->dir, (int)getpid(),
-		 (unsigned long long)seq);
+	store_tmp_path(s, seq, tmp, sizeof(tmp));
 	store_chunk_path(s, hash, path, sizeof(path));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -497,6 +615,33 @@ store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
 		unlink(tmp);
 		return -1;
 	}
+	/* fetched: readable now, synced and named by the syncer */
+	pthread_mutex_lock(&s->lock);
+	if (from == STORE_FETCHED && s->sync_started && !s->sync_stopping &&
+	    s->sync_n < STORE_PENDING_MAX &&
+	    (x = store_find(s, hash, true)) != NULL) {
+		struct store_pend *q = &s->sync_q[(s->sync_head + s->sync_n) %
+						  STORE_PENDING_MAX];
+
+		if (x->held) {		/* another put was quicker */
+			pthread_mutex_unlock(&s->lock);
+			close(fd);
+			unlink(tmp);
+			return 0;
+		}
+		store_add_locked(s, x, len, from);
+		x->pending = true;
+		x->tmp_seq = seq;
+		memcpy(q->hash, hash, SHA256_LEN);
+		q->seq = seq;
+		q->fd = fd;
+		s->sync_n++;
+		pthread_cond_signal(&s->sync_cond);
+		store_evict_locked(s);
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&s->lock);
 	if (fsync(fd) < 0 || close(fd) < 0) {
 		err_sys(e, "store %s", tmp);
 		unlink(tmp);
@@ -511,12 +656,7 @@ store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
 	}
 	x = store_find(s, hash, true);
 	if (x != NULL && !x->held) {
-		x->held = true;
-		x->fetched = from == STORE_FETCHED;
-		x->size = len;
-		s->st.bytes += len;
-		s->st.chunks++;
-		s->st.puts++;
+		store_add_locked(s, x, len, from);
 		store_touch(s, x);
 		store_evict_locked(s);
 	}
@@ -544,7 +684,8 @@ store_unpin(struct store *s, const uint8_t hash[SHA256_LEN])
 
 	pthread_mutex_lock(&s->lock);
 	x = store_find(s, hash, false);
-	if (x != NULL && x->pins > 0 && --x->pins == 0 && x->held) {
+	if (x != NULL && x->pins > 0 && --x->pins == 0 && x->held &&
+	    !x->pending) {
 		store_lru_push(s, x);
 		store_evict_locked(s);
 	}

@@ -5,7 +5,10 @@
  * A chunk reaches its name only through store_put(), which hashes the bytes
  * itself, writes them to a temporary file, fsyncs and renames: a crash
  * leaves no partial or unverified file under a final name, and store_open()
- * removes the temporaries a crash left.
+ * removes the temporaries a crash left.  A chunk fetched from a peer can be
+ * read as soon as store_put returns, from its temporary file, while a
+ * store thread syncs and names it (a crash before then loses it, which is
+ * a cache miss); one copied in is durable when store_put returns.
  *
  * The store has a quota: after a put, least recently used chunks are
  * evicted until it fits, except pinned ones (chunks of snapshots this peer
@@ -69,7 +72,9 @@ enum store_from { STORE_COPIED_IN, STORE_FETCHED };
  * Store len bytes as the chunk named hash.  The bytes are hashed here: if
  * they do not match, nothing is stored and -1 is returned with e saying
  * "hash mismatch".  Storing a chunk already held is a cheap success that
- * changes nothing.
+ * changes nothing.  On success the chunk is held and readable; if from is
+ * STORE_COPIED_IN it is also on disk for good, if STORE_FETCHED it will be
+ * shortly (store_close waits for it).
  */
 int store_put(struct store *s, const uint8_t hash[SHA256_LEN],
 	      const void *buf, size_t len, enum store_from from,

@@ -1,15 +1,18 @@
 /*
  * test_store.c - the chunk store: only verified bytes reach a name, what a
  * crash left is cleaned, the quota evicts least recently used chunks and
- * never pinned ones.
+ * never pinned ones, a fetched chunk is readable before it is synced.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fedfs/store.h"
@@ -242,5 +245,151 @@ Test(store, remembers_which_chunks_came_from_peers)
 	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
 	cr_assert(store_has(s, theirs));
 	cr_assert(!store_fetched(s, theirs));
+	store_close(s);
+}
+
+/* Files in dir/chunks/tmp. */
+static int
+temporaries(void)
+{
+	char *tmp = tu_path(dir, "chunks/tmp");
+	DIR *dp = opendir(tmp);
+	struct dirent *d;
+	int n = 0;
+
+	cr_assert(dp != NULL);
+	while ((d = readdir(dp)) != NULL)
+		n += d->d_name[0] != '.';
+	closedir(dp);
+	free(tmp);
+	return n;
+}
+
+#define MANY 200		/* more than wait to be synced at once */
+
+Test(store, a_fetched_chunk_is_readable_at_once_and_named_once_synced)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], got[CHUNK], h[MANY][32];
+	char path[512];
+	struct stat sb;
+	int fd;
+
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	for (uint32_t i = 0; i < MANY; i++) {
+		chunk(buf, h[i], 300 + i);
+		cr_assert_eq(store_put(s, h[i], buf, CHUNK, STORE_FETCHED, &e),
+			     0, "%s", e.msg);
+		fd = store_open_chunk(s, h[i], NULL);
+		cr_assert(fd >= 0, "chunk %u not readable after its put", i);
+		cr_assert_eq(pread(fd, got, CHUNK, 0), CHUNK);
+		cr_assert_arr_eq(buf, got, CHUNK);
+		close(fd);
+	}
+	store_close(s);			/* syncs what is pending */
+	cr_assert_eq(temporaries(), 0);
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	for (uint32_t i = 0; i < MANY; i++) {
+		cr_assert(store_has(s, h[i]), "chunk %u lost", i);
+		store_chunk_path(s, h[i], path, sizeof(path));
+		cr_assert_eq(stat(path, &sb), 0, "chunk %u has no name", i);
+	}
+	store_close(s);
+}
+
+Test(store, a_crash_with_chunks_pending_leaves_only_whole_verified_ones)
+{
+	struct store *s;
+	struct store_stats st;
+	struct err e;
+	uint8_t buf[CHUNK], h[32];
+	char path[512];
+	int status, named = 0;
+	pid_t pid;
+
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {			/* killed with puts still pending */
+		if (store_open(dir, 0, &s, &e) < 0)
+			_exit(2);
+		for (uint32_t i = 0; i < MANY; i++) {
+			chunk(buf, h, 600 + i);
+			if (store_put(s, h, buf, CHUNK, STORE_FETCHED, &e) < 0)
+				_exit(3);
+		}
+		raise(SIGKILL);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFSIGNALED(status), "the writer ended with %d", status);
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	cr_assert_eq(temporaries(), 0, "temporaries survived the reopen");
+	for (uint32_t i = 0; i < MANY; i++) {
+		uint8_t *data, got[32];
+		size_t len;
+
+		chunk(buf, h, 600 + i);
+		store_chunk_path(s, h, path, sizeof(path));
+		if (access(path, F_OK) < 0) {
+			cr_assert(!store_has(s, h));
+			continue;
+		}
+		data = tu_read_file(path, &len);
+		sha256(data, len, got);
+		cr_assert_arr_eq(got, h, 32, "chunk %u: its file fails its hash",
+				 i);
+		cr_assert(store_has(s, h));
+		free(data);
+		named++;
+	}
+	store_get_stats(s, &st);
+	cr_assert_eq(st.chunks, (uint64_t)named);
+	store_close(s);
+}
+
+static bool
+within_quota(void *arg)
+{
+	struct store_stats st;
+
+	store_get_stats(arg, &st);
+	return st.bytes <= st.max_bytes;
+}
+
+Test(store, pending_chunks_stay_readable_and_the_quota_holds_once_synced)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], h[32];
+	int fd;
+
+	cr_assert_eq(store_open(dir, 4 * CHUNK, &s, &e), 0, "%s", e.msg);
+	for (uint32_t i = 0; i < 32; i++) {
+		chunk(buf, h, 900 + i);
+		cr_assert_eq(store_put(s, h, buf, CHUNK, STORE_FETCHED, &e), 0);
+		/* the reader that asked for it finds it, quota or not */
+		fd = store_open_chunk(s, h, NULL);
+		cr_assert(fd >= 0, "chunk %u gone before its reader came", i);
+		close(fd);
+	}
+	cr_assert(tu_poll(5000, within_quota, s),
+		  "over the quota with everything synced");
+	store_close(s);
+}
+
+Test(store, remembers_fetched_chunks_as_its_table_grows)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], theirs[32], other[32];
+
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	chunk(buf, theirs, 13);
+	cr_assert_eq(store_put(s, theirs, buf, CHUNK, STORE_FETCHED, &e), 0);
+	for (uint32_t i = 0; i < 5000; i++) {	/* entries, not files */
+		chunk(buf, other, 20000 + i);
+		store_pin(s, other);
+	}
+	cr_assert(store_fetched(s, theirs));
 	store_close(s);
 }
