@@ -25,7 +25,11 @@
 #include "fedfs/objsrv.h"
 
 #define OBJSRV_PREFIX "/objects/"
-#define OBJSRV_THREADS 2
+/* threads serving connections: more than cores, as a chunk not in the page
+ * cache is read from disk inside sendfile and holds its thread, and every
+ * connection on it, meanwhile (2 threads: a peer's 16 parallel fetches
+ * were served two disk reads at a time) */
+#define OBJSRV_THREADS 8
 #define OBJSRV_TIMEOUT_S 30
 #define OBJSRV_PER_IP 64
 #define OBJSRV_MAX_UPLOADS 32	/* chunks sent at once; then 503 */
