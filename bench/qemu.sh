@@ -51,7 +51,7 @@ commit_once() {
 	t0=$(now)
 	cp "$mnt/deltas/$id.fedsnap" "$mnt/commit/$file"
 	echo "$(now) - $t0" | bc >>"$d/cp.$file"	# fedfs takes the copy in
-	t=$(first_200 "$state" "$file" "$t0") || { echo "no 200 for $file" >&2; return 1; }
+	t=$(first_200 "$state" "$file" "$t0" "$d/split.$file") || { echo "no 200 for $file" >&2; return 1; }
 	rm "$mnt/commit/$file"
 	wait_for 30 sh -c "! jq -e '.vms[] | select(.file==\"$file\")' '$state/status.json' >/dev/null"
 	# and its processes gone: a UML or QEMU still freeing its memory
@@ -129,6 +129,12 @@ grep -h -o '[0-9.]* s after the commit (check and unpack .*memory state.*)' "$d"
 	sed 's/^/  /' | tail -n "$RUNS"
 printf 'cp into commit/ alone (fedfs checks the copy at close), median: QEMU %.2f s, UML %.2f s\n' \
 	"$(median <"$d/cp.q.fedsnap")" "$(median <"$d/cp.u.fedsnap")"
+# the warm runs' split (the first commit of each kind, which fills the
+# caches, and the cold runs are left out)
+warm_split() { sed -n "2,$((RUNS + 1))p" "$d/split.$1" | cut -d' ' -f"$2" | median; }
+printf 'commit -> host port in status.json, median: QEMU %.2f s, UML %.2f s; then the first GET: QEMU %.2f s, UML %.2f s\n' \
+	"$(warm_split q.fedsnap 1)" "$(warm_split u.fedsnap 1)" \
+	"$(warm_split q.fedsnap 2)" "$(warm_split u.fedsnap 2)"
 echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'snapshot create: QEMU --running %.1f s (import boot + QEMU boot + save + pack), UML %.1f s\n' \
 	"$create_q" "$create_u"
