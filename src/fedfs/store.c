@@ -396,6 +396,12 @@ store_syncer(void *arg)
 		if ((x = store_find(s, p.hash, false)) == NULL)
 			continue;		/* cannot be: entries stay */
 		x->pending = false;
+		/* a put that synced the same chunk itself meanwhile (copied
+		 * in) gave it its name all the same */
+		if (err != 0 && access(path, F_OK) == 0) {
+			unlink(tmp);
+			err = 0;
+		}
 		if (err == 0) {
 			store_touch(s, x);
 			store_evict_locked(s);
