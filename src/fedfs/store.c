@@ -362,18 +362,55 @@ store_prefetcher(void *arg)
 	return NULL;
 }
 
+/* Give a pending chunk its name once synced (err 0), or drop it.  Lock
+ * held. */
+static void
+store_synced_locked(struct store *s, const struct store_pend *p, int err)
+{
+	char tmp[600], path[512], hex[2 * SHA256_LEN + 1];
+	struct store_entry *x;
+
+	store_tmp_path(s, p->seq, tmp, sizeof(tmp));
+	store_chunk_path(s, p->hash, path, sizeof(path));
+	if (err == 0 && rename(tmp, path) < 0)
+		err = errno;
+	if ((x = store_find(s, p->hash, false)) == NULL)
+		return;			/* cannot be: entries stay */
+	x->pending = false;
+	/* a put that synced the same chunk itself meanwhile (copied in) gave
+	 * it its name all the same */
+	if (err != 0 && access(path, F_OK) == 0) {
+		unlink(tmp);
+		err = 0;
+	}
+	if (err == 0) {
+		store_touch(s, x);
+		store_evict_locked(s);
+		return;
+	}
+	hex_encode(p->hash, SHA256_LEN, hex);
+	log_warn("store: chunk %.16s.. dropped: cannot sync %s: %s", hex, tmp,
+		 strerror(err));
+	unlink(tmp);
+	x->held = false;
+	s->st.bytes -= x->size;
+	s->st.chunks--;
+}
+
 /* The syncer thread: make pending chunks durable and give them their
- * names, oldest first; on store_close, all that are left before it ends.
- * A chunk that cannot be synced is dropped (a later read fetches it
- * again): its name never points at bytes that might not survive. */
+ * names, all that wait at once: their writeback is started together, then
+ * each is fsynced (one at a time, the disk wrote each chunk and committed
+ * the journal before the next was asked for, and fell behind a fetch).  On
+ * store_close, all that are left before it ends.  A chunk that cannot be
+ * synced is dropped (a later read fetches it again): its name never points
+ * at bytes that might not survive. */
 static void *
 store_syncer(void *arg)
 {
 	struct store *s = arg;
-	char tmp[600], path[512], hex[2 * SHA256_LEN + 1];
-	struct store_entry *x;
-	struct store_pend p;
-	int err;
+	struct store_pend batch[STORE_PENDING_MAX];
+	int err[STORE_PENDING_MAX];
+	unsigned n;
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
@@ -381,39 +418,26 @@ store_syncer(void *arg)
 			pthread_cond_wait(&s->sync_cond, &s->lock);
 		if (s->sync_n == 0)
 			break;			/* stopping, and all synced */
-		p = s->sync_q[s->sync_head];
+		/* the slots stay taken until done: store_put's bound counts
+		 * these too */
+		n = s->sync_n;
+		for (unsigned i = 0; i < n; i++)
+			batch[i] = s->sync_q[(s->sync_head + i) %
+					     STORE_PENDING_MAX];
 		pthread_mutex_unlock(&s->lock);
-		err = fsync(p.fd) < 0 ? errno : 0;
-		if (close(p.fd) < 0 && err == 0)
-			err = errno;
-		store_tmp_path(s, p.seq, tmp, sizeof(tmp));
-		store_chunk_path(s, p.hash, path, sizeof(path));
+		for (unsigned i = 0; i < n; i++)
+			sync_file_range(batch[i].fd, 0, 0,
+					SYNC_FILE_RANGE_WRITE);
+		for (unsigned i = 0; i < n; i++) {
+			err[i] = fsync(batch[i].fd) < 0 ? errno : 0;
+			if (close(batch[i].fd) < 0 && err[i] == 0)
+				err[i] = errno;
+		}
 		pthread_mutex_lock(&s->lock);
-		s->sync_head = (s->sync_head + 1) % STORE_PENDING_MAX;
-		s->sync_n--;
-		if (err == 0 && rename(tmp, path) < 0)
-			err = errno;
-		if ((x = store_find(s, p.hash, false)) == NULL)
-			continue;		/* cannot be: entries stay */
-		x->pending = false;
-		/* a put that synced the same chunk itself meanwhile (copied
-		 * in) gave it its name all the same */
-		if (err != 0 && access(path, F_OK) == 0) {
-			unlink(tmp);
-			err = 0;
-		}
-		if (err == 0) {
-			store_touch(s, x);
-			store_evict_locked(s);
-			continue;
-		}
-		hex_encode(p.hash, SHA256_LEN, hex);
-		log_warn("store: chunk %.16s.. dropped: cannot sync %s: %s", hex,
-			 tmp, strerror(err));
-		unlink(tmp);
-		x->held = false;
-		s->st.bytes -= x->size;
-		s->st.chunks--;
+		s->sync_head = (s->sync_head + n) % STORE_PENDING_MAX;
+		s->sync_n -= n;
+		for (unsigned i = 0; i < n; i++)
+			store_synced_locked(s, &batch[i], err[i]);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
