@@ -13,6 +13,9 @@ UML=/usr/bin/linux.uml
 MiB=1048576
 COPYRANGE=$ROOT/${BUILD:-build}/tests/tools/copyrange
 fails() { ! "$@"; }
+# synced NAME: NAME's store has given every chunk it fetched its name (the
+# syncer renames them out of tmp/ just after readers have them)
+synced() { test -z "$(ls -A "$d/$1.state/chunks/tmp")"; }
 
 start_authority "$d/auth" --publish-allowance 10 || { not_ok "the authority starts"; exit 1; }
 bash "$ROOT/scripts/mkbase.sh" "$d/base.img" >/dev/null
@@ -100,6 +103,7 @@ cp "$d/lies.fedsnap" "$MNT_owner/publish/"
 start_fedfs liar 127.0.0.4 "$d"
 wait_for 10 test -e "$MNT_liar/deltas/$lid.fedsnap"
 cat "$MNT_liar/deltas/$lid.fedsnap" >/dev/null
+wait_for 10 synced liar	# every chunk under its name, to be spoiled
 for f in "$d"/liar.state/chunks/??/*; do
 	head -c "$(stat -c %s "$f")" /dev/urandom >"$f.x" && mv "$f.x" "$f"
 done
@@ -135,9 +139,8 @@ for f in $left; do [ -e "$d/k.state/chunks/tmp/$f" ] && gone=no; done
 check "the temporaries a crash left are removed at start" test "$gone" = yes
 check "after remounting, the interrupted read completes" \
 	cmp "$MNT_k/bases/$bigsum" "$d/big.img"
-no_temporaries() { test -z "$(ls -A "$d/k.state/chunks/tmp")"; }
 check "and once the store has synced what it fetched, no temporary is left" \
-	wait_for 10 no_temporaries
+	wait_for 10 synced k
 
 # publish/ and commit/ refuse what is not valid, and keep nothing of it
 refused() {	# refused WHAT FILE DEST: cp must fail and deltas/ not change
@@ -216,6 +219,7 @@ cp "$MNT_q/deltas/$id.fedsnap" "$MNT_q/commit/web.fedsnap"
 check "a quota-limited peer still reads a base larger than its cache" \
 	cmp "$MNT_q/bases/$bigsum" "$d/big.img"
 check "evictions happened" test "$(status "$MNT_q" .cache.evictions)" -gt 0
+wait_for 10 synced q
 missing=0
 for h in $("$FED" snapshot inspect "$d/web.fedsnap" --json | jq -r '.manifest.delta.chunks[]'); do
 	[ -f "$d/q.state/chunks/${h:0:2}/$h" ] || missing=$((missing + 1))
