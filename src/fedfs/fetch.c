@@ -535,12 +535,14 @@ fetch_job_start(struct fetcher *f, struct fetch_job *j)
 		 * in a fresh order (new holders may have appeared); if only
 		 * busy sources hold it, tell them they are the last resort */
 		long ms = FETCH_BACKOFF_MS << (j->rounds < 4 ? j->rounds : 4);
+		bool insisted = j->last_resort;
 
 		/* nobody alive lacks it: only busy sources hold it (the
 		 * others are down or lied).  Waiting frees none of them, as
-		 * they limit sends per window: insist at once */
+		 * they limit sends per window: insist at once.  One busy even
+		 * so is at its cap of uploads at once: that frees up, wait */
 		j->last_resort = j->absent == 0;
-		if (j->absent == 0)
+		if (j->absent == 0 && !insisted)
 			ms = 0;
 		j->rounds++;
 		j->busy = 0;

@@ -6,7 +6,9 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,4 +288,93 @@ Test(fetch, a_reader_ahead_of_the_transfers_never_waits_on_an_idle_fetcher)
 	}
 	cr_assert(worst < 0.5, "chunk %u waited %.2f s for a fetcher with "
 		  "nothing else to do", at, worst);
+}
+
+/* A source that says busy (503) to everyone, even to an asker that says it
+ * is its last resort (a peer at its upload cap does), until told to serve. */
+static struct {
+	int asked;
+	bool serve;
+	pthread_mutex_t lock;
+} busy_src = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static enum MHD_Result
+busy_answer(void *cls, struct MHD_Connection *c, const char *url,
+	    const char *method, const char *version, const char *upload,
+	    size_t *upload_len, void **state)
+{
+	static uint8_t chunk[CHUNK];
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	bool serve;
+
+	(void)cls, (void)url, (void)method, (void)version, (void)upload;
+	(void)upload_len, (void)state;
+	pthread_mutex_lock(&busy_src.lock);
+	busy_src.asked++;
+	serve = busy_src.serve;
+	pthread_mutex_unlock(&busy_src.lock);
+	tu_fill(chunk, CHUNK, 1000);		/* chunk 0 */
+	r = MHD_create_response_from_buffer(serve ? CHUNK : 0, chunk,
+					    MHD_RESPMEM_MUST_COPY);
+	ret = MHD_queue_response(c, serve ? MHD_HTTP_OK :
+				 MHD_HTTP_SERVICE_UNAVAILABLE, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static bool
+asked_three_times(void *arg)
+{
+	bool yes;
+
+	(void)arg;
+	pthread_mutex_lock(&busy_src.lock);
+	yes = busy_src.asked >= 3;
+	pthread_mutex_unlock(&busy_src.lock);
+	return yes;
+}
+
+static void *
+get_chunk0(void *arg)
+{
+	struct err e;
+
+	return (void *)(intptr_t)fetcher_get(arg, &obj, 0, 0, &e);
+}
+
+Test(fetch, a_source_busy_even_for_a_last_resort_is_asked_again_after_a_wait)
+{
+	struct MHD_Daemon *mhd;
+	struct fetcher *f;
+	struct timespec t0;
+	char addr[FETCH_ADDR_MAX];
+	pthread_t t;
+	struct err e;
+	void *rc;
+	double secs;
+
+	mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+			       busy_answer, NULL, MHD_OPTION_END);
+	cr_assert(mhd != NULL);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u",
+		 MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT)->port);
+	order[0] = addr;
+	norder = 1;
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(pthread_create(&t, NULL, get_chunk0, f), 0);
+	/* asked, asked again at once as the last resort, then after a wait:
+	 * not in a loop as fast as the source can say no */
+	cr_assert(tu_poll(10000, asked_three_times, NULL));
+	secs = since(&t0);
+	pthread_mutex_lock(&busy_src.lock);
+	busy_src.serve = true;
+	pthread_mutex_unlock(&busy_src.lock);
+	cr_assert_eq(pthread_join(t, &rc), 0);
+	cr_assert_eq((intptr_t)rc, 0, "the chunk never came once served");
+	cr_assert(secs >= 0.05, "asked 3 times in %.3f s: no wait before "
+		  "asking a busy source again", secs);
+	fetcher_stop(f);
+	MHD_stop_daemon(mhd);
 }
