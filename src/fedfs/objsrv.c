@@ -290,10 +290,13 @@ objsrv_metrics(struct objsrv *o, struct MHD_Connection *c)
 	    "# TYPE fedfs_cache_max_bytes gauge\nfedfs_cache_max_bytes %" PRIu64 "\n"
 	    "# TYPE fedfs_cache_chunks gauge\nfedfs_cache_chunks %" PRIu64 "\n"
 	    "# TYPE fedfs_cache_evictions_total counter\n"
-	    "fedfs_cache_evictions_total %" PRIu64 "\n",
+	    "fedfs_cache_evictions_total %" PRIu64 "\n"
+	    "# TYPE fedfs_cache_unsynced_chunks gauge\n"
+	    "fedfs_cache_unsynced_chunks %" PRIu64 "\n",
 	    (uint64_t)o->bytes, (uint64_t)o->requests, (uint64_t)o->not_found,
 	    (uint64_t)o->busy,
-	    st.bytes, st.max_bytes, st.chunks, st.evictions);
+	    st.bytes, st.max_bytes, st.chunks, st.evictions,
+	    st.unsynced_chunks);
 	if (n < 0)
 		return MHD_NO;
 	len = (size_t)n;

@@ -46,7 +46,7 @@ fedfs_status(struct fedfs *fs)
 		rfc3339_format(fs->authority_contact, when);
 	if (fs->refreshed)
 		rfc3339_format(fs->refreshed, refreshed);
-	j = json_pack("{s:s,s:s,s:{s:I,s:I,s:I,s:I,s:I},"
+	j = json_pack("{s:s,s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I},"
 		      "s:{s:I,s:I,s:I},s:{s:s,s:s,s:s,s:b},"
 		      "s:{s:i,s:i,s:i,s:s},s:o,s:{s:I,s:I}}",
 	    "peer", fs->peer_id, "serve", fs->public_addr,
@@ -55,6 +55,7 @@ fedfs_status(struct fedfs *fs)
 		"chunks", (json_int_t)st.chunks,
 		"pinned_chunks", (json_int_t)st.pinned_chunks,
 		"evictions", (json_int_t)st.evictions,
+		"unsynced_chunks", (json_int_t)st.unsynced_chunks,
 	    "served", "bytes", (json_int_t)served,
 		"requests", (json_int_t)requests, "not_found", (json_int_t)nf,
 	    "authority", "url", fs->authority, "last_contact", when,

@@ -728,6 +728,7 @@ store_get_stats(struct store *s, struct store_stats *st)
 	pthread_mutex_lock(&s->lock);
 	*st = s->st;
 	st->pinned_chunks = 0;
+	st->unsynced_chunks = s->sync_n;
 	for (size_t i = 0; i < s->nslots; i++)
 		if (s->slots[i].used && s->slots[i].held && s->slots[i].pins)
 			st->pinned_chunks++;

@@ -33,6 +33,7 @@ struct store_stats {
 	uint64_t max_bytes;		/* quota, 0: none */
 	uint64_t chunks;		/* held */
 	uint64_t pinned_chunks;		/* held and pinned */
+	uint64_t unsynced_chunks;	/* held, fetched, not yet synced */
 	uint64_t evictions;
 	uint64_t puts;
 };

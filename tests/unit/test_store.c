@@ -274,6 +274,15 @@ temporaries(void)
 
 #define MANY 200		/* more than wait to be synced at once */
 
+static bool
+all_synced(void *arg)
+{
+	struct store_stats st;
+
+	store_get_stats(arg, &st);
+	return st.unsynced_chunks == 0;
+}
+
 Test(store, a_fetched_chunk_is_readable_at_once_and_named_once_synced)
 {
 	struct store *s;
@@ -294,7 +303,14 @@ Test(store, a_fetched_chunk_is_readable_at_once_and_named_once_synced)
 		cr_assert_arr_eq(buf, got, CHUNK);
 		close(fd);
 	}
-	store_close(s);			/* syncs what is pending */
+	/* named while the store runs, not only when it closes */
+	cr_assert(tu_poll(10000, all_synced, s), "chunks left unsynced");
+	for (uint32_t i = 0; i < MANY; i++) {
+		store_chunk_path(s, h[i], path, sizeof(path));
+		cr_assert_eq(stat(path, &sb), 0, "chunk %u has no name", i);
+	}
+	cr_assert_eq(temporaries(), 0);
+	store_close(s);
 	cr_assert_eq(temporaries(), 0);
 	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
 	for (uint32_t i = 0; i < MANY; i++) {
