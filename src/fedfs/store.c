@@ -399,11 +399,11 @@ store_synced_locked(struct store *s, const struct store_pend *p, int err)
 
 /* The syncer thread: make pending chunks durable and give them their
  * names, all that wait at once: their writeback is started together, then
- * each is fsynced (one at a time, the disk wrote each chunk and committed
- * the journal before the next was asked for, and fell behind a fetch).  On
- * store_close, all that are left before it ends.  A chunk that cannot be
- * synced is dropped (a later read fetches it again): its name never points
- * at bytes that might not survive. */
+ * each is fsynced.  (Synced one by one, each chunk waited for its own
+ * write and journal commit, and the syncer fell behind a fetch.)  On
+ * store_close, it syncs all that are left before it ends.  A chunk that
+ * cannot be synced is dropped (a later read fetches it again): its name
+ * never points at bytes that might not survive. */
 static void *
 store_syncer(void *arg)
 {
@@ -647,11 +647,10 @@ store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
 	}
 	/* fetched: readable now, synced and named by the syncer */
 	pthread_mutex_lock(&s->lock);
-	if (from == STORE_FETCHED && s->sync_started && !s->sync_stopping &&
+	if (from == STORE_FETCHED && !s->sync_stopping &&
 	    s->sync_n < STORE_PENDING_MAX &&
 	    (x = store_find(s, hash, true)) != NULL) {
-		struct store_pend *q = &s->sync_q[(s->sync_head + s->sync_n) %
-						  STORE_PENDING_MAX];
+		struct store_pend *q;
 
 		if (x->held) {		/* another put was quicker */
 			pthread_mutex_unlock(&s->lock);
@@ -659,6 +658,7 @@ store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
 			unlink(tmp);
 			return 0;
 		}
+		q = &s->sync_q[(s->sync_head + s->sync_n) % STORE_PENDING_MAX];
 		store_add_locked(s, x, len, from);
 		x->pending = true;
 		x->tmp_seq = seq;
