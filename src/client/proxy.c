@@ -519,6 +519,7 @@ proxy_conn_main(void *arg)
 	struct proxy_conn *c = arg;
 	struct client_proxy *px = c->px;
 
+	pthread_setname_np(pthread_self(), "fed-proxy-conn");
 	proxy_serve(c);
 	close(c->cfd);
 	if (c->ufd != -1)
@@ -592,6 +593,7 @@ proxy_accept_main(void *arg)
 	struct client_proxy *px = arg;
 	pthread_attr_t attr;
 
+	pthread_setname_np(pthread_self(), "fed-proxy");
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, PROXY_STACK);

@@ -617,6 +617,7 @@ catalog_loop(void *arg)
 	struct fedfs *fs = arg;
 	struct timespec until;
 
+	pthread_setname_np(pthread_self(), "fed-catalog");
 	for (;;) {
 		if (!fs->registered)
 			catalog_register(fs);

@@ -648,6 +648,7 @@ fetch_verifier(void *arg)
 	double secs;
 	int rc;
 
+	pthread_setname_np(pthread_self(), "fed-verify");
 	pthread_mutex_lock(&f->lock);
 	for (;;) {
 		while (!f->stop && f->vhead == NULL)
@@ -728,6 +729,7 @@ fetch_loop(void *arg)
 	CURLMsg *msg;
 	int still, left, wait_ms, ended;
 
+	pthread_setname_np(pthread_self(), "fed-fetch");
 	for (;;) {
 		pthread_mutex_lock(&f->lock);
 		if (f->stop) {

@@ -340,6 +340,7 @@ store_prefetcher(void *arg)
 	struct store *s = arg;
 	uint8_t hash[SHA256_LEN];
 
+	pthread_setname_np(pthread_self(), "fed-readahead");
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		int fd;
@@ -412,6 +413,7 @@ store_syncer(void *arg)
 	int err[STORE_PENDING_MAX];
 	unsigned n;
 
+	pthread_setname_np(pthread_self(), "fed-sync");
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		while (s->sync_n == 0 && !s->sync_stopping)

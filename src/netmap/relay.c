@@ -859,6 +859,7 @@ relay_loop(void *arg)
 	struct epoll_event evs[MAX_EVENTS];
 	int n;
 
+	pthread_setname_np(pthread_self(), "fed-relay");
 	while (!r->stopping) {
 		n = epoll_wait(r->epfd, evs, MAX_EVENTS,
 			       relay_next_timeout(r, relay_now_ms()));

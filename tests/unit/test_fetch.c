@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -377,4 +378,53 @@ Test(fetch, a_source_busy_even_for_a_last_resort_is_asked_again_after_a_wait)
 		  "asking a busy source again", secs);
 	fetcher_stop(f);
 	MHD_stop_daemon(mhd);
+}
+
+/* How many of this process's threads are called name (/proc/self/task). */
+static int
+threads_named(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	int n = 0;
+
+	cr_assert(d != NULL);
+	while ((de = readdir(d)) != NULL) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+			 de->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;	/* a thread that just ended */
+		if (fgets(comm, sizeof(comm), f) != NULL)
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+		n += strcmp(comm, name) == 0;
+	}
+	closedir(d);
+	return n;
+}
+
+static bool
+fetcher_threads_named(void *arg)
+{
+	(void)arg;
+	return threads_named("fed-fetch") == 1 && threads_named("fed-verify") > 0;
+}
+
+/* `top -H`, perf and gdb tell the fetcher's threads from libfuse's. */
+Test(fetch, its_threads_say_what_they_do)
+{
+	struct fetcher *f;
+	struct err e;
+
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
+	cr_assert(tu_poll(5000, fetcher_threads_named, NULL),
+		  "no thread named fed-fetch, or none fed-verify");
+	cr_assert_eq(threads_named("fed-sync"), 2, "one syncer per store");
+	fetcher_stop(f);
+	cr_assert_eq(threads_named("fed-fetch"), 0, "stopped, still running");
 }
