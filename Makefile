@@ -8,7 +8,7 @@
 #   make check      build, then run unit (Criterion) and end-to-end tests;
 #                   ends with one line "N passed, N failed"
 #   make unit       unit tests only
-#   make asan       AddressSanitizer + UBSan build of everything, unit tests
+#   make asan       AddressSanitizer + UBSan build of everything, all tests
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
 #   make cppcheck   static analysis, warnings are errors
 #   make bench      benchmarks in bench/ (figures against a baseline)
@@ -102,9 +102,17 @@ unit: all $(UNIT_BINS)
 e2e: all $(UNIT_BINS) $(TOOL_BINS)
 	@BUILD=$(BUILD) BINDIR=$(BINDIR) tests/run.sh e2e
 
+# Every test, unit and end-to-end, on the sanitized build; each process's
+# report goes to build-asan/reports/, and tests/run.sh fails on any error
+# in them (the daemons' logs are gone with their tests' directories).
+SAN_REPORTS := $(CURDIR)/build-asan/reports
 asan:
+	@rm -rf $(SAN_REPORTS) && mkdir -p $(SAN_REPORTS)
+	SAN_REPORTS=$(SAN_REPORTS) \
+	ASAN_OPTIONS=log_path=$(SAN_REPORTS)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(SAN_REPORTS)/ubsan \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
-		$(MAKE) BUILD=build-asan BINDIR=build-asan/bin SAN=1 unit
+		$(MAKE) BUILD=build-asan BINDIR=build-asan/bin SAN=1 check
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))

@@ -76,5 +76,21 @@ all) run_unit; run_e2e ;;
 *) echo "usage: $0 unit|e2e|all" >&2; exit 2 ;;
 esac
 
+# make asan: the sanitizers write each process's report to $SAN_REPORTS
+# (ASAN_OPTIONS log_path).  A report of an error fails the run even when no
+# test noticed it: a daemon's own log lives in a temporary directory that
+# its test removes, and a leak is found only as the process exits.
+run_san_reports() {
+	local r
+	for r in "$SAN_REPORTS"/*; do
+		[ -f "$r" ] || continue
+		grep -a -q -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$r" || continue
+		failed=$((failed + 1))
+		echo "FAIL sanitizer report $r:"
+		head -n 30 "$r"
+	done
+}
+[ -n "${SAN_REPORTS:-}" ] && run_san_reports
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
