@@ -39,6 +39,7 @@
 #include "fedfs/fetch.h"
 
 #define FETCH_CONNECT_MS 2000L
+#define FETCH_PROBE_WAIT_MS 50		/* at most, for a probe's answer */
 #define FETCH_LOW_SPEED_BYTES 4096L	/* below this many bytes/s ... */
 #define FETCH_LOW_SPEED_S 5L		/* ... for this long: give up */
 #define FETCH_TOTAL_MS 60000L
@@ -81,6 +82,7 @@ struct fetch_job {
 	int busy;			/* sources busy (503) in this round */
 	int absent;			/* live sources without it yet (404) */
 	bool last_resort;		/* only busy sources can give it */
+	bool probing;			/* waits for a probe's answer */
 	int rounds;			/* rounds that found all busy */
 	struct timespec not_before;	/* when a waiting job may go again */
 	struct fetch_job *hnext;	/* job table chain */
@@ -94,6 +96,8 @@ struct fetch_peer {
 	uint64_t bytes, chunks, errors, bad_chunks;
 	unsigned fails;			/* transfers failed in a row */
 	double down_until;		/* fetch_now(): asked last till then */
+	bool alive;			/* it answered its last probe or transfer */
+	CURL *probe;			/* a connect to find out, or NULL */
 };
 
 /* "source addr gave a bad chunk of object id": never ask it again. */
@@ -477,6 +481,154 @@ fetch_job_fail(struct fetcher *f, struct fetch_job *j)
 	fetch_job_put(j);
 }
 
+/* Find out whether the source at addr answers: a connect, in the
+ * background, that no job waits on (fetch_probe_finished).  Fetch thread,
+ * lock held. */
+static void
+fetch_probe_start(struct fetcher *f, struct fetch_peer *p)
+{
+	char url[FETCH_ADDR_MAX + 16];
+
+	if (p->probe != NULL || (p->probe = curl_easy_init()) == NULL)
+		return;
+	snprintf(url, sizeof(url), "http://%s/", p->addr);
+	curl_easy_setopt(p->probe, CURLOPT_URL, url);
+	curl_easy_setopt(p->probe, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(p->probe, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(p->probe, CURLOPT_PROXY, "");
+	curl_easy_setopt(p->probe, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(p->probe, CURLOPT_CONNECTTIMEOUT_MS, FETCH_CONNECT_MS);
+	curl_multi_add_handle(f->multi, p->probe);
+}
+
+/* A source failed: asked last for a while, doubling per failure in a row.
+ * Lock held. */
+static void
+fetch_peer_failed(struct fetch_peer *p)
+{
+	double down = FETCH_DOWN_S * (double)(1u << (p->fails < 6 ? p->fails : 6));
+
+	p->errors++;
+	p->fails++;
+	p->down_until = fetch_now() + (down < FETCH_DOWN_MAX_S ? down
+							       : FETCH_DOWN_MAX_S);
+}
+
+/* If easy is a probe, record what it found and say so.  Fetch thread,
+ * lock not held. */
+static bool
+fetch_probe_finished(struct fetcher *f, CURL *easy, CURLcode rc)
+{
+	bool was = false;
+
+	pthread_mutex_lock(&f->lock);
+	for (size_t i = 0; i < f->npeers && !was; i++) {
+		struct fetch_peer *p = &f->peers[i];
+
+		if (p->probe != easy)
+			continue;
+		was = true;
+		p->alive = rc == CURLE_OK;
+		if (rc != CURLE_OK)
+			fetch_peer_failed(p);
+		curl_multi_remove_handle(f->multi, easy);
+		curl_easy_cleanup(easy);
+		p->probe = NULL;
+	}
+	/* the jobs waiting for an answer may go now */
+	for (struct fetch_job *j = f->qhead; was && j != NULL; j = j->qnext) {
+		if (j->probing) {
+			j->probing = false;
+			memset(&j->not_before, 0, sizeof(j->not_before));
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	return was;
+}
+
+/* Bring j's first source left that is known to answer to the front (the
+ * others keep their order); failing that, probe those not known to,
+ * unless down.  Returns whether one answers, and in *probing whether some
+ * probe of j's sources is in flight.  Fetch thread, lock held. */
+static bool
+fetch_job_front(struct fetcher *f, struct fetch_job *j, bool *probing)
+{
+	double now = fetch_now();
+	char a[FETCH_ADDR_MAX];
+	int k;
+
+	*probing = false;
+	for (k = j->next; k < j->naddrs; k++) {
+		const struct fetch_peer *p = fetch_peer(f, j->addrs[k]);
+
+		if (!fetch_is_bad(f, j->obj->id, j->addrs[k]) &&
+		    (p == NULL || p->alive))
+			break;
+	}
+	if (k < j->naddrs) {
+		if (k > j->next) {
+			memcpy(a, j->addrs[k], FETCH_ADDR_MAX);
+			memmove(j->addrs[j->next + 1], j->addrs[j->next],
+				(size_t)(k - j->next) * FETCH_ADDR_MAX);
+			memcpy(j->addrs[j->next], a, FETCH_ADDR_MAX);
+		}
+		return true;
+	}
+	for (k = j->next; k < j->naddrs; k++) {
+		struct fetch_peer *p = fetch_peer(f, j->addrs[k]);
+
+		if (p == NULL || fetch_is_bad(f, j->obj->id, j->addrs[k]))
+			continue;
+		if (p->probe == NULL && p->down_until <= now)
+			fetch_probe_start(f, p);
+		*probing |= p->probe != NULL;
+	}
+	return false;
+}
+
+/*
+ * Which source a job asks next.  A peer that left stays listed by the
+ * authority, and where its address drops packets a transfer sent there
+ * waits out its connect timeout: the sixteen a sequential reader starts at
+ * once would each wait on it, then on the next peer that left.  So a job
+ * asks only sources known to answer (the job's order among them: untried
+ * first, at random, then fastest); when none is left it probes the others
+ * at once, all of them, and waits for the first answer.  Those that do
+ * not answer are down for a while and asked only when nothing else is
+ * left, as one of them may be the only holder.  Except when a holder said
+ * busy in this round: then the job goes to the next round, which insists
+ * on that holder (its last resort) rather than wait on one that may be
+ * gone: an owner says busy to send readers to the peers that fetched the
+ * chunk before, gone or not.  Fetch thread, lock held.
+ */
+enum fetch_pick { PICK_GO, PICK_WAIT, PICK_SKIP };
+
+static enum fetch_pick
+fetch_job_pick(struct fetcher *f, struct fetch_job *j)
+{
+	bool probing;
+
+	if (fetch_job_front(f, j, &probing))
+		return PICK_GO;
+	if (j->busy > 0)
+		return PICK_SKIP;
+	return probing ? PICK_WAIT : PICK_GO;
+}
+
+/* Queue j to start again in ms milliseconds.  Lock held. */
+static void
+fetch_job_defer(struct fetcher *f, struct fetch_job *j, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, &j->not_before);
+	j->not_before.tv_sec += ms / 1000;
+	j->not_before.tv_nsec += (ms % 1000) * 1000000L;
+	if (j->not_before.tv_nsec >= 1000000000L) {
+		j->not_before.tv_sec++;
+		j->not_before.tv_nsec -= 1000000000L;
+	}
+	fetch_queue_push(f, j, false);
+}
+
 /* Start the job's transfer from its next source; when none is left, wait
  * and go round again if some were only busy, else fail.  Fetch thread,
  * lock held. */
@@ -487,9 +639,22 @@ fetch_job_start(struct fetcher *f, struct fetch_job *j)
 	const char *addr;
 
 	while (j->next < j->naddrs) {
-		addr = j->addrs[j->next++];
-		if (fetch_is_bad(f, j->obj->id, addr))
+		if (fetch_is_bad(f, j->obj->id, j->addrs[j->next])) {
+			j->next++;
 			continue;
+		}
+		switch (fetch_job_pick(f, j)) {
+		case PICK_WAIT:
+			j->probing = true;
+			fetch_job_defer(f, j, FETCH_PROBE_WAIT_MS);
+			return;
+		case PICK_SKIP:
+			j->next++;
+			continue;
+		case PICK_GO:
+			break;
+		}
+		addr = j->addrs[j->next++];
 		if (j->easy == NULL && (j->easy = curl_easy_init()) == NULL)
 			break;
 		if (j->buf == NULL &&
@@ -548,14 +713,7 @@ fetch_job_start(struct fetcher *f, struct fetch_job *j)
 		j->busy = 0;
 		j->absent = 0;
 		fetch_job_sources(f, j);
-		clock_gettime(CLOCK_MONOTONIC, &j->not_before);
-		j->not_before.tv_sec += ms / 1000;
-		j->not_before.tv_nsec += (ms % 1000) * 1000000L;
-		if (j->not_before.tv_nsec >= 1000000000L) {
-			j->not_before.tv_sec++;
-			j->not_before.tv_nsec -= 1000000000L;
-		}
-		fetch_queue_push(f, j, false);
+		fetch_job_defer(f, j, ms);
 		return;
 	}
 	fetch_job_fail(f, j);
@@ -575,6 +733,13 @@ fetch_job_finished(struct fetcher *f, struct fetch_job *j, CURLcode rc)
 	pthread_mutex_lock(&f->lock);
 	curl_multi_remove_handle(f->multi, j->easy);
 	f->running--;
+	{
+		/* any HTTP answer, even 503 or a cut body, says it is there */
+		struct fetch_peer *p = fetch_peer(f, addr);
+
+		if (p != NULL)
+			p->alive = status > 0;
+	}
 	if (rc == CURLE_OK && status == 200 && j->got == j->len) {
 		/* verified and stored by a verifier thread */
 		j->qnext = NULL;
@@ -610,15 +775,8 @@ fetch_job_finished(struct fetcher *f, struct fetch_job *j, CURLcode rc)
 	{
 		struct fetch_peer *p = fetch_peer(f, addr);
 
-		if (p != NULL && !busy) {
-			double down = FETCH_DOWN_S * (double)(1u << (p->fails < 6 ?
-							     p->fails : 6));
-
-			p->errors++;
-			p->fails++;
-			p->down_until = fetch_now() + (down < FETCH_DOWN_MAX_S ?
-						       down : FETCH_DOWN_MAX_S);
-		}
+		if (p != NULL && !busy)
+			fetch_peer_failed(p);
 		if (p != NULL && bad)
 			p->bad_chunks++;
 	}
@@ -773,10 +931,13 @@ fetch_loop(void *arg)
 
 			if (msg->msg != CURLMSG_DONE)
 				continue;
+			ended++;
+			if (fetch_probe_finished(f, msg->easy_handle,
+						 msg->data.result))
+				continue;
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
 					  (char **)&j);
 			fetch_job_finished(f, j, msg->data.result);
-			ended++;
 		}
 		/* a transfer that ended freed a slot for a queued job: start
 		 * it now.  Nothing else would wake the poll if no other
@@ -850,6 +1011,12 @@ fetcher_stop(struct fetcher *f)
 			}
 			free(j->buf);
 			free(j);
+		}
+	}
+	for (size_t i = 0; i < f->npeers; i++) {
+		if (f->peers[i].probe != NULL) {
+			curl_multi_remove_handle(f->multi, f->peers[i].probe);
+			curl_easy_cleanup(f->peers[i].probe);
 		}
 	}
 	for (int i = 0; i < f->npool; i++)

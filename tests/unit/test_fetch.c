@@ -52,6 +52,26 @@ gone_addr(char *out)
 	close(fd);
 }
 
+/* A loopback port that drops connections, as the address of a peer whose
+ * machine is gone may: a listener whose accept queue (of one) is full, so
+ * the kernel drops every further SYN.  fds[2]: close them when done. */
+static void
+hole_addr(char *out, int fds[2])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+	fds[1] = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert(fds[0] >= 0 && fds[1] >= 0);
+	cr_assert_eq(bind(fds[0], (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(fds[0], 0), 0);
+	cr_assert_eq(getsockname(fds[0], (struct sockaddr *)&a, &len), 0);
+	cr_assert_eq(connect(fds[1], (struct sockaddr *)&a, sizeof(a)), 0);
+	snprintf(out, FETCH_ADDR_MAX, "127.0.0.1:%u", ntohs(a.sin_port));
+}
+
 static int
 sources(void *arg, const uint8_t id[SHA256_LEN], char addrs[][FETCH_ADDR_MAX],
 	int max)
@@ -427,4 +447,41 @@ Test(fetch, its_threads_say_what_they_do)
 	cr_assert_eq(threads_named("fed-sync"), 2, "one syncer per store");
 	fetcher_stop(f);
 	cr_assert_eq(threads_named("fed-fetch"), 0, "stopped, still running");
+}
+
+/* A peer that left, at an address that drops packets, beside a live one:
+ * a sequential reader's read-ahead (every chunk at once) does not wait out
+ * a connect timeout (2 s) on it, not even for the first chunk: it is
+ * probed, and meanwhile the live one, which answered at once, serves. */
+Test(fetch, a_source_that_drops_connections_is_not_waited_on)
+{
+	char hole[FETCH_ADDR_MAX];
+	struct fetcher *f;
+	struct err e;
+	double first, secs;
+	int fds[2];
+	json_int_t errors;
+	struct timespec t0;
+
+	hole_addr(hole, fds);
+	order[0] = hole;
+	order[1] = live;
+	norder = 2;
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(fetcher_get(f, &obj, 0, NCHUNKS - 1, &e), 0, "%s", e.msg);
+	first = since(&t0);
+	for (uint32_t i = 1; i < NCHUNKS; i++)
+		cr_assert_eq(fetcher_get(f, &obj, i, 0, &e), 0, "chunk %u: %s",
+			     i, e.msg);
+	secs = since(&t0);
+	errors = source_stat(f, hole, "errors");
+	cr_assert(first < 0.5, "the first chunk took %.2f s", first);
+	cr_assert(secs < 1.0, "%d chunks took %.2f s", NCHUNKS, secs);
+	cr_assert(errors >= 0 && errors <= 1, "the silent source failed %lld "
+		  "times", (long long)errors);
+	cr_assert_eq(source_stat(f, live, "chunks"), NCHUNKS);
+	fetcher_stop(f);	/* its probe still waiting: stopped all the same */
+	close(fds[0]);
+	close(fds[1]);
 }
