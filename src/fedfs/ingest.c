@@ -33,7 +33,23 @@
 #include "common/log.h"
 #include "fedfs/fedfs.h"
 
-/* Store every chunk of the payload at [off, off + ix->size) of fd. */
+/* Pin (or unpin) every chunk of ix. */
+static void
+ingest_pin_chunks(struct fedfs *fs, const struct chunk_index *ix, bool pin)
+{
+	for (uint32_t i = 0; i < ix->nchunks; i++) {
+		if (pin)
+			store_pin(fs->store, ix->chunks[i]);
+		else
+			store_unpin(fs->store, ix->chunks[i]);
+	}
+}
+
+/* Store every chunk of the payload at [off, off + ix->size) of fd, each on
+ * disk for good when this returns.  The caller pins them all first
+ * (ingest_pin_chunks) and unpins them once the object is pinned for good
+ * (pins_object): under a quota, storing the last chunks of a large object
+ * would evict its first ones. */
 static int
 ingest_store_chunks(struct fedfs *fs, int fd, uint64_t off,
 		    const struct chunk_index *ix, struct err *e)
@@ -45,8 +61,10 @@ ingest_store_chunks(struct fedfs *fs, int fd, uint64_t off,
 	for (uint32_t i = 0; i < ix->nchunks; i++) {
 		uint32_t len = chunkidx_chunk_len(ix, i);
 
-		if (store_has(fs->store, ix->chunks[i]))
-			continue;	/* held, so verified: nothing to add */
+		/* held, so verified: nothing to add once it is synced (a
+		 * chunk fetched a moment ago may be waiting for that) */
+		if (store_durable(fs->store, ix->chunks[i]))
+			continue;
 		if (pread(fd, buf, len, (off_t)(off + (uint64_t)i *
 		    ix->chunk_size)) != (ssize_t)len) {
 			free(buf);
@@ -106,7 +124,7 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	json_t *body, *reply = NULL;
 	long status = 0;
 	int rc = -EINVAL;
-	bool exact;
+	bool exact, pinned = false;
 
 	if (fedsnap_fdopen(dup(fd), &s, e) < 0)
 		return -EINVAL;
@@ -166,6 +184,8 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		rc = status >= 500 ? -EIO : -EACCES;
 		goto done;
 	}
+	ingest_pin_chunks(fs, &s.m.delta, true);
+	pinned = true;
 	if (ingest_store_chunks(fs, s.fd, s.payload_offset, &s.m.delta, e) < 0) {
 		rc = -EIO;
 		goto done;
@@ -207,6 +227,8 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		 "own verified chunks, not hashed again" : "");
 	rc = 0;
 done:
+	if (pinned)
+		ingest_pin_chunks(fs, &s.m.delta, false);
 	json_decref(reply);
 	fedsnap_close(&s);
 	return rc;
@@ -224,6 +246,7 @@ ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	json_t *reply = NULL;
 	long status = 0;
 	int rc = -EACCES;
+	bool pinned = false;
 
 	if (lseek(fd, 0, SEEK_SET) < 0 || sha256_fd(fd, sha, e) < 0)
 		return -EIO;
@@ -252,6 +275,8 @@ ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		rc = -EINVAL;
 		goto done;
 	}
+	ingest_pin_chunks(fs, &ix, true);
+	pinned = true;
 	if (ingest_store_chunks(fs, fd, 0, &ix, e) < 0) {
 		rc = -EIO;
 		goto done;
@@ -280,6 +305,8 @@ ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		 n->name, kind ? kind : "image", hex);
 	rc = 0;
 done:
+	if (pinned)
+		ingest_pin_chunks(fs, &ix, false);
 	json_decref(reply);
 	chunkidx_free(&ix);
 	chunkidx_free(&want);

@@ -253,6 +253,7 @@ main(int argc, char **argv)
 	}
 	catalog_load(&fs);
 	pins_load(&fs);
+	store_enforce_quota(fs.store);	/* now that it knows what stays */
 
 	fuse_opt_add_arg(&args, argv0);
 	fuse_opt_add_arg(&args, "-o");

@@ -50,6 +50,7 @@ struct store_entry {
 struct store {
 	char *dir;			/* .../chunks */
 	uint64_t max_bytes;
+	bool quota_on;			/* store_enforce_quota was called */
 	pthread_mutex_t lock;
 	struct store_entry *slots;	/* open addressing, power of two */
 	size_t nslots, nused;
@@ -72,6 +73,7 @@ struct store {
 	} sync_q[STORE_PENDING_MAX];
 	unsigned sync_head, sync_n;
 	pthread_cond_t sync_cond;	/* something to sync, or stopping */
+	pthread_cond_t synced_cond;	/* a batch was synced (store_durable) */
 	pthread_t sync_thread;
 	bool sync_started, sync_stopping;
 };
@@ -231,12 +233,30 @@ store_tmp_path(struct store *s, uint64_t seq, char *buf, size_t bufsz)
 		 (unsigned long long)seq);
 }
 
-/* Evict least recently used chunks until the store fits.  Lock held. */
+/* fsync and close fd, closed whatever fails: -1 with errno from the first
+ * failure. */
+static int
+store_fsync_close(int fd)
+{
+	int rc = fsync(fd), err = errno;
+
+	if (close(fd) < 0 && rc == 0) {
+		rc = -1;
+		err = errno;
+	}
+	errno = err;
+	return rc;
+}
+
+/* Evict least recently used chunks until the store fits (once the quota
+ * is on: store_enforce_quota).  Lock held. */
 static void
 store_evict_locked(struct store *s)
 {
 	char path[512];
 
+	if (!s->quota_on)
+		return;
 	while (s->max_bytes > 0 && s->st.bytes > s->max_bytes &&
 	       s->lru_tail != NULL) {
 		struct store_entry *x = s->lru_tail;
@@ -440,6 +460,7 @@ store_syncer(void *arg)
 		s->sync_n -= n;
 		for (unsigned i = 0; i < n; i++)
 			store_synced_locked(s, &batch[i], err[i]);
+		pthread_cond_broadcast(&s->synced_cond);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -486,6 +507,7 @@ store_open(const char *dir, uint64_t max_bytes, struct store **out,
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->ra_cond, NULL);
 	pthread_cond_init(&s->sync_cond, NULL);
+	pthread_cond_init(&s->synced_cond, NULL);
 	if (store_mkdirs(s->dir, e) < 0 || store_scan(s, e) < 0) {
 		store_close(s);
 		return -1;
@@ -500,11 +522,17 @@ store_open(const char *dir, uint64_t max_bytes, struct store **out,
 		return err_set(e, "store: cannot start the syncer thread");
 	}
 	s->sync_started = true;
-	pthread_mutex_lock(&s->lock);
-	store_evict_locked(s);
-	pthread_mutex_unlock(&s->lock);
 	*out = s;
 	return 0;
+}
+
+void
+store_enforce_quota(struct store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->quota_on = true;
+	store_evict_locked(s);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void
@@ -528,6 +556,7 @@ store_close(struct store *s)
 	}
 	pthread_cond_destroy(&s->ra_cond);
 	pthread_cond_destroy(&s->sync_cond);
+	pthread_cond_destroy(&s->synced_cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s->slots);
 	free(s->dir);
@@ -542,6 +571,22 @@ store_has(struct store *s, const uint8_t hash[SHA256_LEN])
 
 	pthread_mutex_lock(&s->lock);
 	x = store_find(s, hash, false);
+	held = x != NULL && x->held;
+	pthread_mutex_unlock(&s->lock);
+	return held;
+}
+
+bool
+store_durable(struct store *s, const uint8_t hash[SHA256_LEN])
+{
+	struct store_entry *x;
+	bool held;
+
+	pthread_mutex_lock(&s->lock);
+	/* found again after each wait: the table may have grown */
+	while ((x = store_find(s, hash, false)) != NULL && x->held &&
+	       x->pending)
+		pthread_cond_wait(&s->synced_cond, &s->lock);
 	held = x != NULL && x->held;
 	pthread_mutex_unlock(&s->lock);
 	return held;
@@ -631,7 +676,9 @@ store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
 		hex_encode(hash, SHA256_LEN, hex);
 		return err_set(e, "chunk %.16s..: hash mismatch", hex);
 	}
-	if (store_has(s, hash))
+	/* held: a chunk copied in must be on disk for good when this
+	 * returns, and a fetched copy of it may still wait for the syncer */
+	if (from == STORE_COPIED_IN ? store_durable(s, hash) : store_has(s, hash))
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	seq = s->tmp_seq++;
@@ -674,7 +721,7 @@ store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
 		return 0;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (fsync(fd) < 0 || close(fd) < 0) {
+	if (store_fsync_close(fd) < 0) {
 		err_sys(e, "store %s", tmp);
 		unlink(tmp);
 		return -1;

@@ -43,10 +43,20 @@ struct store_stats {
  * store_close(). */
 int store_open(const char *dir, uint64_t max_bytes, struct store **out,
 	       struct err *e);
+
+/* Start keeping the quota: evict what does not fit, and from now on as
+ * chunks come.  Not before: the caller first pins what must stay (at
+ * start, the chunks of the snapshots committed and published here, which
+ * the quota evicted when store_open did this itself). */
+void store_enforce_quota(struct store *s);
 void store_close(struct store *s);
 
 /* True iff the chunk is held. */
 bool store_has(struct store *s, const uint8_t hash[SHA256_LEN]);
+
+/* True iff the chunk is held, once it is on disk for good: a fetched
+ * chunk still waiting for the syncer is waited for. */
+bool store_durable(struct store *s, const uint8_t hash[SHA256_LEN]);
 
 /* Open a held chunk read-only and mark it used.  Returns an fd the caller
  * closes, or -1 (errno ENOENT if not held).  *size gets its length. */

@@ -225,6 +225,17 @@ for h in $("$FED" snapshot inspect "$d/web.fedsnap" --json | jq -r '.manifest.de
 	[ -f "$d/q.state/chunks/${h:0:2}/$h" ] || missing=$((missing + 1))
 done
 check "the committed snapshot's chunks were all kept" test "$missing" = 0
+# a base larger than the quota, published by that peer: all of it stays
+# (its chunks are pinned before they are stored: stored first, the last
+# ones evicted the first)
+check "a quota-limited peer publishes a base larger than its cache" \
+	cp "$d/big.img" "$MNT_q/publish/"
+kept=0
+for h in $(curl -s "$AUTH/v1/trusted" | jq -r --arg s "$bigsum" \
+	'.. | objects | select(.sha256? == $s) | .index.chunks[]'); do
+	[ -f "$d/q.state/chunks/${h:0:2}/$h" ] && kept=$((kept + 1))
+done
+check "and all 24 of its chunks were kept" test "$kept" = 24
 
 # the authority goes away
 start_fedfs n 127.0.0.8 "$d"

@@ -108,6 +108,7 @@ Test(store, quota_evicts_least_recently_used_but_not_pinned)
 	int fd;
 
 	cr_assert_eq(store_open(dir, 4 * CHUNK, &s, &e), 0);
+	store_enforce_quota(s);
 	for (uint32_t i = 0; i < 4; i++) {
 		chunk(buf, h[i], 10 + i);
 		cr_assert_eq(store_put(s, h[i], buf, CHUNK, STORE_COPIED_IN, &e), 0);
@@ -149,6 +150,7 @@ Test(store, pins_before_the_chunk_arrives)
 	uint8_t buf[CHUNK], h[3][32];
 
 	cr_assert_eq(store_open(dir, 2 * CHUNK, &s, &e), 0);
+	store_enforce_quota(s);
 	chunk(buf, h[0], 20);
 	store_pin(s, h[0]);
 	cr_assert_eq(store_put(s, h[0], buf, CHUNK, STORE_COPIED_IN, &e), 0);
@@ -387,6 +389,7 @@ Test(store, pending_chunks_stay_readable_and_the_quota_holds_once_synced)
 	int fd;
 
 	cr_assert_eq(store_open(dir, 4 * CHUNK, &s, &e), 0, "%s", e.msg);
+	store_enforce_quota(s);
 	for (uint32_t i = 0; i < 32; i++) {
 		chunk(buf, h, 900 + i);
 		cr_assert_eq(store_put(s, h, buf, CHUNK, STORE_FETCHED, &e), 0);
@@ -397,5 +400,73 @@ Test(store, pending_chunks_stay_readable_and_the_quota_holds_once_synced)
 	}
 	cr_assert(tu_poll(5000, within_quota, s),
 		  "over the quota with everything synced");
+	store_close(s);
+}
+
+/* What was pinned and over the quota when fedfs stopped (a publisher's
+ * only copy of its base, say) is there after a restart: the quota waits
+ * for the pins before it evicts. */
+Test(store, a_restart_keeps_the_pinned_chunks_over_the_quota)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], h[8][32];
+	struct store_stats st;
+
+	cr_assert_eq(store_open(dir, 4 * CHUNK, &s, &e), 0, "%s", e.msg);
+	store_enforce_quota(s);
+	for (uint32_t i = 0; i < 8; i++) {
+		chunk(buf, h[i], 500 + i);
+		store_pin(s, h[i]);
+		cr_assert_eq(store_put(s, h[i], buf, CHUNK, STORE_COPIED_IN,
+				       &e), 0, "%s", e.msg);
+	}
+	store_close(s);
+
+	/* as fedfs starts: open, pin what pins.json says, then the quota */
+	cr_assert_eq(store_open(dir, 4 * CHUNK, &s, &e), 0, "%s", e.msg);
+	for (uint32_t i = 0; i < 8; i++)
+		store_pin(s, h[i]);
+	store_enforce_quota(s);
+	for (uint32_t i = 0; i < 8; i++)
+		cr_assert(store_has(s, h[i]), "pinned chunk %u evicted at "
+			  "restart", i);
+	store_close(s);
+
+	/* nothing pinned any more: the quota evicts down to 4 */
+	cr_assert_eq(store_open(dir, 4 * CHUNK, &s, &e), 0, "%s", e.msg);
+	store_enforce_quota(s);
+	store_get_stats(s, &st);
+	cr_assert_eq(st.chunks, 4);
+	store_close(s);
+}
+
+/* A chunk copied in (publish/, commit/) is on disk for good when
+ * store_put returns, even when a fetched copy of it was still waiting for
+ * the syncer: its name is there. */
+Test(store, a_chunk_copied_in_is_durable_even_when_a_fetched_copy_was_pending)
+{
+	enum { N = 200 };
+	static uint8_t h[N][32];
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK];
+	char path[512];
+
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	for (uint32_t i = 0; i < N; i++) {
+		chunk(buf, h[i], 700 + i);
+		cr_assert_eq(store_put(s, h[i], buf, CHUNK, STORE_FETCHED, &e),
+			     0, "%s", e.msg);
+	}
+	for (uint32_t i = 0; i < N; i++) {
+		chunk(buf, h[i], 700 + i);
+		cr_assert_eq(store_put(s, h[i], buf, CHUNK, STORE_COPIED_IN,
+				       &e), 0, "%s", e.msg);
+		store_chunk_path(s, h[i], path, sizeof(path));
+		cr_assert_eq(access(path, F_OK), 0, "chunk %u copied in but "
+			     "not yet named", i);
+		cr_assert(store_durable(s, h[i]));
+	}
 	store_close(s);
 }
