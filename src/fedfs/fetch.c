@@ -453,7 +453,14 @@ fetch_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct fetch_job *j = arg;
 	size_t n = size * nmemb;
+	long status = 0;
 
+	/* only a 200's body is the chunk: a 404's or 503's few words are not,
+	 * and a short last chunk is shorter than they are ("more than the
+	 * chunk" would make a peer that lacks it a liar) */
+	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200)
+		return n;
 	if (j->got + n > j->len) {
 		j->too_long = true;
 		return 0;		/* aborts the transfer */

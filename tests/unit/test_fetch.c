@@ -485,3 +485,58 @@ Test(fetch, a_source_that_drops_connections_is_not_waited_on)
 	close(fds[0]);
 	close(fds[1]);
 }
+
+/* A peer that does not hold a chunk yet says so in a few words (404): for
+ * a last chunk shorter than those words that is no lie, and the peer stays
+ * a good source.  Asked first or second at random: eight fresh readers. */
+Test(fetch, a_404_for_a_tiny_last_chunk_is_not_a_lie)
+{
+	struct store *empty, *r;
+	struct objsrv *lacking;
+	struct chunk_index tix = { .size = CHUNK + 10, .chunk_size = CHUNK,
+				   .nchunks = 2 };
+	struct fetch_object tobj = { .index = &tix };
+	char lack[FETCH_ADDR_MAX], *path;
+	uint8_t buf[CHUNK];
+	struct fetcher *f;
+	struct err e;
+
+	tu_fill(buf, CHUNK, 77);
+	tix.chunks = calloc(2, SHA256_LEN);
+	sha256(buf, CHUNK, tix.chunks[0]);
+	sha256(buf, 10, tix.chunks[1]);
+	cr_assert_eq(store_put(origin, tix.chunks[1], buf, 10, STORE_COPIED_IN,
+			       &e), 0);
+	memset(tobj.id, 0x77, SHA256_LEN);
+	snprintf(tobj.label, sizeof(tobj.label), "tiny object");
+	path = tu_path(dir, "lacking");
+	cr_assert_eq(mkdir(path, 0700), 0);
+	cr_assert_eq(store_open(path, 0, &empty, &e), 0, "%s", e.msg);
+	free(path);
+	cr_assert_eq(objsrv_start("127.0.0.1:0", empty, NULL, NULL, &lacking,
+				  &e), 0, "%s", e.msg);
+	snprintf(lack, sizeof(lack), "127.0.0.1:%u", objsrv_port(lacking));
+	order[0] = lack;
+	order[1] = live;
+	norder = 2;
+	for (int round = 0; round < 8; round++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "tiny%d", round);
+		path = tu_path(dir, name);
+		cr_assert_eq(mkdir(path, 0700), 0);
+		cr_assert_eq(store_open(path, 0, &r, &e), 0, "%s", e.msg);
+		free(path);
+		cr_assert_eq(fetcher_start(r, sources, NULL, NULL, &f, &e), 0);
+		cr_assert_eq(fetcher_get(f, &tobj, 1, 0, &e), 0, "%s", e.msg);
+		cr_assert(source_stat(f, lack, "bad_chunks") <= 0,
+			  "a peer that lacks the chunk was called a liar");
+		cr_assert(source_stat(f, lack, "errors") <= 0,
+			  "a peer that lacks the chunk counted as failing");
+		fetcher_stop(f);
+		store_close(r);
+	}
+	objsrv_stop(lacking);
+	store_close(empty);
+	free(tix.chunks);
+}
