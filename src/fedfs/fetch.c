@@ -1068,6 +1068,19 @@ fetcher_get(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 	return rc;
 }
 
+void
+fetcher_ahead(struct fetcher *f, const struct fetch_object *o, uint32_t i,
+	      uint32_t ahead)
+{
+	if (ahead == 0)
+		return;
+	fetch_refresh_sources(f, o);
+	pthread_mutex_lock(&f->lock);
+	for (uint32_t k = 1; k <= ahead && i + k < o->index->nchunks; k++)
+		fetch_enqueue(f, o, i + k, false);
+	pthread_mutex_unlock(&f->lock);
+}
+
 json_t *
 fetcher_status(struct fetcher *f)
 {

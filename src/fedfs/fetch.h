@@ -68,6 +68,12 @@ void fetcher_stop(struct fetcher *f);
 int fetcher_get(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 		uint32_t ahead, struct err *e);
 
+/* Start fetching chunks i+1 .. i+ahead of o in the background (those not
+ * held nor on their way), without waiting for any: for a reader that
+ * already has chunk i. */
+void fetcher_ahead(struct fetcher *f, const struct fetch_object *o,
+		   uint32_t i, uint32_t ahead);
+
 /* Statistics for .status and /metrics (a new JSON object). */
 json_t *fetcher_status(struct fetcher *f);
 

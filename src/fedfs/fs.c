@@ -492,7 +492,6 @@ fs_read_object(fuse_req_t req, struct fedfs *fs, struct fobj *o, size_t size,
 	struct fuse_bufvec *bv;
 	size_t nmax, k = 0;
 	uint32_t ahead;
-	struct err e;
 	int err = 0;
 
 	if (pos >= o->size) {
@@ -544,8 +543,11 @@ fs_read_object(fuse_req_t req, struct fedfs *fs, struct fobj *o, size_t size,
 				fd = dup(fh->fd);
 			pthread_mutex_unlock(&fh->lock);
 		}
-		if (fd >= 0 && ahead > 0)
-			fetcher_get(fs->fetcher, &o->fo, c, ahead, &e);
+		/* chunk c is open already: only what comes after it (were c
+		 * evicted meanwhile, asking for it would wait on a fetch of
+		 * bytes this read already has) */
+		if (fd >= 0)
+			fetcher_ahead(fs->fetcher, &o->fo, c, ahead);
 		if (fd < 0 && (fd = fs_chunk_fd(fs, o, c, ahead)) >= 0) {
 			if (ahead > 0)
 				fs_readahead_local(fs, o, fh, c, ahead);

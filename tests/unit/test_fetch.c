@@ -540,3 +540,32 @@ Test(fetch, a_404_for_a_tiny_last_chunk_is_not_a_lie)
 	store_close(empty);
 	free(tix.chunks);
 }
+
+static struct fetcher *ahead_f;
+
+static bool
+all_after_the_first_held(void *arg)
+{
+	(void)arg;
+	for (uint32_t i = 1; i < NCHUNKS; i++)
+		if (!store_has(reader, ix.chunks[i]))
+			return false;
+	return true;
+}
+
+/* A reader that has chunk 0 open already asks only for what comes after
+ * it: were chunk 0 evicted meanwhile, waiting on its fetch would hold up a
+ * read that has its bytes. */
+Test(fetch, read_ahead_alone_fetches_only_the_next_chunks)
+{
+	struct err e;
+
+	order[0] = live;
+	norder = 1;
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &ahead_f, &e),
+		     0);
+	fetcher_ahead(ahead_f, &obj, 0, NCHUNKS - 1);
+	cr_assert(tu_poll(10000, all_after_the_first_held, NULL));
+	cr_assert(!store_has(reader, ix.chunks[0]), "chunk 0 was fetched");
+	fetcher_stop(ahead_f);
+}
