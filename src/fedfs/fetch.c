@@ -1057,8 +1057,21 @@ fetcher_get(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 		fetch_enqueue(f, o, i + k, false);
 	if (j != NULL) {
 		f->waits++;
-		while (j->state != JOB_DONE && j->state != JOB_FAILED)
-			pthread_cond_wait(&f->done, &f->lock);
+		while (j->state != JOB_DONE && j->state != JOB_FAILED) {
+			struct timespec until;
+
+			/* a job whose sources were all busy or lacked the
+			 * chunk goes round again with the source list this
+			 * thread keeps fresh: holders appear as peers read */
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += FETCH_SOURCES_TTL_S;
+			if (pthread_cond_timedwait(&f->done, &f->lock,
+						   &until) == ETIMEDOUT) {
+				pthread_mutex_unlock(&f->lock);
+				fetch_refresh_sources(f, o);
+				pthread_mutex_lock(&f->lock);
+			}
+		}
 		if (j->state == JOB_FAILED)
 			rc = err_set(e, "chunk %u of %s: no valid copy (%s)", i,
 				     o->label, j->tried);

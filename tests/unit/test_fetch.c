@@ -569,3 +569,51 @@ Test(fetch, read_ahead_alone_fetches_only_the_next_chunks)
 	cr_assert(!store_has(reader, ix.chunks[0]), "chunk 0 was fetched");
 	fetcher_stop(ahead_f);
 }
+
+static int growing_calls;
+static char growing_lack[FETCH_ADDR_MAX];
+
+/* The authority's answer while peers start reading: at first only a peer
+ * that does not hold the chunk yet, then the live one too. */
+static int
+growing_sources(void *arg, const uint8_t id[SHA256_LEN],
+		char addrs[][FETCH_ADDR_MAX], int max)
+{
+	(void)arg;
+	(void)id;
+	(void)max;
+	snprintf(addrs[0], FETCH_ADDR_MAX, "%s", growing_lack);
+	if (__atomic_fetch_add(&growing_calls, 1, __ATOMIC_SEQ_CST) == 0)
+		return 1;
+	snprintf(addrs[1], FETCH_ADDR_MAX, "%s", live);
+	return 2;
+}
+
+/* A reader waiting on a chunk nobody listed has yet keeps asking the
+ * authority, and gets it from the holder that appears: it does not go on
+ * asking the stale list until the busy deadline (20 s) and fail. */
+Test(fetch, a_waiting_reader_finds_a_holder_that_appears_later)
+{
+	struct store *empty;
+	struct objsrv *lacking;
+	struct fetcher *f;
+	struct err e;
+	char *path;
+
+	path = tu_path(dir, "lacking");
+	cr_assert_eq(mkdir(path, 0700), 0);
+	cr_assert_eq(store_open(path, 0, &empty, &e), 0, "%s", e.msg);
+	free(path);
+	cr_assert_eq(objsrv_start("127.0.0.1:0", empty, NULL, NULL, &lacking,
+				  &e), 0, "%s", e.msg);
+	snprintf(growing_lack, sizeof(growing_lack), "127.0.0.1:%u",
+		 objsrv_port(lacking));
+	cr_assert_eq(fetcher_start(reader, growing_sources, NULL, NULL, &f,
+				   &e), 0);
+	cr_assert_eq(fetcher_get(f, &obj, 5, 0, &e), 0, "%s", e.msg);
+	cr_assert(growing_calls >= 2);
+	cr_assert_eq(source_stat(f, live, "chunks"), 1);
+	fetcher_stop(f);
+	objsrv_stop(lacking);
+	store_close(empty);
+}
