@@ -425,10 +425,11 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (n->type == NODE_INCOMING) {
+		/* a file being copied in has one open, its writer's: any
+		 * close of another would act for it (check it half written,
+		 * close its fd under a write in flight) */
 		pthread_rwlock_unlock(&fs->lock);
-		fi->direct_io = 1;
-		fi->fh = 0;
-		fuse_reply_open(req, fi);
+		fuse_reply_err(req, EBUSY);
 		return;
 	}
 	pthread_rwlock_unlock(&fs->lock);

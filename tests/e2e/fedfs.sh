@@ -182,6 +182,11 @@ refused "a kernel nobody trusts" "$d/garbage" "$MNT_owner/publish/vmlinux"
 refused "a 230-character name" "$d/web.fedsnap" "$MNT_owner/publish/$(printf 'n%.0s' $(seq 230))"
 refused "a name with a slash" "$d/web.fedsnap" "$MNT_owner/publish/sub/web.fedsnap"
 refused "'..' as a name" "$d/web.fedsnap" "$MNT_owner/publish/.."
+# a file being copied in has one open, its writer's
+exec 3>"$MNT_owner/publish/busy.img"
+check "a file being copied in cannot be opened again meanwhile" \
+	fails cat "$MNT_owner/publish/busy.img"
+exec 3>&-
 check ".status counts the refusals" \
 	test "$(status "$MNT_owner" .ingest.refused)" -ge 8
 
