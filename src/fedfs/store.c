@@ -248,6 +248,24 @@ store_fsync_close(int fd)
 	return rc;
 }
 
+/* fsync the directory that holds path. */
+static int
+store_sync_dir(const char *path)
+{
+	char dir[512];
+	char *slash;
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		return 0;
+	*slash = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	rc = store_fsync_close(fd);
+	return rc;
+}
+
 /* Evict least recently used chunks until the store fits (once the quota
  * is on: store_enforce_quota).  Lock held. */
 static void
@@ -740,6 +758,10 @@ store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
 		store_evict_locked(s);
 	}
 	pthread_mutex_unlock(&s->lock);
+	/* copied in, this may be the only copy there is (a publisher's): its
+	 * name must outlive a crash as its bytes do */
+	if (from == STORE_COPIED_IN && store_sync_dir(path) < 0)
+		return err_sys(e, "store %s: syncing its directory", path);
 	return 0;
 }
 
