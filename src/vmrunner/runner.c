@@ -73,6 +73,7 @@
 #define RUNNER_QEMU_KEEP	3	/* unpacked withdrawn QEMU snapshots */
 #define VM_PROBE_EVERY_S	0.01	/* starting: a connect this often, */
 #define VM_PROBE_WAIT_S		0.25	/* an unanswered one given up after */
+#define VM_UP_RETRY_S		5.0	/* answered, but no host port or mapping */
 
 extern char **environ;
 
@@ -399,6 +400,7 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 	v->con_fd = pfd[0];
 	v->pid = pid;
 	v->state = VM_STARTING;
+	v->next_probe = 0;	/* not a failed up's wait from the last boot */
 	v->started = time(NULL);
 	v->up_since = 0;
 	v->boot_deadline = v->boot_t0 + VM_BOOT_TIMEOUT;
@@ -497,6 +499,7 @@ vm_spawn(struct runner *r, struct vm *v, struct err *e)
 	v->con_fd = pfd[0];
 	v->pid = pid;
 	v->state = VM_STARTING;
+	v->next_probe = 0;	/* not a failed up's wait from the last boot */
 	v->started = time(NULL);
 	v->up_since = 0;
 	v->boot_t0 = mono_now();
@@ -856,7 +859,8 @@ static void
 runner_commit(struct runner *r, const char *name)
 {
 	char path[PATH_MAX], hex[2 * SHA256_LEN + 1], cow[PATH_MAX],
-	     ram[PATH_MAX], mark[PATH_MAX + 16], bhex[2 * SHA256_LEN + 1];
+	     ram[PATH_MAX], mark[PATH_MAX + 16], bhex[2 * SHA256_LEN + 1],
+	     svc[MANIFEST_HOST_MAX + 8];
 	struct delta_machine machine;
 	const char *why;
 	double t0;
@@ -884,6 +888,16 @@ runner_commit(struct runner *r, const char *name)
 				      "runs as %s", hex, r->vms[i]->file);
 			goto done;
 		}
+	/* the relay names its mapping by the service: a longer "host:port"
+	 * (a signed manifest may carry a 253-byte DNS name) could never be
+	 * mapped, and the VM would boot, answer and never be up */
+	snprintf(svc, sizeof(svc), "%s:%u", s.m.host, s.m.port);
+	if (strlen(svc) >= RELAY_NAME_MAX) {
+		runner_refuse(r, name, "service %.40s.. is %zu bytes long; the "
+			      "relay maps names of at most %d", svc, strlen(svc),
+			      RELAY_NAME_MAX - 1);
+		goto done;
+	}
 	if (strcmp(s.m.machine, "qemu") == 0) {
 		/* before anything is read or run: can this peer resume it? */
 		if (r->qemu_version[0] == '\0' &&
@@ -938,7 +952,7 @@ runner_commit(struct runner *r, const char *name)
 	v->qemu = strcmp(s.m.machine, "qemu") == 0;
 	snprintf(v->file, sizeof(v->file), "%s", name);
 	memcpy(v->id, hex, sizeof(v->id));
-	snprintf(v->service, sizeof(v->service), "%s:%u", s.m.host, s.m.port);
+	snprintf(v->service, sizeof(v->service), "%s", svc);
 	v->version = s.m.version;
 	v->guest_port = s.m.guest_port;
 	v->seen = true;
@@ -1317,8 +1331,10 @@ runner_follow(struct runner *r)
 
 /* ---------------------------------------------------------- supervision */
 
-/* v's guest port accepts: map the service's host port to it and report. */
-static void
+/* v's guest port accepts: map the service's host port to it and report.
+ * Returns 0, or -1 if it got no host port or mapping (logged): v stays
+ * starting. */
+static int
 runner_vm_up(struct runner *r, size_t i)
 {
 	struct vm *v = r->vms[i], *old = runner_find_service_owner(r, v->service);
@@ -1335,13 +1351,13 @@ runner_vm_up(struct runner *r, size_t i)
 			log_info("%s: a newer version of %s runs (%s); stopping",
 				 v->file, v->service, old->file);
 			vm_release(r, v);
-			return;
+			return 0;
 		}
 		if (relay_map_switch_ns(r->relay, v->service,
 					(struct sockaddr *)&ta, sizeof(ta),
 					v->netns_fd, &e) < 0) {
 			log_error("%s: %s", v->file, e.msg);
-			return;
+			return -1;
 		}
 		v->host_port = old->host_port;
 		v->mapped = true;
@@ -1357,14 +1373,14 @@ runner_vm_up(struct runner *r, size_t i)
 	} else if (!v->mapped) {
 		if (lease_listen(r->leases, v->id, &fd, &l, &e) < 0) {
 			log_error("%s: no host port: %s", v->file, e.msg);
-			return;
+			return -1;
 		}
 		if (relay_map_add_ns(r->relay, v->service, fd,
 				     (struct sockaddr *)&ta, sizeof(ta),
 				     v->netns_fd, &e) < 0) {
 			close(fd);
 			log_error("%s: %s", v->file, e.msg);
-			return;
+			return -1;
 		}
 		v->host_port = l.port;
 		v->mapped = true;
@@ -1389,6 +1405,7 @@ runner_vm_up(struct runner *r, size_t i)
 	/* a restart has no check, unpack or network of its own */
 	v->prep_s = v->net_s = 0;
 	runner_want_report(r, i, true);
+	return 0;
 }
 
 /* v's UML exited (status from waitpid): back off, report down. */
@@ -1451,7 +1468,13 @@ runner_tick(struct runner *r)
 		case VM_STARTING:
 			if (vm_probe_done(v) || vm_probe_start(v, now)) {
 				vm_probe_stop(v);
-				runner_vm_up(r, i);
+				/* no host port (the range used up) or no
+				 * mapping: try again seconds later, not at
+				 * the next probe 10 ms on; a boot that never
+				 * gets one ends at its deadline, as a death
+				 * (the restart backoff) */
+				if (runner_vm_up(r, i) < 0)
+					v->next_probe = now + VM_UP_RETRY_S;
 			} else if (now > v->boot_deadline) {
 				log_warn("%s: guest port %u did not accept within "
 					 "%d s", v->file, v->guest_port,
@@ -1684,6 +1707,7 @@ runner_run(const struct runner_config *c, struct err *e)
 		size_t np = 0, vi[2 * RUNNER_MAX_VMS];
 		int timeout = 1000;
 		double now = mono_now();
+		int ms;
 
 		if (now >= next_scan)
 			runner_follow(&r);
@@ -1699,9 +1723,18 @@ runner_run(const struct runner_config *c, struct err *e)
 		p[np++].events = POLLIN;
 		p[np].fd = r.ino_fd;
 		p[np++].events = POLLIN;
+		now = mono_now();
 		for (size_t i = 0; i < r.nvms; i++) {
-			if (r.vms[i]->state == VM_STARTING)
-				timeout = (int)(VM_PROBE_EVERY_S * 1000);
+			/* a starting VM: wake for its next probe, at most
+			 * every VM_PROBE_EVERY_S (seconds apart after it
+			 * failed to go up) */
+			if (r.vms[i]->state == VM_STARTING) {
+				ms = (int)((r.vms[i]->next_probe - now) * 1000);
+				if (ms < (int)(VM_PROBE_EVERY_S * 1000))
+					ms = (int)(VM_PROBE_EVERY_S * 1000);
+				if (ms < timeout)
+					timeout = ms;
+			}
 			if (r.vms[i]->con_fd >= 0) {
 				vi[np - 2] = i;
 				p[np].fd = r.vms[i]->con_fd;

@@ -12,8 +12,10 @@
 # UML.  A vmrunner killed -9 and restarted leaves nothing behind; a newer
 # version takes over the same host port; SIGTERM releases everything.
 # `fed snapshot create` with a kernel that does not import fails cleanly.  A second vmrunner, on a plain directory laid out
-# like a fedfs mount, refuses a bad signature, an untrusted base and a
-# revoked kernel with one clear line each, and boots nothing.
+# like a fedfs mount, refuses a bad signature, an untrusted base, a
+# revoked kernel and a service name too long for the relay with one clear
+# line each, and boots nothing; then a VM of it that answers but finds its
+# one host port taken stays starting and tries again seconds later.
 source "$(dirname "$0")/lib.sh"
 
 UML=/usr/bin/linux.uml
@@ -218,13 +220,24 @@ echo >>"$d/kernel2"
 	--service revoked.example.org:80 --guest-port 80 --key "$d/owner.key" \
 	-o "$fake/commit/revoked-kernel.fedsnap" --version 1 >/dev/null
 k2=$(sha256sum <"$d/kernel2" | cut -c1-64)
+# a valid DNS name of 253 bytes: "host:port" too long for the relay's map
+long=$(printf 'a%.0s' $(seq 63)).$(printf 'b%.0s' $(seq 63)).$(printf 'c%.0s' $(seq 63)).$(printf 'd%.0s' $(seq 61))
+"$FED" snapshot unpack "$d/web.fedsnap" --base "$d/base.img" -o "$d/web.cow" >/dev/null
+"$FED" snapshot pack --base "$d/base.img" --cow "$d/web.cow" \
+	--service "$long:80" --guest-port 80 --name long \
+	--kernel-hash "$(sha256sum <"$d/kernel" | cut -c1-64)" \
+	--key "$d/owner.key" -o "$fake/commit/long-name.fedsnap" --version 1 >/dev/null
 check "the admin revokes the second kernel" \
 	"$FED" trust revoke "$k2" --authority "$AUTH" --key "$ADMIN_KEY"
 # (read-only, as fedfs shows a file in commit/ once it has checked it)
 chmod 0444 "$fake"/commit/*
 mkdir -p "$d/vmr2"
+# its one host port is taken (by socat), for the VM booted below
+socat -u TCP-LISTEN:30000 OPEN:/dev/null &
+socat_pid=$!
+on_exit "kill $socat_pid"
 start_vmrunner "$d/vmr2" "$d/vmr2.log" "$fake" "$KEY_peer" \
-	--lease-range 10.78.0.0/16 --port-range 30000-30999
+	--lease-range 10.78.0.0/16 --port-range 30000-30000
 vmr3=$VMR_PID
 check "a bad signature is refused with a clear line" \
 	wait_for 20 grep -q 'refusing badsig.fedsnap: .*signature' "$d/vmr2.log"
@@ -232,11 +245,27 @@ check "an untrusted base is refused with a clear line" \
 	wait_for 20 grep -q "refusing untrusted-base.fedsnap: base [0-9a-f]\{8\}\.\. is not trusted" "$d/vmr2.log"
 check "a revoked kernel is refused with a clear line" \
 	wait_for 20 grep -q "refusing revoked-kernel.fedsnap: kernel ${k2:0:8}\.\. is revoked" "$d/vmr2.log"
+check "a service name too long for the relay is refused with a clear line" \
+	wait_for 20 grep -q 'refusing long-name.fedsnap: service a*\.\. is 256 bytes long; the relay maps names of at most 127' "$d/vmr2.log"
 check "nothing boots" sh -c "! grep -q booting '$d/vmr2.log' && test \$(ip -o link show | grep -c ': fed') = 1"
 check "fedfs refuses the bad signature in commit/ too" \
 	sh -c "! cp '$fake/commit/badsig.fedsnap' '$MNT_peer/commit/' 2>/dev/null"
 grep refusing "$d/vmr2.log" | sed 's/^/# /'
+# a VM that answers but gets no host port (the range used up) stays
+# starting and tries again seconds later, not at every 10 ms probe
+cp "$d/web.fedsnap" "$fake/noport.tmp"
+chmod 0444 "$fake/noport.tmp"
+mv "$fake/noport.tmp" "$fake/commit/noport.fedsnap"
+check "a VM that gets no host port says so" \
+	wait_for 60 grep -q 'noport.fedsnap: no host port' "$d/vmr2.log"
+sleep 2
+check "and tries again seconds later, not at every probe" \
+	test "$(grep -c 'noport.fedsnap: no host port' "$d/vmr2.log")" = 1
+check "it stays starting meanwhile" \
+	test "$(jq -r '.vms[] | select(.file=="noport.fedsnap") | .state' "$d/vmr2/status.json")" = starting
 kill "$vmr3"
+wait_for 15 gone "$vmr3"
+kill "$socat_pid"
 
 # a newer version replaces the old one on the same host port
 web2_id=$("$FED" snapshot inspect "$d/web2.fedsnap" --json | jq -r .id)
