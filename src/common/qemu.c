@@ -571,11 +571,17 @@ qmp_wait(struct qmp *q, double deadline, bool greeting, json_t **ret,
 int
 qmp_start(struct qmp *q, int fd, double timeout_s, struct err *e)
 {
+	double deadline = mono_now() + timeout_s, left;
+
 	memset(q, 0, sizeof(*q));
 	q->fd = fd;
-	if (qmp_wait(q, mono_now() + timeout_s, true, NULL, e) < 0)
+	if (qmp_wait(q, deadline, true, NULL, e) < 0)
 		return -1;
-	return qmp_call(q, "qmp_capabilities", NULL, -1, NULL, timeout_s, e);
+	/* one timeout for the greeting and the negotiation together: a
+	 * caller that blocks meanwhile counts on timeout_s in all */
+	left = deadline - mono_now();
+	return qmp_call(q, "qmp_capabilities", NULL, -1, NULL,
+			left > 0.001 ? left : 0.001, e);
 }
 
 int

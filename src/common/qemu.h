@@ -122,7 +122,7 @@ struct qmp {
 int qmp_reply_parse(const char *line, size_t len, json_t **ret, struct err *e);
 
 /* Start a session on fd (a connected stream socket; q owns it): read the
- * greeting, negotiate capabilities.  Returns 0/-1. */
+ * greeting, negotiate capabilities, both within timeout_s.  Returns 0/-1. */
 int qmp_start(struct qmp *q, int fd, double timeout_s, struct err *e);
 
 /*

@@ -257,10 +257,21 @@ vm_drain_console(struct vm *v)
 	}
 }
 
+/* Seconds left until deadline, for a QMP wait: at least a millisecond, so
+ * a command sent after the deadline still fails as a timeout. */
+static double
+vm_resume_left(double deadline)
+{
+	double left = deadline - mono_now();
+
+	return left > 0.001 ? left : 0.001;
+}
+
 /* Drive a QEMU started paused with -incoming defer until it runs: load
  * its device state from fd 4 (its memory is the file it maps, which the
  * stream leaves out: x-ignore-shared, as when it was saved), then `cont`.
- * Returns 0/-1. */
+ * The loop waits meanwhile, so the whole of it, every QMP wait included,
+ * is bounded by one VM_RESUME_TIMEOUT.  Returns 0/-1. */
 static int
 vm_resume(struct vm *v, int qmp_fd, struct err *e)
 {
@@ -275,13 +286,13 @@ vm_resume(struct vm *v, int qmp_fd, struct err *e)
 	if (qmp_call(&q, "migrate-set-capabilities", json_pack(
 		     "{s:[{s:s,s:b}]}", "capabilities", "capability",
 		     "x-ignore-shared", "state", 1), -1, NULL,
-		     VM_RESUME_TIMEOUT, e) < 0 ||
+		     vm_resume_left(deadline), e) < 0 ||
 	    qmp_call(&q, "migrate-incoming", json_pack("{s:s}", "uri", "fd:4"),
-		     -1, NULL, VM_RESUME_TIMEOUT, e) < 0)
+		     -1, NULL, vm_resume_left(deadline), e) < 0)
 		goto done;
 	for (;;) {
 		if (qmp_call(&q, "query-status", NULL, -1, &ret,
-			     VM_RESUME_TIMEOUT, e) < 0)
+			     vm_resume_left(deadline), e) < 0)
 			goto done;
 		st = json_string_value(json_object_get(ret, "status"));
 		if (st == NULL || strcmp(st, "inmigrate") != 0)
@@ -301,7 +312,8 @@ vm_resume(struct vm *v, int qmp_fd, struct err *e)
 			"not paused", st ? st : "(no status)");
 		goto done;
 	}
-	if (qmp_call(&q, "cont", NULL, -1, NULL, VM_RESUME_TIMEOUT, e) < 0)
+	if (qmp_call(&q, "cont", NULL, -1, NULL, vm_resume_left(deadline),
+		     e) < 0)
 		goto done;
 	rc = 0;
 done:

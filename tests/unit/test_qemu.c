@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <endian.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/qemu.h"
+#include "common/timefmt.h"
 #include "lib/testutil.h"
 
 Test(qemu, qmp_replies)
@@ -88,6 +90,43 @@ Test(qemu, qmp_session_skips_events_and_reports_errors)
 	waitpid(pid, NULL, 0);
 	cr_assert_eq(qmp_call(&q, "cont", NULL, -1, NULL, 2, &e), -1);
 	qmp_close(&q);
+}
+
+/* The vmrunner's loop waits while QEMU resumes, counting on the timeout
+ * it passes: a greeting that comes late leaves the negotiation only what
+ * is left of it, not a whole timeout more. */
+Test(qemu, qmp_start_is_bounded_by_one_timeout)
+{
+	int sv[2];
+	pid_t pid;
+	struct qmp q;
+	struct err e;
+	double t0;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	if ((pid = fork()) == 0) {
+		static const char greeting[] = "{\"QMP\": {\"version\": {}}}\r\n";
+		char buf[4096];
+
+		close(sv[0]);
+		usleep(600 * 1000);
+		if (write(sv[1], greeting, strlen(greeting)) < 0)
+			_exit(1);
+		/* qmp_capabilities is never answered */
+		if (read(sv[1], buf, sizeof(buf)) <= 0)
+			_exit(1);
+		sleep(3);
+		_exit(0);
+	}
+	close(sv[1]);
+	t0 = mono_now();
+	cr_assert_eq(qmp_start(&q, sv[0], 1.0, &e), -1);
+	cr_assert_lt(mono_now() - t0, 1.3, "qmp_start took %.2f s",
+		     mono_now() - t0);
+	cr_assert(strstr(e.msg, "did not answer in time") != NULL, "%s", e.msg);
+	qmp_close(&q);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
 }
 
 static struct manifest_qemu
