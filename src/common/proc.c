@@ -9,6 +9,14 @@
 
 #include "common/proc.h"
 
+void
+proc_close_from(unsigned from)
+{
+	/* glibc's close_range is a plain system call, unlike a loop over
+	 * /proc/self/fd (opendir allocates) */
+	close_range(from, ~0U, 0);
+}
+
 int
 proc_run(char *const argv[], int out_fd, int err_fd)
 {
@@ -28,6 +36,7 @@ proc_run(char *const argv[], int out_fd, int err_fd)
 			dup2(out_fd >= 0 ? out_fd : nul, 1);
 			dup2(err_fd >= 0 ? err_fd : nul, 2);
 		}
+		proc_close_from(3);
 		execvp(argv[0], argv);
 		_exit(127);
 	}

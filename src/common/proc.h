@@ -15,4 +15,12 @@
  */
 int proc_run(char *const argv[], int out_fd, int err_fd);
 
+/*
+ * In a child between fork and exec: close every descriptor from `from` up.
+ * A helper gets only what it is handed: descriptors opened without
+ * close-on-exec (libcurl's kept-alive sockets, a dup2'd or dup'd fd) would
+ * otherwise stay open in it.  Async-signal-safe (one system call).
+ */
+void proc_close_from(unsigned from);
+
 #endif

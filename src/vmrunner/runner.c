@@ -400,6 +400,7 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 		sfd = fcntl(state_fd, F_DUPFD, 10);
 		dup2(qfd, 3);		/* -chardev socket,fd=3: QMP */
 		dup2(sfd, 4);		/* migrate-incoming fd:4 */
+		proc_close_from(5);	/* nul, qfd, sfd, anything of ours */
 		execvpe(argv[0], argv, envp);
 		_exit(127);
 	}
@@ -502,6 +503,7 @@ vm_spawn(struct runner *r, struct vm *v, struct err *e)
 			dup2(nul, 0);
 		dup2(pfd[1], 1);
 		dup2(pfd[1], 2);
+		proc_close_from(3);	/* UML is given its console on fd 1 only */
 		execv(argv[0], argv);
 		_exit(127);
 	}

@@ -1,8 +1,10 @@
 /*
  * test_proc.c - common/proc.c: exit statuses, where the child's output
- * goes, its stdin, and that it starts with no signal blocked.
+ * goes, its stdin, that it starts with no signal blocked and that it
+ * inherits no descriptor but 0-2.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -82,4 +84,21 @@ Test(proc, no_signal_blocked)
 	cr_assert_eq(run_sh("kill -TERM $$; echo survived", out, err), -1);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	cr_assert_str_eq(out, "");
+}
+
+/* A daemon's descriptors opened without close-on-exec (libcurl's kept-alive
+ * sockets) are not its helpers': the child has 0, 1 and 2, nothing else
+ * (run_sh's own output files, not close-on-exec either, included). */
+Test(proc, only_stdio_inherited)
+{
+	char out[64], err[64];
+	int fd = open("/dev/null", O_RDONLY), high;
+
+	cr_assert(fd >= 3);
+	cr_assert((high = fcntl(fd, F_DUPFD, 200)) >= 200);
+	/* the shell's own descriptors, listed by ls (a child of it) */
+	cr_assert_eq(run_sh("ls -C /proc/$$/fd; true", out, err), 0, "%s", err);
+	cr_assert_str_eq(out, "0  1  2\n");
+	close(fd);
+	close(high);
 }
