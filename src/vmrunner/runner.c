@@ -813,6 +813,21 @@ runner_qemu_net(struct vm *v, struct err *e)
 	return 0;
 }
 
+/* Do not try commit/<name> again while it stays there (runner_scan forgets
+ * it once the file is gone). */
+static void
+runner_remember(struct runner *r, const char *name)
+{
+	char **nr;
+
+	nr = realloc(r->refused, (r->nrefused + 1) * sizeof(*nr));
+	if (nr == NULL)
+		return;
+	r->refused = nr;
+	if ((nr[r->nrefused] = strdup(name)) != NULL)
+		r->nrefused++;
+}
+
 static void
 runner_refuse(struct runner *r, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -821,19 +836,13 @@ static void
 runner_refuse(struct runner *r, const char *name, const char *fmt, ...)
 {
 	char why[ERR_MSG_MAX];
-	char **nr;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_error("refusing %s: %s", name, why);
-	nr = realloc(r->refused, (r->nrefused + 1) * sizeof(*nr));
-	if (nr == NULL)
-		return;
-	r->refused = nr;
-	if ((nr[r->nrefused] = strdup(name)) != NULL)
-		r->nrefused++;
+	runner_remember(r, name);
 }
 
 static struct vm *
@@ -911,6 +920,21 @@ runner_commit(struct runner *r, const char *name)
 			      "relay maps names of at most %d", svc, strlen(svc),
 			      RELAY_NAME_MAX - 1);
 		goto done;
+	}
+	/* older than a version of its service here: it would boot only to be
+	 * stopped once it answered (runner_vm_up).  Said once, not at every
+	 * scan: not tried again while the file stays */
+	for (size_t i = 0; i < r->nvms; i++) {
+		const struct vm *o = r->vms[i];
+
+		if (o->state != VM_STOPPED && o->version > s.m.version &&
+		    strcmp(o->service, svc) == 0) {
+			log_info("%s: not booted: %s runs version %" PRId64
+				 " of %s, newer than its %" PRId64, name,
+				 o->file, o->version, svc, s.m.version);
+			runner_remember(r, name);
+			goto done;
+		}
 	}
 	if (strcmp(s.m.machine, "qemu") == 0) {
 		/* before anything is read or run: can this peer resume it? */

@@ -15,7 +15,8 @@
 # like a fedfs mount, refuses a bad signature, an untrusted base, a
 # revoked kernel and a service name too long for the relay with one clear
 # line each, and boots nothing; then a VM of it that answers but finds its
-# one host port taken stays starting and tries again seconds later.
+# one host port taken stays starting and tries again seconds later, and an
+# older version of its service is not booted.
 source "$(dirname "$0")/lib.sh"
 
 UML=/usr/bin/linux.uml
@@ -252,15 +253,25 @@ check "fedfs refuses the bad signature in commit/ too" \
 	sh -c "! cp '$fake/commit/badsig.fedsnap' '$MNT_peer/commit/' 2>/dev/null"
 grep refusing "$d/vmr2.log" | sed 's/^/# /'
 # a VM that answers but gets no host port (the range used up) stays
-# starting and tries again seconds later, not at every 10 ms probe
-cp "$d/web.fedsnap" "$fake/noport.tmp"
-chmod 0444 "$fake/noport.tmp"
-mv "$fake/noport.tmp" "$fake/commit/noport.fedsnap"
+# starting and tries again seconds later (5 s), not at every 10 ms probe;
+# a file older than the version of its service that runs is not booted
+commit_fake() {	# commit_fake SRC NAME: hand a read-only file over at once
+	cp "$1" "$fake/$2.tmp" && chmod 0444 "$fake/$2.tmp" &&
+		mv "$fake/$2.tmp" "$fake/commit/$2"
+}
+commit_fake "$d/web2.fedsnap" noport.fedsnap
 check "a VM that gets no host port says so" \
 	wait_for 60 grep -q 'noport.fedsnap: no host port' "$d/vmr2.log"
-sleep 2
-check "and tries again seconds later, not at every probe" \
-	test "$(grep -c 'noport.fedsnap: no host port' "$d/vmr2.log")" = 1
+commit_fake "$d/web.fedsnap" older.fedsnap
+check "a file older than the version that runs is not booted" \
+	wait_for 10 grep -q 'older.fedsnap: not booted: noport.fedsnap runs version 2 of www.example.org:80, newer than its 1' "$d/vmr2.log"
+sleep 3.5	# a rescan (3 s) later
+check "that is said once, not at every scan" \
+	test "$(grep -c 'older.fedsnap: not booted' "$d/vmr2.log")" = 1
+check "and it is not listed" \
+	sh -c "! jq -e '.vms[] | select(.file==\"older.fedsnap\")' '$d/vmr2/status.json' >/dev/null"
+check "the VM without a host port tried again seconds later, not at every probe" \
+	test "$(grep -c 'noport.fedsnap: no host port' "$d/vmr2.log")" -le 2
 check "it stays starting meanwhile" \
 	test "$(jq -r '.vms[] | select(.file=="noport.fedsnap") | .state' "$d/vmr2/status.json")" = starting
 kill "$vmr3"
