@@ -1169,6 +1169,7 @@ runner_scan(struct runner *r)
 	struct stat sb;
 	DIR *dp;
 	size_t i;
+	int read_err;
 
 	snprintf(dir, sizeof(dir), "%s/commit", r->cfg->fed);
 	if ((dp = opendir(dir)) == NULL) {
@@ -1178,16 +1179,28 @@ runner_scan(struct runner *r)
 	for (i = 0; i < r->nvms; i++)
 		r->vms[i]->seen = false;
 	bool *ref_seen = calloc(r->nrefused + 1, sizeof(bool));
-	while ((d = readdir(dp)) != NULL) {
-		bool known = false;
+	for (;;) {
+		bool known = false, unknown = false;
 
+		errno = 0;	/* readdir's NULL is an error only with errno */
+		if ((d = readdir(dp)) == NULL)
+			break;
 		if (d->d_name[0] == '.')
 			continue;
 		/* a file still being copied in is writable (fedfs shows it
-		 * 0644 until it has checked it, then 0444): not yet */
-		if (fstatat(dirfd(dp), d->d_name, &sb, 0) < 0 ||
-		    (sb.st_mode & 0222))
+		 * 0644 until it has checked it, then 0444): not yet.  One
+		 * gone since it was listed is as if not listed; any other
+		 * error (EIO, EINTR through FUSE) says nothing about the
+		 * file: what runs for it goes on, and a new one waits for
+		 * the next scan */
+		if (fstatat(dirfd(dp), d->d_name, &sb, 0) < 0) {
+			if (errno == ENOENT)
+				continue;
+			log_debug("%s/%s: %m (kept as it was)", dir, d->d_name);
+			unknown = true;
+		} else if (sb.st_mode & 0222) {
 			continue;
+		}
 		for (i = 0; i < r->nvms; i++)
 			if (strcmp(r->vms[i]->file, d->d_name) == 0) {
 				r->vms[i]->seen = known = true;
@@ -1199,7 +1212,7 @@ runner_scan(struct runner *r)
 					ref_seen[i] = true;
 				known = true;
 			}
-		if (!known && !runner_is_refused(r, d->d_name)) {
+		if (!known && !unknown && !runner_is_refused(r, d->d_name)) {
 			size_t before = r->nrefused;
 
 			runner_commit(r, d->d_name);
@@ -1213,7 +1226,15 @@ runner_scan(struct runner *r)
 			}
 		}
 	}
+	read_err = errno;
 	closedir(dp);
+	if (read_err != 0) {
+		/* a partial listing: what it did not reach is not gone */
+		log_warn("%s: listing stopped early: %s (nothing withdrawn "
+			 "until the next scan)", dir, strerror(read_err));
+		free(ref_seen);
+		return;
+	}
 	for (i = r->nvms; i-- > 0;)
 		if (!r->vms[i]->seen)
 			runner_withdraw(r, i);

@@ -15,8 +15,9 @@
 # like a fedfs mount, refuses a bad signature, an untrusted base, a
 # revoked kernel and a service name too long for the relay with one clear
 # line each, and boots nothing; then a VM of it that answers but finds its
-# one host port taken stays starting and tries again seconds later, and an
-# older version of its service is not booted.
+# one host port taken stays starting and tries again seconds later, an
+# older version of its service is not booted, and a file it cannot stat is
+# not taken for a withdrawal.
 source "$(dirname "$0")/lib.sh"
 
 UML=/usr/bin/linux.uml
@@ -274,6 +275,14 @@ check "the VM without a host port tried again seconds later, not at every probe"
 	test "$(grep -c 'noport.fedsnap: no host port' "$d/vmr2.log")" -le 2
 check "it stays starting meanwhile" \
 	test "$(jq -r '.vms[] | select(.file=="noport.fedsnap") | .state' "$d/vmr2/status.json")" = starting
+# an entry it cannot stat for another reason than ENOENT (ELOOP here, EIO
+# or EINTR through fedfs) says nothing about the file: not a withdrawal
+ln -s noport.fedsnap "$fake/loop.tmp"
+mv -T "$fake/loop.tmp" "$fake/commit/noport.fedsnap"
+sleep 1.5	# inotify: a scan at once
+check "an entry it cannot stat keeps its VM" \
+	sh -c "! grep -q 'noport.fedsnap: withdrawn' '$d/vmr2.log' &&
+		jq -e '.vms[] | select(.file==\"noport.fedsnap\")' '$d/vmr2/status.json' >/dev/null"
 kill "$vmr3"
 wait_for 15 gone "$vmr3"
 kill "$socat_pid"
