@@ -74,6 +74,9 @@
 #define VM_PROBE_EVERY_S	0.01	/* starting: a connect this often, */
 #define VM_PROBE_WAIT_S		0.25	/* an unanswered one given up after */
 #define VM_UP_RETRY_S		5.0	/* answered, but no host port or mapping */
+#define VM_CONSOLE_MAX		(8 << 20)	/* console.log moves to .old past this */
+#define VM_CONSOLE_TURN		(64 << 10)	/* console bytes per loop turn */
+#define VM_CONSOLE_LAST		(1 << 20)	/* ... and after the VM died */
 
 extern char **environ;
 
@@ -237,17 +240,65 @@ vm_pidfile(const struct vm *v, char path[PATH_MAX])
 	snprintf(path, PATH_MAX, "%s/pid", v->dir);
 }
 
+/* Open STATE/vms/<id>/console.log for appending, unless open: it is kept
+ * across restarts (and, for QEMU, withdrawals). */
 static void
-vm_drain_console(struct vm *v)
+vm_open_log(struct vm *v)
+{
+	char log[PATH_MAX];
+	struct stat sb;
+
+	if (v->log_fd >= 0)
+		return;
+	snprintf(log, sizeof(log), "%s/console.log", v->dir);
+	v->log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	v->log_bytes = v->log_fd >= 0 && fstat(v->log_fd, &sb) == 0 ?
+		       sb.st_size : 0;
+}
+
+/* The guest writes as much as it likes: past VM_CONSOLE_MAX, console.log
+ * becomes console.log.old (replacing the one before) and a new one starts,
+ * so a VM's console takes at most twice that on disk and keeps its latest
+ * output. */
+static void
+vm_rotate_log(struct vm *v)
+{
+	char log[PATH_MAX], old[PATH_MAX + 8];
+	int n;
+
+	snprintf(log, sizeof(log), "%s/console.log", v->dir);
+	snprintf(old, sizeof(old), "%s.old", log);
+	close(v->log_fd);
+	v->log_fd = -1;
+	if (rename(log, old) < 0)
+		log_debug("%s: %s: %m", v->file, old);
+	vm_open_log(v);
+	if (v->log_fd >= 0 && (n = dprintf(v->log_fd, "fed-vmrunner: "
+		"console.log passed %d MiB; the output before is in "
+		"console.log.old\n", VM_CONSOLE_MAX >> 20)) > 0)
+		v->log_bytes += n;
+}
+
+/* Copy what the guest wrote on its console into console.log: at most max
+ * bytes, so a guest that writes without a pause does not hold the loop
+ * (poll finds the rest at once, in the next turn). */
+static void
+vm_drain_console(struct vm *v, size_t max)
 {
 	char buf[8192];
+	size_t done = 0;
 	ssize_t n;
 
-	while (v->con_fd >= 0) {
+	while (v->con_fd >= 0 && done < max) {
 		n = read(v->con_fd, buf, sizeof(buf));
 		if (n > 0) {
+			done += (size_t)n;
+			if (v->log_fd >= 0 && v->log_bytes >= VM_CONSOLE_MAX)
+				vm_rotate_log(v);
 			if (v->log_fd >= 0 && write(v->log_fd, buf, (size_t)n) < 0)
 				log_debug("%s: console.log: %m", v->file);
+			else
+				v->log_bytes += n;
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -331,8 +382,8 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 		"-S", "-snapshot", "-incoming", "defer",
 		"-chardev", "socket,id=qmp,fd=3",
 		"-mon", "chardev=qmp,mode=control", NULL };
-	char disk[PATH_MAX], state[PATH_MAX], ram[PATH_MAX], log[PATH_MAX],
-	     pidf[PATH_MAX], tmpdir[PATH_MAX + 8];
+	char disk[PATH_MAX], state[PATH_MAX], ram[PATH_MAX], pidf[PATH_MAX],
+	     tmpdir[PATH_MAX + 8];
 	struct qemu_paths paths = { v->kernel_path, v->initrd_path, disk, ram,
 				    false };
 	char **argv, **envp = NULL;
@@ -345,7 +396,6 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 	snprintf(disk, sizeof(disk), "%s/disk.raw", v->dir);
 	snprintf(state, sizeof(state), "%s/state.bin", v->dir);
 	snprintf(ram, sizeof(ram), "%s/ram.img", v->dir);
-	snprintf(log, sizeof(log), "%s/console.log", v->dir);
 	if ((argv = qemu_argv(v->qemu_args, &paths, extra)) == NULL)
 		return err_set(e, "cannot build the QEMU command line (a comma "
 			       "in %s?)", v->dir);
@@ -355,9 +405,7 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 		err_sys(e, "%s", state);
 		goto bad;
 	}
-	if (v->log_fd < 0)
-		v->log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-				 0644);
+	vm_open_log(v);
 	/* -snapshot's overlay goes to TMPDIR: the VM's directory (built
 	 * here, not in the child: the relay thread may hold malloc's lock) */
 	snprintf(tmpdir, sizeof(tmpdir), "TMPDIR=%s", v->dir);
@@ -454,7 +502,7 @@ static int
 vm_spawn(struct runner *r, struct vm *v, struct err *e)
 {
 	char guest[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN], cow[PATH_MAX],
-	     log[PATH_MAX], pidf[PATH_MAX];
+	     pidf[PATH_MAX];
 	struct uml_params p;
 	char **argv;
 	int pfd[2];
@@ -466,7 +514,6 @@ vm_spawn(struct runner *r, struct vm *v, struct err *e)
 	inet_ntop(AF_INET, &v->lease.guest, guest, sizeof(guest));
 	inet_ntop(AF_INET, &v->lease.host, gw, sizeof(gw));
 	snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
-	snprintf(log, sizeof(log), "%s/console.log", v->dir);
 	memset(&p, 0, sizeof(p));
 	p.kernel = v->kernel_path;
 	p.cow = cow;
@@ -483,9 +530,7 @@ vm_spawn(struct runner *r, struct vm *v, struct err *e)
 		uml_argv_free(argv);
 		return err_sys(e, "pipe");
 	}
-	if (v->log_fd < 0)
-		v->log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-				 0644);
+	vm_open_log(v);
 	if ((pid = fork()) < 0) {
 		close(pfd[0]);
 		close(pfd[1]);
@@ -553,7 +598,7 @@ vm_kill(struct vm *v)
 		vm_kill_group(v->pid);
 		v->pid = 0;
 	}
-	vm_drain_console(v);
+	vm_drain_console(v, VM_CONSOLE_LAST);
 	if (v->con_fd >= 0) {
 		close(v->con_fd);
 		v->con_fd = -1;
@@ -571,7 +616,8 @@ vm_is_kept_file(const char *name)
 {
 	return strcmp(name, "disk.raw") == 0 || strcmp(name, "state.bin") == 0 ||
 	       strcmp(name, "ram.img") == 0 || strcmp(name, VM_UNPACKED) == 0 ||
-	       strcmp(name, "console.log") == 0;
+	       strcmp(name, "console.log") == 0 ||
+	       strcmp(name, "console.log.old") == 0;
 }
 
 /* Remove the files of a QEMU VM's directory dir: all of them (all true),
@@ -1481,7 +1527,7 @@ runner_vm_died(struct runner *r, size_t i, int status)
 	vm_kill_group(v->pid);
 	v->pid = 0;
 	vm_probe_stop(v);	/* else its dead socket keeps poll awake */
-	vm_drain_console(v);
+	vm_drain_console(v, VM_CONSOLE_LAST);
 	if (v->con_fd >= 0) {
 		close(v->con_fd);
 		v->con_fd = -1;
@@ -1811,7 +1857,8 @@ runner_run(const struct runner_config *c, struct err *e)
 		}
 		for (size_t k = 2; k < np; k++)
 			if (p[k].revents && p[k].events == POLLIN)
-				vm_drain_console(r.vms[vi[k - 2]]);
+				vm_drain_console(r.vms[vi[k - 2]],
+						 VM_CONSOLE_TURN);
 		if (p[1].revents & POLLIN) {
 			while (read(r.ino_fd, buf, sizeof(buf)) > 0)
 				;

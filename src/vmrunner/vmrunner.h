@@ -66,6 +66,7 @@ struct vm {
 	pid_t pid;			/* session leader of the UML, 0 if none */
 	int con_fd;			/* console pipe, read end; -1 */
 	int log_fd;			/* STATE/vms/<id>/console.log; -1 */
+	off_t log_bytes;		/* its size */
 	unsigned failures;		/* deaths since the last reset */
 	unsigned restarts;		/* times restarted, for status */
 	time_t started;			/* wall clock of the current boot */

@@ -260,9 +260,18 @@ commit_fake() {	# commit_fake SRC NAME: hand a read-only file over at once
 	cp "$1" "$fake/$2.tmp" && chmod 0444 "$fake/$2.tmp" &&
 		mv "$fake/$2.tmp" "$fake/commit/$2"
 }
+# its console.log (kept across restarts) already at the 8 MiB cap
+web2_log=$d/vmr2/vms/$("$FED" snapshot inspect "$d/web2.fedsnap" --json | jq -r .id)/console.log
+mkdir -p "${web2_log%/*}"
+head -c $((8 << 20)) /dev/zero | tr '\0' x >"$web2_log"
 commit_fake "$d/web2.fedsnap" noport.fedsnap
 check "a VM that gets no host port says so" \
 	wait_for 60 grep -q 'noport.fedsnap: no host port' "$d/vmr2.log"
+check "a console.log past 8 MiB moves to console.log.old" \
+	test "$(stat -c %s "$web2_log.old" 2>/dev/null)" = $((8 << 20))
+check "and a new one starts with a line saying so, then the console" \
+	sh -c "head -n 1 '$web2_log' | grep -q 'console.log passed 8 MiB' &&
+		grep -q 'fed-init' '$web2_log'"
 commit_fake "$d/web.fedsnap" older.fedsnap
 check "a file older than the version that runs is not booted" \
 	wait_for 10 grep -q 'older.fedsnap: not booted: noport.fedsnap runs version 2 of www.example.org:80, newer than its 1' "$d/vmr2.log"
