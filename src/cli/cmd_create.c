@@ -150,6 +150,7 @@ create_boot(const char *kernel, const char *cow, const char *base,
 			dup2(nul, 0);
 		dup2(pfd[1], 1);
 		dup2(pfd[1], 2);
+		proc_close_from(3);	/* UML gets its console, nothing else */
 		execv(kernel, argv);
 		_exit(127);
 	}

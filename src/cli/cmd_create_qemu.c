@@ -43,6 +43,7 @@
 #include "common/delta.h"
 #include "common/fedsnap.h"
 #include "common/hex.h"
+#include "common/proc.h"
 #include "common/qemu.h"
 #include "common/timefmt.h"
 
@@ -213,7 +214,11 @@ running_boot_and_save(char **argv, uint16_t guest_port, unsigned timeout_s,
 			dup2(nul, 0);
 		dup2(pfd[1], 1);
 		dup2(pfd[1], 2);
-		dup2(sv[1], 3);		/* the monitor: -chardev socket,fd=3 */
+		/* the monitor: -chardev socket,fd=3.  Moved out of the way
+		 * first: were sv[1] 3 already, dup2 would do nothing and leave
+		 * it close-on-exec */
+		dup2(fcntl(sv[1], F_DUPFD, 10), 3);
+		proc_close_from(4);	/* and nothing else of ours */
 		execvp(argv[0], argv);
 		_exit(127);
 	}
