@@ -624,6 +624,30 @@ lease_free(struct lease_db *db, const char *key, struct err *e)
 }
 
 int
+lease_move_port(struct lease_db *db, const char *from, const char *to,
+		struct err *e)
+{
+	struct lease *f = lease_find(db, from), *t = lease_find(db, to);
+	uint16_t fport, tport;
+
+	if (db->readonly)
+		return err_set(e, "leases opened read-only");
+	if (f == NULL || t == NULL)
+		return err_set(e, "no lease for '%s'", f == NULL ? from : to);
+	fport = f->port;
+	tport = t->port;
+	t->port = fport;
+	f->port = 0;
+	if (lease_save(db, e) < 0) {
+		f->port = fport;
+		t->port = tport;
+		return err_wrap(e, "move port %u from lease %s to %s", fport,
+				from, to);
+	}
+	return 0;
+}
+
+int
 lease_list(struct lease_db *db, struct lease **out, size_t *n, struct err *e)
 {
 	*out = NULL;

@@ -108,6 +108,13 @@ int lease_listen(struct lease_db *db, const char *key, int *fd,
  * lease, state not written). */
 int lease_free(struct lease_db *db, const char *key, struct err *e);
 
+/* Give key `to` the host port that key `from` records (`from` keeps its
+ * address, and no port): a newer version of a service takes over the port
+ * its older one listened on, and must find it again after a restart.
+ * Persisted.  Returns 0, or -1 (no such lease, state not written). */
+int lease_move_port(struct lease_db *db, const char *from, const char *to,
+		    struct err *e);
+
 /* All leases, ordered by address, in a malloc'd array the caller frees
  * (NULL when there are none).  Returns 0, or -1. */
 int lease_list(struct lease_db *db, struct lease **out, size_t *n,

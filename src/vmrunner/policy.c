@@ -39,6 +39,7 @@ vm_state_name(enum vm_state s)
 	case VM_UP: return "up";
 	case VM_BACKOFF: return "backoff";
 	case VM_STOPPED: return "stopped";
+	case VM_DRAINING: return "draining";
 	}
 	return "unknown";
 }

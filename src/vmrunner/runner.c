@@ -1464,15 +1464,23 @@ runner_vm_up(struct runner *r, size_t i)
 			log_error("%s: %s", v->file, e.msg);
 			return -1;
 		}
+		/* the port is the new version's now, after a restart too */
+		if (lease_move_port(r->leases, old->id, v->id, &e) < 0)
+			log_warn("%s: %s", v->file, e.msg);
 		v->host_port = old->host_port;
 		v->mapped = true;
 		old->mapped = false;
+		old->host_port = 0;
 		log_info("%s: version %" PRId64 " replaces %s (version %" PRId64
-			 ") on host port %u", v->file, v->version, old->file,
-			 old->version, v->host_port);
+			 ") on host port %u; the old one finishes its "
+			 "connections for %d s", v->file, v->version, old->file,
+			 old->version, v->host_port, VM_DRAIN_S);
+		/* new connections go to the new version; those the relay
+		 * holds to the old one go on until they end or it stops */
 		for (size_t j = 0; j < r->nvms; j++)
 			if (r->vms[j] == old) {
-				vm_release(r, old);
+				old->state = VM_DRAINING;
+				old->drain_until = mono_now() + VM_DRAIN_S;
 				runner_want_report(r, j, false);
 			}
 	} else if (!v->mapped) {
@@ -1534,6 +1542,10 @@ runner_vm_died(struct runner *r, size_t i, int status)
 	}
 	if (v->state == VM_STOPPED)
 		return;
+	if (v->state == VM_DRAINING) {	/* superseded: no restart */
+		vm_release(r, v);
+		return;
+	}
 	v->failures = vm_backoff_next(v->failures, up);
 	delay = vm_backoff_delay(v->failures);
 	v->state = VM_BACKOFF;
@@ -1587,6 +1599,14 @@ runner_tick(struct runner *r)
 				vm_probe_stop(v);
 				kill(-v->pid, SIGKILL);	/* reaped as a death */
 				v->boot_deadline = now + VM_BOOT_TIMEOUT;
+			}
+			break;
+		case VM_DRAINING:
+			if (now >= v->drain_until) {
+				log_info("%s: stopped, %d s after its newer "
+					 "version took over", v->file,
+					 VM_DRAIN_S);
+				vm_release(r, v);
 			}
 			break;
 		case VM_BACKOFF:

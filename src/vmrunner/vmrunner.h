@@ -38,6 +38,7 @@
 #define VM_BACKOFF_RESET	600	/* up this long: the next death is a first */
 #define VM_BOOT_TIMEOUT		90	/* s from exec to the guest port accepting */
 #define VM_RESUME_TIMEOUT	60	/* s for QEMU to load its memory state */
+#define VM_DRAIN_S		10	/* s a superseded VM runs on for them */
 #define VM_NOHOSTFS		"/nonexistent-fed-hostfs"
 #define VM_UNPACKED		"unpacked"	/* QEMU: disk.raw + state.bin complete */
 
@@ -46,6 +47,7 @@ enum vm_state {
 	VM_UP,			/* serving through the host port */
 	VM_BACKOFF,		/* dead, waiting to be restarted */
 	VM_STOPPED,		/* superseded by a newer version, or shut down */
+	VM_DRAINING,		/* superseded: finishing the connections it had */
 };
 
 struct vm {
@@ -72,6 +74,7 @@ struct vm {
 	time_t started;			/* wall clock of the current boot */
 	time_t up_since;		/* wall clock it became up, 0 if not up */
 	double next_start;		/* monotonic: when to boot in backoff */
+	double drain_until;		/* monotonic: when draining ends */
 	double boot_deadline;		/* monotonic: give up on this boot */
 	double boot_t0;			/* monotonic: this boot's exec */
 	double prep_s;			/* check + unpack, seconds */

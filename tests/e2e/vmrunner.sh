@@ -301,11 +301,21 @@ web2_id=$("$FED" snapshot inspect "$d/web2.fedsnap" --json | jq -r .id)
 check "the owner publishes version 2" cp "$d/web2.fedsnap" "$MNT_owner/publish/"
 check "the peer's fedfs lists it" wait_for 60 test -e "$MNT_peer/deltas/$web2_id.fedsnap"
 old_pid=$(vm '.vms[] | select(.file=="web.fedsnap") | .pid')
+# a client connected to version 1 before the handover, its request not
+# sent yet: it is answered by version 1 after the switch
+exec 5<>"/dev/tcp/127.0.0.1/$web_port"
 check "the peer commits version 2 of the web service" \
 	cp "$MNT_peer/deltas/$web2_id.fedsnap" "$MNT_peer/commit/web2.fedsnap"
 check "version 2 comes up" wait_for 60 is_up web2.fedsnap
-check "version 1 is stopped" wait_for 10 sh -c "jq -e '.vms[] | select(.file==\"web.fedsnap\" and .state==\"stopped\")' '$d/vmr/status.json' >/dev/null"
+check "version 1 drains" test "$(vm_state web.fedsnap)" = draining
+printf 'GET / HTTP/1.0\r\n\r\n' >&5
+check "a connection open before the handover is served by version 1" \
+	timeout 20 grep -qF "$(cat "$d/web/var/www/index.html")" <&5
+exec 5<&-
+check "version 1 is stopped once drained" wait_for 20 sh -c "jq -e '.vms[] | select(.file==\"web.fedsnap\" and .state==\"stopped\")' '$d/vmr/status.json' >/dev/null"
 check "its UML is gone" gone "$old_pid"
+check "the host port's lease moved to version 2" \
+	test "$(jq --arg id "$web2_id" '.leases[] | select(.key==$id) | .port' "$d/vmr/leases.json")" = "$web_port"
 check "version 2 serves on the same host port" \
 	test "$(vm '.vms[] | select(.file=="web2.fedsnap") | .host_port')" = "$web_port"
 check "the host port returns the new page" \

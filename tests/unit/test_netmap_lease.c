@@ -378,3 +378,34 @@ Test(lease, hostport_parse_and_format)
 	cr_assert_eq(hostport_parse("127.0.0.1:99999", &ss, &len, &e), -1);
 	cr_assert_eq(hostport_parse(":80", &ss, &len, &e), -1);
 }
+
+/* A newer version takes over its older one's host port: the move is on
+ * disk, so after a restart the new key listens on that port again and
+ * the old key (its address still leased) has none. */
+Test(lease, a_port_moves_to_the_newer_version_and_stays_there)
+{
+	struct lease_db *db = open_db("10.77.0.0/24", port_base(),
+				      (uint16_t)(port_base() + 9));
+	struct lease a, b, got;
+	struct err e;
+	int fd;
+
+	cr_assert_eq(lease_alloc(db, "v1", &a, &e), 0, "%s", e.msg);
+	cr_assert_eq(lease_listen(db, "v1", &fd, &a, &e), 0, "%s", e.msg);
+	close(fd);
+	cr_assert_eq(lease_alloc(db, "v2", &b, &e), 0, "%s", e.msg);
+	cr_assert_eq(lease_move_port(db, "v1", "v2", &e), 0, "%s", e.msg);
+	cr_assert_eq(lease_move_port(db, "v1", "nobody", &e), -1);
+	lease_db_close(db);
+
+	db = open_db("10.77.0.0/24", port_base(), (uint16_t)(port_base() + 9));
+	cr_assert_eq(lease_get(db, "v2", &got), 0);
+	cr_assert_eq(got.port, a.port, "the port did not move");
+	cr_assert_eq(lease_get(db, "v1", &got), 0);
+	cr_assert_eq(got.port, 0);
+	cr_assert_eq(got.guest.s_addr, a.guest.s_addr);
+	cr_assert_eq(lease_listen(db, "v2", &fd, &got, &e), 0, "%s", e.msg);
+	cr_assert_eq(got.port, a.port);
+	close(fd);
+	lease_db_close(db);
+}
