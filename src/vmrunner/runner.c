@@ -67,6 +67,7 @@
 
 #define ARRAY_LEN(a)		(sizeof(a) / sizeof((a)[0]))
 #define RUNNER_RESCAN_S		3.0
+#define RUNNER_LATER_MAX_S	300.0	/* a file that failed for a passing reason */
 #define RUNNER_REPORT_RETRY_S	5.0
 #define RUNNER_MAX_VMS		256
 #define RUNNER_FOLLOW_RETRY_S	60.0	/* after a version we failed to follow */
@@ -90,6 +91,13 @@ struct runner {
 	size_t nvms;
 	char **refused;			/* commit/ names refused, not retried */
 	size_t nrefused;
+	struct runner_later {		/* commit/ names to try again later */
+		char *name;
+		double retry_at;	/* monotonic */
+		unsigned tries;
+		bool seen;		/* at the current scan */
+	} *later;
+	size_t nlater;
 	struct {			/* the last version we failed to follow */
 		char id[2 * SHA256_LEN + 1];
 		double retry_at;	/* monotonic */
@@ -874,6 +882,69 @@ runner_remember(struct runner *r, const char *name)
 		r->nrefused++;
 }
 
+static struct runner_later *
+runner_later_find(struct runner *r, const char *name)
+{
+	for (size_t i = 0; i < r->nlater; i++)
+		if (strcmp(r->later[i].name, name) == 0)
+			return &r->later[i];
+	return NULL;
+}
+
+static void
+runner_later_drop(struct runner *r, const char *name)
+{
+	struct runner_later *l = runner_later_find(r, name);
+
+	if (l == NULL)
+		return;
+	free(l->name);
+	*l = r->later[--r->nlater];
+}
+
+/*
+ * commit/<name> could not be started for a reason that may pass: reading a
+ * kernel or base through fedfs (a network hiccup gives EIO), writing the
+ * disk (ENOSPC).  Refused for good, it would never run while its file
+ * stays, though nothing is wrong with it: it is tried again after
+ * RUNNER_RESCAN_S, doubling up to RUNNER_LATER_MAX_S.
+ */
+static void
+runner_later(struct runner *r, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+runner_later(struct runner *r, const char *name, const char *fmt, ...)
+{
+	struct runner_later *l = runner_later_find(r, name), *nl;
+	char why[ERR_MSG_MAX];
+	double wait;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (l == NULL) {
+		nl = realloc(r->later, (r->nlater + 1) * sizeof(*nl));
+		if (nl == NULL)
+			return;
+		r->later = nl;
+		l = &nl[r->nlater];
+		memset(l, 0, sizeof(*l));
+		if ((l->name = strdup(name)) == NULL)
+			return;
+		r->nlater++;
+	}
+	wait = RUNNER_RESCAN_S * (double)(1u << (l->tries < 7 ? l->tries : 7));
+	if (wait > RUNNER_LATER_MAX_S)
+		wait = RUNNER_LATER_MAX_S;
+	l->tries++;
+	l->retry_at = mono_now() + wait;
+	l->seen = true;
+	log_warn("%s: not started: %s; trying again in %.0f s", name, why,
+		 wait);
+}
+
 static void
 runner_refuse(struct runner *r, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -888,6 +959,7 @@ runner_refuse(struct runner *r, const char *name, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_error("refusing %s: %s", name, why);
+	runner_later_drop(r, name);
 	runner_remember(r, name);
 }
 
@@ -921,8 +993,9 @@ runner_unpacked_kept(struct runner *r, const char *hex)
 /*
  * A new file in commit/: check it, unpack it, lease, tap, boot.  A file
  * that fails a check is refused for good (one log line); one that fails
- * for a passing reason (the authority unreachable) is tried again at the
- * next scan.
+ * for a passing reason is tried again: the authority unreachable, at the
+ * next scan; a kernel or base that cannot be read or unpacked, after a
+ * backoff (runner_later).
  */
 static void
 runner_commit(struct runner *r, const char *name)
@@ -1045,7 +1118,7 @@ runner_commit(struct runner *r, const char *name)
 	snprintf(v->base_path, sizeof(v->base_path), "%s/bases/%.64s",
 		 r->cfg->fed, bhex);
 	if (runner_cache_kernel(r, s.m.kernel, v->kernel_path, &e) < 0) {
-		runner_refuse(r, name, "%s", e.msg);
+		runner_later(r, name, "%s", e.msg);
 		goto done;
 	}
 	if (mkdir(v->dir, 0700) < 0 && errno != EEXIST) {
@@ -1054,7 +1127,7 @@ runner_commit(struct runner *r, const char *name)
 	}
 	if (v->qemu) {
 		if (runner_split_qkernel(r, v, &e) < 0) {
-			runner_refuse(r, name, "%s", e.msg);
+			runner_later(r, name, "%s", e.msg);
 			goto done;
 		}
 		if ((v->qemu_args = json_incref(s.m.qemu.args)) == NULL)
@@ -1074,7 +1147,7 @@ runner_commit(struct runner *r, const char *name)
 		} else if (delta_unpack_raw(s.fd, s.payload_offset,
 					    &s.m.delta, v->base_path, cow,
 					    &machine, NULL, &e) < 0) {
-			runner_refuse(r, name, "unpack: %s", e.msg);
+			runner_later(r, name, "unpack: %s", e.msg);
 			goto done;
 		} else {
 			int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC |
@@ -1087,7 +1160,7 @@ runner_commit(struct runner *r, const char *name)
 		snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
 		if (delta_unpack(s.fd, s.payload_offset, &s.m.delta,
 				 v->base_path, cow, NULL, &e) < 0) {
-			runner_refuse(r, name, "unpack: %s", e.msg);
+			runner_later(r, name, "unpack: %s", e.msg);
 			goto done;
 		}
 	}
@@ -1114,6 +1187,7 @@ runner_commit(struct runner *r, const char *name)
 	reports[r->nvms].pending = false;
 	r->vms[r->nvms++] = v;
 	v = NULL;
+	runner_later_drop(r, name);
 done:
 	if (v != NULL) {
 		if (v->leased)
@@ -1224,6 +1298,8 @@ runner_scan(struct runner *r)
 	}
 	for (i = 0; i < r->nvms; i++)
 		r->vms[i]->seen = false;
+	for (i = 0; i < r->nlater; i++)
+		r->later[i].seen = false;
 	bool *ref_seen = calloc(r->nrefused + 1, sizeof(bool));
 	for (;;) {
 		bool known = false, unknown = false;
@@ -1258,6 +1334,14 @@ runner_scan(struct runner *r)
 					ref_seen[i] = true;
 				known = true;
 			}
+		if (!known) {
+			struct runner_later *l = runner_later_find(r, d->d_name);
+
+			if (l != NULL) {
+				l->seen = true;
+				known = mono_now() < l->retry_at;
+			}
+		}
 		if (!known && !unknown && !runner_is_refused(r, d->d_name)) {
 			size_t before = r->nrefused;
 
@@ -1284,6 +1368,11 @@ runner_scan(struct runner *r)
 	for (i = r->nvms; i-- > 0;)
 		if (!r->vms[i]->seen)
 			runner_withdraw(r, i);
+	for (i = r->nlater; i-- > 0;)	/* gone: nothing to try again */
+		if (!r->later[i].seen) {
+			free(r->later[i].name);
+			r->later[i] = r->later[--r->nlater];
+		}
 	/* forget refusals whose file is gone (a new file may reuse the name) */
 	for (i = r->nrefused; ref_seen && i-- > 0;)
 		if (!ref_seen[i]) {
@@ -1749,6 +1838,9 @@ runner_shutdown(struct runner *r)
 	for (size_t i = 0; i < r->nrefused; i++)
 		free(r->refused[i]);
 	free(r->refused);
+	for (size_t i = 0; i < r->nlater; i++)
+		free(r->later[i].name);
+	free(r->later);
 	log_info("stopped: every VM, tap, port and lease released");
 }
 

@@ -296,6 +296,26 @@ kill "$vmr3"
 wait_for 15 gone "$vmr3"
 kill "$socat_pid"
 
+# a kernel it cannot read yet (through fedfs, a network hiccup gives EIO;
+# here it is missing) is a reason to try again later, not to refuse the
+# file for as long as it stays in commit/
+later=$d/later
+mkdir -p "$later/commit" "$later/kernels"
+ln -s "$MNT_peer/bases" "$later/bases"
+cp "$d/web.fedsnap" "$later/commit/web.fedsnap"
+chmod 0444 "$later/commit/web.fedsnap"
+start_vmrunner "$d/vmr4" "$d/vmr4.log" "$later" "$KEY_peer" \
+	--lease-range 10.80.0.0/16 --port-range 30100-30199
+vmr4=$VMR_PID
+check "a kernel it cannot read is a reason to try again, said so" \
+	wait_for 20 grep -q 'web.fedsnap: not started: .*; trying again in 3 s' "$d/vmr4.log"
+ln -s "$MNT_peer/kernels/$(sha256sum <"$d/kernel" | cut -c1-64)" "$later/kernels/"
+check "once it can, the file boots" \
+	wait_for 60 sh -c "jq -e '.vms[] | select(.file==\"web.fedsnap\" and .state==\"up\")' '$d/vmr4/status.json' >/dev/null"
+check "and it was never refused" sh -c "! grep -q 'refusing web.fedsnap' '$d/vmr4.log'"
+kill "$vmr4"
+wait_for 15 gone "$vmr4"
+
 # a newer version replaces the old one on the same host port
 web2_id=$("$FED" snapshot inspect "$d/web2.fedsnap" --json | jq -r .id)
 check "the owner publishes version 2" cp "$d/web2.fedsnap" "$MNT_owner/publish/"
