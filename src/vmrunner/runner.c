@@ -67,6 +67,7 @@
 
 #define ARRAY_LEN(a)		(sizeof(a) / sizeof((a)[0]))
 #define RUNNER_RESCAN_S		3.0
+#define VM_KILL_WAIT_MS		2000	/* for a killed VM to exit, at most */
 #define RUNNER_LATER_MAX_S	300.0	/* a file that failed for a passing reason */
 #define RUNNER_REPORT_RETRY_S	5.0
 #define RUNNER_MAX_VMS		256
@@ -599,11 +600,25 @@ vm_kill(struct vm *v)
 	char pidf[PATH_MAX];
 
 	if (v->pid > 0) {
+		int i = 0;
+
 		kill(-v->pid, SIGKILL);
 		kill(v->pid, SIGKILL);
-		while (waitpid(v->pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		vm_kill_group(v->pid);
+		/* not waitpid(pid, 0): a UML blocked in a read fedfs has not
+		 * answered yet dies only once fedfs answers (a FUSE request
+		 * taken is waited for uninterruptibly), and the loop would
+		 * stop supervising every other VM meanwhile.  runner_reap
+		 * reaps it whenever it ends */
+		while (waitpid(v->pid, NULL, WNOHANG) == 0 &&
+		       i++ < VM_KILL_WAIT_MS / 10)
+			usleep(10000);
+		if (i > VM_KILL_WAIT_MS / 10)
+			log_warn("%s: pid %d still there %d ms after SIGKILL "
+				 "(blocked in the kernel: on fedfs?); reaped "
+				 "when it ends", v->file, (int)v->pid,
+				 VM_KILL_WAIT_MS);
+		else
+			vm_kill_group(v->pid);
 		v->pid = 0;
 	}
 	vm_drain_console(v, VM_CONSOLE_LAST);
