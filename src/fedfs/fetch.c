@@ -121,6 +121,7 @@ struct fetcher {
 	char self[FETCH_ADDR_MAX];
 
 	pthread_mutex_t lock;
+	bool enqueue_failed;		/* fetch_enqueue had no memory */
 	pthread_cond_t done;		/* a job finished */
 	pthread_cond_t verify;		/* a chunk arrived to be stored */
 	pthread_t thread;
@@ -428,8 +429,10 @@ fetch_enqueue(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 	if (j == NULL) {
 		if (store_has(f->store, hash))
 			return NULL;
-		if ((j = calloc(1, sizeof(*j))) == NULL)
+		if ((j = calloc(1, sizeof(*j))) == NULL) {
+			f->enqueue_failed = true;
 			return NULL;
+		}
 		memcpy(j->hash, hash, SHA256_LEN);
 		j->f = f;
 		j->obj = o;
@@ -1052,7 +1055,12 @@ fetcher_get(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 		return 0;
 	fetch_refresh_sources(f, o);
 	pthread_mutex_lock(&f->lock);
+	f->enqueue_failed = false;
 	j = fetch_enqueue(f, o, i, true);
+	if (j == NULL && f->enqueue_failed) {
+		pthread_mutex_unlock(&f->lock);
+		return err_set(e, "chunk %u of %s: out of memory", i, o->label);
+	}
 	for (uint32_t k = 1; k <= ahead && i + k < o->index->nchunks; k++)
 		fetch_enqueue(f, o, i + k, false);
 	if (j != NULL) {
