@@ -74,10 +74,14 @@ flip_byte() {
 }
 
 # free_port: a TCP port nobody listens on now.
+# free_port: a TCP port nothing listens on, below the kernel's ephemeral
+# range (32768 and up: a port a connection happens to use as its own
+# cannot be bound by a server) and below the fixed ports some tests use
+# (30000 and up)
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 10000))
 		ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
 	done
 }
@@ -125,7 +129,11 @@ start_fedfs() {
 	printf -v "PID_$name" '%s' "$pid"
 	printf -v "KEY_$name" '%s' "$key"
 	printf -v "SERVE_$name" '%s' "$addr:$port"
-	wait_for 10 grep -q '"registered": true' "$mnt/.status" 2>/dev/null
+	wait_for 10 grep -q '"registered": true' "$mnt/.status" 2>/dev/null && return
+	# what went wrong, into the test's output: its log goes with $dir
+	echo "# fedfs $name did not come up; the end of its log:"
+	tail -n 5 "$state/fedfs.log" | sed 's/^/#   /'
+	return 1
 }
 
 # status MNT FILTER: a value from MNT/.status through jq, e.g.
