@@ -86,11 +86,20 @@ struct replay;
 struct replay *replay_new(void);
 void replay_free(struct replay *r);
 /*
- * Remember sig until expires.  Returns 0 if it was new (and is now
- * remembered), 1 if it was already there (a replay), -1 if the set is full
- * of unexpired signatures.
+ * A signed request is known by its id: the SHA-256 of the signer's key and
+ * of everything the signature covers (call_replay_id), not by the
+ * signature's bytes, which an observer can alter into another valid
+ * signature of the same request (an Ed25519 S plus the group order, where
+ * a verifier does not refuse it).
  */
-int replay_check_add(struct replay *r, const uint8_t sig[ED25519_SIG_LEN],
+#define REPLAY_ID_LEN SHA256_LEN
+
+/*
+ * Remember request id until expires.  Returns 0 if it was new (and is now
+ * remembered), 1 if it was already there (a replay), -1 if the set is full
+ * of unexpired ids.
+ */
+int replay_check_add(struct replay *r, const uint8_t id[REPLAY_ID_LEN],
 		     int64_t expires, int64_t now);
 size_t replay_count(struct replay *r);
 
@@ -179,8 +188,8 @@ struct call {
 	time_t now;
 	/* after call_signed(): */
 	char signer[2 * ED25519_PUB_LEN + 1];
-	uint8_t sig[ED25519_SIG_LEN];
-	char sig_hex[2 * ED25519_SIG_LEN + 1];
+	uint8_t rid[REPLAY_ID_LEN];	/* the request's id (replay.c) */
+	char sig_hex[2 * REPLAY_ID_LEN + 1];	/* its hex, kept in seen_sigs */
 	time_t sig_date;
 };
 

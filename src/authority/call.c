@@ -119,11 +119,14 @@ call_signed(struct call *c, struct reply *r)
 		return call_error(r, 401, "bad signature: %s", e.msg);
 	}
 	hex_encode(pub, ED25519_PUB_LEN, c->signer);
-	if (hex_decode(sig, c->sig, ED25519_SIG_LEN) == -1 ||
-	    rfc3339_parse(date, &c->sig_date) == -1)
+	if (rfc3339_parse(date, &c->sig_date) == -1)
 		return call_error(r, 401, "bad signature headers");
-	hex_encode(c->sig, ED25519_SIG_LEN, c->sig_hex);
-	rc = replay_check_add(c->a->replay, c->sig,
+	/* known by what was signed, not by the signature's bytes */
+	if (sigreq_id(pub, c->method, c->target, date, c->body, c->body_len,
+		      c->rid) < 0)
+		return call_error(r, 500, "out of memory");
+	hex_encode(c->rid, REPLAY_ID_LEN, c->sig_hex);
+	rc = replay_check_add(c->a->replay, c->rid,
 			      (int64_t)c->sig_date + SIGREQ_MAX_SKEW + 1,
 			      (int64_t)c->now);
 	if (rc == 1)

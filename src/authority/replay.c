@@ -1,9 +1,9 @@
 /*
- * replay.c - the set of request signatures seen within the validity window.
+ * replay.c - the set of signed requests seen within the validity window.
  *
- * A chained hash table keyed by the 64-byte Ed25519 signature (its first
- * bytes are already uniformly distributed, and only signatures that
- * verified get here, so nobody can aim at one bucket cheaply).  Each entry
+ * A chained hash table keyed by the request's id (REPLAY_ID_LEN: a SHA-256,
+ * uniformly distributed, of requests whose signature verified, so nobody
+ * can aim at one bucket cheaply).  Each entry
  * expires when its date leaves the window; expired entries are dropped from
  * a bucket whenever it is visited, and the whole table is swept when it
  * reaches REPLAY_MAX, which bounds memory (~100 bytes an entry) whatever the
@@ -22,7 +22,7 @@
 #define REPLAY_MAX     1000000u
 
 struct replay_entry {
-	uint8_t sig[ED25519_SIG_LEN];
+	uint8_t id[REPLAY_ID_LEN];
 	int64_t expires;
 	struct replay_entry *next;
 };
@@ -61,9 +61,9 @@ replay_free(struct replay *r)
 }
 
 static size_t
-replay_hash(const uint8_t sig[ED25519_SIG_LEN])
+replay_hash(const uint8_t id[REPLAY_ID_LEN])
 {
-	return ((size_t)sig[0] << 8 | sig[1]) % REPLAY_BUCKETS;
+	return ((size_t)id[0] << 8 | id[1]) % REPLAY_BUCKETS;
 }
 
 /* Drop expired entries of bucket i.  Called with the lock held. */
@@ -84,17 +84,17 @@ replay_prune(struct replay *r, size_t i, int64_t now)
 }
 
 int
-replay_check_add(struct replay *r, const uint8_t sig[ED25519_SIG_LEN],
+replay_check_add(struct replay *r, const uint8_t id[REPLAY_ID_LEN],
 		 int64_t expires, int64_t now)
 {
-	size_t h = replay_hash(sig), i;
+	size_t h = replay_hash(id), i;
 	struct replay_entry *x;
 	int rc = 0;
 
 	pthread_mutex_lock(&r->lock);
 	replay_prune(r, h, now);
 	for (x = r->bucket[h]; x != NULL; x = x->next)
-		if (memcmp(x->sig, sig, ED25519_SIG_LEN) == 0) {
+		if (memcmp(x->id, id, REPLAY_ID_LEN) == 0) {
 			rc = 1;
 			goto out;
 		}
@@ -105,7 +105,7 @@ replay_check_add(struct replay *r, const uint8_t sig[ED25519_SIG_LEN],
 		rc = -1;
 		goto out;
 	}
-	memcpy(x->sig, sig, ED25519_SIG_LEN);
+	memcpy(x->id, id, REPLAY_ID_LEN);
 	x->expires = expires;
 	x->next = r->bucket[h];
 	r->bucket[h] = x;

@@ -517,10 +517,12 @@ static int
 server_load_sig(void *arg, const char *sig_hex, int64_t expires)
 {
 	struct authority *a = arg;
-	uint8_t sig[ED25519_SIG_LEN];
+	uint8_t id[REPLAY_ID_LEN];
 
-	if (hex_decode(sig_hex, sig, sizeof(sig)) == 0)
-		replay_check_add(a->replay, sig, expires, (int64_t)time(NULL));
+	/* a signature's bytes, kept by an older authority, are 128 digits:
+	 * not an id, and not decoded */
+	if (hex_decode(sig_hex, id, sizeof(id)) == 0)
+		replay_check_add(a->replay, id, expires, (int64_t)time(NULL));
 	return 0;
 }
 

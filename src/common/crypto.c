@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -238,6 +239,26 @@ bad:
 	return rc;
 }
 
+/* Is the S half of an Ed25519 signature (32 bytes, little-endian) below
+ * the group order L, as RFC 8032 (5.1.7) requires?  libgcrypt 1.10 does not
+ * check it, and S + L verifies too: a second signature of the same message
+ * that anyone can make from the first. */
+static bool
+ed25519_s_canonical(const uint8_t s[32])
+{
+	static const uint8_t l[32] = {	/* 2^252 + 27742317777372353535851937790883648493 */
+		0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58,
+		0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+	};
+
+	for (int i = 31; i >= 0; i--)
+		if (s[i] != l[i])
+			return s[i] < l[i];
+	return false;			/* S == L */
+}
+
 int
 ed25519_verify(const uint8_t pub[ED25519_PUB_LEN], const void *msg,
 	       size_t len, const uint8_t sig[ED25519_SIG_LEN])
@@ -246,6 +267,8 @@ ed25519_verify(const uint8_t pub[ED25519_PUB_LEN], const void *msg,
 	int rc = -1;
 
 	if (len > INT_MAX || crypto_init(NULL) < 0)
+		return -1;
+	if (!ed25519_s_canonical(sig + 32))
 		return -1;
 	if (gcry_sexp_build(&key, NULL,
 	    "(public-key (ecc (curve Ed25519) (flags eddsa) (q %b)))",

@@ -57,6 +57,26 @@ sigreq_sign(const uint8_t seed[ED25519_SEED_LEN], const char *method,
 	return 0;
 }
 
+int
+sigreq_id(const uint8_t pub[ED25519_PUB_LEN], const char *method,
+	  const char *path, const char *date, const void *body,
+	  size_t body_len, uint8_t out[SHA256_LEN])
+{
+	struct sha256_ctx h;
+	size_t len;
+	char *msg;
+
+	if ((msg = sigreq_message(method, path, date, body, body_len,
+				  &len)) == NULL)
+		return -1;
+	sha256_init(&h);
+	sha256_update(&h, pub, ED25519_PUB_LEN);
+	sha256_update(&h, msg, len);
+	sha256_final(&h, out);
+	free(msg);
+	return 0;
+}
+
 enum sigreq_verdict
 sigreq_verify(const char *key, const char *date, const char *sig,
 	      const char *method, const char *path, const void *body,

@@ -49,6 +49,17 @@ enum sigreq_verdict {
 };
 
 /*
+ * The id of a signed request: SHA-256 of the signer's key and of the
+ * message it signed.  Two requests have one id exactly when they are the
+ * same request by the same key, whatever bytes their signatures are: a
+ * replay cache keyed by it cannot be passed by re-encoding a signature.
+ * Returns 0, or -1 (out of memory).
+ */
+int sigreq_id(const uint8_t pub[ED25519_PUB_LEN], const char *method,
+	      const char *path, const char *date, const void *body,
+	      size_t body_len, uint8_t out[SHA256_LEN]);
+
+/*
  * Check a request's headers (any may be NULL: missing) against method, path
  * and body, at server time now.  On success the signer's public key is in
  * pub (if not NULL).  On failure e says why, in words fit for a 401 body.
