@@ -60,6 +60,13 @@ call_error(struct reply *r, unsigned status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* the message may quote the request (a path of bytes that are not
+	 * UTF-8, or cut inside a character): '?' for anything not printable
+	 * ASCII, or json_pack refuses it and the client reads "out of
+	 * memory" */
+	for (char *p = msg; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
 	call_reply(r, status, json_pack("{s:s}", "error", msg));
 	return -1;
 }

@@ -159,7 +159,9 @@ server_path_problem(const char *target, const char *path)
 	const char *p, *seg;
 	size_t n;
 
-	for (p = target; *p != '\0' && *p != '?'; p++)
+	/* the query too: libmicrohttpd decodes %00 in an argument and the
+	 * value ends there ("host=a%00.evil" would look up "a") */
+	for (p = target; *p != '\0'; p++)
 		if (p[0] == '%' && p[1] == '0' && p[2] == '0')
 			return "bad path: encoded NUL";
 	if (path[0] != '/')

@@ -224,6 +224,8 @@ Test(http, path_tricks)
 	static const char *const nuls[] = {
 		"/v1/trusted/ab%00cd", "/v1/peers/%00", "/healthz%00",
 		"/v1/lookup%00?host=a&port=1",
+		/* in the query: the value would end at the NUL */
+		"/v1/lookup?host=www.example.org%00.evil&port=80",
 	};
 	size_t i;
 
@@ -243,6 +245,14 @@ Test(http, path_tricks)
 		long st = af_raw(&F, "GET", nuls[i], NULL, 0, NULL, &text);
 
 		expect_raw(st, text, 400, "encoded NUL");
+	}
+	{
+		/* a path of bytes that are not UTF-8: 404 that says so, not
+		 * a 500 "out of memory" from quoting them into JSON */
+		char *text;
+		long st = af_raw(&F, "GET", "/v1/%ff%fe", NULL, 0, NULL, &text);
+
+		expect_raw(st, text, 404, "no such endpoint");
 	}
 }
 
