@@ -364,6 +364,16 @@ proxy_send_head(struct proxy_conn *c)
 }
 
 /* One direction's buffer. */
+/* Close fd with a reset, not an end of stream: what it was relaying was
+ * cut.  (Its close is the caller's, later.) */
+static void
+proxy_reset(int fd)
+{
+	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
 struct proxy_pipe {
 	char buf[PROXY_BUF];
 	size_t len, off;
@@ -391,14 +401,21 @@ proxy_relay(struct proxy_conn *c)
 		struct proxy_pipe *in[2] = { up, down }, *outp[2] = { down, up };
 		int i, n;
 
+		bool moved = false;
+
 		for (i = 0; i < 2; i++) {
-			pf[i].fd = fds[i];
 			pf[i].events = 0;
 			pf[i].revents = 0;
 			if (!in[i]->eof && in[i]->len == 0)
 				pf[i].events |= POLLIN;
 			if (outp[i]->len > outp[i]->off)
 				pf[i].events |= POLLOUT;
+			/* poll reports a hang-up or an error whatever was
+			 * asked: a socket nothing is wanted from (its bytes
+			 * wait for the other side to take them) is left out,
+			 * or each such report would wake the loop at once,
+			 * moving nothing, for as long as it lasts */
+			pf[i].fd = pf[i].events ? fds[i] : -1;
 		}
 		if (pf[0].events == 0 && pf[1].events == 0)
 			break;
@@ -410,7 +427,6 @@ proxy_relay(struct proxy_conn *c)
 				break;
 			continue;
 		}
-		last = mono_now();
 		for (i = 0; i < 2; i++) {
 			ssize_t r;
 
@@ -418,6 +434,8 @@ proxy_relay(struct proxy_conn *c)
 			    pf[i].events & POLLIN) {
 				r = recv(fds[i], in[i]->buf, PROXY_BUF, 0);
 				if (r > 0) {
+					moved = true;
+					last = mono_now();
 					in[i]->len = (size_t)r;
 					in[i]->off = 0;
 					if (i == 1 && first == 0)
@@ -432,21 +450,34 @@ proxy_relay(struct proxy_conn *c)
 					    == 0)
 						c->status = strtol(in[i]->buf + 9,
 								   NULL, 10);
-				} else if (r == 0 || (errno != EAGAIN &&
-						      errno != EINTR)) {
+				} else if (r == 0) {
 					in[i]->eof = true;
+				} else if (errno != EAGAIN && errno != EINTR) {
+					/* reset, not ended: the other side
+					 * must not take a cut stream for a
+					 * whole one (a peer that reset before
+					 * answering gets its 502 instead) */
+					if (i == 0 || c->req.tunnel ||
+					    c->down_bytes > 0)
+						proxy_reset(fds[1 - i]);
+					goto done;
 				}
 			}
-			if (pf[i].revents & POLLOUT) {
+			if (pf[i].revents & (POLLOUT | POLLHUP | POLLERR) &&
+			    pf[i].events & POLLOUT) {
 				struct proxy_pipe *o = outp[i];
 
 				r = send(fds[i], o->buf + o->off,
 					 o->len - o->off, MSG_NOSIGNAL);
-				if (r > 0)
+				if (r > 0) {
 					o->off += (size_t)r;
-				else if (r == -1 && errno != EAGAIN &&
-					 errno != EINTR)
+					moved = true;
+					last = mono_now();
+				} else if (r == -1 && errno != EAGAIN &&
+					   errno != EINTR) {
+					proxy_reset(fds[1 - i]);
 					goto done;
+				}
 				if (o->off == o->len)
 					o->len = o->off = 0;
 			}
@@ -456,10 +487,18 @@ proxy_relay(struct proxy_conn *c)
 		if (up->eof && up->len == 0)
 			shutdown(c->ufd, SHUT_WR);
 		if (down->eof && down->len == 0) {
+			/* nothing came: proxy_serve answers 502 itself */
+			if (!c->req.tunnel && c->down_bytes == 0)
+				break;
 			shutdown(c->cfd, SHUT_WR);
 			if (!c->req.tunnel || up->eof)
 				break;
 		}
+		/* woken with nothing moved, and not by the clock: a hang-up
+		 * or error on a socket still asked for something; the idle
+		 * limit holds here too */
+		if (!moved && (mono_now() - last) * 1000 > CLIENT_PROXY_IDLE_MS)
+			break;
 	}
 done:
 	if (first > 0) {

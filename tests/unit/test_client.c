@@ -14,9 +14,12 @@
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -814,6 +817,143 @@ Test(client, proxy_no_peer_answers_502_and_failover)
 				      "not tried first");
 	client_proxy_stop(px);
 	client_stats_free(st);
+}
+
+/* A peer that takes one request and then misbehaves: closes without a
+ * word, or sends part of an answer and resets the connection. */
+struct rude_peer {
+	int lfd;
+	uint16_t port;
+	bool reset;		/* else: close without answering */
+	pthread_t t;
+};
+
+static void *
+rude_peer_main(void *arg)
+{
+	struct rude_peer *r = arg;
+	char buf[4096];
+	size_t got = 0;
+	int fd = accept(r->lfd, NULL, NULL);
+
+	if (fd < 0)
+		return NULL;
+	while (got < sizeof(buf) - 1) {	/* the request head */
+		ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		buf[got] = '\0';
+		if (strstr(buf, "\r\n\r\n") != NULL)
+			break;
+	}
+	if (r->reset) {
+		static const char part[] = "HTTP/1.1 200 OK\r\n"
+			"Connection: close\r\n\r\nthe first part of";
+		struct linger l = { 1, 0 };
+
+		(void)!send(fd, part, sizeof(part) - 1, MSG_NOSIGNAL);
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	}
+	close(fd);
+	return NULL;
+}
+
+static void
+rude_peer_start(struct rude_peer *r, bool reset)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	r->reset = reset;
+	r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(r->lfd, 4), 0);
+	cr_assert_eq(getsockname(r->lfd, (struct sockaddr *)&sa, &sl), 0);
+	r->port = ntohs(sa.sin_port);
+	cr_assert_eq(pthread_create(&r->t, NULL, rude_peer_main, r), 0);
+}
+
+static void
+rude_peer_stop(struct rude_peer *r)
+{
+	pthread_join(r->t, NULL);
+	close(r->lfd);
+}
+
+/* A peer that closes without answering: the client gets the proxy's 502
+ * saying so (it got an empty end of stream: the proxy had shut the
+ * client's side before writing it). */
+Test(client, proxy_peer_closing_without_answer_is_a_502)
+{
+	static const char req[] = "GET http://" SVC_HOST "/ HTTP/1.1\r\n"
+		"Host: " SVC_HOST "\r\n\r\n";
+	struct client_proxy *px;
+	struct rude_peer rude;
+	struct tpeer p;
+	char answer[4096];
+
+	world_make();
+	rude_peer_start(&rude, false);
+	memset(&p, 0, sizeof(p));
+	world_serve(&p, rude.port);
+	px = proxy_start(NULL);
+	raw_exchange(px, req, sizeof(req) - 1, answer, sizeof(answer));
+	cr_expect(strncmp(answer, "HTTP/1.1 502 ", 13) == 0, "got '%s'",
+		  answer);
+	cr_expect(strstr(answer, "closed without answering") != NULL, "%s",
+		  answer);
+	client_proxy_stop(px);
+	rude_peer_stop(&rude);
+}
+
+/* A peer that resets the connection halfway through its answer: the
+ * client sees a reset, not an end of stream that would pass a cut answer
+ * for a whole one. */
+Test(client, proxy_passes_a_reset_on_as_a_reset)
+{
+	static const char req[] = "GET http://" SVC_HOST "/ HTTP/1.1\r\n"
+		"Host: " SVC_HOST "\r\n\r\n";
+	struct client_proxy *px;
+	struct rude_peer rude;
+	struct sockaddr_in sa;
+	struct tpeer p;
+	char buf[4096];
+	ssize_t r;
+	int fd, err = 0;
+
+	world_make();
+	rude_peer_start(&rude, true);
+	memset(&p, 0, sizeof(p));
+	world_serve(&p, rude.port);
+	px = proxy_start(NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons(client_proxy_port(px));
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL),
+		     (ssize_t)sizeof(req) - 1);
+	for (;;) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+
+		cr_assert_eq(poll(&pf, 1, 10000), 1, "proxy went quiet");
+		r = recv(fd, buf, sizeof(buf), 0);
+		if (r <= 0) {
+			err = r < 0 ? errno : 0;
+			break;
+		}
+	}
+	cr_expect_eq(err, ECONNRESET, "the cut answer ended %s",
+		     err ? strerror(err) : "as if whole");
+	close(fd);
+	client_proxy_stop(px);
+	rude_peer_stop(&rude);
 }
 
 /* ---- audit ---- */
