@@ -17,6 +17,7 @@
 #include "authority/authority.h"
 #include "common/keyfile.h"
 #include "common/log.h"
+#include "common/proc.h"
 
 static void
 usage(FILE *f)
@@ -182,6 +183,7 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	proc_raise_nofile();	/* up to 4096 connections */
 
 	if ((a = authority_start(&cfg, &e)) == NULL) {
 		fprintf(stderr, "fed-authority: %s\n", e.msg);

@@ -25,6 +25,7 @@
 #include "common/keyfile.h"
 #include "common/log.h"
 #include "common/manifest.h"
+#include "common/proc.h"
 
 /* The authority URL from the option or $FED_AUTHORITY; NULL if neither. */
 static const char *
@@ -271,6 +272,7 @@ cmd_proxy(int argc, char **argv)
 	cfg.authority = authority;
 	cfg.cache_dir = dir;
 	cfg.stats = st;
+	proc_raise_nofile();
 	if ((px = client_proxy_start(&cfg, &e)) == NULL) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		client_stats_free(st);

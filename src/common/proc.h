@@ -23,4 +23,12 @@ int proc_run(char *const argv[], int out_fd, int err_fd);
  */
 void proc_close_from(unsigned from);
 
+/*
+ * Raise this process's soft limit of open descriptors to its hard limit.
+ * The daemons hold several per connection (a relayed session: two sockets
+ * and two pipes), and the usual soft limit of 1024 let ~170 idle clients
+ * take every relayed port offline.  Quietly does nothing if it cannot.
+ */
+void proc_raise_nofile(void);
+
 #endif

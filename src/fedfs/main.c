@@ -27,6 +27,7 @@
 #include "common/hex.h"
 #include "common/keyfile.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "fedfs/fedfs.h"
 #include "fedfs/fs.h"
 
@@ -229,6 +230,7 @@ main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	proc_raise_nofile();
 	fs_set_start_time(time(NULL));
 	pthread_rwlock_init(&fs.lock, NULL);
 	pthread_mutex_init(&fs.refresh_lock, NULL);

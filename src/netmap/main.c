@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/timefmt.h"
 #include "netmap/netmap.h"
 
@@ -123,6 +124,7 @@ cmd_relay(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	proc_raise_nofile();
 
 	if (hostport_listen((struct sockaddr *)&lss, llen, &fd, &e) < 0)
 		return netmap_fail("%s", e.msg);

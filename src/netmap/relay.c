@@ -278,10 +278,18 @@ relay_session_close(struct relay *r, struct session *s, bool abort,
 		relay_sock_abort(s->client.fd);
 		relay_sock_abort(s->target.fd);
 	}
-	if (s->client.fd >= 0)
+	/* out of the epoll set before the close: a child forked meanwhile
+	 * (the vmrunner starts VMs) may hold a copy of the socket, which then
+	 * stays open and registered, and its next event would name this
+	 * session after it is freed */
+	if (s->client.fd >= 0) {
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, s->client.fd, NULL);
 		close(s->client.fd);
-	if (s->target.fd >= 0)
+	}
+	if (s->target.fd >= 0) {
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, s->target.fd, NULL);
 		close(s->target.fd);
+	}
 	s->client.fd = s->target.fd = -1;
 	relay_flow_close(r, &s->up);
 	relay_flow_close(r, &s->down);
@@ -709,6 +717,7 @@ relay_map_close(struct relay *r, struct mapping *m)
 
 	while ((s = TAILQ_FIRST(&m->sessions)) != NULL)
 		relay_session_close(r, s, true, "mapping removed");
+	epoll_ctl(r->epfd, EPOLL_CTL_DEL, m->fd, NULL);	/* as above */
 	close(m->fd);
 	m->fd = -1;
 	if (m->netns_fd >= 0)

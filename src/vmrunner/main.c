@@ -11,6 +11,7 @@
 
 #include "common/crypto.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "vmrunner/vmrunner.h"
 
 static const char vmrunner_help[] =
@@ -112,6 +113,7 @@ main(int argc, char **argv)
 		perror("fed-vmrunner: daemon");
 		return 1;
 	}
+	proc_raise_nofile();	/* the relay: four per session */
 	if (runner_run(&c, &e) < 0) {
 		fprintf(stderr, "fed-vmrunner: %s\n", e.msg);
 		return 1;
