@@ -227,6 +227,15 @@ int relay_map_switch_ns(struct relay *r, const char *name,
  * Close the mapping's listener (the port stops accepting) and reset all of
  * its open connections.  Returns 0, or -1 (no such mapping).
  */
+/*
+ * Reset the connections of mapping name still open to a target it was
+ * switched away from (relay_map_switch): for when that target goes away,
+ * so their clients see a reset at once rather than wait on a machine that
+ * is gone (no reset comes from a deleted tap or namespace).  Returns 0, or
+ * -1 (no such mapping).
+ */
+int relay_map_reset_old(struct relay *r, const char *name, struct err *e);
+
 int relay_map_remove(struct relay *r, const char *name, struct err *e);
 
 /* Every mapping with its counters, in a malloc'd array the caller frees

@@ -115,6 +115,7 @@ struct session {
 	enum session_state state;
 	uint64_t id;
 	int64_t deadline;		/* connect deadline, ms (CONNECTING) */
+	uint64_t gen;			/* its mapping's target when it began */
 	bool on_ready;
 	TAILQ_ENTRY(session) map_entry;	/* in map->sessions */
 	TAILQ_ENTRY(session) wait_entry; /* in r->connecting or r->dead */
@@ -133,6 +134,7 @@ struct mapping {
 	struct sockaddr_storage target;
 	socklen_t target_len;
 	int netns_fd;			/* the target's network namespace; -1 */
+	uint64_t gen;			/* switches of target so far */
 	uint64_t conns_total, conns_active, connect_failed;
 	uint64_t bytes_up, bytes_down;
 	struct session_list sessions;
@@ -140,7 +142,8 @@ struct mapping {
 };
 TAILQ_HEAD(mapping_list, mapping);
 
-enum relay_op { OP_ADD, OP_SWITCH, OP_REMOVE, OP_LIST, OP_STOP };
+enum relay_op { OP_ADD, OP_SWITCH, OP_RESET_OLD, OP_REMOVE, OP_LIST,
+		OP_STOP };
 
 struct relay_cmd {
 	enum relay_op op;
@@ -504,6 +507,7 @@ relay_session_start(struct relay *r, struct mapping *m, int cfd)
 	s->client.rd = s->client.wr = s->target.rd = s->target.wr = true;
 	s->up.pipe[0] = s->up.pipe[1] = s->down.pipe[0] = s->down.pipe[1] = -1;
 	s->map = m;
+	s->gen = m->gen;
 	s->id = ++r->next_id;
 	s->state = S_CONNECTING;
 	TAILQ_INSERT_TAIL(&m->sessions, s, map_entry);
@@ -706,6 +710,24 @@ relay_do_switch(struct relay *r, struct relay_cmd *c)
 	memset(&m->target, 0, sizeof(m->target));
 	memcpy(&m->target, c->target, c->target_len);
 	m->target_len = c->target_len;
+	m->gen++;
+	return 0;
+}
+
+/* Reset m's sessions to a target it was switched away from. */
+static int
+relay_do_reset_old(struct relay *r, struct relay_cmd *c)
+{
+	struct mapping *m = relay_map_find(r, c->name);
+	struct session *s, *next;
+
+	if (m == NULL)
+		return err_set(&c->err, "no mapping '%s'", c->name);
+	for (s = TAILQ_FIRST(&m->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, map_entry);
+		if (s->gen != m->gen)
+			relay_session_close(r, s, true, "its target was replaced");
+	}
 	return 0;
 }
 
@@ -793,6 +815,9 @@ relay_run_commands(struct relay *r)
 			break;
 		case OP_SWITCH:
 			c->rc = relay_do_switch(r, c);
+			break;
+		case OP_RESET_OLD:
+			c->rc = relay_do_reset_old(r, c);
 			break;
 		case OP_REMOVE:
 			c->rc = relay_do_remove(r, c);
@@ -1073,6 +1098,14 @@ relay_map_switch_ns(struct relay *r, const char *name,
 			       .target = target, .target_len = len,
 			       .has_netns = netns_fd >= 0,
 			       .netns_fd = netns_fd };
+
+	return relay_call(r, &c, e);
+}
+
+int
+relay_map_reset_old(struct relay *r, const char *name, struct err *e)
+{
+	struct relay_cmd c = { .op = OP_RESET_OLD, .name = name };
 
 	return relay_call(r, &c, e);
 }

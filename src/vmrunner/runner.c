@@ -1625,6 +1625,19 @@ runner_vm_up(struct runner *r, size_t i)
 	return 0;
 }
 
+/* A superseded VM's drain is over (or it died): what the relay still has
+ * open to it is reset, as nothing will come from its deleted tap or
+ * namespace, and it is released. */
+static void
+runner_drain_end(struct runner *r, struct vm *v)
+{
+	struct err e;
+
+	if (relay_map_reset_old(r->relay, v->service, &e) < 0)
+		log_debug("%s: %s", v->file, e.msg);	/* withdrawn since */
+	vm_release(r, v);
+}
+
 /* v's UML exited (status from waitpid): back off, report down. */
 static void
 runner_vm_died(struct runner *r, size_t i, int status)
@@ -1647,7 +1660,7 @@ runner_vm_died(struct runner *r, size_t i, int status)
 	if (v->state == VM_STOPPED)
 		return;
 	if (v->state == VM_DRAINING) {	/* superseded: no restart */
-		vm_release(r, v);
+		runner_drain_end(r, v);
 		return;
 	}
 	v->failures = vm_backoff_next(v->failures, up);
@@ -1710,7 +1723,7 @@ runner_tick(struct runner *r)
 				log_info("%s: stopped, %d s after its newer "
 					 "version took over", v->file,
 					 VM_DRAIN_S);
-				vm_release(r, v);
+				runner_drain_end(r, v);
 			}
 			break;
 		case VM_BACKOFF:

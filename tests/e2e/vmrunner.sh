@@ -324,6 +324,7 @@ old_pid=$(vm '.vms[] | select(.file=="web.fedsnap") | .pid')
 # a client connected to version 1 before the handover, its request not
 # sent yet: it is answered by version 1 after the switch
 exec 5<>"/dev/tcp/127.0.0.1/$web_port"
+exec 6<>"/dev/tcp/127.0.0.1/$web_port"	# one left idle through the drain
 check "the peer commits version 2 of the web service" \
 	cp "$MNT_peer/deltas/$web2_id.fedsnap" "$MNT_peer/commit/web2.fedsnap"
 check "version 2 comes up" wait_for 60 is_up web2.fedsnap
@@ -334,6 +335,9 @@ check "a connection open before the handover is served by version 1" \
 exec 5<&-
 check "version 1 is stopped once drained" wait_for 20 sh -c "jq -e '.vms[] | select(.file==\"web.fedsnap\" and .state==\"stopped\")' '$d/vmr/status.json' >/dev/null"
 check "its UML is gone" gone "$old_pid"
+check "a connection still open to version 1 is reset when it stops" \
+	timeout 5 sh -c 'cat >/dev/null 2>&1 <&6; true'
+exec 6<&-
 check "the host port's lease moved to version 2" \
 	test "$(jq --arg id "$web2_id" '.leases[] | select(.key==$id) | .port' "$d/vmr/leases.json")" = "$web_port"
 check "version 2 serves on the same host port" \

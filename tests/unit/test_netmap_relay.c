@@ -674,6 +674,44 @@ Test(relay, switching_target_keeps_old_connections_and_moves_new_ones)
 	backend_stop(b);
 }
 
+/* Once the old target goes away its connections are reset by the relay:
+ * from a deleted tap or namespace no reset would ever come. */
+Test(relay, old_connections_are_reset_on_demand_and_new_ones_kept)
+{
+	struct backend *a = backend_start(BE_ECHO, 'A'),
+		       *b = backend_start(BE_ECHO, 'B');
+	struct relay *r = relay_start(0);
+	uint16_t port = map(r, "svc", a->port);
+	struct sockaddr_in to_b = local_addr(b->port);
+	char c, buf[8];
+	int old, fresh;
+	struct err e;
+
+	old = dial(port);
+	cr_assert(old >= 0);
+	cr_assert_eq(recv(old, &c, 1, 0), 1);
+	cr_assert_eq(c, 'A');
+	cr_assert_eq(relay_map_switch(r, "svc", (struct sockaddr *)&to_b,
+				      sizeof(to_b), &e), 0, "%s", e.msg);
+	fresh = dial(port);
+	cr_assert(fresh >= 0);
+	cr_assert_eq(recv(fresh, &c, 1, 0), 1);
+	cr_assert_eq(c, 'B');
+
+	cr_assert_eq(relay_map_reset_old(r, "svc", &e), 0, "%s", e.msg);
+	cr_assert(ends_within(old, 5000), "the old connection stays open");
+	send_all(fresh, "fresh", 5);
+	cr_assert_eq(recv(fresh, buf, 5, MSG_WAITALL), 5, "the new one was "
+		     "cut too");
+	cr_assert_arr_eq(buf, "fresh", 5);
+	cr_assert_eq(relay_map_reset_old(r, "nope", &e), -1);
+	close(old);
+	close(fresh);
+	relay_free(r);
+	backend_stop(a);
+	backend_stop(b);
+}
+
 Test(relay, removing_a_mapping_closes_its_port_and_connections)
 {
 	struct backend *b = backend_start(BE_ECHO, 0);
