@@ -356,6 +356,10 @@ server_access(void *cls, struct MHD_Connection *conn, const char *url,
 
 			while (cap < q->len + n + 1)
 				cap *= 2;
+			/* never past what a body may be: doubling a body of
+			 * body_max would take twice that */
+			if (cap > a->cfg.body_max + 1)
+				cap = a->cfg.body_max + 1;
 			if ((b = realloc(q->body, cap)) == NULL)
 				return MHD_NO;
 			q->body = b;
