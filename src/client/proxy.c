@@ -333,7 +333,6 @@ proxy_send_head(struct proxy_conn *c)
 {
 	char *out, *o;
 	const char *line, *eol, *end = c->head + c->head_end - 2;
-	bool has_host = false;
 
 	if ((out = malloc(CLIENT_PROXY_HEAD_MAX + 256)) == NULL)
 		return -1;
@@ -344,12 +343,18 @@ proxy_send_head(struct proxy_conn *c)
 		eol = strstr(line, "\r\n");
 		if (proxy_hop_by_hop(line, (size_t)(eol - line)))
 			continue;
-		if (strncasecmp(line, "host:", 5) == 0)
-			has_host = true;
+		/* the request line names the host: a Host header that says
+		 * otherwise is not passed on (RFC 9112 3.2.2), or a request
+		 * for a would reach whatever b is on a's server */
+		if (strncasecmp(line, "host", 4) == 0 &&
+		    line[4 + strspn(line + 4, " \t")] == ':')
+			continue;
 		memcpy(o, line, (size_t)(eol - line) + 2);
 		o += eol - line + 2;
 	}
-	if (!has_host)
+	if (c->req.port == 80)
+		o += sprintf(o, "Host: %s\r\n", c->req.host);
+	else
 		o += sprintf(o, "Host: %s:%u\r\n", c->req.host, c->req.port);
 	o += sprintf(o, "Connection: close\r\n\r\n");
 	if (proxy_write_all(c->ufd, out, (size_t)(o - out)) == -1 ||
@@ -363,7 +368,6 @@ proxy_send_head(struct proxy_conn *c)
 	return 0;
 }
 
-/* One direction's buffer. */
 /* Close fd with a reset, not an end of stream: what it was relaying was
  * cut.  (Its close is the caller's, later.) */
 static void
@@ -374,6 +378,7 @@ proxy_reset(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 }
 
+/* One direction's buffer. */
 struct proxy_pipe {
 	char buf[PROXY_BUF];
 	size_t len, off;

@@ -819,6 +819,25 @@ Test(client, proxy_no_peer_answers_502_and_failover)
 	client_stats_free(st);
 }
 
+/* The request line names the host the peer serves: a Host header that
+ * names another (or hides behind "Host :") is not passed on. */
+Test(client, proxy_sends_the_request_lines_host)
+{
+	static const char req[] = "GET http://" SVC_HOST "/ HTTP/1.1\r\n"
+		"Host: other.example\r\nHost : third.example\r\n\r\n";
+	struct client_proxy *px;
+	char answer[4096];
+
+	world_make();
+	tpeer_start(&P[0], "served by a peer", 0);
+	world_serve(&P[0], P[0].port);
+	px = proxy_start(NULL);
+	raw_exchange(px, req, sizeof(req) - 1, answer, sizeof(answer));
+	cr_expect(strstr(answer, "served by a peer") != NULL, "%s", answer);
+	cr_expect_str_eq(P[0].host_seen, SVC_HOST);
+	client_proxy_stop(px);
+}
+
 /* A peer that takes one request and then misbehaves: closes without a
  * word, or sends part of an answer and resets the connection. */
 struct rude_peer {
