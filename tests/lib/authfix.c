@@ -235,8 +235,6 @@ af_signed_raw(struct authfix *f, const struct tkey *k, time_t when,
 	      const char *method, const char *target, const char *body,
 	      char **text)
 {
-	char hk[128], hd[64], hs[200];
-	const char *headers[5];
 	struct sigreq sr;
 	struct err e;
 
@@ -244,9 +242,19 @@ af_signed_raw(struct authfix *f, const struct tkey *k, time_t when,
 		body = "";
 	cr_assert_eq(sigreq_sign(k->seed, method, target, body, strlen(body),
 				 when, &sr, &e), 0, "%s", e.msg);
-	snprintf(hk, sizeof(hk), "X-Fed-Key: %s", sr.key);
-	snprintf(hd, sizeof(hd), "X-Fed-Date: %s", sr.date);
-	snprintf(hs, sizeof(hs), "X-Fed-Signature: %s", sr.sig);
+	return af_send_signed(f, &sr, method, target, body, text);
+}
+
+long
+af_send_signed(struct authfix *f, const struct sigreq *sr, const char *method,
+	       const char *target, const char *body, char **text)
+{
+	char hk[128], hd[64], hs[200];
+	const char *headers[5];
+
+	snprintf(hk, sizeof(hk), "X-Fed-Key: %s", sr->key);
+	snprintf(hd, sizeof(hd), "X-Fed-Date: %s", sr->date);
+	snprintf(hs, sizeof(hs), "X-Fed-Signature: %s", sr->sig);
 	headers[0] = hk;
 	headers[1] = hd;
 	headers[2] = hs;

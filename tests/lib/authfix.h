@@ -21,6 +21,7 @@
 #include "authority/authority.h"
 #include "common/crypto.h"
 #include "common/hex.h"
+#include "common/sigreq.h"
 
 struct tkey {
 	uint8_t seed[ED25519_SEED_LEN];
@@ -72,6 +73,11 @@ long af_raw(struct authfix *f, const char *method, const char *target,
 long af_signed_raw(struct authfix *f, const struct tkey *k, time_t when,
 		   const char *method, const char *target, const char *body,
 		   char **text);
+/* Send a request with the signature headers of sr as they are (a test may
+ * have altered them). */
+long af_send_signed(struct authfix *f, const struct sigreq *sr,
+		    const char *method, const char *target, const char *body,
+		    char **text);
 
 /* The "error" member of a reply ("" if none). */
 const char *af_error(const json_t *reply);

@@ -22,6 +22,11 @@ uint8_t *tu_read_file(const char *path, size_t *len);
 /* Deterministic pseudo-random bytes (not for keys). */
 void tu_fill(uint8_t *buf, size_t len, uint32_t seed);
 
+/* Add the Ed25519 group order L to a signature's S half (little-endian,
+ * in place): a second encoding of the same signature, which RFC 8032
+ * verifiers must refuse and libgcrypt alone accepts. */
+void tu_ed25519_s_plus_l(uint8_t sig[64]);
+
 /* Decode hex into a malloc'd buffer; *len set. */
 uint8_t *tu_unhex(const char *hex, size_t *len);
 

@@ -15,6 +15,7 @@
 #include "common/sigreq.h"
 #include "common/manifest.h"
 #include "lib/authfix.h"
+#include "lib/testutil.h"
 
 static struct authfix F;
 
@@ -194,26 +195,6 @@ Test(refusals, replay)
 	free(text);
 }
 
-/* sig's S half plus the Ed25519 group order L (little-endian, in place):
- * what libgcrypt alone accepts as a second valid signature. */
-static void
-s_plus_l(uint8_t sig[64])
-{
-	static const uint8_t l[32] = {
-		0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58,
-		0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
-		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
-	};
-	unsigned carry = 0;
-
-	for (int i = 0; i < 32; i++) {
-		unsigned v = sig[32 + i] + l[i] + carry;
-
-		sig[32 + i] = (uint8_t)v;
-		carry = v >> 8;
-	}
-}
 
 /* The same request with its signature re-encoded (S + L) is the same
  * request: not a new one to apply again.  (Accepted before: a third party
@@ -221,8 +202,6 @@ s_plus_l(uint8_t sig[64])
 Test(refusals, replay_with_the_signature_re_encoded)
 {
 	const char *body = "{\"addr\":\"10.0.0.1:7000\"}";
-	char hk[128], hd[64], hs[200];
-	const char *headers[5];
 	uint8_t sig[64];
 	struct sigreq sr;
 	struct tkey k;
@@ -233,24 +212,13 @@ Test(refusals, replay_with_the_signature_re_encoded)
 	tkey_new(&k);
 	cr_assert_eq(sigreq_sign(k.seed, "POST", "/v1/peers", body,
 				 strlen(body), time(NULL), &sr, &e), 0);
-	cr_assert_eq(hex_decode(sr.sig, sig, sizeof(sig)), 0);
-	s_plus_l(sig);
-	snprintf(hk, sizeof(hk), "X-Fed-Key: %s", sr.key);
-	snprintf(hd, sizeof(hd), "X-Fed-Date: %s", sr.date);
-	headers[0] = hk;
-	headers[1] = hd;
-	headers[2] = hs;
-	headers[3] = "Content-Type: application/json";
-	headers[4] = NULL;
-	snprintf(hs, sizeof(hs), "X-Fed-Signature: %s", sr.sig);
-	st = af_raw(&F, "POST", "/v1/peers", body, strlen(body), headers,
-		    &text);
+	st = af_send_signed(&F, &sr, "POST", "/v1/peers", body, &text);
 	cr_assert_eq(st, 201, "%s", text);
 	free(text);
+	cr_assert_eq(hex_decode(sr.sig, sig, sizeof(sig)), 0);
+	tu_ed25519_s_plus_l(sig);
 	hex_encode(sig, sizeof(sig), sr.sig);
-	snprintf(hs, sizeof(hs), "X-Fed-Signature: %s", sr.sig);
-	st = af_raw(&F, "POST", "/v1/peers", body, strlen(body), headers,
-		    &text);
+	st = af_send_signed(&F, &sr, "POST", "/v1/peers", body, &text);
 	cr_assert(st == 401 || st == 409, "a re-encoded replay got %ld: %s",
 		  st, text);
 	free(text);

@@ -486,6 +486,23 @@ Test(fetch, a_source_that_drops_connections_is_not_waited_on)
 	close(fds[1]);
 }
 
+/* A peer that holds nothing (it says 404 to everything): its object
+ * server on an empty store under dir/name, and its address in addr. */
+static void
+lacking_start(const char *name, struct store **store, struct objsrv **server,
+	      char addr[FETCH_ADDR_MAX])
+{
+	char *path = tu_path(dir, name);
+	struct err e;
+
+	cr_assert_eq(mkdir(path, 0700), 0);
+	cr_assert_eq(store_open(path, 0, store, &e), 0, "%s", e.msg);
+	free(path);
+	cr_assert_eq(objsrv_start("127.0.0.1:0", *store, NULL, NULL, server,
+				  &e), 0, "%s", e.msg);
+	snprintf(addr, FETCH_ADDR_MAX, "127.0.0.1:%u", objsrv_port(*server));
+}
+
 /* A peer that does not hold a chunk yet says so in a few words (404): for
  * a last chunk shorter than those words that is no lie, and the peer stays
  * a good source.  Asked first or second at random: eight fresh readers. */
@@ -509,13 +526,7 @@ Test(fetch, a_404_for_a_tiny_last_chunk_is_not_a_lie)
 			       &e), 0);
 	memset(tobj.id, 0x77, SHA256_LEN);
 	snprintf(tobj.label, sizeof(tobj.label), "tiny object");
-	path = tu_path(dir, "lacking");
-	cr_assert_eq(mkdir(path, 0700), 0);
-	cr_assert_eq(store_open(path, 0, &empty, &e), 0, "%s", e.msg);
-	free(path);
-	cr_assert_eq(objsrv_start("127.0.0.1:0", empty, NULL, NULL, &lacking,
-				  &e), 0, "%s", e.msg);
-	snprintf(lack, sizeof(lack), "127.0.0.1:%u", objsrv_port(lacking));
+	lacking_start("lacking", &empty, &lacking, lack);
 	order[0] = lack;
 	order[1] = live;
 	norder = 2;
@@ -598,16 +609,8 @@ Test(fetch, a_waiting_reader_finds_a_holder_that_appears_later)
 	struct objsrv *lacking;
 	struct fetcher *f;
 	struct err e;
-	char *path;
 
-	path = tu_path(dir, "lacking");
-	cr_assert_eq(mkdir(path, 0700), 0);
-	cr_assert_eq(store_open(path, 0, &empty, &e), 0, "%s", e.msg);
-	free(path);
-	cr_assert_eq(objsrv_start("127.0.0.1:0", empty, NULL, NULL, &lacking,
-				  &e), 0, "%s", e.msg);
-	snprintf(growing_lack, sizeof(growing_lack), "127.0.0.1:%u",
-		 objsrv_port(lacking));
+	lacking_start("lacking", &empty, &lacking, growing_lack);
 	cr_assert_eq(fetcher_start(reader, growing_sources, NULL, NULL, &f,
 				   &e), 0);
 	cr_assert_eq(fetcher_get(f, &obj, 5, 0, &e), 0, "%s", e.msg);

@@ -628,31 +628,41 @@ Test(relay, slow_reader_backpressure_keeps_memory_flat)
 	relay_free(r);
 }
 
+/* Connect *old through port (mapped to backend a, which greets 'A'),
+ * switch mapping "svc" to backend b, connect *fresh (greeted 'B'). */
+static void
+switch_between(struct relay *r, uint16_t port, const struct backend *b,
+	       int *old, int *fresh)
+{
+	struct sockaddr_in to_b = local_addr(b->port);
+	struct err e;
+	char c;
+
+	*old = dial(port);
+	cr_assert(*old >= 0);
+	cr_assert_eq(recv(*old, &c, 1, 0), 1);
+	cr_assert_eq(c, 'A');
+	cr_assert_eq(relay_map_switch(r, "svc", (struct sockaddr *)&to_b,
+				      sizeof(to_b), &e), 0, "%s", e.msg);
+	*fresh = dial(port);
+	cr_assert(*fresh >= 0);
+	cr_assert_eq(recv(*fresh, &c, 1, 0), 1);
+	cr_assert_eq(c, 'B', "a new connection reaches the new target");
+}
+
 Test(relay, switching_target_keeps_old_connections_and_moves_new_ones)
 {
 	struct backend *a = backend_start(BE_ECHO, 'A'),
 		       *b = backend_start(BE_ECHO, 'B');
 	struct relay *r = relay_start(0);
 	uint16_t port = map(r, "svc", a->port);
-	struct sockaddr_in to_b = local_addr(b->port);
 	struct relay_map_info mi;
-	char c, buf[8];
+	char buf[8];
 	int old, fresh;
-	struct err e;
 
-	old = dial(port);
-	cr_assert(old >= 0);
-	cr_assert_eq(recv(old, &c, 1, 0), 1);
-	cr_assert_eq(c, 'A');
-
-	cr_assert_eq(relay_map_switch(r, "svc", (struct sockaddr *)&to_b,
-				      sizeof(to_b), &e), 0, "%s", e.msg);
+	switch_between(r, port, b, &old, &fresh);
 	mi = info(r, "svc");
 	cr_assert_eq(hostport_port((struct sockaddr *)&mi.target), b->port);
-	fresh = dial(port);
-	cr_assert(fresh >= 0);
-	cr_assert_eq(recv(fresh, &c, 1, 0), 1);
-	cr_assert_eq(c, 'B', "a new connection reaches the new target");
 
 	/* the old connection still talks to A, both ways */
 	send_all(old, "still", 5);
@@ -682,21 +692,11 @@ Test(relay, old_connections_are_reset_on_demand_and_new_ones_kept)
 		       *b = backend_start(BE_ECHO, 'B');
 	struct relay *r = relay_start(0);
 	uint16_t port = map(r, "svc", a->port);
-	struct sockaddr_in to_b = local_addr(b->port);
-	char c, buf[8];
+	char buf[8];
 	int old, fresh;
 	struct err e;
 
-	old = dial(port);
-	cr_assert(old >= 0);
-	cr_assert_eq(recv(old, &c, 1, 0), 1);
-	cr_assert_eq(c, 'A');
-	cr_assert_eq(relay_map_switch(r, "svc", (struct sockaddr *)&to_b,
-				      sizeof(to_b), &e), 0, "%s", e.msg);
-	fresh = dial(port);
-	cr_assert(fresh >= 0);
-	cr_assert_eq(recv(fresh, &c, 1, 0), 1);
-	cr_assert_eq(c, 'B');
+	switch_between(r, port, b, &old, &fresh);
 
 	cr_assert_eq(relay_map_reset_old(r, "svc", &e), 0, "%s", e.msg);
 	cr_assert(ends_within(old, 5000), "the old connection stays open");
