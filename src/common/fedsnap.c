@@ -132,10 +132,13 @@ fedsnap_fdopen(int fd, struct fedsnap *s, struct err *e)
 		goto bad;
 	}
 	line[FEDSNAP_SIG_LINE_LEN - 1] = '\0';
+	/* lower case only (docs/formats.md): with upper case allowed, one
+	 * snapshot would have several files, all with its id */
 	if (memcmp(line, FEDSNAP_SIG_PREFIX, 4) != 0 ||
+	    line[4 + strspn(line + 4, "0123456789abcdef")] != '\0' ||
 	    hex_decode(line + 4, s->sig, ED25519_SIG_LEN) < 0) {
 		err_set(e, "malformed signature line (expected \"sig \" and 128 "
-			"hex digits)");
+			"lower-case hex digits)");
 		goto bad;
 	}
 	s->payload_offset = off + FEDSNAP_SIG_LINE_LEN;

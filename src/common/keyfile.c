@@ -6,6 +6,7 @@
  * refuses a file that group or others can read, or that is not a regular
  * file, before reading a byte of it.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -29,7 +30,10 @@ keyfile_read_text(const char *path, bool secret, char *buf, size_t bufsz,
 	size_t len = 0;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+	/* O_NONBLOCK: a FIFO put at the path must not hang the open before
+	 * the check below refuses anything but a regular file */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+		       O_NONBLOCK)) < 0)
 		return err_sys(e, "key file %s", path);
 	if (fstat(fd, &st) < 0) {
 		close(fd);
@@ -58,10 +62,15 @@ keyfile_read_text(const char *path, bool secret, char *buf, size_t bufsz,
 	close(fd);
 	if (len == bufsz - 1)
 		return err_set(e, "key file %s: too long to be a key", path);
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
-			   buf[len - 1] == ' '))
+	/* surrounding whitespace allowed (docs/formats.md), either end */
+	while (len > 0 && isspace((unsigned char)buf[len - 1]))
 		len--;
 	buf[len] = '\0';
+	{
+		size_t lead = strspn(buf, " \t\r\n\v\f");
+
+		memmove(buf, buf + lead, len - lead + 1);
+	}
 	return 0;
 }
 

@@ -398,6 +398,30 @@ Test(fedsnap, wrong_signer)
 	free(all);
 }
 
+/* The signature in upper case is the same signature, but a second file of
+ * the same snapshot: refused, as docs/formats.md says lower case. */
+Test(fedsnap, signature_line_in_upper_case)
+{
+	struct delta_stats st;
+	struct fedsnap s;
+	struct err e;
+	size_t n, at;
+	uint8_t *all;
+
+	pack(&st);
+	cr_assert_eq(fedsnap_open(snap, &s, &e), 0);
+	all = tu_read_file(snap, &n);
+	at = 10 + s.manifest_len + 1 + 4;
+	fedsnap_close(&s);
+	for (size_t i = at; i < at + 128; i++)
+		if (all[i] >= 'a' && all[i] <= 'f')
+			all[i] = (uint8_t)(all[i] - 'a' + 'A');
+	tu_write_file(snap, all, n);
+	cr_assert_eq(fedsnap_open(snap, &s, &e), -1);
+	cr_assert(strstr(e.msg, "lower-case hex") != NULL, "%s", e.msg);
+	free(all);
+}
+
 Test(fedsnap, writer_refuses_a_key_that_is_not_the_owner)
 {
 	struct manifest m;

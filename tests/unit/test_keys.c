@@ -3,6 +3,7 @@
  * refused), RFC 3339 times and signed requests.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -79,6 +80,30 @@ Test(keyfile, refuses_garbage_and_symlinks)
 	cr_assert_eq(keyfile_load(link, seed, pub, &e), -1);
 	free(path);
 	free(link);
+}
+
+/* Whitespace around the digits, either end, is allowed (docs/formats.md);
+ * a FIFO at the path is refused at once, not waited on. */
+Test(keyfile, surrounding_whitespace_and_a_fifo)
+{
+	char *path = tu_path(dir, "k"), *fifo = tu_path(dir, "f");
+	char text[80], hex[65];
+	uint8_t seed[32], pub[32], seed2[32], pub2[32];
+	struct err e;
+
+	cr_assert_eq(keyfile_create(path, seed, pub, &e), 0, "%s", e.msg);
+	hex_encode(seed, 32, hex);
+	snprintf(text, sizeof(text), " \t%s\t \n", hex);
+	unlink(path);
+	tu_write_file(path, text, strlen(text));
+	chmod(path, 0600);
+	cr_assert_eq(keyfile_load(path, seed2, pub2, &e), 0, "%s", e.msg);
+	cr_assert_arr_eq(seed2, seed, 32);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	cr_assert_eq(keyfile_load(fifo, seed2, pub2, &e), -1);
+	cr_assert(strstr(e.msg, "not a regular file") != NULL, "%s", e.msg);
+	free(path);
+	free(fifo);
 }
 
 Test(keyfile, public_key_file)
