@@ -90,15 +90,13 @@ struct runner {
 	struct relay *relay;
 	struct vm *vms[RUNNER_MAX_VMS];
 	size_t nvms;
-	char **refused;			/* commit/ names refused, not retried */
-	size_t nrefused;
-	struct runner_later {		/* commit/ names to try again later */
+	struct runner_held {		/* commit/ names not started */
 		char *name;
-		double retry_at;	/* monotonic */
+		double retry_at;	/* monotonic; 0: refused, not retried */
 		unsigned tries;
 		bool seen;		/* at the current scan */
-	} *later;
-	size_t nlater;
+	} *held;
+	size_t nheld;
 	struct {			/* the last version we failed to follow */
 		char id[2 * SHA256_LEN + 1];
 		double retry_at;	/* monotonic */
@@ -882,39 +880,56 @@ runner_qemu_net(struct vm *v, struct err *e)
 	return 0;
 }
 
-/* Do not try commit/<name> again while it stays there (runner_scan forgets
- * it once the file is gone). */
-static void
-runner_remember(struct runner *r, const char *name)
+static struct runner_held *
+runner_held_find(struct runner *r, const char *name)
 {
-	char **nr;
-
-	nr = realloc(r->refused, (r->nrefused + 1) * sizeof(*nr));
-	if (nr == NULL)
-		return;
-	r->refused = nr;
-	if ((nr[r->nrefused] = strdup(name)) != NULL)
-		r->nrefused++;
-}
-
-static struct runner_later *
-runner_later_find(struct runner *r, const char *name)
-{
-	for (size_t i = 0; i < r->nlater; i++)
-		if (strcmp(r->later[i].name, name) == 0)
-			return &r->later[i];
+	for (size_t i = 0; i < r->nheld; i++)
+		if (strcmp(r->held[i].name, name) == 0)
+			return &r->held[i];
 	return NULL;
 }
 
-static void
-runner_later_drop(struct runner *r, const char *name)
+/* The entry for commit/<name> (a new one, zeroed), seen at this scan; NULL
+ * when out of memory.  runner_scan forgets it once the file is gone. */
+static struct runner_held *
+runner_hold(struct runner *r, const char *name)
 {
-	struct runner_later *l = runner_later_find(r, name);
+	struct runner_held *h = runner_held_find(r, name), *nh;
 
-	if (l == NULL)
+	if (h == NULL) {
+		nh = realloc(r->held, (r->nheld + 1) * sizeof(*nh));
+		if (nh == NULL)
+			return NULL;
+		r->held = nh;
+		h = &nh[r->nheld];
+		memset(h, 0, sizeof(*h));
+		if ((h->name = strdup(name)) == NULL)
+			return NULL;
+		r->nheld++;
+	}
+	h->seen = true;
+	return h;
+}
+
+static void
+runner_held_drop(struct runner *r, const char *name)
+{
+	struct runner_held *h = runner_held_find(r, name);
+
+	if (h == NULL)
 		return;
-	free(l->name);
-	*l = r->later[--r->nlater];
+	free(h->name);
+	*h = r->held[--r->nheld];
+}
+
+/* Do not try commit/<name> again while it stays there. */
+static void
+runner_remember(struct runner *r, const char *name)
+{
+	struct runner_held *h = runner_hold(r, name);
+
+	if (h != NULL)
+		h->retry_at = 0;
 }
 
 /*
@@ -931,7 +946,7 @@ runner_later(struct runner *r, const char *name, const char *fmt, ...)
 static void
 runner_later(struct runner *r, const char *name, const char *fmt, ...)
 {
-	struct runner_later *l = runner_later_find(r, name), *nl;
+	struct runner_held *h = runner_hold(r, name);
 	char why[ERR_MSG_MAX];
 	double wait;
 	va_list ap;
@@ -939,23 +954,13 @@ runner_later(struct runner *r, const char *name, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	if (l == NULL) {
-		nl = realloc(r->later, (r->nlater + 1) * sizeof(*nl));
-		if (nl == NULL)
-			return;
-		r->later = nl;
-		l = &nl[r->nlater];
-		memset(l, 0, sizeof(*l));
-		if ((l->name = strdup(name)) == NULL)
-			return;
-		r->nlater++;
-	}
-	wait = RUNNER_RESCAN_S * (double)(1u << (l->tries < 7 ? l->tries : 7));
+	if (h == NULL)
+		return;
+	wait = RUNNER_RESCAN_S * (double)(1u << (h->tries < 7 ? h->tries : 7));
 	if (wait > RUNNER_LATER_MAX_S)
 		wait = RUNNER_LATER_MAX_S;
-	l->tries++;
-	l->retry_at = mono_now() + wait;
-	l->seen = true;
+	h->tries++;
+	h->retry_at = mono_now() + wait;
 	log_warn("%s: not started: %s; trying again in %.0f s", name, why,
 		 wait);
 }
@@ -974,7 +979,6 @@ runner_refuse(struct runner *r, const char *name, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_error("refusing %s: %s", name, why);
-	runner_later_drop(r, name);
 	runner_remember(r, name);
 }
 
@@ -1202,7 +1206,7 @@ runner_commit(struct runner *r, const char *name)
 	reports[r->nvms].pending = false;
 	r->vms[r->nvms++] = v;
 	v = NULL;
-	runner_later_drop(r, name);
+	runner_held_drop(r, name);
 done:
 	if (v != NULL) {
 		if (v->leased)
@@ -1287,14 +1291,6 @@ runner_withdraw(struct runner *r, size_t i)
 		runner_prune_unpacked(r);
 }
 
-static bool
-runner_is_refused(struct runner *r, const char *name)
-{
-	for (size_t i = 0; i < r->nrefused; i++)
-		if (strcmp(r->refused[i], name) == 0)
-			return true;
-	return false;
-}
 
 static void
 runner_scan(struct runner *r)
@@ -1313,9 +1309,8 @@ runner_scan(struct runner *r)
 	}
 	for (i = 0; i < r->nvms; i++)
 		r->vms[i]->seen = false;
-	for (i = 0; i < r->nlater; i++)
-		r->later[i].seen = false;
-	bool *ref_seen = calloc(r->nrefused + 1, sizeof(bool));
+	for (i = 0; i < r->nheld; i++)
+		r->held[i].seen = false;
 	for (;;) {
 		bool known = false, unknown = false;
 
@@ -1343,33 +1338,17 @@ runner_scan(struct runner *r)
 				r->vms[i]->seen = known = true;
 				break;
 			}
-		for (i = 0; !known && i < r->nrefused; i++)
-			if (strcmp(r->refused[i], d->d_name) == 0) {
-				if (ref_seen)
-					ref_seen[i] = true;
-				known = true;
-			}
-		if (!known) {
-			struct runner_later *l = runner_later_find(r, d->d_name);
+		if (!known) {	/* refused, or to be tried again later */
+			struct runner_held *h = runner_held_find(r, d->d_name);
 
-			if (l != NULL) {
-				l->seen = true;
-				known = mono_now() < l->retry_at;
+			if (h != NULL) {
+				h->seen = true;
+				known = h->retry_at == 0 ||
+					mono_now() < h->retry_at;
 			}
 		}
-		if (!known && !unknown && !runner_is_refused(r, d->d_name)) {
-			size_t before = r->nrefused;
-
+		if (!known && !unknown)
 			runner_commit(r, d->d_name);
-			if (r->nrefused > before) {
-				bool *ns = realloc(ref_seen,
-						   (r->nrefused + 1) * sizeof(bool));
-				if (ns) {
-					ref_seen = ns;
-					ref_seen[r->nrefused - 1] = true;
-				}
-			}
-		}
 	}
 	read_err = errno;
 	closedir(dp);
@@ -1377,26 +1356,18 @@ runner_scan(struct runner *r)
 		/* a partial listing: what it did not reach is not gone */
 		log_warn("%s: listing stopped early: %s (nothing withdrawn "
 			 "until the next scan)", dir, strerror(read_err));
-		free(ref_seen);
 		return;
 	}
 	for (i = r->nvms; i-- > 0;)
 		if (!r->vms[i]->seen)
 			runner_withdraw(r, i);
-	for (i = r->nlater; i-- > 0;)	/* gone: nothing to try again */
-		if (!r->later[i].seen) {
-			free(r->later[i].name);
-			r->later[i] = r->later[--r->nlater];
+	/* forget what was held back for a file that is gone (a new file
+	 * may reuse the name) */
+	for (i = r->nheld; i-- > 0;)
+		if (!r->held[i].seen) {
+			free(r->held[i].name);
+			r->held[i] = r->held[--r->nheld];
 		}
-	/* forget refusals whose file is gone (a new file may reuse the name) */
-	for (i = r->nrefused; ref_seen && i-- > 0;)
-		if (!ref_seen[i]) {
-			free(r->refused[i]);
-			r->refused[i] = r->refused[r->nrefused - 1];
-			ref_seen[i] = ref_seen[r->nrefused - 1];
-			r->nrefused--;
-		}
-	free(ref_seen);
 }
 
 /* ------------------------------------------------------- new versions */
@@ -1513,7 +1484,7 @@ runner_follow(struct runner *r)
 		for (size_t k = 0; k < r->nvms; k++)
 			if (strncmp(r->vms[k]->id, base, 64) == 0)
 				known = true;
-		if (known || runner_is_refused(r, base) ||
+		if (known || runner_held_find(r, base) != NULL ||
 		    runner_follow_wait(r, base))
 			continue;
 		snprintf(src, sizeof(src), "%s/deltas/%s", r->cfg->fed, base);
@@ -1863,12 +1834,9 @@ runner_shutdown(struct runner *r)
 		free(r->vms[i]);
 	}
 	r->nvms = 0;
-	for (size_t i = 0; i < r->nrefused; i++)
-		free(r->refused[i]);
-	free(r->refused);
-	for (size_t i = 0; i < r->nlater; i++)
-		free(r->later[i].name);
-	free(r->later);
+	for (size_t i = 0; i < r->nheld; i++)
+		free(r->held[i].name);
+	free(r->held);
 	log_info("stopped: every VM, tap, port and lease released");
 }
 
