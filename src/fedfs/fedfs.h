@@ -157,6 +157,8 @@ struct node *node_lookup(struct fedfs *fs, uint64_t parent, const char *name);
 int pins_load(struct fedfs *fs);
 int pins_save(struct fedfs *fs);
 void pins_object(struct fedfs *fs, struct fobj *o, bool pin);
+/* Pin (or unpin) every chunk of ix in the store (counted, see store.h). */
+void pins_chunks(struct fedfs *fs, const struct chunk_index *ix, bool pin);
 
 /* ingest.c: a file written into publish/ or commit/ was closed */
 int ingest_file(struct fedfs *fs, struct node *n);

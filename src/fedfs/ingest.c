@@ -33,21 +33,9 @@
 #include "common/log.h"
 #include "fedfs/fedfs.h"
 
-/* Pin (or unpin) every chunk of ix. */
-static void
-ingest_pin_chunks(struct fedfs *fs, const struct chunk_index *ix, bool pin)
-{
-	for (uint32_t i = 0; i < ix->nchunks; i++) {
-		if (pin)
-			store_pin(fs->store, ix->chunks[i]);
-		else
-			store_unpin(fs->store, ix->chunks[i]);
-	}
-}
-
 /* Store every chunk of the payload at [off, off + ix->size) of fd, each on
  * disk for good when this returns.  The caller pins them all first
- * (ingest_pin_chunks) and unpins them once the object is pinned for good
+ * (pins_chunks) and unpins them once the object is pinned for good
  * (pins_object): under a quota, storing the last chunks of a large object
  * would evict its first ones. */
 static int
@@ -184,7 +172,7 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		rc = status >= 500 ? -EIO : -EACCES;
 		goto done;
 	}
-	ingest_pin_chunks(fs, &s.m.delta, true);
+	pins_chunks(fs, &s.m.delta, true);
 	pinned = true;
 	if (ingest_store_chunks(fs, s.fd, s.payload_offset, &s.m.delta, e) < 0) {
 		rc = -EIO;
@@ -228,7 +216,7 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	rc = 0;
 done:
 	if (pinned)
-		ingest_pin_chunks(fs, &s.m.delta, false);
+		pins_chunks(fs, &s.m.delta, false);
 	json_decref(reply);
 	fedsnap_close(&s);
 	return rc;
@@ -275,7 +263,7 @@ ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		rc = -EINVAL;
 		goto done;
 	}
-	ingest_pin_chunks(fs, &ix, true);
+	pins_chunks(fs, &ix, true);
 	pinned = true;
 	if (ingest_store_chunks(fs, fd, 0, &ix, e) < 0) {
 		rc = -EIO;
@@ -306,7 +294,7 @@ ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	rc = 0;
 done:
 	if (pinned)
-		ingest_pin_chunks(fs, &ix, false);
+		pins_chunks(fs, &ix, false);
 	json_decref(reply);
 	chunkidx_free(&ix);
 	chunkidx_free(&want);

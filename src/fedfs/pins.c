@@ -17,14 +17,14 @@
 
 #define PINS_FILE "pins.json"
 
-static void
-pins_chunks(struct fedfs *fs, struct fobj *o, bool pin)
+void
+pins_chunks(struct fedfs *fs, const struct chunk_index *ix, bool pin)
 {
-	for (uint32_t i = 0; i < o->index.nchunks; i++) {
+	for (uint32_t i = 0; i < ix->nchunks; i++) {
 		if (pin)
-			store_pin(fs->store, o->index.chunks[i]);
+			store_pin(fs->store, ix->chunks[i]);
 		else
-			store_unpin(fs->store, o->index.chunks[i]);
+			store_unpin(fs->store, ix->chunks[i]);
 	}
 }
 
@@ -37,13 +37,13 @@ pins_object(struct fedfs *fs, struct fobj *o, bool pin)
 	if (!pin && o->pins == 0)
 		return;
 	o->pins += pin ? 1 : -1;
-	pins_chunks(fs, o, pin);
+	pins_chunks(fs, &o->index, pin);
 	if (o->kind != OBJ_DELTA)
 		return;
 	if ((dep = catalog_find(fs, OBJ_BASE, o->base)) != NULL)
-		pins_chunks(fs, dep, pin);
+		pins_chunks(fs, &dep->index, pin);
 	if ((dep = catalog_find(fs, OBJ_KERNEL, o->kernel)) != NULL)
-		pins_chunks(fs, dep, pin);
+		pins_chunks(fs, &dep->index, pin);
 }
 
 /* Write STATE/pins.json atomically.  Lock held. */
