@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "common/manifest.h"
 #include "common/reqhead.h"
@@ -368,16 +369,6 @@ proxy_send_head(struct proxy_conn *c)
 	return 0;
 }
 
-/* Close fd with a reset, not an end of stream: what it was relaying was
- * cut.  (Its close is the caller's, later.) */
-static void
-proxy_reset(int fd)
-{
-	struct linger l = { .l_onoff = 1, .l_linger = 0 };
-
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-}
-
 /* One direction's buffer. */
 struct proxy_pipe {
 	char buf[PROXY_BUF];
@@ -464,7 +455,7 @@ proxy_relay(struct proxy_conn *c)
 					 * answering gets its 502 instead) */
 					if (i == 0 || c->req.tunnel ||
 					    c->down_bytes > 0)
-						proxy_reset(fds[1 - i]);
+						io_reset_on_close(fds[1 - i]);
 					goto done;
 				}
 			}
@@ -480,7 +471,7 @@ proxy_relay(struct proxy_conn *c)
 					last = mono_now();
 				} else if (r == -1 && errno != EAGAIN &&
 					   errno != EINTR) {
-					proxy_reset(fds[1 - i]);
+					io_reset_on_close(fds[1 - i]);
 					goto done;
 				}
 				if (o->off == o->len)

@@ -2,6 +2,7 @@
  * io.c - whole reads and writes (io.h).
  */
 #include <errno.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/io.h"
@@ -56,4 +57,13 @@ int
 pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
 	return io_write_all(fd, buf, len, &off);
+}
+
+void
+io_reset_on_close(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }

@@ -19,4 +19,9 @@ int write_full(int fd, const void *buf, size_t len);
 /* Write all len bytes of buf to fd at off.  Returns 0, or -1. */
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
+/* Make close(fd) send a reset instead of a FIN (SO_LINGER 0): for a
+ * relayed stream that was cut, so the far end does not take it for whole.
+ * Ignores fd < 0. */
+void io_reset_on_close(int fd);
+
 #endif

@@ -66,6 +66,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/io.h"
 #include "common/log.h"
 #include "netmap/netmap.h"
 
@@ -214,16 +215,6 @@ relay_sock_tune(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
-/* Make close() send a reset instead of a FIN. */
-static void
-relay_sock_abort(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	if (fd >= 0)
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-}
-
 /* A pipe for a new flow: an empty one from the pool, or a new one sized
  * to pipe_size (a refused resize only means EAGAIN sooner: the pump never
  * relies on the size).  Returns 0, or -1 with errno. */
@@ -278,8 +269,8 @@ relay_session_close(struct relay *r, struct session *s, bool abort,
 			  "down %zu queued", m->name, (unsigned long long)s->id,
 			  why, s->up.queued, s->down.queued);
 	if (abort) {
-		relay_sock_abort(s->client.fd);
-		relay_sock_abort(s->target.fd);
+		io_reset_on_close(s->client.fd);
+		io_reset_on_close(s->target.fd);
 	}
 	/* out of the epoll set before the close: a child forked meanwhile
 	 * (the vmrunner starts VMs) may hold a copy of the socket, which then
