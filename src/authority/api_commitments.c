@@ -16,6 +16,9 @@
  * (403).  Committing twice is harmless (200).  Up time is accounted per
  * peer: each interval from "up" to "down" (or withdrawal, or report) is
  * added to the peer's total, shown by GET /v1/peers/<id>.
+ *
+ * A commitment that is up must be re-reported (PUT again) within the
+ * reply's peer_ttl, or it goes down by itself (sweep.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +47,20 @@ commitment_json(const struct authstore_commitment *k, const char *host,
 
 /* The snapshot must exist (404), be usable (403) and the signer not be
  * reported for its service (403).  Fills n.  Inside the transaction. */
+/* A commitment as its peer's request is answered: with the peer ttl it
+ * must re-report within. */
+static json_t *
+commitment_reply(const struct call *c, const struct authstore_commitment *k,
+		 const char *host, uint16_t port)
+{
+	json_t *j = commitment_json(k, host, port);
+
+	if (j != NULL)
+		json_object_set_new(j, "peer_ttl",
+				    json_integer(c->a->cfg.peer_ttl));
+	return j;
+}
+
 static int
 commitments_check(struct call *c, struct reply *r, const char *id,
 		  struct authstore_snapshot *n)
@@ -110,7 +127,7 @@ api_commitments_post(struct call *c, struct reply *r)
 		goto authstore_bad;
 	if (call_commit(c, r) == 0)
 		call_reply(r, rc == 0 ? 201 : 200,
-			   commitment_json(&k, n.host, n.port));
+			   commitment_reply(c, &k, n.host, n.port));
 	return;
 authstore_bad:
 	call_store_error(r, &e);
@@ -151,7 +168,7 @@ api_commitment_put(struct call *c, struct reply *r)
 	    authstore_commitment_get(c->a->store, c->arg, c->signer, &k, &e) != 1)
 		goto authstore_bad;
 	if (call_commit(c, r) == 0)
-		call_reply(r, 200, commitment_json(&k, n.host, n.port));
+		call_reply(r, 200, commitment_reply(c, &k, n.host, n.port));
 	return;
 authstore_bad:
 	call_store_error(r, &e);

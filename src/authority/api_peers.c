@@ -4,7 +4,9 @@
  * Registration proves possession of the key: the request is signed by the
  * very key it registers, so nobody can register (or move) another's.  The
  * address is the peer's object server (fedfs --serve), where others fetch
- * the chunks it holds.  Re-registering updates the address (200).
+ * the chunks it holds.  Re-registering updates the address (200), and is
+ * how a peer says it is still there: the reply's peer_ttl is how long its
+ * registration counts as live without another (0: forever; sweep.c).
  *
  * GET shows the peer's contribution: the other owners' services it hosts
  * and keeps up, its commitments, the seconds its commitments have been up,
@@ -37,8 +39,9 @@ api_peers_post(struct call *c, struct reply *r)
 	if (call_commit(c, r) == -1)
 		return;
 	call_reply(r, created ? 201 : 200,
-		   json_pack("{s:s, s:s, s:b}", "peer", c->signer, "addr",
-			     reg.addr, "created", created));
+		   json_pack("{s:s, s:s, s:b, s:i}", "peer", c->signer, "addr",
+			     reg.addr, "created", created, "peer_ttl",
+			     c->a->cfg.peer_ttl));
 }
 
 void

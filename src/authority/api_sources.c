@@ -87,7 +87,8 @@ api_sources_get(struct call *c, struct reply *r)
 	}
 	rc = authstore_sources(c->a->store, c->arg,
 			   kind == SOURCE_SNAPSHOT ? n.service : 0,
-			   AUTHORITY_SOURCES_MAX, sources_one, list, &e);
+			   AUTHORITY_SOURCES_MAX,
+			   sweep_cutoff(c->a, c->now), sources_one, list, &e);
 	if (rc != 0) {
 		json_decref(list);
 		if (rc == -1)

@@ -23,6 +23,7 @@
 #ifndef FED_AUTHORITY_H
 #define FED_AUTHORITY_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,6 +39,7 @@
 /* ---- configuration and life cycle ---- */
 
 #define AUTHORITY_TTL_DEFAULT        30
+#define AUTHORITY_PEER_TTL_DEFAULT   180
 #define AUTHORITY_ALLOWANCE_DEFAULT  1
 #define AUTHORITY_BODY_MAX_DEFAULT   (1u << 20)
 #define AUTHORITY_CONN_TIMEOUT       30	/* seconds idle before close */
@@ -51,6 +53,11 @@ struct authority_config {
 	bool has_admin;
 	uint8_t admin[ED25519_PUB_LEN];
 	int ttl;			/* lookup answers' ttl, seconds */
+	/* Seconds a peer (for sources) or a commitment (for lookups) stays
+	 * live without being refreshed; 0: forever.  Peers refresh at a
+	 * third of it (the replies to POST /v1/peers and PUT
+	 * /v1/commitments say how long it is). */
+	int peer_ttl;
 	int publish_allowance;		/* services an owner may have free */
 	unsigned threads;		/* 0: one per core */
 	unsigned conn_timeout;		/* seconds */
@@ -172,7 +179,29 @@ struct authority {
 	struct MHD_Daemon *mhd;
 	uint16_t port;
 	char *listen;			/* owned copy of cfg.listen */
+	time_t started;
+	pthread_t sweeper;		/* expires commitments (sweep.c) */
+	pthread_mutex_t sweep_lock;
+	pthread_cond_t sweep_wake;
+	bool sweeping, sweep_stop;
 };
+
+/* ---- liveness (sweep.c) ---- */
+
+/* The oldest refresh that still counts (peers.updated, commitments.updated
+ * at or after it are live), or INT64_MIN when nothing expires: no
+ * --peer-ttl, or the authority has been up for less than one: while it was
+ * down nobody could refresh. */
+int64_t sweep_cutoff(const struct authority *a, time_t now);
+
+/* Start / stop the thread that marks down the commitments not refreshed
+ * within the peer ttl (so lookups drop them).  Returns 0/-1. */
+int sweep_start(struct authority *a, struct err *e);
+void sweep_stop(struct authority *a);
+
+/* One sweep: commitments up but not refreshed since cutoff go down, their
+ * up time counted until their last refresh.  Returns how many, or -1. */
+int sweep_once(struct authority *a, int64_t cutoff, struct err *e);
 
 /* One request as a handler sees it. */
 struct call {

@@ -198,6 +198,11 @@ int authstore_commitment_set(struct authstore *st, const char *snapshot,
 /* Withdraw (accounting uptime).  Returns 1 if it existed, 0 if not. */
 int authstore_commitment_delete(struct authstore *st, const char *snapshot,
 			    const char *peer, int64_t now, struct err *e);
+/* Commitments up but not refreshed (set) since cutoff go down, their
+ * peers credited with the up time until that last refresh.  Returns how
+ * many went down, or -1. */
+int authstore_commitments_expire(struct authstore *st, int64_t cutoff,
+				 struct err *e);
 /* Every commitment to any version of a service. */
 int authstore_commitment_list(struct authstore *st, int64_t service,
 			  int (*cb)(void *arg,
@@ -241,10 +246,11 @@ enum authstore_role { AUTHSTORE_ROLE_OWNER, AUTHSTORE_ROLE_COMMITTED, AUTHSTORE_
  * Sources of a snapshot (service > 0: excluding peers reported for it) or
  * of a kernel or base (service == 0): the owner, peers committed to it (for
  * a kernel or base: to any snapshot that uses it) and peers holding it;
- * each peer once, with its best role, owners first; at most max.
+ * each peer once, with its best role, owners first; at most max.  Only
+ * peers registered (or refreshed) at or after cutoff.
  */
 int authstore_sources(struct authstore *st, const char *sha256, int64_t service,
-		  unsigned max,
+		  unsigned max, int64_t cutoff,
 		  int (*cb)(void *arg, const char *peer, const char *addr,
 			    enum authstore_role role),
 		  void *arg, struct err *e);

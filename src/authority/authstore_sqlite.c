@@ -124,7 +124,7 @@ enum authstore_stmt_id {
 	S_SNAP_GET, S_SNAP_ADD, S_SNAP_LIST_ALL, S_SNAP_LIST_SERVICE,
 	S_COMMIT_GET, S_COMMIT_ADD, S_COMMIT_SET, S_COMMIT_DELETE,
 	S_COMMIT_LIST, S_UPTIME_ADD, S_UPTIME_ADD_SERVICE,
-	S_COMMIT_DELETE_SERVICE,
+	S_COMMIT_DELETE_SERVICE, S_EXPIRE_UPTIME, S_EXPIRE_DOWN,
 	S_REPORTED, S_REPORT_ADD, S_REPORT_LIST,
 	S_HOLD_GET, S_HOLD_PUT, S_HOLD_DELETE,
 	S_SOURCES_SNAP, S_SOURCES_OBJ,
@@ -212,6 +212,16 @@ static const char *const authstore_sql[S_COUNT] = {
 	    "WHERE key = ?2",
 	[S_COMMIT_DELETE_SERVICE] = "DELETE FROM commitments "
 	    "WHERE service = ?1 AND peer = ?2",
+	/* a commitment not refreshed since ?1: up time until its last
+	 * refresh, then down */
+	[S_EXPIRE_UPTIME] = "UPDATE peers SET uptime_total = uptime_total + "
+	    "(SELECT COALESCE(sum(c.updated - c.up_since), 0) FROM commitments c "
+	    "WHERE c.peer = peers.key AND c.up = 1 AND c.updated < ?1 "
+	    "AND c.updated > c.up_since) "
+	    "WHERE key IN (SELECT peer FROM commitments WHERE up = 1 "
+	    "AND updated < ?1)",
+	[S_EXPIRE_DOWN] = "UPDATE commitments SET up = 0, up_since = 0 "
+	    "WHERE up = 1 AND updated < ?1",
 	[S_REPORTED] = "SELECT 1 FROM reports WHERE service = ?1 "
 	    "AND peer = ?2 LIMIT 1",
 	[S_REPORT_ADD] = "INSERT INTO reports(service, peer, reporter, "
@@ -229,7 +239,7 @@ static const char *const authstore_sql[S_COUNT] = {
 	    " SELECT owner AS peer, 0 AS prio FROM snapshots WHERE id = ?1"
 	    " UNION ALL SELECT peer, 1 FROM commitments WHERE snapshot = ?1"
 	    " UNION ALL SELECT peer, 2 FROM holdings WHERE sha256 = ?1"
-	    ") AS x JOIN peers p ON p.key = x.peer "
+	    ") AS x JOIN peers p ON p.key = x.peer AND p.updated >= ?4 "
 	    "WHERE NOT EXISTS (SELECT 1 FROM reports r WHERE r.service = ?2 "
 	    "AND r.peer = x.peer) "
 	    "GROUP BY x.peer ORDER BY prio, random() LIMIT ?3",
@@ -238,7 +248,7 @@ static const char *const authstore_sql[S_COUNT] = {
 	    "  JOIN commitments c ON c.snapshot = n.id"
 	    "  WHERE n.base = ?1 OR n.kernel = ?1"
 	    " UNION ALL SELECT peer, 2 FROM holdings WHERE sha256 = ?1"
-	    ") AS x JOIN peers p ON p.key = x.peer "
+	    ") AS x JOIN peers p ON p.key = x.peer AND p.updated >= ?4 "
 	    "GROUP BY x.peer ORDER BY prio, random() LIMIT ?3",
 	/* One statement, so one read lock: a row per serving peer, or one
 	 * row of NULLs when the service exists but nobody serves it (or
@@ -1129,6 +1139,24 @@ authstore_commitment_set(struct authstore *st, const char *snapshot,
 }
 
 int
+authstore_commitments_expire(struct authstore *st, int64_t cutoff,
+			     struct err *e)
+{
+	sqlite3_stmt *s;
+
+	if ((s = authstore_stmt(st, S_EXPIRE_UPTIME, e)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, cutoff);
+	if (authstore_run(s, e) == -1 ||
+	    (s = authstore_stmt(st, S_EXPIRE_DOWN, e)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, cutoff);
+	if (authstore_run(s, e) == -1)
+		return -1;
+	return sqlite3_changes(sqlite3_db_handle(s));
+}
+
+int
 authstore_commitment_delete(struct authstore *st, const char *snapshot,
 			const char *peer, int64_t now, struct err *e)
 {
@@ -1298,7 +1326,7 @@ authstore_holding_delete(struct authstore *st, const char *sha256, const char *p
 
 int
 authstore_sources(struct authstore *st, const char *sha256, int64_t service,
-	      unsigned max,
+	      unsigned max, int64_t cutoff,
 	      int (*cb)(void *, const char *, const char *, enum authstore_role),
 	      void *arg, struct err *e)
 {
@@ -1313,6 +1341,7 @@ authstore_sources(struct authstore *st, const char *sha256, int64_t service,
 	if (service > 0)
 		sqlite3_bind_int64(s, 2, service);
 	sqlite3_bind_int(s, 3, (int)max);
+	sqlite3_bind_int64(s, 4, cutoff);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		authstore_col(s, 0, peer, sizeof(peer));
 		authstore_col(s, 1, addr, sizeof(addr));

@@ -35,6 +35,10 @@ usage(FILE *f)
 "  --admin-key PUBFILE      the admin's public key (or key file): only it\n"
 "                           may trust and revoke kernels and bases\n"
 "  --ttl SECONDS            ttl of lookup answers (default %d)\n"
+"  --peer-ttl SECONDS       a peer that has not refreshed its registration\n"
+"                           for this long is no source; a commitment not\n"
+"                           re-reported is out of lookups (default %d;\n"
+"                           0: never).  Peers refresh at a third of it\n"
 "  --publish-allowance N    services an owner may have before it must host\n"
 "                           others' (default %d)\n"
 "  --threads N              request threads (default: one per core)\n"
@@ -47,7 +51,8 @@ usage(FILE *f)
 "  --json-logs              log lines as JSON\n"
 "  --quiet                  do not log each request (warnings only)\n"
 "  -h, --help               this help\n",
-		AUTHORITY_TTL_DEFAULT, AUTHORITY_ALLOWANCE_DEFAULT,
+		AUTHORITY_TTL_DEFAULT, AUTHORITY_PEER_TTL_DEFAULT,
+		AUTHORITY_ALLOWANCE_DEFAULT,
 		AUTHORITY_PER_IP_DEFAULT, AUTHORITY_CONN_TIMEOUT,
 		AUTHORITY_BODY_MAX_DEFAULT);
 }
@@ -100,6 +105,7 @@ main(int argc, char **argv)
 		{ "db", required_argument, NULL, 'd' },
 		{ "admin-key", required_argument, NULL, 'a' },
 		{ "ttl", required_argument, NULL, 't' },
+		{ "peer-ttl", required_argument, NULL, 'L' },
 		{ "publish-allowance", required_argument, NULL, 'p' },
 		{ "threads", required_argument, NULL, 'T' },
 		{ "per-ip-limit", required_argument, NULL, 'I' },
@@ -128,6 +134,10 @@ main(int argc, char **argv)
 		case 'a': admin_path = optarg; break;
 		case 't':
 			cfg.ttl = (int)main_number("ttl", optarg, 0, 86400);
+			break;
+		case 'L':
+			cfg.peer_ttl = (int)main_number("peer-ttl", optarg, 0,
+							 30 * 86400);
 			break;
 		case 'p':
 			cfg.publish_allowance = (int)main_number(

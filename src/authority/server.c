@@ -465,6 +465,7 @@ authority_config_defaults(struct authority_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->ttl = AUTHORITY_TTL_DEFAULT;
+	c->peer_ttl = AUTHORITY_PEER_TTL_DEFAULT;
 	c->publish_allowance = AUTHORITY_ALLOWANCE_DEFAULT;
 	c->conn_timeout = AUTHORITY_CONN_TIMEOUT;
 	c->per_ip_limit = AUTHORITY_PER_IP_DEFAULT;
@@ -575,6 +576,9 @@ authority_start(const struct authority_config *cfg, struct err *e)
 	if (authstore_sig_load(a->store, (int64_t)time(NULL), server_load_sig, a,
 			   e) == -1)
 		goto bad;
+	a->started = time(NULL);
+	if (sweep_start(a, e) == -1)
+		goto bad;
 	if (threads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -605,6 +609,7 @@ authority_start(const struct authority_config *cfg, struct err *e)
 	a->port = di ? di->port : 0;
 	return a;
 bad:
+	sweep_stop(a);
 	lookup_cache_free(a->lookups);
 	replay_free(a->replay);
 	authstore_close(a->store);
@@ -626,6 +631,7 @@ authority_stop(struct authority *a)
 		return;
 	if (a->mhd != NULL)
 		MHD_stop_daemon(a->mhd);
+	sweep_stop(a);
 	authstore_close(a->store);
 	replay_free(a->replay);
 	lookup_cache_free(a->lookups);

@@ -10,7 +10,9 @@
  * authority down still shows the last known catalogue.
  *
  * Refreshes happen every CATALOG_PERIOD_S in a thread of their own, and on
- * demand when a catalogue directory is opened (rate-limited).
+ * demand when a catalogue directory is opened (rate-limited).  The same
+ * thread registers this peer, and registers it again at a third of the
+ * authority's peer ttl: a peer that stops is dropped from the sources.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -584,12 +586,40 @@ done:
 	return rc;
 }
 
+/* Monotonic seconds. */
+static time_t
+catalog_mono(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec;
+}
+
+/* Seconds until the registration must be refreshed: the authority counts
+ * a peer that did not re-register within its peer_ttl as gone (no longer a
+ * source); we do at a third of it. */
+static time_t
+catalog_register_due(const struct fedfs *fs)
+{
+	time_t every;
+
+	if (!fs->registered)
+		return 0;
+	if (fs->peer_ttl <= 0)
+		return CATALOG_PERIOD_S;
+	every = fs->peer_ttl / 3 > 0 ? fs->peer_ttl / 3 : 1;
+	return fs->registered_at + every - catalog_mono();
+}
+
 /* Tell the authority where this peer serves objects (POST /v1/peers,
- * signed: registration proves possession of the key). */
+ * signed: registration proves possession of the key), and again now and
+ * then, to say it is still there. */
 static void
 catalog_register(struct fedfs *fs)
 {
 	json_t *body = json_pack("{s:s}", "addr", fs->public_addr), *reply = NULL;
+	bool again = fs->registered;
 	long status = 0;
 	struct err e;
 
@@ -601,11 +631,21 @@ catalog_register(struct fedfs *fs)
 		authority_refused(status, reply, &e);
 		log_error("registration refused: %s", e.msg);
 	} else {
+		json_t *ttl = json_object_get(reply, "peer_ttl");
+
 		pthread_rwlock_wrlock(&fs->lock);
 		fs->registered = true;
+		fs->registered_at = catalog_mono();
+		fs->peer_ttl = json_is_integer(ttl) ?
+			       (int)json_integer_value(ttl) : 0;
 		pthread_rwlock_unlock(&fs->lock);
-		log_info("registered with %s as %.16s.., serving objects at %s",
-			 fs->authority, fs->peer_id, fs->public_addr);
+		if (again)
+			log_debug("registration refreshed (the authority's "
+				  "peer ttl: %d s)", fs->peer_ttl);
+		else
+			log_info("registered with %s as %.16s.., serving "
+				 "objects at %s", fs->authority, fs->peer_id,
+				 fs->public_addr);
 	}
 	json_decref(body);
 	json_decref(reply);
@@ -619,11 +659,18 @@ catalog_loop(void *arg)
 
 	pthread_setname_np(pthread_self(), "fed-catalog");
 	for (;;) {
-		if (!fs->registered)
+		time_t wait;
+
+		if (catalog_register_due(fs) <= 0)
 			catalog_register(fs);
 		catalog_refresh(fs, 0);
+		wait = catalog_register_due(fs);
+		if (wait > CATALOG_PERIOD_S || !fs->registered)
+			wait = CATALOG_PERIOD_S;
+		if (wait < 1)
+			wait = 1;
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += CATALOG_PERIOD_S;
+		until.tv_sec += wait;
 		pthread_mutex_lock(&fs->refresh_lock);
 		while (!fs->stopping &&
 		       pthread_cond_timedwait(&fs->refresh_cond,

@@ -106,11 +106,17 @@ struct runner {
 	char qemu_version[QEMU_VERSION_MAX];	/* "" until first needed */
 };
 
-/* One report owed to the authority per VM, retried until taken. */
+/* One report owed to the authority per VM, retried until taken.  A VM
+ * reported up is reported up again at a third of the authority's peer ttl
+ * (its reply says how long): a commitment not re-reported within it goes
+ * down by itself, so a peer that vanishes leaves the lookups. */
 struct vm_report {
 	bool pending;
 	bool up;
+	bool refresh;		/* the pending report only repeats the last */
 	double next_try;
+	double taken_at;	/* the last one the authority took */
+	int peer_ttl;		/* what it said with it; 0: never expires */
 };
 static struct vm_report reports[RUNNER_MAX_VMS];
 
@@ -222,9 +228,17 @@ runner_report(struct runner *r, size_t i)
 			 rep->up ? "up" : "down", e.msg);
 		rep->next_try = mono_now() + RUNNER_REPORT_RETRY_S;
 	} else {
-		log_info("%s: reported %s to the authority", v->file,
-			 rep->up ? "up" : "down");
+		json_t *ttl = json_object_get(reply, "peer_ttl");
+
+		if (rep->refresh)
+			log_debug("%s: reported up again", v->file);
+		else
+			log_info("%s: reported %s to the authority", v->file,
+				 rep->up ? "up" : "down");
 		rep->pending = false;
+		rep->taken_at = mono_now();
+		rep->peer_ttl = json_is_integer(ttl) ?
+				(int)json_integer_value(ttl) : 0;
 	}
 	json_decref(body);
 	json_decref(reply);
@@ -235,8 +249,21 @@ runner_want_report(struct runner *r, size_t i, bool up)
 {
 	reports[i].pending = true;
 	reports[i].up = up;
+	reports[i].refresh = false;
 	reports[i].next_try = 0;
 	runner_report(r, i);
+}
+
+/* Is VM i's "up" due to be said again (see struct vm_report)? */
+static bool
+runner_refresh_due(size_t i, double now)
+{
+	const struct vm_report *rep = &reports[i];
+	double every = rep->peer_ttl / 3.0;
+
+	if (rep->pending || !rep->up || rep->peer_ttl <= 0)
+		return false;
+	return now - rep->taken_at >= (every >= 1 ? every : 1);
 }
 
 /* ------------------------------------------------------------ the VM */
@@ -1203,7 +1230,7 @@ runner_commit(struct runner *r, const char *name)
 		vm_release(r, v);
 		goto done;
 	}
-	reports[r->nvms].pending = false;
+	memset(&reports[r->nvms], 0, sizeof(reports[r->nvms]));
 	r->vms[r->nvms++] = v;
 	v = NULL;
 	runner_held_drop(r, name);
@@ -1710,6 +1737,10 @@ runner_tick(struct runner *r)
 			break;
 		default:
 			break;
+		}
+		if (runner_refresh_due(i, now)) {
+			reports[i].pending = reports[i].refresh = true;
+			reports[i].next_try = 0;
 		}
 		if (reports[i].pending && now >= reports[i].next_try)
 			runner_report(r, i);

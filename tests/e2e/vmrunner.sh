@@ -106,7 +106,8 @@ echo "web page version 2 $RANDOM$RANDOM" >"$d/web2/var/www/index.html"
 	--service www.example.org:80 --guest-port 80 --key "$d/owner.key" \
 	-o "$d/web2.fedsnap" --version 2 >/dev/null
 
-start_authority "$d/auth" --publish-allowance 10 || { not_ok "the authority starts"; exit 1; }
+# a short peer ttl: peers that do not refresh leave sources and lookups
+start_authority "$d/auth" --publish-allowance 10 --peer-ttl 6 || { not_ok "the authority starts"; exit 1; }
 "$FED" trust add "$d/base.img" --kind base --authority "$AUTH" --key "$ADMIN_KEY" >/dev/null
 "$FED" trust add "$d/kernel" --kind kernel --authority "$AUTH" --key "$ADMIN_KEY" >/dev/null
 start_fedfs owner 127.0.0.1 "$d"
@@ -140,6 +141,23 @@ check "fed status shows it up" \
 check "fed status --json has snapshot, version, address" \
 	test "$("$FED" status --state "$d/vmr" --json |
 		jq -r '.vms[0] | "\(.snapshot) \(.version) \(.address)"')" = "$web_id 1 $web_addr"
+
+# liveness: with --peer-ttl 6, the vmrunner reports the commitment up again
+# and fedfs registers the peer again at a third of it, so both outlive it
+commit_updated() {
+	curl -fsS "$AUTH/v1/services/www.example.org:80/peers" | jq -r --arg p "$peer_pub" \
+		'[.peers[] | select(.peer == $p and .up) | .updated | fromdateiso8601] | max // 0'
+}
+peer_updated() { curl -fsS "$AUTH/v1/peers/$peer_pub" | jq -r '.updated | fromdateiso8601'; }
+at_least() { [ "$($1)" -ge "$2" ]; }	# at_least FUNCTION SECONDS
+t_commit=$(commit_updated) t_peer=$(peer_updated)
+check "the vmrunner reports the commitment up again, past the peer ttl" \
+	wait_for 20 at_least commit_updated $((t_commit + 7))
+check "fedfs registered the peer again meanwhile" at_least peer_updated $((t_peer + 5))
+check "and the lookup still lists it" \
+	test "$(curl -fsS "$AUTH/v1/lookup?host=www.example.org&port=80" | jq -r '.peers[0].peer')" = "$peer_pub"
+check "the refreshes are not logged as events" \
+	test "$(grep -c 'web.fedsnap: reported up' "$d/vmr.log")" = 1
 
 # Figure 1: two services on guest port 80 side by side
 cp "$MNT_peer/deltas/$blog_id.fedsnap" "$MNT_peer/commit/blog.fedsnap"

@@ -1,0 +1,122 @@
+/*
+ * sweep.c - peers and commitments that stopped refreshing.
+ *
+ * A peer that leaves without a word (its host died, its network went) would
+ * otherwise stay a source of every object it announced and, worse, in the
+ * lookups of every service it hosted: clients would keep trying it first.
+ * So liveness is leased: a fedfs re-registers (POST /v1/peers) and a
+ * vmrunner re-reports each commitment it serves (PUT /v1/commitments/<id>)
+ * at a third of --peer-ttl, and what was not refreshed within it stops
+ * counting:
+ *
+ *   sources  are filtered at query time (peers.updated >= cutoff): nothing
+ *            caches them;
+ *   lookups  are cached until the next change (lookup_cache.c), so expiry
+ *            must be a change: this thread marks the commitments down in a
+ *            transaction of its own, credits their up time until their last
+ *            refresh, and moves the generation on like any writer.  A later
+ *            refresh brings a commitment back up.
+ *
+ * While the authority was down nobody could refresh: for one ttl after a
+ * start nothing expires, and peers have that long to come back.
+ */
+#include <errno.h>
+#include <stdint.h>
+
+#include "authority/authority.h"
+#include "common/log.h"
+
+#define SWEEP_EVERY_MAX_S 10	/* a dead commitment is listed ttl + this */
+
+int64_t
+sweep_cutoff(const struct authority *a, time_t now)
+{
+	if (a->cfg.peer_ttl <= 0 || now - a->started < a->cfg.peer_ttl)
+		return INT64_MIN;
+	return (int64_t)now - a->cfg.peer_ttl;
+}
+
+int
+sweep_once(struct authority *a, int64_t cutoff, struct err *e)
+{
+	int n;
+
+	if (authstore_begin(a->store, e) == -1)
+		return -1;
+	if ((n = authstore_commitments_expire(a->store, cutoff, e)) == -1) {
+		authstore_rollback(a->store);
+		return -1;
+	}
+	if (authstore_commit(a->store, e) == -1)
+		return -1;
+	if (n > 0)	/* after the commit: see lookup_cache.c */
+		atomic_fetch_add(&a->generation, 1);
+	return n;
+}
+
+static void *
+sweep_loop(void *arg)
+{
+	struct authority *a = arg;
+	int every = a->cfg.peer_ttl / 6;
+	struct timespec until;
+	struct err e;
+	int n;
+
+	if (every < 1)
+		every = 1;
+	if (every > SWEEP_EVERY_MAX_S)
+		every = SWEEP_EVERY_MAX_S;
+	pthread_mutex_lock(&a->sweep_lock);
+	while (!a->sweep_stop) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += every;
+		if (pthread_cond_timedwait(&a->sweep_wake, &a->sweep_lock,
+					   &until) != ETIMEDOUT)
+			continue;	/* woken to stop, or spuriously */
+		pthread_mutex_unlock(&a->sweep_lock);
+		int64_t cutoff = sweep_cutoff(a, time(NULL));
+
+		if (cutoff != INT64_MIN) {
+			if ((n = sweep_once(a, cutoff, &e)) == -1)
+				log_warn("expiring commitments: %s (next "
+					 "sweep in %d s)", e.msg, every);
+			else if (n > 0)
+				log_info("%d commitment%s not refreshed for "
+					 "%d s: marked down, out of lookups "
+					 "until refreshed", n, n == 1 ? "" : "s",
+					 a->cfg.peer_ttl);
+		}
+		pthread_mutex_lock(&a->sweep_lock);
+	}
+	pthread_mutex_unlock(&a->sweep_lock);
+	return NULL;
+}
+
+int
+sweep_start(struct authority *a, struct err *e)
+{
+	pthread_mutex_init(&a->sweep_lock, NULL);
+	pthread_cond_init(&a->sweep_wake, NULL);
+	a->sweep_stop = false;
+	if (a->cfg.peer_ttl <= 0)
+		return 0;
+	if (pthread_create(&a->sweeper, NULL, sweep_loop, a) != 0)
+		return err_set(e, "authority: cannot start the sweeper thread");
+	pthread_setname_np(a->sweeper, "fed-sweep");
+	a->sweeping = true;
+	return 0;
+}
+
+void
+sweep_stop(struct authority *a)
+{
+	if (!a->sweeping)
+		return;
+	pthread_mutex_lock(&a->sweep_lock);
+	a->sweep_stop = true;
+	pthread_cond_signal(&a->sweep_wake);
+	pthread_mutex_unlock(&a->sweep_lock);
+	pthread_join(a->sweeper, NULL);
+	a->sweeping = false;
+}

@@ -1,0 +1,216 @@
+/*
+ * test_authority_liveness.c - peers and commitments that stop refreshing
+ * (sweep.c), through real HTTP against an authority with a 2 s peer ttl:
+ * a commitment not re-reported leaves lookups (and comes back when it is),
+ * its peer is credited no up time for the silence, and a peer that does
+ * not re-register is no longer a source.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/authfix.h"
+#include "lib/testutil.h"
+
+#define TTL 2
+
+static struct authfix F;
+
+static double
+now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void
+setup(void)
+{
+	struct authority_config c;
+	struct tkey admin;
+
+	tkey_new(&admin);
+	authority_config_defaults(&c);
+	c.peer_ttl = TTL;
+	c.has_admin = true;
+	memcpy(c.admin, admin.pub, ED25519_PUB_LEN);
+	authfix_start(&F, &c);
+	F.admin = admin;
+}
+
+static void
+teardown(void)
+{
+	authfix_stop(&F);
+}
+
+TestSuite(authority_liveness, .init = setup, .fini = teardown,
+	  .timeout = 60);
+
+struct world {
+	struct tkey owner, p1, p2;
+	char base[65], kernel[65], id[65];
+};
+
+static void
+world_make(struct world *w)
+{
+	json_t *reply;
+	long st;
+
+	tkey_new(&w->owner);
+	tkey_new(&w->p1);
+	tkey_new(&w->p2);
+	af_register(&F, &w->owner, "10.0.0.1:7000");
+	af_register(&F, &w->p1, "10.0.0.2:7000");
+	af_register(&F, &w->p2, "10.0.0.3:7000");
+	af_trust(&F, "base", w->base);
+	af_trust(&F, "kernel", w->kernel);
+	st = af_announce(&F, &w->owner, &w->owner, "www.example.org", 80, 1,
+			 w->base, w->kernel, w->id, &reply);
+	cr_assert_eq(st, 201, "announce: %ld %s", st, af_error(reply));
+	json_decref(reply);
+	af_commit_up(&F, &w->p1, w->id, "192.0.2.1", 40001);
+	af_commit_up(&F, &w->p2, w->id, "192.0.2.2", 40002);
+}
+
+/* Does GET /v1/sources/<id> list peer hex? */
+static bool
+sources_has(const char *id, const char *hex)
+{
+	char path[128];
+	json_t *reply, *src;
+	bool found = false;
+	size_t i;
+	long st;
+
+	snprintf(path, sizeof(path), "/v1/sources/%s", id);
+	st = af_call(&F, "GET", path, NULL, NULL, &reply);
+	cr_assert_eq(st, 200, "%s", af_error(reply));
+	json_array_foreach(json_object_get(reply, "sources"), i, src)
+		if (strcmp(json_string_value(json_object_get(src, "peer")),
+			   hex) == 0)
+			found = true;
+	json_decref(reply);
+	return found;
+}
+
+static json_int_t
+uptime(const struct tkey *k)
+{
+	char path[128];
+	json_t *reply;
+	json_int_t v;
+
+	snprintf(path, sizeof(path), "/v1/peers/%s", k->hex);
+	cr_assert_eq(af_call(&F, "GET", path, NULL, NULL, &reply), 200);
+	v = json_integer_value(json_object_get(json_object_get(reply,
+			"contribution"), "uptime_seconds"));
+	json_decref(reply);
+	return v;
+}
+
+/* Keep the owner and p1 refreshed (registration, and p1's commitment) at
+ * about half the ttl until done(w) holds or the deadline passes; returns
+ * the seconds it took, or -1. */
+static double
+refresh_until(struct world *w, bool (*done)(struct world *), double limit)
+{
+	double t0 = now_s(), last = 0;
+
+	while (now_s() - t0 < limit) {
+		if (now_s() - last >= 1.1) {	/* dates are to the second */
+			af_register(&F, &w->owner, "10.0.0.1:7000");
+			af_register(&F, &w->p1, "10.0.0.2:7000");
+			af_commit_up(&F, &w->p1, w->id, "192.0.2.1", 40001);
+			last = now_s();
+		}
+		if (done(w))
+			return now_s() - t0;
+		usleep(50 * 1000);
+	}
+	return -1;
+}
+
+static bool
+p2_out_of_lookups(struct world *w)
+{
+	json_t *reply;
+	bool p1, p2;
+
+	cr_assert_eq(af_lookup(&F, "www.example.org", 80, &reply), 200);
+	p1 = af_lookup_has(reply, w->p1.hex);
+	p2 = af_lookup_has(reply, w->p2.hex);
+	json_decref(reply);
+	cr_assert(p1, "p1 refreshed its commitment but left the lookups");
+	return !p2;
+}
+
+static bool
+p2_no_source(struct world *w)
+{
+	cr_assert(sources_has(w->id, w->owner.hex), "the owner refreshed but "
+		  "is no source");
+	cr_assert(sources_has(w->id, w->p1.hex), "p1 refreshed but is no "
+		  "source");
+	return !sources_has(w->id, w->p2.hex);
+}
+
+Test(authority_liveness, a_commitment_not_reported_leaves_lookups)
+{
+	struct world w;
+	json_t *reply;
+	double took;
+
+	world_make(&w);
+	took = refresh_until(&w, p2_out_of_lookups, 15);
+	cr_assert_geq(took, 0, "p2 stayed in the lookups for 15 s without "
+		      "re-reporting (peer ttl %d s)", TTL);
+	/* never before the ttl: counted from the authority's start */
+	cr_assert_geq(took, TTL - 0.5, "p2 left the lookups after %.2f s", took);
+	/* the silence earned no up time, and no more accrues */
+	cr_assert_leq(uptime(&w.p2), 1);
+	/* the refreshed peer's time keeps counting */
+	cr_assert_geq(uptime(&w.p1), 1);
+
+	/* reporting again brings it back, at once */
+	af_commit_up(&F, &w.p2, w.id, "192.0.2.2", 40002);
+	cr_assert_eq(af_lookup(&F, "www.example.org", 80, &reply), 200);
+	cr_assert(af_lookup_has(reply, w.p2.hex));
+	json_decref(reply);
+}
+
+Test(authority_liveness, a_peer_not_registered_again_is_no_source)
+{
+	struct world w;
+	double took;
+
+	world_make(&w);
+	cr_assert(sources_has(w.id, w.p2.hex));
+	took = refresh_until(&w, p2_no_source, 15);
+	cr_assert_geq(took, 0, "p2 stayed a source for 15 s without "
+		      "registering again (peer ttl %d s)", TTL);
+	cr_assert_geq(took, TTL - 0.5, "p2 stopped being a source after "
+		      "%.2f s", took);
+	af_register(&F, &w.p2, "10.0.0.3:7000");
+	cr_assert(sources_has(w.id, w.p2.hex));
+}
+
+Test(authority_liveness, replies_say_the_peer_ttl)
+{
+	struct tkey k;
+	json_t *reply;
+	long st;
+
+	tkey_new(&k);
+	st = af_call(&F, "POST", "/v1/peers",
+		     json_pack("{s:s}", "addr", "10.0.0.9:7000"), &k, &reply);
+	cr_assert_eq(st, 201, "%s", af_error(reply));
+	cr_assert_eq(json_integer_value(json_object_get(reply, "peer_ttl")),
+		     TTL);
+	json_decref(reply);
+}
