@@ -63,10 +63,13 @@ static void
 relay_usage(FILE *f)
 {
 	fputs("usage: fed-netmap relay --listen ADDR:PORT --to ADDR:PORT\n"
-	      "                        [--connect-timeout MS] [--pipe-size BYTES] [-v]\n\n"
+	      "                        [--connect-timeout MS] [--pipe-size BYTES]\n"
+	      "                        [--idle-timeout S] [-v]\n\n"
 	      "Relay every TCP connection accepted on --listen to --to (epoll,\n"
 	      "splice, half-close).  Prints the listening address on stdout once\n"
 	      "ready (PORT 0 picks a free one); SIGTERM or SIGINT stops it.\n"
+	      "  --idle-timeout S  close a connection that moved no byte for S\n"
+	      "                    seconds (default 600)\n"
 	      "  -v, --verbose   a log line per connection event (debug level)\n",
 	      f);
 }
@@ -79,6 +82,7 @@ cmd_relay(int argc, char **argv)
 		{ "to", required_argument, NULL, 't' },
 		{ "connect-timeout", required_argument, NULL, 'c' },
 		{ "pipe-size", required_argument, NULL, 'p' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -95,12 +99,13 @@ cmd_relay(int argc, char **argv)
 	struct err e;
 	int c, fd = -1, sig;
 
-	while ((c = getopt_long(argc, argv, "l:t:c:p:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:t:c:p:i:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': listen_s = optarg; break;
 		case 't': to_s = optarg; break;
 		case 'c': cfg.connect_timeout_ms = atoi(optarg); break;
 		case 'p': cfg.pipe_size = atoi(optarg); break;
+		case 'i': cfg.idle_timeout_s = atoi(optarg); break;
 		case 'v':
 			cfg.log_conns = true;
 			log_set_level(LOG_DEBUG);
@@ -146,9 +151,10 @@ cmd_relay(int argc, char **argv)
 		sig = 0;
 	if (relay_map_list(r, &info, &n, &e) == 0 && n == 1)
 		log_info("signal %d: stopping after %" PRIu64 " connections "
-			 "(%" PRIu64 " failed to connect), %" PRIu64 " bytes up, "
-			 "%" PRIu64 " down", sig, info[0].conns_total,
-			 info[0].connect_failed, info[0].bytes_up,
+			 "(%" PRIu64 " failed to connect, %" PRIu64 " closed "
+			 "idle), %" PRIu64 " bytes up, %" PRIu64 " down", sig,
+			 info[0].conns_total, info[0].connect_failed,
+			 info[0].idle_closed, info[0].bytes_up,
 			 info[0].bytes_down);
 	free(info);
 	relay_free(r);

@@ -167,6 +167,8 @@ struct relay_config {
 	int pipe_size;		/* bytes per direction per connection;
 				   0: 256 KiB (F_SETPIPE_SZ; kernel default if refused) */
 	bool log_conns;		/* a debug line per connection event */
+	int idle_timeout_s;	/* an open connection that moves no byte
+				   for this long is closed; 0: 600 */
 };
 
 struct relay_map_info {
@@ -176,6 +178,7 @@ struct relay_map_info {
 	uint64_t conns_total;	/* accepted since the mapping was added */
 	uint64_t conns_active;	/* open now (any target) */
 	uint64_t connect_failed; /* refused, unreachable or timed out */
+	uint64_t idle_closed;	/* closed after idle_timeout_s of silence */
 	uint64_t bytes_up;	/* client -> target, delivered */
 	uint64_t bytes_down;	/* target -> client, delivered */
 };

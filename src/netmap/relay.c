@@ -49,8 +49,15 @@
  * Objects closed while a batch of epoll events is being handled are only
  * marked dead and freed after the batch.
  *
- * Not done: idle timeouts (TCP keepalive finds dead peers instead), UDP,
- * PROXY protocol.
+ * Idle sessions: TCP keepalive finds peers that died, but not clients that
+ * are alive and silent, each holding two descriptors for ever (a few
+ * thousand such would stop every mapping).  So an open session that
+ * delivers no byte either way for idle_timeout_s (10 min by default, as
+ * proxies do) is closed, with a FIN to both sides.  Open sessions are kept
+ * in order of their last delivery (a move to the tail per pump that
+ * delivered), so the next to expire is always the head.
+ *
+ * Not done: UDP, PROXY protocol.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +78,7 @@
 #include "netmap/netmap.h"
 
 #define CONNECT_TIMEOUT_MS	5000
+#define IDLE_TIMEOUT_S		600	/* an open session with no byte moved */
 #define PIPE_SIZE		(256 * 1024)
 #define SESSION_BUDGET		(1024 * 1024)	/* bytes per flow per turn */
 #define ACCEPT_BATCH		64
@@ -116,11 +124,13 @@ struct session {
 	enum session_state state;
 	uint64_t id;
 	int64_t deadline;		/* connect deadline, ms (CONNECTING) */
+	int64_t active_at;		/* last byte delivered, ms (OPEN) */
 	uint64_t gen;			/* its mapping's target when it began */
 	bool on_ready;
 	TAILQ_ENTRY(session) map_entry;	/* in map->sessions */
 	TAILQ_ENTRY(session) wait_entry; /* in r->connecting or r->dead */
 	TAILQ_ENTRY(session) ready_entry; /* in r->ready */
+	TAILQ_ENTRY(session) open_entry; /* in r->open (OPEN) */
 };
 TAILQ_HEAD(session_list, session);
 
@@ -136,7 +146,7 @@ struct mapping {
 	socklen_t target_len;
 	int netns_fd;			/* the target's network namespace; -1 */
 	uint64_t gen;			/* switches of target so far */
-	uint64_t conns_total, conns_active, connect_failed;
+	uint64_t conns_total, conns_active, connect_failed, idle_closed;
 	uint64_t bytes_up, bytes_down;
 	struct session_list sessions;
 	TAILQ_ENTRY(mapping) entry;	/* in r->maps or r->dead_maps */
@@ -168,6 +178,7 @@ struct relay {
 	int epfd;
 	int wakefd;			/* eventfd: commands are queued */
 	int connect_timeout_ms;
+	int64_t idle_ms;
 	int pipe_size;
 	bool log_conns;
 	bool stopping;
@@ -176,6 +187,7 @@ struct relay {
 	struct mapping_list dead_maps;
 	struct session_list connecting;	/* by deadline */
 	struct session_list ready;	/* budget spent, more to move */
+	struct session_list open;	/* by last delivery, oldest first */
 	struct session_list dead;	/* freed after the batch */
 	size_t nready;
 	int pool[PIPE_POOL][2];		/* empty pipes, ready for reuse */
@@ -289,6 +301,8 @@ relay_session_close(struct relay *r, struct session *s, bool abort,
 	relay_flow_close(r, &s->down);
 	if (s->state == S_CONNECTING)
 		TAILQ_REMOVE(&r->connecting, s, wait_entry);
+	else
+		TAILQ_REMOVE(&r->open, s, open_entry);
 	if (s->on_ready) {
 		TAILQ_REMOVE(&r->ready, s, ready_entry);
 		s->on_ready = false;
@@ -389,6 +403,11 @@ relay_session_pump(struct relay *r, struct session *s)
 		relay_session_close(r, s, true, strerror(err));
 		return;
 	}
+	if (up > 0 || down > 0) {	/* not idle: to the tail */
+		s->active_at = relay_now_ms();
+		TAILQ_REMOVE(&r->open, s, open_entry);
+		TAILQ_INSERT_TAIL(&r->open, s, open_entry);
+	}
 	if (s->up.done && s->down.done) {
 		relay_session_close(r, s, false, "both sides done");
 		return;
@@ -405,6 +424,8 @@ relay_session_connected(struct relay *r, struct session *s)
 {
 	TAILQ_REMOVE(&r->connecting, s, wait_entry);
 	s->state = S_OPEN;
+	s->active_at = relay_now_ms();
+	TAILQ_INSERT_TAIL(&r->open, s, open_entry);
 	if (r->log_conns)
 		log_debug("relay %s: #%llu connected", s->map->name,
 			  (unsigned long long)s->id);
@@ -775,6 +796,7 @@ relay_do_list(struct relay *r, struct relay_cmd *c)
 		info->conns_total = m->conns_total;
 		info->conns_active = m->conns_active;
 		info->connect_failed = m->connect_failed;
+		info->idle_closed = m->idle_closed;
 		info->bytes_up = m->bytes_up;
 		info->bytes_down = m->bytes_down;
 	}
@@ -840,6 +862,9 @@ relay_next_timeout(struct relay *r, int64_t now)
 		return 0;
 	if ((s = TAILQ_FIRST(&r->connecting)) != NULL)
 		next = s->deadline;
+	if ((s = TAILQ_FIRST(&r->open)) != NULL &&
+	    (next < 0 || s->active_at + r->idle_ms < next))
+		next = s->active_at + r->idle_ms;
 	TAILQ_FOREACH(m, &r->maps, entry)
 		if (m->paused && (next < 0 || m->resume_at < next))
 			next = m->resume_at;
@@ -856,6 +881,11 @@ relay_expire(struct relay *r, int64_t now)
 
 	while ((s = TAILQ_FIRST(&r->connecting)) != NULL && s->deadline <= now)
 		relay_session_failed(r, s, "connect timed out");
+	while ((s = TAILQ_FIRST(&r->open)) != NULL &&
+	       s->active_at + r->idle_ms <= now) {
+		s->map->idle_closed++;
+		relay_session_close(r, s, false, "idle");
+	}
 	TAILQ_FOREACH(m, &r->maps, entry)
 		if (m->paused && m->resume_at <= now)
 			relay_map_resume(r, m);
@@ -982,11 +1012,14 @@ relay_new(const struct relay_config *cfg, struct relay **out, struct err *e)
 	r->connect_timeout_ms = cfg && cfg->connect_timeout_ms > 0 ?
 				cfg->connect_timeout_ms : CONNECT_TIMEOUT_MS;
 	r->pipe_size = cfg && cfg->pipe_size > 0 ? cfg->pipe_size : PIPE_SIZE;
+	r->idle_ms = 1000 * (int64_t)(cfg && cfg->idle_timeout_s > 0 ?
+				      cfg->idle_timeout_s : IDLE_TIMEOUT_S);
 	r->log_conns = cfg && cfg->log_conns;
 	TAILQ_INIT(&r->maps);
 	TAILQ_INIT(&r->dead_maps);
 	TAILQ_INIT(&r->connecting);
 	TAILQ_INIT(&r->ready);
+	TAILQ_INIT(&r->open);
 	TAILQ_INIT(&r->dead);
 	TAILQ_INIT(&r->cmds);
 	pthread_mutex_init(&r->lock, NULL);

@@ -795,6 +795,46 @@ Test(relay, connect_timeout_gives_up_on_a_silent_target)
 	relay_free(r);
 }
 
+Test(relay, a_silent_connection_is_closed_and_a_busy_one_kept)
+{
+	struct relay_config cfg = { .idle_timeout_s = 1 };
+	struct backend *b = backend_start(BE_ECHO, 0);
+	struct relay *r = NULL;
+	struct err e;
+	uint16_t port;
+	int silent, busy;
+	int64_t t0;
+	char c;
+
+	cr_assert_eq(relay_new(&cfg, &r, &e), 0, "%s", e.msg);
+	port = map(r, "idle", b->port);
+	silent = dial(port);
+	busy = dial(port);
+	cr_assert(silent >= 0 && busy >= 0);
+	cr_assert(wait_active(r, "idle", 2));
+	t0 = now_ms();
+	/* busy says a byte every 200 ms and gets it back, for 2.5 s: more
+	 * than twice the timeout */
+	while (now_ms() - t0 < 2500) {
+		send_all(busy, "x", 1);
+		cr_assert_eq(recv(busy, &c, 1, 0), 1, "the busy connection "
+			     "was closed after %lld ms", (long long)(now_ms() - t0));
+		nap_ms(200);
+	}
+	/* silent has been let go meanwhile (FIN: EOF, not a reset) */
+	cr_assert(ends_within(silent, 0), "a connection silent for 2.5 s "
+		  "with a 1 s idle timeout is still open");
+	cr_assert_eq(info(r, "idle").idle_closed, 1);
+	cr_assert_eq(info(r, "idle").conns_active, 1);
+	send_all(busy, "y", 1);
+	cr_assert_eq(recv(busy, &c, 1, 0), 1);
+	cr_assert_eq(c, 'y');
+	close(silent);
+	close(busy);
+	relay_free(r);
+	backend_stop(b);
+}
+
 Test(relay, api_refuses_bad_calls)
 {
 	struct relay *r = relay_start(0);
