@@ -41,12 +41,15 @@ start=$(date +%s.%N)
 "$work/authority_load" "$work/a.db" "$SERVICES" "$COMMITMENTS" 2000
 echo "load: $(echo "$(date +%s.%N) - $start" | bc -l | cut -c1-5) s"
 
-# start_server [OPTION...]: (re)start fed-authority on the database
+# start_server [OPTION...]: (re)start fed-authority on the database (its
+# commitments were written by authority_load and are never re-reported:
+# --peer-ttl 0 keeps them in the lookups however long the runs take)
 start_server() {
 	if [ -n "$pid" ]; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
 	rm -f "$work/port"
 	"$ROOT/bin/fed-authority" --listen 127.0.0.1:0 --db "$work/a.db" --quiet \
-		--per-ip-limit 1024 --port-file "$work/port" "$@" 2>>"$work/authority.log" &
+		--per-ip-limit 1024 --peer-ttl 0 --port-file "$work/port" "$@" \
+		2>>"$work/authority.log" &
 	pid=$!
 	local deadline=$((SECONDS + 20))
 	until [ -s "$work/port" ]; do

@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -40,6 +41,8 @@
 
 #define AUTHORITY_TTL_DEFAULT        30
 #define AUTHORITY_PEER_TTL_DEFAULT   180
+#define AUTHORITY_SIGNED_RATE_DEFAULT  20	/* per client address, a second */
+#define AUTHORITY_SIGNED_BURST_DEFAULT 600
 #define AUTHORITY_ALLOWANCE_DEFAULT  1
 #define AUTHORITY_BODY_MAX_DEFAULT   (1u << 20)
 #define AUTHORITY_CONN_TIMEOUT       30	/* seconds idle before close */
@@ -58,6 +61,10 @@ struct authority_config {
 	 * third of it (the replies to POST /v1/peers and PUT
 	 * /v1/commitments say how long it is). */
 	int peer_ttl;
+	/* Signed requests a client address may send: rate a second on
+	 * average (0: no limit), burst at once (ratelimit.c). */
+	double signed_rate;
+	unsigned signed_burst;
 	int publish_allowance;		/* services an owner may have free */
 	unsigned threads;		/* 0: one per core */
 	unsigned conn_timeout;		/* seconds */
@@ -84,6 +91,19 @@ uint16_t authority_port(const struct authority *a);
 
 /* Stop accepting, finish requests in progress, close the store, free a. */
 void authority_stop(struct authority *a);
+
+/* ---- signed requests per client (ratelimit.c) ---- */
+
+struct ratelimit;
+
+/* rate a second, burst at once, per client address; NULL on out of
+ * memory.  Release with ratelimit_free(). */
+struct ratelimit *ratelimit_new(double rate, double burst);
+void ratelimit_free(struct ratelimit *rl);
+/* May the client at sa send one more now (monotonic seconds)?  Takes a
+ * token if so.  Always true with rate 0, or no address. */
+bool ratelimit_take(struct ratelimit *rl, const struct sockaddr *sa,
+		    double now);
 
 /* ---- replay protection (replay.c) ---- */
 
@@ -172,6 +192,7 @@ struct authority {
 	char admin_hex[2 * ED25519_PUB_LEN + 1];
 	struct authstore *store;
 	struct replay *replay;
+	struct ratelimit *limits;
 	struct lookup_cache *lookups;
 	atomic_uint_fast64_t generation;	/* +1 after every change */
 	atomic_uint_fast64_t writes;		/* transactions begun */

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -95,8 +96,10 @@ call_body(struct call *c, struct reply *r)
 int
 call_signed(struct call *c, struct reply *r)
 {
+	const union MHD_ConnectionInfo *ci;
 	const char *key, *date, *sig;
 	enum sigreq_verdict v;
+	struct timespec t;
 	uint8_t pub[ED25519_PUB_LEN];
 	struct err e;
 	int rc;
@@ -111,6 +114,16 @@ call_signed(struct call *c, struct reply *r)
 		return call_error(r, 401, "this request must be signed "
 				  "(%s, %s, %s headers)", SIGREQ_HDR_KEY,
 				  SIGREQ_HDR_DATE, SIGREQ_HDR_SIG);
+	/* before the costly part: a verification, a replay entry */
+	ci = MHD_get_connection_info(c->conn,
+				     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (!ratelimit_take(c->a->limits, ci ? ci->client_addr : NULL,
+			    (double)t.tv_sec + t.tv_nsec / 1e9))
+		return call_error(r, 429, "too many signed requests from this "
+				  "address (at most %g a second, %u at once); "
+				  "retry in a moment", c->a->cfg.signed_rate,
+				  c->a->cfg.signed_burst);
 	e.msg[0] = '\0';
 	v = sigreq_verify(key, date, sig, c->method, c->target, c->body,
 			  c->body_len, c->now, pub, &e);

@@ -39,6 +39,9 @@ usage(FILE *f)
 "                           for this long is no source; a commitment not\n"
 "                           re-reported is out of lookups (default %d;\n"
 "                           0: never).  Peers refresh at a third of it\n"
+"  --signed-rate N          signed requests a client address may send a\n"
+"                           second on average (default %d; 0: no limit)\n"
+"  --signed-burst N         ... and at once (default %d)\n"
 "  --publish-allowance N    services an owner may have before it must host\n"
 "                           others' (default %d)\n"
 "  --threads N              request threads (default: one per core)\n"
@@ -52,6 +55,7 @@ usage(FILE *f)
 "  --quiet                  do not log each request (warnings only)\n"
 "  -h, --help               this help\n",
 		AUTHORITY_TTL_DEFAULT, AUTHORITY_PEER_TTL_DEFAULT,
+		AUTHORITY_SIGNED_RATE_DEFAULT, AUTHORITY_SIGNED_BURST_DEFAULT,
 		AUTHORITY_ALLOWANCE_DEFAULT,
 		AUTHORITY_PER_IP_DEFAULT, AUTHORITY_CONN_TIMEOUT,
 		AUTHORITY_BODY_MAX_DEFAULT);
@@ -106,6 +110,8 @@ main(int argc, char **argv)
 		{ "admin-key", required_argument, NULL, 'a' },
 		{ "ttl", required_argument, NULL, 't' },
 		{ "peer-ttl", required_argument, NULL, 'L' },
+		{ "signed-rate", required_argument, NULL, 'R' },
+		{ "signed-burst", required_argument, NULL, 'B' },
 		{ "publish-allowance", required_argument, NULL, 'p' },
 		{ "threads", required_argument, NULL, 'T' },
 		{ "per-ip-limit", required_argument, NULL, 'I' },
@@ -138,6 +144,14 @@ main(int argc, char **argv)
 		case 'L':
 			cfg.peer_ttl = (int)main_number("peer-ttl", optarg, 0,
 							 30 * 86400);
+			break;
+		case 'R':
+			cfg.signed_rate = (double)main_number("signed-rate",
+							      optarg, 0, 1000000);
+			break;
+		case 'B':
+			cfg.signed_burst = (unsigned)main_number(
+			    "signed-burst", optarg, 1, 10000000);
 			break;
 		case 'p':
 			cfg.publish_allowance = (int)main_number(

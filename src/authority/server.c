@@ -466,6 +466,8 @@ authority_config_defaults(struct authority_config *c)
 	memset(c, 0, sizeof(*c));
 	c->ttl = AUTHORITY_TTL_DEFAULT;
 	c->peer_ttl = AUTHORITY_PEER_TTL_DEFAULT;
+	c->signed_rate = AUTHORITY_SIGNED_RATE_DEFAULT;
+	c->signed_burst = AUTHORITY_SIGNED_BURST_DEFAULT;
 	c->publish_allowance = AUTHORITY_ALLOWANCE_DEFAULT;
 	c->conn_timeout = AUTHORITY_CONN_TIMEOUT;
 	c->per_ip_limit = AUTHORITY_PER_IP_DEFAULT;
@@ -569,6 +571,8 @@ authority_start(const struct authority_config *cfg, struct err *e)
 	if ((a->store = authstore_open(cfg->db_path, e)) == NULL)
 		goto bad;
 	if ((a->replay = replay_new()) == NULL ||
+	    (a->limits = ratelimit_new(a->cfg.signed_rate,
+				       a->cfg.signed_burst)) == NULL ||
 	    (a->lookups = lookup_cache_new()) == NULL) {
 		err_set(e, "authority: out of memory");
 		goto bad;
@@ -611,6 +615,7 @@ authority_start(const struct authority_config *cfg, struct err *e)
 bad:
 	sweep_stop(a);
 	lookup_cache_free(a->lookups);
+	ratelimit_free(a->limits);
 	replay_free(a->replay);
 	authstore_close(a->store);
 	free(a->listen);
@@ -634,6 +639,7 @@ authority_stop(struct authority *a)
 	sweep_stop(a);
 	authstore_close(a->store);
 	replay_free(a->replay);
+	ratelimit_free(a->limits);
 	lookup_cache_free(a->lookups);
 	free(a->listen);
 	free(a);

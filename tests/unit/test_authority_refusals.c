@@ -243,6 +243,63 @@ Test(refusals, trust_by_non_admin)
 	af_expect(st, reply, 403, "only the admin key");
 }
 
+/* tu_poll condition: a new key's registration is taken. */
+static bool
+registers(void *arg)
+{
+	struct authfix *g = arg;
+	struct tkey k;
+	json_t *reply;
+	long st;
+
+	tkey_new(&k);
+	st = af_call(g, "POST", "/v1/peers",
+		     json_pack("{s:s}", "addr", "10.0.0.5:7000"), &k, &reply);
+	json_decref(reply);
+	return st == 201;
+}
+
+Test(refusals, signed_requests_are_limited_per_client)
+{
+	struct authority_config c;
+	struct authfix g;
+	json_t *reply;
+	int ok = 0, limited = 0;
+	long st;
+
+	authority_config_defaults(&c);
+	c.signed_rate = 2;
+	c.signed_burst = 5;
+	authfix_start(&g, &c);
+	for (int i = 0; i < 12; i++) {
+		struct tkey k;
+
+		tkey_new(&k);
+		st = af_call(&g, "POST", "/v1/peers",
+			     json_pack("{s:s}", "addr", "10.0.0.5:7000"), &k,
+			     &reply);
+		if (st == 201) {
+			ok++;
+		} else {
+			af_expect(st, reply, 429, "too many signed requests "
+				  "from this address");
+			limited++;
+			continue;
+		}
+		json_decref(reply);
+	}
+	/* the burst, and perhaps one refilled meanwhile; not all twelve */
+	cr_assert(ok >= 5 && ok <= 7, "%d of 12 taken at once", ok);
+	cr_assert_eq(ok + limited, 12);
+	/* reads are not limited */
+	st = af_call(&g, "GET", "/healthz", NULL, NULL, &reply);
+	cr_assert_eq(st, 200);
+	json_decref(reply);
+	/* and the bucket refills */
+	cr_assert(tu_poll(5000, registers, &g), "still refused after 5 s");
+	authfix_stop(&g);
+}
+
 Test(refusals, trust_without_admin_key)
 {
 	struct authority_config c;
