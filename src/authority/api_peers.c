@@ -36,7 +36,7 @@ api_peers_post(struct call *c, struct reply *r)
 		call_store_error(r, &e);
 		return;
 	}
-	if (call_commit(c, r) == -1)
+	if (call_commit_quiet(c, r) == -1)	/* lookups do not read peers */
 		return;
 	call_reply(r, created ? 201 : 200,
 		   json_pack("{s:s, s:s, s:b, s:i}", "peer", c->signer, "addr",

@@ -201,6 +201,7 @@ struct authority {
 	uint16_t port;
 	char *listen;			/* owned copy of cfg.listen */
 	time_t started;
+	int64_t last_seen;		/* the store's latest refresh at start */
 	pthread_t sweeper;		/* expires commitments (sweep.c) */
 	pthread_mutex_t sweep_lock;
 	pthread_cond_t sweep_wake;
@@ -210,9 +211,10 @@ struct authority {
 /* ---- liveness (sweep.c) ---- */
 
 /* The oldest refresh that still counts (peers.updated, commitments.updated
- * at or after it are live), or INT64_MIN when nothing expires: no
- * --peer-ttl, or the authority has been up for less than one: while it was
- * down nobody could refresh. */
+ * at or after it are live), or INT64_MIN when nothing expires (no
+ * --peer-ttl).  For one ttl after a start it is counted from when the
+ * authority last ran, not from now: while it was down nobody could
+ * refresh. */
 int64_t sweep_cutoff(const struct authority *a, time_t now);
 
 /* Start / stop the thread that marks down the commitments not refreshed
@@ -281,6 +283,11 @@ int call_hex_arg(struct call *c, struct reply *r, const char *what);
 int call_begin(struct call *c, struct reply *r);
 /* Commit it (500 on failure).  Returns 0 or -1. */
 int call_commit(struct call *c, struct reply *r);
+/* The same for a change no lookup answer can see (a peer's registration, a
+ * commitment reported up again where it was): cached lookups stay valid.
+ * Peers refresh both every minute or so (sweep.c); were each refresh a
+ * change, thousands of peers would keep the lookup cache empty. */
+int call_commit_quiet(struct call *c, struct reply *r);
 /* Roll back (after a refusal). */
 void call_rollback(struct call *c);
 

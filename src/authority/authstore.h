@@ -275,4 +275,8 @@ struct authstore_counts {
 };
 int authstore_counts(struct authstore *st, struct authstore_counts *c, struct err *e);
 
+/* The latest refresh recorded (peers' or commitments' updated), about when
+ * the authority last ran; 0 for none, -1 on error. */
+int64_t authstore_last_seen(struct authstore *st, struct err *e);
+
 #endif

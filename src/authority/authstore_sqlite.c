@@ -108,6 +108,9 @@ static const char *const authstore_migrations[] = {
 	"  expires INTEGER NOT NULL"
 	") WITHOUT ROWID;"
 	"CREATE INDEX seen_sigs_expires ON seen_sigs(expires);",
+	/* 1 -> 2: the sweep finds commitments up and not refreshed
+	 * (sweep.c) without a scan of them all */
+	"CREATE INDEX commitments_up_updated ON commitments(up, updated);",
 };
 #define AUTHSTORE_SCHEMA_VERSION \
 	((int)(sizeof(authstore_migrations) / sizeof(authstore_migrations[0])))
@@ -129,7 +132,7 @@ enum authstore_stmt_id {
 	S_HOLD_GET, S_HOLD_PUT, S_HOLD_DELETE,
 	S_SOURCES_SNAP, S_SOURCES_OBJ,
 	S_LOOKUP,
-	S_COUNTS,
+	S_COUNTS, S_LAST_SEEN,
 	S_COUNT
 };
 
@@ -271,6 +274,9 @@ static const char *const authstore_sql[S_COUNT] = {
 	    " (SELECT count(*) FROM commitments WHERE up = 1),"
 	    " (SELECT count(*) FROM holdings),"
 	    " (SELECT count(*) FROM reports)",
+	/* about when the authority last ran: its latest refresh taken */
+	[S_LAST_SEEN] = "SELECT max(COALESCE((SELECT max(updated) FROM peers), 0),"
+	    " COALESCE((SELECT max(updated) FROM commitments), 0))",
 };
 
 /* ---- connections ---- */
@@ -1391,6 +1397,21 @@ authstore_lookup(struct authstore *st, const char *host, uint16_t port,
 }
 
 /* ---- counts ---- */
+
+int64_t
+authstore_last_seen(struct authstore *st, struct err *e)
+{
+	sqlite3_stmt *s = authstore_stmt(st, S_LAST_SEEN, e);
+	int64_t v;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_step(s) != SQLITE_ROW)
+		return authstore_fail(s, e);
+	v = sqlite3_column_int64(s, 0);
+	authstore_done(s);
+	return v;
+}
 
 int
 authstore_counts(struct authstore *st, struct authstore_counts *c, struct err *e)

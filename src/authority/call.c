@@ -231,6 +231,16 @@ call_commit(struct call *c, struct reply *r)
 	return 0;
 }
 
+int
+call_commit_quiet(struct call *c, struct reply *r)
+{
+	struct err e;
+
+	if (authstore_commit(c->a->store, &e) == -1)
+		return call_store_error(r, &e);
+	return 0;
+}
+
 void
 call_rollback(struct call *c)
 {

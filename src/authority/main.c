@@ -38,7 +38,8 @@ usage(FILE *f)
 "  --peer-ttl SECONDS       a peer that has not refreshed its registration\n"
 "                           for this long is no source; a commitment not\n"
 "                           re-reported is out of lookups (default %d;\n"
-"                           0: never).  Peers refresh at a third of it\n"
+"                           0: never; else at least 6).  Peers refresh at\n"
+"                           a third of it\n"
 "  --signed-rate N          signed requests a client address may send a\n"
 "                           second on average (default %d; 0: no limit)\n"
 "  --signed-burst N         ... and at once (default %d)\n"
@@ -144,6 +145,14 @@ main(int argc, char **argv)
 		case 'L':
 			cfg.peer_ttl = (int)main_number("peer-ttl", optarg, 0,
 							 30 * 86400);
+			/* peers refresh at a third, on loops that turn about
+			 * once a second, and dates are to the second: below
+			 * 6 s live peers would flap */
+			if (cfg.peer_ttl > 0 && cfg.peer_ttl < 6) {
+				fprintf(stderr, "fed-authority: --peer-ttl must "
+					"be 0 (never) or at least 6 seconds\n");
+				return 2;
+			}
 			break;
 		case 'R':
 			cfg.signed_rate = (double)main_number("signed-rate",

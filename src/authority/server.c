@@ -581,7 +581,7 @@ authority_start(const struct authority_config *cfg, struct err *e)
 			   e) == -1)
 		goto bad;
 	a->started = time(NULL);
-	if (sweep_start(a, e) == -1)
+	if (sweep_start(a, e) == -1)	/* after the store: it reads it */
 		goto bad;
 	if (threads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -18,7 +18,9 @@
  *            refresh brings a commitment back up.
  *
  * While the authority was down nobody could refresh: for one ttl after a
- * start nothing expires, and peers have that long to come back.
+ * start, liveness is judged as of when it last ran (the latest refresh in
+ * the store), so peers that were live then have that long to come back,
+ * and peers long gone stay gone.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -31,8 +33,10 @@
 int64_t
 sweep_cutoff(const struct authority *a, time_t now)
 {
-	if (a->cfg.peer_ttl <= 0 || now - a->started < a->cfg.peer_ttl)
+	if (a->cfg.peer_ttl <= 0)
 		return INT64_MIN;
+	if (now - a->started < a->cfg.peer_ttl)
+		return a->last_seen - a->cfg.peer_ttl;
 	return (int64_t)now - a->cfg.peer_ttl;
 }
 
@@ -69,24 +73,19 @@ sweep_loop(void *arg)
 		every = SWEEP_EVERY_MAX_S;
 	pthread_mutex_lock(&a->sweep_lock);
 	while (!a->sweep_stop) {
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += every;
 		if (pthread_cond_timedwait(&a->sweep_wake, &a->sweep_lock,
 					   &until) != ETIMEDOUT)
 			continue;	/* woken to stop, or spuriously */
 		pthread_mutex_unlock(&a->sweep_lock);
-		int64_t cutoff = sweep_cutoff(a, time(NULL));
-
-		if (cutoff != INT64_MIN) {
-			if ((n = sweep_once(a, cutoff, &e)) == -1)
-				log_warn("expiring commitments: %s (next "
-					 "sweep in %d s)", e.msg, every);
-			else if (n > 0)
-				log_info("%d commitment%s not refreshed for "
-					 "%d s: marked down, out of lookups "
-					 "until refreshed", n, n == 1 ? "" : "s",
-					 a->cfg.peer_ttl);
-		}
+		if ((n = sweep_once(a, sweep_cutoff(a, time(NULL)), &e)) == -1)
+			log_warn("expiring commitments: %s (next sweep in "
+				 "%d s)", e.msg, every);
+		else if (n > 0)
+			log_info("%d commitment%s not refreshed for %d s: "
+				 "marked down, out of lookups until refreshed",
+				 n, n == 1 ? "" : "s", a->cfg.peer_ttl);
 		pthread_mutex_lock(&a->sweep_lock);
 	}
 	pthread_mutex_unlock(&a->sweep_lock);
@@ -96,11 +95,20 @@ sweep_loop(void *arg)
 int
 sweep_start(struct authority *a, struct err *e)
 {
+	pthread_condattr_t ca;
+
 	pthread_mutex_init(&a->sweep_lock, NULL);
-	pthread_cond_init(&a->sweep_wake, NULL);
+	/* its waits are intervals: a step of the wall clock must not
+	 * stretch them */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->sweep_wake, &ca);
+	pthread_condattr_destroy(&ca);
 	a->sweep_stop = false;
 	if (a->cfg.peer_ttl <= 0)
 		return 0;
+	if ((a->last_seen = authstore_last_seen(a->store, e)) == -1)
+		return -1;
 	if (pthread_create(&a->sweeper, NULL, sweep_loop, a) != 0)
 		return err_set(e, "authority: cannot start the sweeper thread");
 	pthread_setname_np(a->sweeper, "fed-sweep");

@@ -29,6 +29,10 @@
 #include "fedfs/fedfs.h"
 
 #define CATALOG_PERIOD_S 15
+/* registering again: at a third of the authority's peer ttl, or this often
+ * when it did not say (an authority without one may restart with one) */
+#define CATALOG_REGISTER_EVERY_S 60
+#define CATALOG_REGISTER_RETRY_S 5	/* after a failed registration */
 #define CATALOG_FILE "catalog.json"
 
 /* --- nodes ---------------------------------------------------------------- */
@@ -596,20 +600,14 @@ catalog_mono(void)
 	return t.tv_sec;
 }
 
-/* Seconds until the registration must be refreshed: the authority counts
- * a peer that did not re-register within its peer_ttl as gone (no longer a
- * source); we do at a third of it. */
+/* Seconds between registrations: a third of the authority's peer ttl
+ * (a peer that did not register again within it is no longer a source). */
 static time_t
-catalog_register_due(const struct fedfs *fs)
+catalog_register_every(const struct fedfs *fs)
 {
-	time_t every;
-
-	if (!fs->registered)
-		return 0;
 	if (fs->peer_ttl <= 0)
-		return CATALOG_PERIOD_S;
-	every = fs->peer_ttl / 3 > 0 ? fs->peer_ttl / 3 : 1;
-	return fs->registered_at + every - catalog_mono();
+		return CATALOG_REGISTER_EVERY_S;
+	return fs->peer_ttl / 3 > 0 ? fs->peer_ttl / 3 : 1;
 }
 
 /* Tell the authority where this peer serves objects (POST /v1/peers,
@@ -623,22 +621,25 @@ catalog_register(struct fedfs *fs)
 	long status = 0;
 	struct err e;
 
+	fs->register_next = catalog_mono() + CATALOG_REGISTER_RETRY_S;
 	if (authority_call(fs->authority, "POST", "/v1/peers", body, fs->seed,
 			   &status, &reply, &e) < 0) {
-		log_warn("cannot register with %s: %s (will retry)",
-			 fs->authority, e.msg);
+		log_warn("cannot register with %s: %s (again in %d s)",
+			 fs->authority, e.msg, CATALOG_REGISTER_RETRY_S);
 	} else if (status != 200 && status != 201) {
 		authority_refused(status, reply, &e);
-		log_error("registration refused: %s", e.msg);
+		log_error("registration refused: %s (again in %d s)", e.msg,
+			  CATALOG_REGISTER_RETRY_S);
 	} else {
 		json_t *ttl = json_object_get(reply, "peer_ttl");
 
 		pthread_rwlock_wrlock(&fs->lock);
 		fs->registered = true;
-		fs->registered_at = catalog_mono();
 		fs->peer_ttl = json_is_integer(ttl) ?
 			       (int)json_integer_value(ttl) : 0;
 		pthread_rwlock_unlock(&fs->lock);
+		fs->register_next = catalog_mono() +
+				    catalog_register_every(fs);
 		if (again)
 			log_debug("registration refreshed (the authority's "
 				  "peer ttl: %d s)", fs->peer_ttl);
@@ -655,21 +656,25 @@ static void *
 catalog_loop(void *arg)
 {
 	struct fedfs *fs = arg;
+	time_t next_refresh = 0, wait;
 	struct timespec until;
 
 	pthread_setname_np(pthread_self(), "fed-catalog");
 	for (;;) {
-		time_t wait;
-
-		if (catalog_register_due(fs) <= 0)
+		/* two schedules: registration first (a long refresh must
+		 * not make it late), then the catalogue */
+		if (catalog_mono() >= fs->register_next)
 			catalog_register(fs);
-		catalog_refresh(fs, 0);
-		wait = catalog_register_due(fs);
-		if (wait > CATALOG_PERIOD_S || !fs->registered)
-			wait = CATALOG_PERIOD_S;
+		if (catalog_mono() >= next_refresh) {
+			catalog_refresh(fs, 0);
+			next_refresh = catalog_mono() + CATALOG_PERIOD_S;
+		}
+		wait = (fs->register_next < next_refresh ? fs->register_next
+							  : next_refresh) -
+		       catalog_mono();
 		if (wait < 1)
 			wait = 1;
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += wait;
 		pthread_mutex_lock(&fs->refresh_lock);
 		while (!fs->stopping &&

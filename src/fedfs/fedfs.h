@@ -127,8 +127,8 @@ struct fedfs {
 	pthread_cond_t refresh_cond;
 	bool stopping;
 	bool registered;		/* POST /v1/peers answered */
-	time_t registered_at;		/* when it last did (monotonic s) */
-	int peer_ttl;			/* it said: register again within */
+	time_t register_next;		/* when to register (again), mono s */
+	int peer_ttl;			/* the authority said: again within */
 	struct fuse_session *session;
 };
 

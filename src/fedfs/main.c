@@ -234,7 +234,14 @@ main(int argc, char **argv)
 	fs_set_start_time(time(NULL));
 	pthread_rwlock_init(&fs.lock, NULL);
 	pthread_mutex_init(&fs.refresh_lock, NULL);
-	pthread_cond_init(&fs.refresh_cond, NULL);
+	{	/* the catalogue thread's waits are intervals */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&fs.refresh_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	fs.trusted = json_array();
 	clean_incoming(fs.state_dir);
 

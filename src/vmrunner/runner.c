@@ -70,6 +70,8 @@
 #define VM_KILL_WAIT_MS		2000	/* for a killed VM to exit, at most */
 #define RUNNER_LATER_MAX_S	300.0	/* a file that failed for a passing reason */
 #define RUNNER_REPORT_RETRY_S	5.0
+#define RUNNER_UNREACHABLE_MAX_S 60.0	/* the longest pause in reports */
+#define RUNNER_REFRESH_EVERY_S	60.0	/* when the authority said no ttl */
 #define RUNNER_MAX_VMS		256
 #define RUNNER_FOLLOW_RETRY_S	60.0	/* after a version we failed to follow */
 #define RUNNER_QEMU_KEEP	3	/* unpacked withdrawn QEMU snapshots */
@@ -104,6 +106,11 @@ struct runner {
 	int ino_fd, sig_fd;
 	bool stop;
 	char qemu_version[QEMU_VERSION_MAX];	/* "" until first needed */
+	/* The authority did not answer: no report is tried before this
+	 * (monotonic), so a black-holed authority costs the loop one
+	 * connect timeout per pause, not one per VM every 5 s. */
+	double authority_next;
+	double authority_pause;		/* the current pause, doubling */
 };
 
 /* One report owed to the authority per VM, retried until taken.  A VM
@@ -215,6 +222,10 @@ runner_report(struct runner *r, size_t i)
 	long status = 0;
 	struct err e;
 
+	if (mono_now() < r->authority_next) {
+		rep->next_try = r->authority_next;
+		return;
+	}
 	snprintf(path, sizeof(path), "/v1/commitments/%s", v->id);
 	if (rep->up)
 		body = json_pack("{s:b,s:s,s:i}", "up", 1, "addr",
@@ -222,14 +233,26 @@ runner_report(struct runner *r, size_t i)
 	else
 		body = json_pack("{s:b}", "up", 0);
 	if (authority_call(r->cfg->authority, "PUT", path, body, r->seed,
-			   &status, &reply, &e) < 0 ||
-	    (status != 200 && authority_refused(status, reply, &e) < 0)) {
+			   &status, &reply, &e) < 0) {
+		r->authority_pause = r->authority_pause > 0 ?
+			2 * r->authority_pause : RUNNER_REPORT_RETRY_S;
+		if (r->authority_pause > RUNNER_UNREACHABLE_MAX_S)
+			r->authority_pause = RUNNER_UNREACHABLE_MAX_S;
+		r->authority_next = mono_now() + r->authority_pause;
+		rep->next_try = r->authority_next;
+		log_warn("%s: reporting %s: %s (no report for %.0f s)",
+			 v->file, rep->up ? "up" : "down", e.msg,
+			 r->authority_pause);
+	} else if (status != 200) {
+		r->authority_pause = 0;
+		authority_refused(status, reply, &e);
 		log_warn("%s: reporting %s: %s (retrying)", v->file,
 			 rep->up ? "up" : "down", e.msg);
 		rep->next_try = mono_now() + RUNNER_REPORT_RETRY_S;
 	} else {
 		json_t *ttl = json_object_get(reply, "peer_ttl");
 
+		r->authority_pause = 0;
 		if (rep->refresh)
 			log_debug("%s: reported up again", v->file);
 		else
@@ -259,9 +282,12 @@ static bool
 runner_refresh_due(size_t i, double now)
 {
 	const struct vm_report *rep = &reports[i];
-	double every = rep->peer_ttl / 3.0;
+	/* no ttl said (an authority without one may restart with one):
+	 * the default cadence */
+	double every = rep->peer_ttl > 0 ? rep->peer_ttl / 3.0 :
+					   RUNNER_REFRESH_EVERY_S;
 
-	if (rep->pending || !rep->up || rep->peer_ttl <= 0)
+	if (rep->pending || !rep->up)
 		return false;
 	return now - rep->taken_at >= (every >= 1 ? every : 1);
 }

@@ -2,8 +2,10 @@
  * test_authority_liveness.c - peers and commitments that stop refreshing
  * (sweep.c), through real HTTP against an authority with a 2 s peer ttl:
  * a commitment not re-reported leaves lookups (and comes back when it is),
- * its peer is credited no up time for the silence, and a peer that does
- * not re-register is no longer a source.
+ * its peer is credited its up time until its last report and none for the
+ * silence, a cached lookup answer does not outlive it, and a peer that
+ * does not re-register is no longer a source; after a restart, peers are
+ * judged as of when the authority last ran.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -76,6 +78,25 @@ world_make(struct world *w)
 	json_decref(reply);
 	af_commit_up(&F, &w->p1, w->id, "192.0.2.1", 40001);
 	af_commit_up(&F, &w->p2, w->id, "192.0.2.2", 40002);
+}
+
+/* The owner, p1 and p2 registered, a snapshot announced; nobody committed. */
+static void
+world_bare(struct world *w)
+{
+	json_t *reply;
+
+	tkey_new(&w->owner);
+	tkey_new(&w->p1);
+	tkey_new(&w->p2);
+	af_register(&F, &w->owner, "10.0.0.1:7000");
+	af_register(&F, &w->p1, "10.0.0.2:7000");
+	af_register(&F, &w->p2, "10.0.0.3:7000");
+	af_trust(&F, "base", w->base);
+	af_trust(&F, "kernel", w->kernel);
+	cr_assert_eq(af_announce(&F, &w->owner, &w->owner, "www.example.org",
+				 80, 1, w->base, w->kernel, w->id, &reply), 201);
+	json_decref(reply);
 }
 
 /* Does GET /v1/sources/<id> list peer hex? */
@@ -213,4 +234,99 @@ Test(authority_liveness, replies_say_the_peer_ttl)
 	cr_assert_eq(json_integer_value(json_object_get(reply, "peer_ttl")),
 		     TTL);
 	json_decref(reply);
+}
+
+/* tu_poll condition: the lookup no longer lists p2. */
+static bool
+lookup_lacks_p2(void *arg)
+{
+	struct world *w = arg;
+	json_t *reply;
+	bool has;
+
+	cr_assert_eq(af_lookup(&F, "www.example.org", 80, &reply), 200);
+	has = af_lookup_has(reply, w->p2.hex);
+	json_decref(reply);
+	return !has;
+}
+
+Test(authority_liveness, a_cached_lookup_does_not_outlive_the_commitment)
+{
+	struct world w;
+	json_t *reply;
+
+	world_bare(&w);
+	af_commit_up(&F, &w.p2, w.id, "192.0.2.2", 40002);
+	/* answered, and so cached; from now on nothing is written but by
+	 * the sweep */
+	cr_assert_eq(af_lookup(&F, "www.example.org", 80, &reply), 200);
+	cr_assert(af_lookup_has(reply, w.p2.hex));
+	json_decref(reply);
+	cr_assert(tu_poll(15000, lookup_lacks_p2, &w), "a lookup still lists "
+		  "p2 15 s after its last report (peer ttl %d s)", TTL);
+}
+
+Test(authority_liveness, up_time_is_counted_until_the_last_report)
+{
+	struct world w;
+	double t0;
+
+	world_bare(&w);
+	af_commit_up(&F, &w.p2, w.id, "192.0.2.2", 40002);
+	t0 = now_s();
+	while (now_s() - t0 < 4.2) {	/* reported up for about 4 s */
+		usleep(1100 * 1000);	/* dates are to the second */
+		af_commit_up(&F, &w.p2, w.id, "192.0.2.2", 40002);
+	}
+	cr_assert(tu_poll(15000, lookup_lacks_p2, &w), "p2 never expired");
+	/* about 4 s (dates are whole seconds), none of the silence */
+	cr_assert(uptime(&w.p2) >= 3 && uptime(&w.p2) <= 5,
+		  "p2 credited %lld s for about 4 s up",
+		  (long long)uptime(&w.p2));
+	usleep(1500 * 1000);
+	cr_assert_leq(uptime(&w.p2), 5, "and its silence counts after all");
+}
+
+Test(authority_liveness, after_a_restart_peers_are_judged_as_of_the_last_run)
+{
+	struct authority_config c;
+	struct tkey gone, live;
+	char path[128], hash[65];
+	json_t *reply;
+	struct err e;
+	double t0;
+
+	/* a trusted base both announce; "gone" stops after registering,
+	 * "live" refreshes for 3.5 s more; then the authority restarts */
+	tkey_new(&gone);
+	tkey_new(&live);
+	af_trust(&F, "base", hash);
+	af_register(&F, &gone, "10.0.0.8:7000");
+	af_register(&F, &live, "10.0.0.9:7000");
+	snprintf(path, sizeof(path), "/v1/sources/%s", hash);
+	cr_assert_eq(af_call(&F, "POST", path, NULL, &gone, &reply), 201);
+	json_decref(reply);
+	cr_assert_eq(af_call(&F, "POST", path, NULL, &live, &reply), 201);
+	json_decref(reply);
+	t0 = now_s();
+	while (now_s() - t0 < 3.5) {
+		usleep(1100 * 1000);
+		af_register(&F, &live, "10.0.0.9:7000");
+	}
+	authority_stop(F.a);
+	authority_config_defaults(&c);
+	c.peer_ttl = TTL;
+	c.has_admin = true;
+	memcpy(c.admin, F.admin.pub, ED25519_PUB_LEN);
+	c.listen = "127.0.0.1:0";
+	c.db_path = F.db;
+	F.a = authority_start(&c, &e);
+	cr_assert_not_null(F.a, "%s", e.msg);
+	F.port = authority_port(F.a);
+	snprintf(F.url, sizeof(F.url), "http://127.0.0.1:%u", F.port);
+	/* at once, within the restart's grace: "live" was live when the
+	 * authority stopped and is a source; "gone" had lapsed by then */
+	cr_assert(sources_has(hash, live.hex));
+	cr_assert_not(sources_has(hash, gone.hex), "a peer gone before the "
+		      "restart is a source again after it");
 }
