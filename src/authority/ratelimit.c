@@ -10,11 +10,16 @@
  * a second on average, `burst` at once; past that, 429 until its bucket
  * refills.  Reads are not limited.
  *
+ * An IPv6 client also takes from the bucket of its /48 (ten times the
+ * rate and burst): a /64 is what one host is given, but whoever holds a
+ * /48 holds 65536 of them, enough buckets to fill the replay set.
+ *
  * The table is direct-mapped (RL_SLOTS, a keyed hash of the address, the
- * key random per process so nobody can aim at a slot): a client whose slot
- * another holds takes it over with a full bucket.  Two busy clients sharing
- * a slot by chance would reset each other's bucket to full, never starve
- * each other.  Striped mutexes, held for a few arithmetic operations.
+ * key random per process so nobody can aim at a slot).  A client finding
+ * another in its slot takes the slot over, but with a full bucket only if
+ * the other's had refilled (was idle): two addresses that share a slot
+ * share its bucket, rather than take turns with fresh ones.  Striped
+ * mutexes (a slot always maps to one), held for a few operations.
  */
 #include <netinet/in.h>
 #include <pthread.h>
@@ -27,7 +32,10 @@
 
 #define RL_SLOTS   16384u
 #define RL_STRIPES 64u
-#define RL_KEY_MAX 8		/* IPv4: 4 bytes; IPv6: its /64 */
+#define RL_KEY_MAX 8		/* IPv4: 4 bytes; IPv6: its /64 or /48 */
+#define RL_WIDE    10		/* a /48's rate and burst, times a host's */
+
+_Static_assert(RL_SLOTS % RL_STRIPES == 0, "a slot maps to one stripe");
 
 struct rl_slot {
 	uint8_t key[RL_KEY_MAX];
@@ -71,7 +79,8 @@ ratelimit_free(struct ratelimit *rl)
 	free(rl);
 }
 
-/* The part of sa that names a client; 0 if none (then no limit). */
+/* The part of sa that names a client (IPv4 address, IPv6 /64); 0 if
+ * none (then no limit). */
 static size_t
 rl_key(const struct sockaddr *sa, uint8_t key[RL_KEY_MAX])
 {
@@ -118,33 +127,66 @@ rl_hash(const struct ratelimit *rl, const uint8_t *key, size_t len)
 	return (uint32_t)h;
 }
 
-bool
-ratelimit_take(struct ratelimit *rl, const struct sockaddr *sa, double now)
+/* Take a token from the bucket of key (len bytes), of rate and burst
+ * times scale.  Returns whether there was one. */
+static bool
+rl_take_one(struct ratelimit *rl, const uint8_t *key, size_t len,
+	    double scale, double now)
 {
-	uint8_t key[RL_KEY_MAX];
-	size_t len = rl_key(sa, key);
-	struct rl_slot *s;
-	uint32_t h;
+	uint32_t h = rl_hash(rl, key, len);
+	struct rl_slot *s = &rl->slot[h % RL_SLOTS];
+	double rate = rl->rate * scale, burst = rl->burst * scale;
 	bool ok;
 
-	if (rl == NULL || rl->rate <= 0 || len == 0)
-		return true;
-	h = rl_hash(rl, key, len);
-	s = &rl->slot[h % RL_SLOTS];
 	pthread_mutex_lock(&rl->stripe[h % RL_STRIPES]);
 	if (s->len != len || memcmp(s->key, key, len) != 0) {
+		/* taken over; a fresh bucket only if the holder's was full */
+		if (s->len == 0 || s->tokens + (now - s->at) * rate >= burst) {
+			s->tokens = burst;
+			s->at = now;
+		}
 		memcpy(s->key, key, len);
 		s->len = (uint8_t)len;
-		s->tokens = rl->burst;
-		s->at = now;
 	}
-	s->tokens += (now - s->at) * rl->rate;
-	if (s->tokens > rl->burst)
-		s->tokens = rl->burst;
+	s->tokens += (now - s->at) * rate;
+	if (s->tokens > burst)
+		s->tokens = burst;
 	s->at = now;
 	ok = s->tokens >= 1;
 	if (ok)
 		s->tokens -= 1;
 	pthread_mutex_unlock(&rl->stripe[h % RL_STRIPES]);
 	return ok;
+}
+
+/* Give back a token taken by rl_take_one (its wider bucket refused). */
+static void
+rl_refund(struct ratelimit *rl, const uint8_t *key, size_t len)
+{
+	uint32_t h = rl_hash(rl, key, len);
+	struct rl_slot *s = &rl->slot[h % RL_SLOTS];
+
+	pthread_mutex_lock(&rl->stripe[h % RL_STRIPES]);
+	if (s->len == len && memcmp(s->key, key, len) == 0)
+		s->tokens += 1;
+	pthread_mutex_unlock(&rl->stripe[h % RL_STRIPES]);
+}
+
+bool
+ratelimit_take(struct ratelimit *rl, const struct sockaddr *sa, double now)
+{
+	uint8_t key[RL_KEY_MAX];
+	size_t len = rl_key(sa, key);
+
+	if (rl == NULL || rl->rate <= 0 || len == 0)
+		return true;
+	if (!rl_take_one(rl, key, len, 1, now))
+		return false;
+	/* an IPv6 host's /48 too (6 bytes: a key of its own length, so
+	 * never the same slot entry as a /64 or an IPv4 address) */
+	if (len == 8 && !rl_take_one(rl, key, 6, RL_WIDE, now)) {
+		rl_refund(rl, key, len);
+		return false;
+	}
+	return true;
 }

@@ -259,8 +259,18 @@ authority_call(const char *base_url, const char *method, const char *path,
 		if (http_request(method, url, headers, text, len, 0, 0, &r,
 				 e) == -1)
 			goto bad;
-		if (seed == NULL || attempt > 0 ||
-		    !authority_is_replay(r.status, &r))
+		if (seed == NULL || attempt > 0)
+			break;
+		if (r.status == 429) {
+			/* over this address's rate of signed requests: a
+			 * second refills its bucket by the rate */
+			struct timespec ts = { 1, 0 };
+
+			http_reply_free(&r);
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (!authority_is_replay(r.status, &r))
 			break;
 		http_reply_free(&r);
 	}

@@ -66,7 +66,9 @@ void http_reply_free(struct http_reply *r);
  * A signed request refused as a replay (409, which the authority answers
  * before changing anything) is re-signed in the next second and sent once
  * more: two identical requests from one key within one second would
- * otherwise carry the same signature.
+ * otherwise carry the same signature.  One refused as over this address's
+ * rate of signed requests (429) is signed again and sent once more a
+ * second later.
  *
  * Returns 0 when the authority answered, whatever the status: *status is
  * set and *reply (if reply is not NULL) is the parsed JSON reply (a new

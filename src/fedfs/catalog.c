@@ -718,7 +718,7 @@ catalog_sources(void *arg, const uint8_t id[SHA256_LEN],
 	json_t *reply = NULL, *s;
 	struct fobj *o = NULL;
 	bool announce = false;
-	long status;
+	long status = 0;
 	struct err e;
 	size_t i;
 	int n = 0;
@@ -736,12 +736,15 @@ catalog_sources(void *arg, const uint8_t id[SHA256_LEN],
 	}
 	pthread_rwlock_unlock(&fs->lock);
 	snprintf(path, sizeof(path), "/v1/sources/%s", hex);
-	if (announce) {
-		if (authority_call(fs->authority, "POST", path, NULL, fs->seed,
-				   &status, NULL, &e) < 0 ||
-		    (status != 200 && status != 201))
-			log_warn("could not announce holding %.16s..: %s", hex,
-				 status ? "refused" : e.msg);
+	if (announce &&
+	    (authority_call(fs->authority, "POST", path, NULL, fs->seed,
+			    &status, NULL, &e) < 0 ||
+	     (status != 200 && status != 201))) {
+		log_warn("could not announce holding %.16s..: %s (again at "
+			 "the next fetch)", hex, status ? "refused" : e.msg);
+		pthread_rwlock_wrlock(&fs->lock);
+		o->announced = false;
+		pthread_rwlock_unlock(&fs->lock);
 	}
 	if (authority_call(fs->authority, "GET", path, NULL, NULL, &status,
 			   &reply, &e) < 0) {

@@ -169,7 +169,9 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	json_decref(body);
 	if (status != 200 && status != 201) {
 		authority_refused(status, reply, e);
-		rc = status >= 500 ? -EIO : -EACCES;
+		/* over the authority's rate (429): try again later, not
+		 * a refusal of the file */
+		rc = status == 429 ? -EAGAIN : status >= 500 ? -EIO : -EACCES;
 		goto done;
 	}
 	pins_chunks(fs, &s.m.delta, true);
@@ -349,7 +351,7 @@ commit_withdraw(struct fedfs *fs, struct node *n)
 		authority_refused(status, reply, &e);
 		log_warn("withdraw %s: %s", n->name, e.msg);
 		json_decref(reply);
-		return -EACCES;
+		return status == 429 ? -EAGAIN : -EACCES;
 	}
 	json_decref(reply);
 	pthread_rwlock_wrlock(&fs->lock);
