@@ -13,6 +13,7 @@
  * and tests (they take the state lock, so not while a vmrunner runs).
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -69,9 +70,24 @@ relay_usage(FILE *f)
 	      "splice, half-close).  Prints the listening address on stdout once\n"
 	      "ready (PORT 0 picks a free one); SIGTERM or SIGINT stops it.\n"
 	      "  --idle-timeout S  close a connection that moved no byte for S\n"
-	      "                    seconds (default 600)\n"
+	      "                    seconds (default 600; 0: never)\n"
 	      "  -v, --verbose   a log line per connection event (debug level)\n",
 	      f);
+}
+
+/* "0".."86400000" into *out.  Returns 0, or -1 if it is not that. */
+static int
+netmap_seconds(const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 0 || v > 86400000)
+		return -1;
+	*out = (int)v;
+	return 0;
 }
 
 static int
@@ -105,7 +121,13 @@ cmd_relay(int argc, char **argv)
 		case 't': to_s = optarg; break;
 		case 'c': cfg.connect_timeout_ms = atoi(optarg); break;
 		case 'p': cfg.pipe_size = atoi(optarg); break;
-		case 'i': cfg.idle_timeout_s = atoi(optarg); break;
+		case 'i':
+			if (netmap_seconds(optarg, &cfg.idle_timeout_s) < 0)
+				return netmap_fail("bad --idle-timeout %s: "
+						   "seconds, 0 for never", optarg);
+			if (cfg.idle_timeout_s == 0)
+				cfg.idle_timeout_s = -1;
+			break;
 		case 'v':
 			cfg.log_conns = true;
 			log_set_level(LOG_DEBUG);

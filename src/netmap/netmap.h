@@ -168,7 +168,8 @@ struct relay_config {
 				   0: 256 KiB (F_SETPIPE_SZ; kernel default if refused) */
 	bool log_conns;		/* a debug line per connection event */
 	int idle_timeout_s;	/* an open connection that moves no byte
-				   for this long is closed; 0: 600 */
+				   for this long is closed; 0: 600;
+				   negative: never */
 };
 
 struct relay_map_info {

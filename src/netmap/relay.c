@@ -53,14 +53,17 @@
  * are alive and silent, each holding two descriptors for ever (a few
  * thousand such would stop every mapping).  So an open session that
  * delivers no byte either way for idle_timeout_s (10 min by default, as
- * proxies do) is closed, with a FIN to both sides.  Open sessions are kept
- * in order of their last delivery (a move to the tail per pump that
+ * proxies do; negative: never) is closed: with a FIN to both sides, or, if
+ * bytes are stuck in its pipes (a reader that stopped reading), with a
+ * reset, so that nobody takes the cut for a clean end.  Open sessions are
+ * kept in order of their last delivery (a move to the tail per pump that
  * delivered), so the next to expire is always the head.
  *
  * Not done: UDP, PROXY protocol.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -178,7 +181,7 @@ struct relay {
 	int epfd;
 	int wakefd;			/* eventfd: commands are queued */
 	int connect_timeout_ms;
-	int64_t idle_ms;
+	int64_t idle_ms;		/* <= 0: never */
 	int pipe_size;
 	bool log_conns;
 	bool stopping;
@@ -862,7 +865,7 @@ relay_next_timeout(struct relay *r, int64_t now)
 		return 0;
 	if ((s = TAILQ_FIRST(&r->connecting)) != NULL)
 		next = s->deadline;
-	if ((s = TAILQ_FIRST(&r->open)) != NULL &&
+	if (r->idle_ms > 0 && (s = TAILQ_FIRST(&r->open)) != NULL &&
 	    (next < 0 || s->active_at + r->idle_ms < next))
 		next = s->active_at + r->idle_ms;
 	TAILQ_FOREACH(m, &r->maps, entry)
@@ -870,7 +873,9 @@ relay_next_timeout(struct relay *r, int64_t now)
 			next = m->resume_at;
 	if (next < 0)
 		return -1;
-	return next <= now ? 0 : (int)(next - now);
+	if (next <= now)
+		return 0;
+	return next - now < INT_MAX ? (int)(next - now) : INT_MAX;
 }
 
 static void
@@ -881,10 +886,11 @@ relay_expire(struct relay *r, int64_t now)
 
 	while ((s = TAILQ_FIRST(&r->connecting)) != NULL && s->deadline <= now)
 		relay_session_failed(r, s, "connect timed out");
-	while ((s = TAILQ_FIRST(&r->open)) != NULL &&
+	while (r->idle_ms > 0 && (s = TAILQ_FIRST(&r->open)) != NULL &&
 	       s->active_at + r->idle_ms <= now) {
 		s->map->idle_closed++;
-		relay_session_close(r, s, false, "idle");
+		relay_session_close(r, s, s->up.queued > 0 ||
+				    s->down.queued > 0, "idle");
 	}
 	TAILQ_FOREACH(m, &r->maps, entry)
 		if (m->paused && m->resume_at <= now)
@@ -1012,7 +1018,7 @@ relay_new(const struct relay_config *cfg, struct relay **out, struct err *e)
 	r->connect_timeout_ms = cfg && cfg->connect_timeout_ms > 0 ?
 				cfg->connect_timeout_ms : CONNECT_TIMEOUT_MS;
 	r->pipe_size = cfg && cfg->pipe_size > 0 ? cfg->pipe_size : PIPE_SIZE;
-	r->idle_ms = 1000 * (int64_t)(cfg && cfg->idle_timeout_s > 0 ?
+	r->idle_ms = 1000 * (int64_t)(cfg && cfg->idle_timeout_s != 0 ?
 				      cfg->idle_timeout_s : IDLE_TIMEOUT_S);
 	r->log_conns = cfg && cfg->log_conns;
 	TAILQ_INIT(&r->maps);

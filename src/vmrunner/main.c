@@ -18,6 +18,7 @@ static const char vmrunner_help[] =
 	"usage: fed-vmrunner --fed MOUNTPOINT --state DIR --authority URL\n"
 	"           --key KEYFILE [--public-addr ADDR] [--mem MB]\n"
 	"           [--lease-range CIDR] [--port-range A-B] [--no-follow]\n"
+	"           [--idle-timeout S]\n"
 	"           [-f] [-v]\n"
 	"\n"
 	"Watch MOUNTPOINT/commit/ (a fedfs mount).  For each committed snapshot:\n"
@@ -40,6 +41,9 @@ static const char vmrunner_help[] =
 	"  --port-range A-B    host ports (default 20000-29999)\n"
 	"  --no-follow         leave new versions to the operator (cp them into\n"
 	"                      commit/ by hand)\n"
+	"  --idle-timeout S    close a client connection that moved no byte\n"
+	"                      for S seconds (default 600; 0: never, e.g. for\n"
+	"                      services with long silent connections)\n"
 	"  -f                  stay in the foreground (default: detach)\n"
 	"  -v                  debug logging\n";
 
@@ -63,6 +67,7 @@ main(int argc, char **argv)
 		{ "lease-range", required_argument, NULL, 'l' },
 		{ "port-range", required_argument, NULL, 'P' },
 		{ "no-follow", no_argument, NULL, 'N' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -91,6 +96,15 @@ main(int argc, char **argv)
 				return vmrunner_fail("--mem must be 16..65536 MB",
 						     "");
 			break;
+		case 'i': {
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end != '\0' || end == optarg || v > 86400000)
+				return vmrunner_fail("bad --idle-timeout ",
+						     optarg);
+			c.idle_timeout_s = v == 0 ? -1 : (int)v;
+			break;
+		}
 		case 'P':
 			if (sscanf(optarg, "%u-%u", &a, &b) != 2 || a == 0 ||
 			    b > 65535 || a > b)

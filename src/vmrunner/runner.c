@@ -1923,6 +1923,7 @@ runner_run(const struct runner_config *c, struct err *e)
 	struct lease_config lc = { .range = c->lease_range,
 				   .port_min = c->port_min,
 				   .port_max = c->port_max };
+	struct relay_config rcfg = { .idle_timeout_s = c->idle_timeout_s };
 	struct runner r;
 	char path[PATH_MAX];
 	sigset_t sigs;
@@ -1958,7 +1959,7 @@ runner_run(const struct runner_config *c, struct err *e)
 		return err_sys(e, "signalfd");
 	if (lease_db_open(c->state, &lc, &r.leases, e) < 0)
 		goto bad;
-	if (relay_new(NULL, &r.relay, e) < 0)
+	if (relay_new(&rcfg, &r.relay, e) < 0)
 		goto bad;
 	runner_adopt(&r);
 	snprintf(path, sizeof(path), "%s/commit", c->fed);

@@ -134,6 +134,8 @@ struct runner_config {
 	uint16_t port_min, port_max;	/* 0, 0: netmap's default */
 	unsigned mem_mb;		/* per VM */
 	bool no_follow;			/* do not follow new versions */
+	int idle_timeout_s;		/* the relay's (netmap.h); 0: its
+					   default, negative: never */
 };
 
 /*

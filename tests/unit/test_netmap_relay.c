@@ -835,6 +835,95 @@ Test(relay, a_silent_connection_is_closed_and_a_busy_one_kept)
 	backend_stop(b);
 }
 
+Test(relay, idle_connections_end_by_themselves_with_a_fin)
+{
+	struct relay_config cfg = { .idle_timeout_s = 1 };
+	struct backend *b = backend_start(BE_ECHO, 0);
+	struct relay *r = NULL;
+	struct err e;
+	uint16_t port;
+	int fd[2];
+	char c;
+
+	cr_assert_eq(relay_new(&cfg, &r, &e), 0, "%s", e.msg);
+	port = map(r, "quiet", b->port);
+	fd[0] = dial(port);
+	fd[1] = dial(port);
+	/* nothing else happens: the relay must wake for the deadline
+	 * itself (no call, no traffic to turn its loop) */
+	for (int i = 0; i < 2; i++) {
+		cr_assert(ends_within(fd[i], 3000), "connection %d is open "
+			  "3 s into a 1 s idle timeout", i);
+		cr_assert_eq(recv(fd[i], &c, 1, 0), 0, "ended by a FIN (a "
+			     "clean end: nothing was lost), not a reset");
+		close(fd[i]);
+	}
+	cr_assert_eq(info(r, "quiet").idle_closed, 2);
+	relay_free(r);
+	backend_stop(b);
+}
+
+/* Accepts one connection on lfd and sends into it until it fails. */
+struct bulk_sender {
+	int lfd;
+	size_t sent;
+};
+
+static void *
+bulk_send(void *arg)
+{
+	struct bulk_sender *bs = arg;
+	static char chunk[65536];
+	struct timeval tv = { 10, 0 };
+	int fd = accept(bs->lfd, NULL, NULL);
+	ssize_t n;
+
+	memset(chunk, 'z', sizeof(chunk));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	while (bs->sent < (64u << 20) &&
+	       (n = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL)) > 0)
+		bs->sent += (size_t)n;
+	close(fd);
+	return NULL;
+}
+
+Test(relay, an_idle_cut_with_bytes_stuck_is_a_reset)
+{
+	struct relay_config cfg = { .idle_timeout_s = 1 };
+	struct bulk_sender bs = { 0 };
+	struct relay *r = NULL;
+	struct sockaddr_in sin;
+	struct timeval tv = { 10, 0 };
+	pthread_t th;
+	uint16_t bport;
+	int fd, rcv = 4096;
+	ssize_t n;
+	char buf[65536];
+
+	bs.lfd = listen_local(&bport, 16);
+	cr_assert_eq(pthread_create(&th, NULL, bulk_send, &bs), 0);
+	cr_assert_eq(relay_new(&cfg, &r, NULL), 0);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	sin = local_addr(map(r, "stuck", bport));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	/* a client that stops reading: the relay's pipe fills, nothing is
+	 * delivered, and the idle timeout cuts the session */
+	cr_assert(wait_active(r, "stuck", 1));
+	while (info(r, "stuck").idle_closed == 0)
+		nap_ms(50);	/* the test's own timeout bounds this */
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		;
+	cr_assert_lt(n, 0, "bytes the sender wrote were dropped, and the "
+		     "client read a clean end of stream");
+	cr_assert_eq(errno, ECONNRESET, "%s", strerror(errno));
+	pthread_join(th, NULL);
+	close(fd);
+	close(bs.lfd);
+	relay_free(r);
+}
+
 Test(relay, api_refuses_bad_calls)
 {
 	struct relay *r = relay_start(0);
