@@ -43,6 +43,7 @@
 #include "common/delta.h"
 #include "common/fedsnap.h"
 #include "common/hex.h"
+#include "common/io.h"
 #include "common/proc.h"
 #include "common/qemu.h"
 #include "common/timefmt.h"
@@ -116,50 +117,6 @@ running_guest_accepts(uint16_t port)
 	return ok;
 }
 
-/*
- * Let the service finish with connections before the save.  The guest port
- * first accepts a moment after the service starts, and a machine saved then
- * is still busy with that first connection (the service handling it, a
- * child exiting): the resumed copy would do that work before it answers
- * anyone, 0.03 s of it under TCG.  So open a few connections, say nothing
- * (shut our side), and wait for the service to close each; bounded, for a
- * service that keeps a silent connection open.
- */
-static void
-running_settle(uint16_t port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_port = htons(port) };
-
-	inet_pton(AF_INET, QEMU_GUEST_ADDR, &sa.sin_addr);
-	for (int i = 0; i < SETTLE_ROUNDS; i++) {
-		double deadline = mono_now() + SETTLE_WAIT_MS / 1000.0;
-		struct pollfd p = { .events = POLLOUT };
-		int err = 0;
-		socklen_t len = sizeof(err);
-		char buf[4096];
-		ssize_t n = 1;
-
-		p.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
-			      SOCK_CLOEXEC, 0);
-		if (p.fd < 0)
-			return;
-		if ((connect(p.fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
-		     (errno == EINPROGRESS &&
-		      poll(&p, 1, SETTLE_WAIT_MS) == 1 &&
-		      getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
-		      err == 0)) &&
-		    shutdown(p.fd, SHUT_WR) == 0) {
-			p.events = POLLIN;	/* until the service closes */
-			while (n > 0 && mono_now() < deadline &&
-			       poll(&p, 1, (int)((deadline - mono_now()) *
-						 1000) + 1) == 1)
-				n = read(p.fd, buf, sizeof(buf));
-		}
-		close(p.fd);
-	}
-}
-
 /* Keep what the console says (bounded), without blocking. */
 static void
 running_drain(int fd, char *log, size_t *len)
@@ -225,6 +182,85 @@ running_save(struct qmp *q, int state_fd, struct err *e)
 	}
 	json_decref(ret);
 	return 0;
+}
+
+/*
+ * Let the service finish with connections before the save.  The guest port
+ * first accepts a moment after the service starts, and a machine saved then
+ * is still busy with that first connection (the service handling it, a
+ * child exiting): the resumed copy would do that work before it answers
+ * anyone, 0.03 s of it under TCG.  So open a few connections, say nothing
+ * (shut our side), and wait for the service to close each.  Bounded: a
+ * service that keeps a silent connection open gets a reset (so the saved
+ * machine holds no connection of ours) and no more rounds.  The console is
+ * drained meanwhile (con_fd: QEMU blocks on a full pipe).
+ */
+static void
+running_settle(uint16_t port, int con_fd, char *log, size_t *loglen)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port) };
+
+	inet_pton(AF_INET, QEMU_GUEST_ADDR, &sa.sin_addr);
+	for (int i = 0; i < SETTLE_ROUNDS; i++) {
+		double deadline = mono_now() + SETTLE_WAIT_MS / 1000.0;
+		struct pollfd p[2] = { { .events = POLLOUT },
+				       { .fd = con_fd, .events = POLLIN } };
+		bool connected = false, closed = false;
+		char buf[4096];
+		ssize_t n;
+
+		p[0].fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
+				 SOCK_CLOEXEC, 0);
+		if (p[0].fd < 0)
+			return;
+		if (connect(p[0].fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			connected = shutdown(p[0].fd, SHUT_WR) == 0;
+		else if (errno != EINPROGRESS)
+			closed = true;	/* refused: nothing to wait for */
+		if (connected)
+			p[0].events = POLLIN;
+		while (!closed && mono_now() < deadline) {
+			int ms = (int)((deadline - mono_now()) * 1000) + 1;
+
+			if (poll(p, 2, ms) <= 0)
+				continue;	/* EINTR, or the deadline */
+			if (p[1].revents) {
+				running_drain(con_fd, log, loglen);
+				if (p[1].revents & (POLLHUP | POLLERR))
+					p[1].fd = -1;	/* QEMU went */
+			}
+			if (!p[0].revents)
+				continue;
+			if (!connected) {	/* the connect finished */
+				int err = 0;
+				socklen_t len = sizeof(err);
+
+				if (getsockopt(p[0].fd, SOL_SOCKET, SO_ERROR,
+					       &err, &len) < 0 || err != 0 ||
+				    shutdown(p[0].fd, SHUT_WR) < 0) {
+					closed = true;
+					break;
+				}
+				connected = true;
+				p[0].events = POLLIN;
+				continue;
+			}
+			n = read(p[0].fd, buf, sizeof(buf));
+			if (n == 0 || (n < 0 && errno != EAGAIN &&
+				       errno != EINTR))
+				closed = true;	/* the service is done */
+		}
+		if (!closed) {
+			fprintf(stderr, "fed: the service did not finish "
+				"with a connection within %d ms; saving "
+				"anyway\n", SETTLE_WAIT_MS);
+			io_reset_on_close(p[0].fd);
+			close(p[0].fd);
+			return;
+		}
+		close(p[0].fd);
+	}
 }
 
 /*
@@ -294,7 +330,7 @@ running_boot_and_save(char **argv, uint16_t guest_port, unsigned timeout_s,
 		else
 			usleep(100000);
 	}
-	running_settle(guest_port);
+	running_settle(guest_port, pfd[0], *log, &len);
 	fprintf(stderr, "fed: the machine serves port %u after %.1f s; "
 		"saving its state\n", guest_port, mono_now() - t0);
 	if (qmp_start(&q, sv[0], QMP_TIMEOUT, e) < 0)
