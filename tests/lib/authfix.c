@@ -433,3 +433,25 @@ af_lookup_has(const json_t *reply, const char *hex)
 			return true;
 	return false;
 }
+
+void
+af_world_make(struct authfix *f, struct af_world *w, int64_t version)
+{
+	json_t *reply;
+	long st;
+
+	tkey_new(&w->owner);
+	tkey_new(&w->p1);
+	tkey_new(&w->p2);
+	af_register(f, &w->owner, "10.0.0.1:7000");
+	af_register(f, &w->p1, "10.0.0.2:7000");
+	af_register(f, &w->p2, "10.0.0.3:7000");
+	af_trust(f, "base", w->base);
+	af_trust(f, "kernel", w->kernel);
+	st = af_announce(f, &w->owner, &w->owner, "www.example.org", 80,
+			 version, w->base, w->kernel, w->id, &reply);
+	cr_assert_eq(st, 201, "announce: %ld %s", st, af_error(reply));
+	cr_assert_str_eq(json_string_value(json_object_get(reply, "id")),
+			 w->id);
+	json_decref(reply);
+}

@@ -113,6 +113,15 @@ void af_commit_up(struct authfix *f, const struct tkey *k, const char *id,
 long af_lookup(struct authfix *f, const char *host, uint16_t port,
 	       json_t **reply);
 
+/* The usual cast: an owner and two peers registered (at 10.0.0.1-3:7000),
+ * a base and a kernel trusted, and the owner's snapshot of
+ * www.example.org:80 at version announced (asserts 201; its id in id). */
+struct af_world {
+	struct tkey owner, p1, p2;
+	char base[65], kernel[65], id[65];
+};
+void af_world_make(struct authfix *f, struct af_world *w, int64_t version);
+
 /* True iff the lookup reply lists peer key hex. */
 bool af_lookup_has(const json_t *reply, const char *hex);
 

@@ -30,42 +30,14 @@ teardown(void)
 
 TestSuite(authority_life, .init = setup, .fini = teardown, .timeout = 60);
 
-/* Owner with a trusted base and kernel and one announced snapshot. */
-struct world {
-	struct tkey owner, p1, p2;
-	char base[65], kernel[65], id[65];
-};
-
-static void
-world_make(struct world *w)
-{
-	json_t *reply;
-	long st;
-
-	tkey_new(&w->owner);
-	tkey_new(&w->p1);
-	tkey_new(&w->p2);
-	af_register(&F, &w->owner, "10.0.0.1:7000");
-	af_register(&F, &w->p1, "10.0.0.2:7000");
-	af_register(&F, &w->p2, "10.0.0.3:7000");
-	af_trust(&F, "base", w->base);
-	af_trust(&F, "kernel", w->kernel);
-	st = af_announce(&F, &w->owner, &w->owner, "www.example.org", 80, 1,
-			 w->base, w->kernel, w->id, &reply);
-	cr_assert_eq(st, 201, "announce: %ld %s", st, af_error(reply));
-	cr_assert_str_eq(json_string_value(json_object_get(reply, "id")),
-			 w->id);
-	json_decref(reply);
-}
-
 Test(authority_life, full_cycle)
 {
-	struct world w;
+	struct af_world w;
 	json_t *reply;
 	char path[256];
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 1);
 
 	/* Known service, nobody serving yet: 200 with no peers. */
 	st = af_lookup(&F, "www.example.org", 80, &reply);
@@ -167,12 +139,12 @@ Test(authority_life, reregistration_moves_the_peer)
 
 Test(authority_life, newest_version_wins_and_withdrawal)
 {
-	struct world w;
+	struct af_world w;
 	char id2[65], path[128];
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 1);
 	af_commit_up(&F, &w.p1, w.id, "192.0.2.1", 40001);
 	st = af_announce(&F, &w.owner, &w.owner, "www.example.org", 80, 2,
 			 w.base, w.kernel, id2, &reply);
@@ -218,12 +190,12 @@ Test(authority_life, newest_version_wins_and_withdrawal)
 
 Test(authority_life, snapshot_get_returns_the_exact_manifest)
 {
-	struct world w;
+	struct af_world w;
 	char path[128];
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 1);
 	snprintf(path, sizeof(path), "/v1/snapshots/%s", w.id);
 	st = af_call(&F, "GET", path, NULL, NULL, &reply);
 	cr_assert_eq(st, 200);
@@ -267,14 +239,14 @@ Test(authority_life, snapshot_get_returns_the_exact_manifest)
 
 Test(authority_life, sources_of_snapshots_and_bases)
 {
-	struct world w;
+	struct af_world w;
 	json_t *reply, *src;
 	char path[128];
 	long st;
 	size_t i;
 	int roles[3] = { 0, 0, 0 };
 
-	world_make(&w);
+	af_world_make(&F, &w, 1);
 	af_commit_up(&F, &w.p1, w.id, "192.0.2.1", 40001);
 	snprintf(path, sizeof(path), "/v1/sources/%s", w.id);
 	st = af_call(&F, "POST", path, NULL, &w.p2, &reply);
@@ -344,12 +316,12 @@ Test(authority_life, sources_of_snapshots_and_bases)
 
 Test(authority_life, owner_view_and_contribution)
 {
-	struct world w;
+	struct af_world w;
 	json_t *reply, *p;
 	char path[256];
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 1);
 	af_commit_up(&F, &w.p1, w.id, "192.0.2.1", 40001);
 	af_commit_up(&F, &w.p2, w.id, "192.0.2.2", 40002);
 	st = af_call(&F, "POST", "/v1/reports",
@@ -434,10 +406,10 @@ Test(authority_life, trusted_list_marks_revoked)
 Test(authority_life, health_and_metrics)
 {
 	char *text = NULL;
-	struct world w;
+	struct af_world w;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 1);
 	af_commit_up(&F, &w.p1, w.id, "192.0.2.1", 40001);
 	cr_assert(authfix_alive(&F));
 	st = af_raw(&F, "GET", "/metrics", NULL, 0, NULL, &text);
@@ -455,12 +427,12 @@ Test(authority_life, health_and_metrics)
 
 Test(authority_life, every_change_is_seen_by_the_next_lookup)
 {
-	struct world w;
+	struct af_world w;
 	char path[128];
 	json_t *reply;
 	int i;
 
-	world_make(&w);
+	af_world_make(&F, &w, 1);
 	af_commit_up(&F, &w.p1, w.id, "192.0.2.1", 40000);
 	snprintf(path, sizeof(path), "/v1/commitments/%s", w.id);
 	for (i = 1; i <= 20; i++) {

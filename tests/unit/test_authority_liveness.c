@@ -53,50 +53,13 @@ teardown(void)
 TestSuite(authority_liveness, .init = setup, .fini = teardown,
 	  .timeout = 60);
 
-struct world {
-	struct tkey owner, p1, p2;
-	char base[65], kernel[65], id[65];
-};
-
+/* The usual cast (af_world_make), p1 and p2 committed and up. */
 static void
-world_make(struct world *w)
+world_make(struct af_world *w)
 {
-	json_t *reply;
-	long st;
-
-	tkey_new(&w->owner);
-	tkey_new(&w->p1);
-	tkey_new(&w->p2);
-	af_register(&F, &w->owner, "10.0.0.1:7000");
-	af_register(&F, &w->p1, "10.0.0.2:7000");
-	af_register(&F, &w->p2, "10.0.0.3:7000");
-	af_trust(&F, "base", w->base);
-	af_trust(&F, "kernel", w->kernel);
-	st = af_announce(&F, &w->owner, &w->owner, "www.example.org", 80, 1,
-			 w->base, w->kernel, w->id, &reply);
-	cr_assert_eq(st, 201, "announce: %ld %s", st, af_error(reply));
-	json_decref(reply);
+	af_world_make(&F, w, 1);
 	af_commit_up(&F, &w->p1, w->id, "192.0.2.1", 40001);
 	af_commit_up(&F, &w->p2, w->id, "192.0.2.2", 40002);
-}
-
-/* The owner, p1 and p2 registered, a snapshot announced; nobody committed. */
-static void
-world_bare(struct world *w)
-{
-	json_t *reply;
-
-	tkey_new(&w->owner);
-	tkey_new(&w->p1);
-	tkey_new(&w->p2);
-	af_register(&F, &w->owner, "10.0.0.1:7000");
-	af_register(&F, &w->p1, "10.0.0.2:7000");
-	af_register(&F, &w->p2, "10.0.0.3:7000");
-	af_trust(&F, "base", w->base);
-	af_trust(&F, "kernel", w->kernel);
-	cr_assert_eq(af_announce(&F, &w->owner, &w->owner, "www.example.org",
-				 80, 1, w->base, w->kernel, w->id, &reply), 201);
-	json_decref(reply);
 }
 
 /* Does GET /v1/sources/<id> list peer hex? */
@@ -139,7 +102,7 @@ uptime(const struct tkey *k)
  * about half the ttl until done(w) holds or the deadline passes; returns
  * the seconds it took, or -1. */
 static double
-refresh_until(struct world *w, bool (*done)(struct world *), double limit)
+refresh_until(struct af_world *w, bool (*done)(struct af_world *), double limit)
 {
 	double t0 = now_s(), last = 0;
 
@@ -158,7 +121,7 @@ refresh_until(struct world *w, bool (*done)(struct world *), double limit)
 }
 
 static bool
-p2_out_of_lookups(struct world *w)
+p2_out_of_lookups(struct af_world *w)
 {
 	json_t *reply;
 	bool p1, p2;
@@ -172,7 +135,7 @@ p2_out_of_lookups(struct world *w)
 }
 
 static bool
-p2_no_source(struct world *w)
+p2_no_source(struct af_world *w)
 {
 	cr_assert(sources_has(w->id, w->owner.hex), "the owner refreshed but "
 		  "is no source");
@@ -183,7 +146,7 @@ p2_no_source(struct world *w)
 
 Test(authority_liveness, a_commitment_not_reported_leaves_lookups)
 {
-	struct world w;
+	struct af_world w;
 	json_t *reply;
 	double took;
 
@@ -207,7 +170,7 @@ Test(authority_liveness, a_commitment_not_reported_leaves_lookups)
 
 Test(authority_liveness, a_peer_not_registered_again_is_no_source)
 {
-	struct world w;
+	struct af_world w;
 	double took;
 
 	world_make(&w);
@@ -240,7 +203,7 @@ Test(authority_liveness, replies_say_the_peer_ttl)
 static bool
 lookup_lacks_p2(void *arg)
 {
-	struct world *w = arg;
+	struct af_world *w = arg;
 	json_t *reply;
 	bool has;
 
@@ -252,10 +215,10 @@ lookup_lacks_p2(void *arg)
 
 Test(authority_liveness, a_cached_lookup_does_not_outlive_the_commitment)
 {
-	struct world w;
+	struct af_world w;
 	json_t *reply;
 
-	world_bare(&w);
+	af_world_make(&F, &w, 1);
 	af_commit_up(&F, &w.p2, w.id, "192.0.2.2", 40002);
 	/* answered, and so cached; from now on nothing is written but by
 	 * the sweep */
@@ -268,10 +231,10 @@ Test(authority_liveness, a_cached_lookup_does_not_outlive_the_commitment)
 
 Test(authority_liveness, up_time_is_counted_until_the_last_report)
 {
-	struct world w;
+	struct af_world w;
 	double t0;
 
-	world_bare(&w);
+	af_world_make(&F, &w, 1);
 	af_commit_up(&F, &w.p2, w.id, "192.0.2.2", 40002);
 	t0 = now_s();
 	while (now_s() - t0 < 4.2) {	/* reported up for about 4 s */

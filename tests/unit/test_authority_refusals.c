@@ -33,26 +33,6 @@ teardown(void)
 
 TestSuite(refusals, .init = setup, .fini = teardown, .timeout = 60);
 
-struct world {
-	struct tkey owner, p1, p2;
-	char base[65], kernel[65], id[65];
-};
-
-static void
-world_make(struct world *w)
-{
-	tkey_new(&w->owner);
-	tkey_new(&w->p1);
-	tkey_new(&w->p2);
-	af_register(&F, &w->owner, "10.0.0.1:7000");
-	af_register(&F, &w->p1, "10.0.0.2:7000");
-	af_register(&F, &w->p2, "10.0.0.3:7000");
-	af_trust(&F, "base", w->base);
-	af_trust(&F, "kernel", w->kernel);
-	cr_assert_eq(af_announce(&F, &w->owner, &w->owner, "www.example.org",
-				 80, 5, w->base, w->kernel, w->id, NULL), 201);
-}
-
 static json_t *
 parse(const char *text)
 {
@@ -398,13 +378,13 @@ Test(refusals, revoke_unknown)
 
 Test(refusals, announce_non_canonical_manifest)
 {
-	struct world w;
+	struct af_world w;
 	char *bytes, sig[129], *spaced;
 	json_t *reply;
 	size_t len;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	af_manifest(&w.owner, "other.example.org", 80, 1, w.base, w.kernel,
 		    &bytes, &len, sig);
 	spaced = malloc(len + 2);
@@ -420,13 +400,13 @@ Test(refusals, announce_non_canonical_manifest)
 
 Test(refusals, announce_bad_manifest_signature)
 {
-	struct world w;
+	struct af_world w;
 	char *bytes, sig[129], sig2[129];
 	json_t *reply;
 	size_t len;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	af_manifest(&w.owner, "www.example.org", 80, 6, w.base, w.kernel,
 		    &bytes, &len, sig);
 	free(bytes);
@@ -442,11 +422,11 @@ Test(refusals, announce_bad_manifest_signature)
 
 Test(refusals, announce_signed_by_another_key)
 {
-	struct world w;
+	struct af_world w;
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	st = af_announce(&F, &w.p1, &w.owner, "www.example.org", 80, 6,
 			 w.base, w.kernel, NULL, &reply);
 	af_expect(st, reply, 403, "manifest's owner is");
@@ -454,12 +434,12 @@ Test(refusals, announce_signed_by_another_key)
 
 Test(refusals, announce_by_unregistered_owner)
 {
-	struct world w;
+	struct af_world w;
 	struct tkey stranger;
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	tkey_new(&stranger);
 	st = af_announce(&F, &stranger, &stranger, "new.example.org", 80, 1,
 			 w.base, w.kernel, NULL, &reply);
@@ -468,11 +448,11 @@ Test(refusals, announce_by_unregistered_owner)
 
 Test(refusals, announce_untrusted_base)
 {
-	struct world w;
+	struct af_world w;
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	st = af_announce(&F, &w.owner, &w.owner, "www.example.org", 80, 6,
 			 "2222222222222222222222222222222222222222222222222222222222222222",
 			 w.kernel, NULL, &reply);
@@ -481,12 +461,12 @@ Test(refusals, announce_untrusted_base)
 
 Test(refusals, announce_revoked_kernel)
 {
-	struct world w;
+	struct af_world w;
 	char path[128];
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	snprintf(path, sizeof(path), "/v1/trusted/%s", w.kernel);
 	cr_assert_eq(af_call(&F, "DELETE", path, NULL, &F.admin, NULL), 200);
 	st = af_announce(&F, &w.owner, &w.owner, "www.example.org", 80, 6,
@@ -496,11 +476,11 @@ Test(refusals, announce_revoked_kernel)
 
 Test(refusals, announce_base_and_kernel_swapped)
 {
-	struct world w;
+	struct af_world w;
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	st = af_announce(&F, &w.owner, &w.owner, "www.example.org", 80, 6,
 			 w.kernel, w.base, NULL, &reply);
 	af_expect(st, reply, 422, "is trusted as a kernel, not a base");
@@ -508,11 +488,11 @@ Test(refusals, announce_base_and_kernel_swapped)
 
 Test(refusals, announce_service_of_another_owner)
 {
-	struct world w;
+	struct af_world w;
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	st = af_announce(&F, &w.p1, &w.p1, "www.example.org", 80, 9, w.base,
 			 w.kernel, NULL, &reply);
 	af_expect(st, reply, 403, "is owned by another key");
@@ -520,11 +500,11 @@ Test(refusals, announce_service_of_another_owner)
 
 Test(refusals, announce_rollback)
 {
-	struct world w;
+	struct af_world w;
 	json_t *reply;
 	long st;
 
-	world_make(&w);	/* version 5 */
+	af_world_make(&F, &w, 5);	/* version 5 */
 	st = af_announce(&F, &w.owner, &w.owner, "www.example.org", 80, 4,
 			 w.base, w.kernel, NULL, &reply);
 	af_expect(st, reply, 409, "rollback refused: version 4 is not greater "
@@ -537,12 +517,12 @@ Test(refusals, announce_rollback)
 
 Test(refusals, publish_allowance_and_how_to_earn_more)
 {
-	struct world w;
+	struct af_world w;
 	char id2[65];
 	json_t *reply;
 	long st;
 
-	world_make(&w);	/* the owner has its one free service */
+	af_world_make(&F, &w, 5);	/* the owner has its one free service */
 	st = af_announce(&F, &w.owner, &w.owner, "second.example.org", 80, 1,
 			 w.base, w.kernel, NULL, &reply);
 	af_expect(st, reply, 403, "publish allowance exhausted");
@@ -575,12 +555,12 @@ Test(refusals, publish_allowance_and_how_to_earn_more)
 
 Test(refusals, commit_by_unregistered_peer)
 {
-	struct world w;
+	struct af_world w;
 	struct tkey stranger;
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	tkey_new(&stranger);
 	st = af_call(&F, "POST", "/v1/commitments",
 		     json_pack("{s:s}", "snapshot", w.id), &stranger, &reply);
@@ -589,11 +569,11 @@ Test(refusals, commit_by_unregistered_peer)
 
 Test(refusals, commit_to_unknown_snapshot)
 {
-	struct world w;
+	struct af_world w;
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	st = af_call(&F, "POST", "/v1/commitments",
 		     json_pack("{s:s}", "snapshot",
 			       "3333333333333333333333333333333333333333333333333333333333333333"),
@@ -603,12 +583,12 @@ Test(refusals, commit_to_unknown_snapshot)
 
 Test(refusals, commit_to_revoked_snapshot)
 {
-	struct world w;
+	struct af_world w;
 	char path[128];
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	snprintf(path, sizeof(path), "/v1/trusted/%s", w.base);
 	cr_assert_eq(af_call(&F, "DELETE", path, NULL, &F.admin, NULL), 200);
 	st = af_call(&F, "POST", "/v1/commitments",
@@ -618,12 +598,12 @@ Test(refusals, commit_to_revoked_snapshot)
 
 Test(refusals, reported_peer_cannot_commit_again_but_keeps_others)
 {
-	struct world w;
+	struct af_world w;
 	char other_id[65], path[128];
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	/* p1 hosts the owner's service and p2's */
 	cr_assert_eq(af_announce(&F, &w.p2, &w.p2, "p2.example.org", 80, 1,
 				 w.base, w.kernel, other_id, NULL), 201);
@@ -651,12 +631,12 @@ Test(refusals, reported_peer_cannot_commit_again_but_keeps_others)
 
 Test(refusals, put_without_commitment)
 {
-	struct world w;
+	struct af_world w;
 	char path[128];
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	snprintf(path, sizeof(path), "/v1/commitments/%s", w.id);
 	st = af_call(&F, "PUT", path, json_pack("{s:b, s:s, s:i}", "up", 1,
 					       "addr", "192.0.2.1", "port", 1),
@@ -666,12 +646,12 @@ Test(refusals, put_without_commitment)
 
 Test(refusals, put_up_without_address)
 {
-	struct world w;
+	struct af_world w;
 	char path[128];
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	af_commit_up(&F, &w.p1, w.id, "192.0.2.1", 40001);
 	snprintf(path, sizeof(path), "/v1/commitments/%s", w.id);
 	st = af_call(&F, "PUT", path, json_pack("{s:b}", "up", 1), &w.p1,
@@ -687,11 +667,11 @@ Test(refusals, put_up_without_address)
 
 Test(refusals, report_by_non_owner)
 {
-	struct world w;
+	struct af_world w;
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	st = af_call(&F, "POST", "/v1/reports",
 		     json_pack("{s:s, s:s, s:s}", "service", "www.example.org:80",
 			       "peer", w.p2.hex, "reason", "spite"),
@@ -701,12 +681,12 @@ Test(refusals, report_by_non_owner)
 
 Test(refusals, report_self_unknown_service_unregistered_peer_no_reason)
 {
-	struct world w;
+	struct af_world w;
 	struct tkey stranger;
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	tkey_new(&stranger);
 	st = af_call(&F, "POST", "/v1/reports",
 		     json_pack("{s:s, s:s, s:s}", "service", "www.example.org:80",
@@ -760,13 +740,13 @@ Test(refusals, lookup_bad_queries)
 
 Test(refusals, sources)
 {
-	struct world w;
+	struct af_world w;
 	struct tkey stranger;
 	char path[128];
 	json_t *reply;
 	long st;
 
-	world_make(&w);
+	af_world_make(&F, &w, 5);
 	tkey_new(&stranger);
 	st = af_call(&F, "GET", "/v1/sources/"
 		     "4444444444444444444444444444444444444444444444444444444444444444",
