@@ -41,6 +41,7 @@
 
 #define AUTHORITY_TTL_DEFAULT        30
 #define AUTHORITY_PEER_TTL_DEFAULT   180
+#define AUTHORITY_FORGET_DEFAULT     (30 * 86400)
 #define AUTHORITY_SIGNED_RATE_DEFAULT  20	/* per client address, a second */
 #define AUTHORITY_SIGNED_BURST_DEFAULT 600
 #define AUTHORITY_ALLOWANCE_DEFAULT  1
@@ -61,6 +62,10 @@ struct authority_config {
 	 * third of it (the replies to POST /v1/peers and PUT
 	 * /v1/commitments say how long it is). */
 	int peer_ttl;
+	/* Seconds of the authority's own running time after which a peer not
+	 * heard from is forgotten, with what it said it holds, unless it owns
+	 * a service or holds a commitment; 0: never (sweep.c). */
+	int forget_after;
 	/* Signed requests a client address may send: rate a second on
 	 * average (0: no limit), burst at once (ratelimit.c). */
 	double signed_rate;
@@ -217,8 +222,13 @@ struct authority {
  * refresh. */
 int64_t sweep_cutoff(const struct authority *a, time_t now);
 
+/* Peers whose last word is older than this are forgotten (INT64_MIN:
+ * none).  Only time the authority ran counts: its downtime is added back. */
+int64_t sweep_forget_cutoff(const struct authority *a, time_t now);
+
 /* Start / stop the thread that marks down the commitments not refreshed
- * within the peer ttl (so lookups drop them).  Returns 0/-1. */
+ * within the peer ttl (so lookups drop them) and forgets peers long gone.
+ * Returns 0/-1. */
 int sweep_start(struct authority *a, struct err *e);
 void sweep_stop(struct authority *a);
 

@@ -111,6 +111,8 @@ static const char *const authstore_migrations[] = {
 	/* 1 -> 2: the sweep finds commitments up and not refreshed
 	 * (sweep.c) without a scan of them all */
 	"CREATE INDEX commitments_up_updated ON commitments(up, updated);",
+	/* 2 -> 3: peers long lapsed are forgotten (sweep.c) */
+	"CREATE INDEX peers_updated ON peers(updated);",
 };
 #define AUTHSTORE_SCHEMA_VERSION \
 	((int)(sizeof(authstore_migrations) / sizeof(authstore_migrations[0])))
@@ -128,6 +130,7 @@ enum authstore_stmt_id {
 	S_COMMIT_GET, S_COMMIT_ADD, S_COMMIT_SET, S_COMMIT_DELETE,
 	S_COMMIT_LIST, S_UPTIME_ADD, S_UPTIME_ADD_SERVICE,
 	S_COMMIT_DELETE_SERVICE, S_EXPIRE_UPTIME, S_EXPIRE_DOWN,
+	S_FORGET_HOLDINGS, S_FORGET_PEERS,
 	S_REPORTED, S_REPORT_ADD, S_REPORT_LIST,
 	S_HOLD_GET, S_HOLD_PUT, S_HOLD_DELETE,
 	S_SOURCES_SNAP, S_SOURCES_OBJ,
@@ -225,6 +228,16 @@ static const char *const authstore_sql[S_COUNT] = {
 	    "AND updated < ?1)",
 	[S_EXPIRE_DOWN] = "UPDATE commitments SET up = 0, up_since = 0 "
 	    "WHERE up = 1 AND updated < ?1",
+	/* peers not heard from since ?1: what they said they hold, and the
+	 * peers themselves unless they own a snapshot or hold a commitment
+	 * (their key names a service, or a commitment they may come back to;
+	 * reports name peers by key and stay) */
+	[S_FORGET_HOLDINGS] = "DELETE FROM holdings WHERE peer IN "
+	    "(SELECT key FROM peers WHERE updated < ?1)",
+	[S_FORGET_PEERS] = "DELETE FROM peers WHERE updated < ?1 "
+	    "AND NOT EXISTS (SELECT 1 FROM services v WHERE v.owner = peers.key) "
+	    "AND NOT EXISTS (SELECT 1 FROM snapshots n WHERE n.owner = peers.key) "
+	    "AND NOT EXISTS (SELECT 1 FROM commitments c WHERE c.peer = peers.key)",
 	[S_REPORTED] = "SELECT 1 FROM reports WHERE service = ?1 "
 	    "AND peer = ?2 LIMIT 1",
 	[S_REPORT_ADD] = "INSERT INTO reports(service, peer, reporter, "
@@ -1155,6 +1168,23 @@ authstore_commitments_expire(struct authstore *st, int64_t cutoff,
 	sqlite3_bind_int64(s, 1, cutoff);
 	if (authstore_run(s, e) == -1 ||
 	    (s = authstore_stmt(st, S_EXPIRE_DOWN, e)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, cutoff);
+	if (authstore_run(s, e) == -1)
+		return -1;
+	return sqlite3_changes(sqlite3_db_handle(s));
+}
+
+int
+authstore_peers_forget(struct authstore *st, int64_t cutoff, struct err *e)
+{
+	sqlite3_stmt *s;
+
+	if ((s = authstore_stmt(st, S_FORGET_HOLDINGS, e)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, cutoff);
+	if (authstore_run(s, e) == -1 ||
+	    (s = authstore_stmt(st, S_FORGET_PEERS, e)) == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, cutoff);
 	if (authstore_run(s, e) == -1)

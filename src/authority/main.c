@@ -40,6 +40,9 @@ usage(FILE *f)
 "                           re-reported is out of lookups (default %d;\n"
 "                           0: never; else at least 6).  Peers refresh at\n"
 "                           a third of it\n"
+"  --forget-after SECONDS   forget a peer not heard from for this long\n"
+"                           (running time; default %d, 30 days; 0: never),\n"
+"                           unless it owns a service or holds a commitment\n"
 "  --signed-rate N          signed requests a client address may send a\n"
 "                           second on average (default %d; 0: no limit)\n"
 "  --signed-burst N         ... and at once (default %d)\n"
@@ -56,7 +59,7 @@ usage(FILE *f)
 "  --quiet                  do not log each request (warnings only)\n"
 "  -h, --help               this help\n",
 		AUTHORITY_TTL_DEFAULT, AUTHORITY_PEER_TTL_DEFAULT,
-		AUTHORITY_SIGNED_RATE_DEFAULT, AUTHORITY_SIGNED_BURST_DEFAULT,
+		AUTHORITY_FORGET_DEFAULT, AUTHORITY_SIGNED_RATE_DEFAULT, AUTHORITY_SIGNED_BURST_DEFAULT,
 		AUTHORITY_ALLOWANCE_DEFAULT,
 		AUTHORITY_PER_IP_DEFAULT, AUTHORITY_CONN_TIMEOUT,
 		AUTHORITY_BODY_MAX_DEFAULT);
@@ -111,6 +114,7 @@ main(int argc, char **argv)
 		{ "admin-key", required_argument, NULL, 'a' },
 		{ "ttl", required_argument, NULL, 't' },
 		{ "peer-ttl", required_argument, NULL, 'L' },
+		{ "forget-after", required_argument, NULL, 'F' },
 		{ "signed-rate", required_argument, NULL, 'R' },
 		{ "signed-burst", required_argument, NULL, 'B' },
 		{ "publish-allowance", required_argument, NULL, 'p' },
@@ -153,6 +157,11 @@ main(int argc, char **argv)
 					"be 0 (never) or at least 6 seconds\n");
 				return 2;
 			}
+			break;
+		case 'F':
+			cfg.forget_after = (int)main_number("forget-after",
+							     optarg, 0,
+							     3650 * 86400);
 			break;
 		case 'R':
 			cfg.signed_rate = (double)main_number("signed-rate",

@@ -466,6 +466,7 @@ authority_config_defaults(struct authority_config *c)
 	memset(c, 0, sizeof(*c));
 	c->ttl = AUTHORITY_TTL_DEFAULT;
 	c->peer_ttl = AUTHORITY_PEER_TTL_DEFAULT;
+	c->forget_after = AUTHORITY_FORGET_DEFAULT;
 	c->signed_rate = AUTHORITY_SIGNED_RATE_DEFAULT;
 	c->signed_burst = AUTHORITY_SIGNED_BURST_DEFAULT;
 	c->publish_allowance = AUTHORITY_ALLOWANCE_DEFAULT;

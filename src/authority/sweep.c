@@ -21,6 +21,13 @@
  * start, liveness is judged as of when it last ran (the latest refresh in
  * the store), so peers that were live then have that long to come back,
  * and peers long gone stay gone.
+ *
+ * Peers not heard from for --forget-after (30 days of the authority's own
+ * running time) are forgotten, with the holdings they announced, unless
+ * their key owns a service or holds a commitment: anyone can register keys,
+ * and without this every key ever registered would stay in the store.
+ * At most every SWEEP_FORGET_EVERY_S (an index on peers(updated) finds
+ * them); a forgotten peer that comes back simply registers again.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -29,6 +36,7 @@
 #include "common/log.h"
 
 #define SWEEP_EVERY_MAX_S 10	/* a dead commitment is listed ttl + this */
+#define SWEEP_FORGET_EVERY_S 3600
 
 int64_t
 sweep_cutoff(const struct authority *a, time_t now)
@@ -38,6 +46,35 @@ sweep_cutoff(const struct authority *a, time_t now)
 	if (now - a->started < a->cfg.peer_ttl)
 		return a->last_seen - a->cfg.peer_ttl;
 	return (int64_t)now - a->cfg.peer_ttl;
+}
+
+int64_t
+sweep_forget_cutoff(const struct authority *a, time_t now)
+{
+	/* the downtime, as well as the store tells it: from the latest
+	 * refresh it holds (none: a new store, nothing to add back) */
+	int64_t down = a->last_seen > 0 && a->last_seen < a->started ?
+		       a->started - a->last_seen : 0;
+
+	if (a->cfg.peer_ttl <= 0 || a->cfg.forget_after <= 0)
+		return INT64_MIN;
+	return (int64_t)now - down - a->cfg.forget_after;
+}
+
+/* One forgetting (see the top).  Returns how many peers, or -1. */
+static int
+sweep_forget(struct authority *a, int64_t cutoff, struct err *e)
+{
+	int n;
+
+	if (authstore_begin(a->store, e) == -1)
+		return -1;
+	if ((n = authstore_peers_forget(a->store, cutoff, e)) == -1) {
+		authstore_rollback(a->store);
+		return -1;
+	}
+	/* no lookup reads peers or holdings: the cache stays valid */
+	return authstore_commit(a->store, e) == -1 ? -1 : n;
 }
 
 int
@@ -62,8 +99,9 @@ static void *
 sweep_loop(void *arg)
 {
 	struct authority *a = arg;
-	int every = a->cfg.peer_ttl / 6;
+	int every = a->cfg.peer_ttl / 6, forget_every = SWEEP_FORGET_EVERY_S;
 	struct timespec until;
+	double forgot_at = 0;
 	struct err e;
 	int n;
 
@@ -71,6 +109,8 @@ sweep_loop(void *arg)
 		every = 1;
 	if (every > SWEEP_EVERY_MAX_S)
 		every = SWEEP_EVERY_MAX_S;
+	if (a->cfg.forget_after / 2 < forget_every)	/* short, in tests */
+		forget_every = a->cfg.forget_after / 2;
 	pthread_mutex_lock(&a->sweep_lock);
 	while (!a->sweep_stop) {
 		clock_gettime(CLOCK_MONOTONIC, &until);
@@ -86,6 +126,20 @@ sweep_loop(void *arg)
 			log_info("%d commitment%s not refreshed for %d s: "
 				 "marked down, out of lookups until refreshed",
 				 n, n == 1 ? "" : "s", a->cfg.peer_ttl);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		if (a->cfg.forget_after > 0 &&
+		    until.tv_sec - forgot_at >= forget_every) {
+			forgot_at = (double)until.tv_sec;
+			n = sweep_forget(a, sweep_forget_cutoff(a, time(NULL)),
+					 &e);
+			if (n == -1)
+				log_warn("forgetting peers: %s", e.msg);
+			else if (n > 0)
+				log_info("forgot %d peer%s not heard from for "
+					 "%d s (they register again if they "
+					 "come back)", n, n == 1 ? "" : "s",
+					 a->cfg.forget_after);
+		}
 		pthread_mutex_lock(&a->sweep_lock);
 	}
 	pthread_mutex_unlock(&a->sweep_lock);

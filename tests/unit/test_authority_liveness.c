@@ -53,6 +53,29 @@ teardown(void)
 TestSuite(authority_liveness, .init = setup, .fini = teardown,
 	  .timeout = 60);
 
+/* Stop the authority and start it again on the same database (its port
+ * changes), with forget_after if not 0. */
+static void
+restart(int forget_after)
+{
+	struct authority_config c;
+	struct err e;
+
+	authority_stop(F.a);
+	authority_config_defaults(&c);
+	c.peer_ttl = TTL;
+	if (forget_after > 0)
+		c.forget_after = forget_after;
+	c.has_admin = true;
+	memcpy(c.admin, F.admin.pub, ED25519_PUB_LEN);
+	c.listen = "127.0.0.1:0";
+	c.db_path = F.db;
+	F.a = authority_start(&c, &e);
+	cr_assert_not_null(F.a, "%s", e.msg);
+	F.port = authority_port(F.a);
+	snprintf(F.url, sizeof(F.url), "http://127.0.0.1:%u", F.port);
+}
+
 /* The usual cast (af_world_make), p1 and p2 committed and up. */
 static void
 world_make(struct af_world *w)
@@ -252,11 +275,9 @@ Test(authority_liveness, up_time_is_counted_until_the_last_report)
 
 Test(authority_liveness, after_a_restart_peers_are_judged_as_of_the_last_run)
 {
-	struct authority_config c;
 	struct tkey gone, live;
 	char path[128], hash[65];
 	json_t *reply;
-	struct err e;
 	double t0;
 
 	/* a trusted base both announce; "gone" stops after registering,
@@ -276,20 +297,64 @@ Test(authority_liveness, after_a_restart_peers_are_judged_as_of_the_last_run)
 		usleep(1100 * 1000);
 		af_register(&F, &live, "10.0.0.9:7000");
 	}
-	authority_stop(F.a);
-	authority_config_defaults(&c);
-	c.peer_ttl = TTL;
-	c.has_admin = true;
-	memcpy(c.admin, F.admin.pub, ED25519_PUB_LEN);
-	c.listen = "127.0.0.1:0";
-	c.db_path = F.db;
-	F.a = authority_start(&c, &e);
-	cr_assert_not_null(F.a, "%s", e.msg);
-	F.port = authority_port(F.a);
-	snprintf(F.url, sizeof(F.url), "http://127.0.0.1:%u", F.port);
+	restart(0);
 	/* at once, within the restart's grace: "live" was live when the
 	 * authority stopped and is a source; "gone" had lapsed by then */
 	cr_assert(sources_has(hash, live.hex));
 	cr_assert_not(sources_has(hash, gone.hex), "a peer gone before the "
 		      "restart is a source again after it");
+}
+
+static long
+peer_status(const struct tkey *k)
+{
+	char path[128];
+	json_t *reply;
+	long st;
+
+	snprintf(path, sizeof(path), "/v1/peers/%s", k->hex);
+	st = af_call(&F, "GET", path, NULL, NULL, &reply);
+	json_decref(reply);
+	return st;
+}
+
+static bool
+forgotten(void *arg)
+{
+	return peer_status(arg) == 404;
+}
+
+Test(authority_liveness, peers_long_gone_are_forgotten_unless_they_matter)
+{
+	struct af_world w;
+	struct tkey gone;
+	char path[128], *text = NULL;
+	json_t *reply;
+	double t0;
+
+	restart(3);		/* forget after 3 s of silence */
+	af_world_make(&F, &w, 1);	/* the owner owns a service */
+	af_commit_up(&F, &w.p1, w.id, "192.0.2.1", 40001);	/* p1 committed */
+	snprintf(path, sizeof(path), "/v1/sources/%s", w.id);
+	cr_assert_eq(af_call(&F, "POST", path, NULL, &w.p2, &reply), 201);
+	json_decref(reply);			/* p2 only holds */
+	tkey_new(&gone);
+	af_register(&F, &gone, "10.0.0.7:7000");	/* gone only registered */
+	t0 = now_s();
+	cr_assert(tu_poll(20000, forgotten, &gone), "a peer silent for 20 s "
+		  "is still registered (forget after 3 s)");
+	cr_assert_geq(now_s() - t0, 2, "forgotten after %.2f s",
+		      now_s() - t0);
+	cr_assert_eq(peer_status(&w.p2), 404, "a peer that only held");
+	cr_assert_eq(af_raw(&F, "GET", "/metrics", NULL, 0, NULL, &text), 200);
+	cr_assert(strstr(text, "\nfed_authority_holdings 0\n") != NULL,
+		  "its holding is still there (%.30s)",
+		  strstr(text, "\nfed_authority_holdings ") ?
+		  strstr(text, "\nfed_authority_holdings ") + 1 : "?");
+	free(text);
+	cr_assert_eq(peer_status(&w.owner), 200, "a service's owner");
+	cr_assert_eq(peer_status(&w.p1), 200, "a peer with a commitment");
+	/* and one forgotten comes back by registering */
+	af_register(&F, &gone, "10.0.0.7:7000");
+	cr_assert_eq(peer_status(&gone), 200);
 }

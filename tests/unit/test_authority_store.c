@@ -67,15 +67,16 @@ Test(store, migrations_are_versioned)
 				    &e), 0, "%s", e.msg);
 	cr_assert_eq(authstore_commit(st, &e), 0, "%s", e.msg);
 	authstore_close(st);
-	cr_assert_eq(pragma_int(db, "user_version"), 2);
+	cr_assert_eq(pragma_int(db, "user_version"), 3);
 
-	/* A database of version 1 (before the sweep's index) is taken to 2,
-	 * its data kept. */
+	/* A database of version 1 (before the sweep's indexes) is taken to
+	 * 3, its data kept. */
 	{
 		sqlite3 *h;
 
 		cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
 		cr_assert_eq(sqlite3_exec(h, "DROP INDEX commitments_up_updated;"
+					  "DROP INDEX peers_updated;"
 					  "PRAGMA user_version = 1", NULL, NULL,
 					  NULL), SQLITE_OK);
 		sqlite3_close(h);
@@ -83,20 +84,31 @@ Test(store, migrations_are_versioned)
 	st = authstore_open(db, &e);
 	cr_assert_not_null(st, "%s", e.msg);
 	authstore_close(st);
-	cr_assert_eq(pragma_int(db, "user_version"), 2);
+	cr_assert_eq(pragma_int(db, "user_version"), 3);
 	{
 		sqlite3 *h;
 		sqlite3_stmt *q;
 
 		cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
-		cr_assert_eq(sqlite3_prepare_v2(h, "SELECT 1 FROM sqlite_master "
-						"WHERE name = "
-						"'commitments_up_updated'", -1,
-						&q, NULL), SQLITE_OK);
-		cr_assert_eq(sqlite3_step(q), SQLITE_ROW, "no index after "
-			     "the migration");
+		cr_assert_eq(sqlite3_prepare_v2(h, "SELECT count(*) FROM "
+						"sqlite_master WHERE name IN "
+						"('commitments_up_updated', "
+						"'peers_updated')", -1, &q,
+						NULL), SQLITE_OK);
+		cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+		cr_assert_eq(sqlite3_column_int(q, 0), 2, "the indexes are "
+			     "not both there after the migrations");
 		sqlite3_finalize(q);
 		sqlite3_close(h);
+	}
+	{
+		struct authstore_peer p;
+
+		st = authstore_open(db, &e);
+		cr_assert_not_null(st, "%s", e.msg);
+		cr_assert_eq(authstore_peer_get(st, K1, &p, &e), 1,
+			     "the data was not kept");
+		authstore_close(st);
 	}
 
 	/* Opening again migrates nothing and keeps the data. */
