@@ -62,9 +62,10 @@ struct authority_config {
 	 * third of it (the replies to POST /v1/peers and PUT
 	 * /v1/commitments say how long it is). */
 	int peer_ttl;
-	/* Seconds of the authority's own running time after which a peer not
-	 * heard from is forgotten, with what it said it holds, unless it owns
-	 * a service or holds a commitment; 0: never (sweep.c). */
+	/* Seconds after which a peer not heard from is forgotten, with what
+	 * it said it holds, unless it owns a service or holds a commitment;
+	 * counted only once the authority has itself run that long; 0, or
+	 * no peer_ttl: never (sweep.c). */
 	int forget_after;
 	/* Signed requests a client address may send: rate a second on
 	 * average (0: no limit), burst at once (ratelimit.c). */
@@ -223,7 +224,7 @@ struct authority {
 int64_t sweep_cutoff(const struct authority *a, time_t now);
 
 /* Peers whose last word is older than this are forgotten (INT64_MIN:
- * none).  Only time the authority ran counts: its downtime is added back. */
+ * none yet: the authority has not run for a whole forget_after). */
 int64_t sweep_forget_cutoff(const struct authority *a, time_t now);
 
 /* Start / stop the thread that marks down the commitments not refreshed

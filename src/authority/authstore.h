@@ -203,11 +203,10 @@ int authstore_commitment_delete(struct authstore *st, const char *snapshot,
  * many went down, or -1. */
 int authstore_commitments_expire(struct authstore *st, int64_t cutoff,
 				 struct err *e);
-/* Forget peers not heard from since cutoff: their holdings, and the peers
- * unless they own a snapshot or hold a commitment.  Returns how many peers
- * were forgotten, or -1. */
+/* Forget at most max peers not heard from since cutoff that own no service
+ * and hold no commitment, with their holdings.  Returns how many, or -1. */
 int authstore_peers_forget(struct authstore *st, int64_t cutoff,
-			   struct err *e);
+			   unsigned max, struct err *e);
 /* Every commitment to any version of a service. */
 int authstore_commitment_list(struct authstore *st, int64_t service,
 			  int (*cb)(void *arg,

@@ -151,6 +151,14 @@ enum authstore_stmt_id {
 	" FROM commitments c JOIN snapshots n ON n.id = c.snapshot" \
 	" LEFT JOIN peers p ON p.key = c.peer"
 
+/* oldest first, along peers_updated; the owner and commitment checks use
+ * services_owner and commitments_peer */
+#define FORGETTABLE_PEERS \
+	"SELECT p.key FROM peers p WHERE p.updated < ?1 " \
+	"AND NOT EXISTS (SELECT 1 FROM services v WHERE v.owner = p.key) " \
+	"AND NOT EXISTS (SELECT 1 FROM commitments c WHERE c.peer = p.key) " \
+	"ORDER BY p.updated, p.key LIMIT ?2"
+
 static const char *const authstore_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
@@ -228,16 +236,14 @@ static const char *const authstore_sql[S_COUNT] = {
 	    "AND updated < ?1)",
 	[S_EXPIRE_DOWN] = "UPDATE commitments SET up = 0, up_since = 0 "
 	    "WHERE up = 1 AND updated < ?1",
-	/* peers not heard from since ?1: what they said they hold, and the
-	 * peers themselves unless they own a snapshot or hold a commitment
-	 * (their key names a service, or a commitment they may come back to;
-	 * reports name peers by key and stay) */
-	[S_FORGET_HOLDINGS] = "DELETE FROM holdings WHERE peer IN "
-	    "(SELECT key FROM peers WHERE updated < ?1)",
-	[S_FORGET_PEERS] = "DELETE FROM peers WHERE updated < ?1 "
-	    "AND NOT EXISTS (SELECT 1 FROM services v WHERE v.owner = peers.key) "
-	    "AND NOT EXISTS (SELECT 1 FROM snapshots n WHERE n.owner = peers.key) "
-	    "AND NOT EXISTS (SELECT 1 FROM commitments c WHERE c.peer = peers.key)",
+	/* a batch of peers not heard from since ?1, unless they own a
+	 * service (a snapshot's owner owns its service) or hold a commitment:
+	 * their key names something others depend on.  What they said they
+	 * hold goes first, then they; reports name peers by key and stay. */
+	[S_FORGET_HOLDINGS] = "DELETE FROM holdings WHERE peer IN ("
+	    FORGETTABLE_PEERS ")",
+	[S_FORGET_PEERS] = "DELETE FROM peers WHERE key IN ("
+	    FORGETTABLE_PEERS ")",
 	[S_REPORTED] = "SELECT 1 FROM reports WHERE service = ?1 "
 	    "AND peer = ?2 LIMIT 1",
 	[S_REPORT_ADD] = "INSERT INTO reports(service, peer, reporter, "
@@ -1176,17 +1182,21 @@ authstore_commitments_expire(struct authstore *st, int64_t cutoff,
 }
 
 int
-authstore_peers_forget(struct authstore *st, int64_t cutoff, struct err *e)
+authstore_peers_forget(struct authstore *st, int64_t cutoff, unsigned max,
+		       struct err *e)
 {
 	sqlite3_stmt *s;
 
+	/* the same batch twice: the same rows, in one transaction */
 	if ((s = authstore_stmt(st, S_FORGET_HOLDINGS, e)) == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, cutoff);
+	sqlite3_bind_int(s, 2, (int)max);
 	if (authstore_run(s, e) == -1 ||
 	    (s = authstore_stmt(st, S_FORGET_PEERS, e)) == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, cutoff);
+	sqlite3_bind_int(s, 2, (int)max);
 	if (authstore_run(s, e) == -1)
 		return -1;
 	return sqlite3_changes(sqlite3_db_handle(s));

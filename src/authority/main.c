@@ -41,8 +41,9 @@ usage(FILE *f)
 "                           0: never; else at least 6).  Peers refresh at\n"
 "                           a third of it\n"
 "  --forget-after SECONDS   forget a peer not heard from for this long\n"
-"                           (running time; default %d, 30 days; 0: never),\n"
-"                           unless it owns a service or holds a commitment\n"
+"                           (default %d, 30 days; 0: never; at least twice\n"
+"                           --peer-ttl), unless it owns a service or holds\n"
+"                           a commitment; none with --peer-ttl 0\n"
 "  --signed-rate N          signed requests a client address may send a\n"
 "                           second on average (default %d; 0: no limit)\n"
 "  --signed-burst N         ... and at once (default %d)\n"
@@ -202,6 +203,14 @@ main(int argc, char **argv)
 	if (optind != argc) {
 		fprintf(stderr, "fed-authority: unexpected argument '%s'\n",
 			argv[optind]);
+		return 2;
+	}
+	/* a live peer refreshes at a third of the peer ttl: forgetting one
+	 * between two refreshes would drop what it holds */
+	if (cfg.forget_after > 0 && cfg.forget_after < 2 * cfg.peer_ttl) {
+		fprintf(stderr, "fed-authority: --forget-after must be 0 "
+			"(never) or at least twice --peer-ttl (%d s)\n",
+			2 * cfg.peer_ttl);
 		return 2;
 	}
 	if (cfg.listen == NULL || cfg.db_path == NULL) {

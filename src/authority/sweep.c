@@ -22,12 +22,16 @@
  * the store), so peers that were live then have that long to come back,
  * and peers long gone stay gone.
  *
- * Peers not heard from for --forget-after (30 days of the authority's own
- * running time) are forgotten, with the holdings they announced, unless
- * their key owns a service or holds a commitment: anyone can register keys,
- * and without this every key ever registered would stay in the store.
- * At most every SWEEP_FORGET_EVERY_S (an index on peers(updated) finds
- * them); a forgotten peer that comes back simply registers again.
+ * Peers not heard from for --forget-after (30 days) are forgotten, with the
+ * holdings they announced, unless their key owns a service or holds a
+ * commitment: anyone can register keys, and without this every key ever
+ * registered would stay in the store.  Only once the authority has run for
+ * a whole --forget-after itself: then a peer silent that long was silent
+ * while the authority could hear it (a restart starts the count again; an
+ * outage never counts against anyone).  At most every
+ * SWEEP_FORGET_EVERY_S, in batches of SWEEP_FORGET_BATCH, a transaction
+ * each, so the write lock is never held long; a forgotten peer that comes
+ * back registers again (201, and fedfs announces its holdings again).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -37,6 +41,7 @@
 
 #define SWEEP_EVERY_MAX_S 10	/* a dead commitment is listed ttl + this */
 #define SWEEP_FORGET_EVERY_S 3600
+#define SWEEP_FORGET_BATCH 1000
 
 int64_t
 sweep_cutoff(const struct authority *a, time_t now)
@@ -51,30 +56,33 @@ sweep_cutoff(const struct authority *a, time_t now)
 int64_t
 sweep_forget_cutoff(const struct authority *a, time_t now)
 {
-	/* the downtime, as well as the store tells it: from the latest
-	 * refresh it holds (none: a new store, nothing to add back) */
-	int64_t down = a->last_seen > 0 && a->last_seen < a->started ?
-		       a->started - a->last_seen : 0;
-
-	if (a->cfg.peer_ttl <= 0 || a->cfg.forget_after <= 0)
+	if (a->cfg.peer_ttl <= 0 || a->cfg.forget_after <= 0 ||
+	    now - a->started < a->cfg.forget_after)
 		return INT64_MIN;
-	return (int64_t)now - down - a->cfg.forget_after;
+	return (int64_t)now - a->cfg.forget_after;
 }
 
-/* One forgetting (see the top).  Returns how many peers, or -1. */
+/* One forgetting (see the top), a batch per transaction.  Returns how many
+ * peers, or -1. */
 static int
 sweep_forget(struct authority *a, int64_t cutoff, struct err *e)
 {
-	int n;
+	int n, total = 0;
 
-	if (authstore_begin(a->store, e) == -1)
-		return -1;
-	if ((n = authstore_peers_forget(a->store, cutoff, e)) == -1) {
-		authstore_rollback(a->store);
-		return -1;
-	}
-	/* no lookup reads peers or holdings: the cache stays valid */
-	return authstore_commit(a->store, e) == -1 ? -1 : n;
+	do {
+		if (authstore_begin(a->store, e) == -1)
+			return -1;
+		if ((n = authstore_peers_forget(a->store, cutoff,
+						SWEEP_FORGET_BATCH, e)) == -1) {
+			authstore_rollback(a->store);
+			return -1;
+		}
+		/* no lookup reads peers or holdings: the cache stays valid */
+		if (authstore_commit(a->store, e) == -1)
+			return -1;
+		total += n;
+	} while (n == SWEEP_FORGET_BATCH);
+	return total;
 }
 
 int
@@ -127,7 +135,7 @@ sweep_loop(void *arg)
 				 "marked down, out of lookups until refreshed",
 				 n, n == 1 ? "" : "s", a->cfg.peer_ttl);
 		clock_gettime(CLOCK_MONOTONIC, &until);
-		if (a->cfg.forget_after > 0 &&
+		if (sweep_forget_cutoff(a, time(NULL)) != INT64_MIN &&
 		    until.tv_sec - forgot_at >= forget_every) {
 			forgot_at = (double)until.tv_sec;
 			n = sweep_forget(a, sweep_forget_cutoff(a, time(NULL)),

@@ -610,6 +610,47 @@ catalog_register_every(const struct fedfs *fs)
 	return fs->peer_ttl / 3 > 0 ? fs->peer_ttl / 3 : 1;
 }
 
+/* Announce again every object this peer had announced holding (POST
+ * /v1/sources/<id>): the authority forgot this peer, and with it what it
+ * said it holds.  One that fails is announced at its next fetch. */
+static void
+catalog_reannounce(struct fedfs *fs)
+{
+	uint8_t (*ids)[SHA256_LEN] = NULL;
+	size_t n = 0;
+
+	pthread_rwlock_rdlock(&fs->lock);
+	if (fs->nobjs > 0)
+		ids = malloc(fs->nobjs * sizeof(*ids));
+	for (size_t k = 0; ids != NULL && k < fs->nobjs; k++)
+		if (fs->objs[k]->announced)
+			memcpy(ids[n++], fs->objs[k]->id, SHA256_LEN);
+	pthread_rwlock_unlock(&fs->lock);
+	for (size_t i = 0; i < n; i++) {
+		char hex[2 * SHA256_LEN + 1], path[128];
+		long status = 0;
+		struct err e;
+
+		hex_encode(ids[i], SHA256_LEN, hex);
+		snprintf(path, sizeof(path), "/v1/sources/%s", hex);
+		if (authority_call(fs->authority, "POST", path, NULL, fs->seed,
+				   &status, NULL, &e) == 0 &&
+		    (status == 200 || status == 201))
+			continue;
+		log_warn("could not announce holding %.16s.. again: %s", hex,
+			 status ? "refused" : e.msg);
+		pthread_rwlock_wrlock(&fs->lock);
+		for (size_t k = 0; k < fs->nobjs; k++)
+			if (memcmp(fs->objs[k]->id, ids[i], SHA256_LEN) == 0)
+				fs->objs[k]->announced = false;
+		pthread_rwlock_unlock(&fs->lock);
+	}
+	if (n > 0)
+		log_info("announced again that this peer holds %zu object%s",
+			 n, n == 1 ? "" : "s");
+	free(ids);
+}
+
 /* Tell the authority where this peer serves objects (POST /v1/peers,
  * signed: registration proves possession of the key), and again now and
  * then, to say it is still there. */
@@ -640,9 +681,14 @@ catalog_register(struct fedfs *fs)
 		pthread_rwlock_unlock(&fs->lock);
 		fs->register_next = catalog_mono() +
 				    catalog_register_every(fs);
-		if (again)
+		if (again && json_is_true(json_object_get(reply, "created"))) {
+			log_info("the authority had forgotten this peer (silent "
+				 "too long): registered again");
+			catalog_reannounce(fs);
+		} else if (again) {
 			log_debug("registration refreshed (the authority's "
 				  "peer ttl: %d s)", fs->peer_ttl);
+		}
 		else
 			log_info("registered with %s as %.16s.., serving "
 				 "objects at %s", fs->authority, fs->peer_id,
