@@ -821,7 +821,7 @@ Test(relay, a_silent_connection_is_closed_and_a_busy_one_kept)
 			     "was closed after %lld ms", (long long)(now_ms() - t0));
 		nap_ms(200);
 	}
-	/* silent has been let go meanwhile (FIN: EOF, not a reset) */
+	/* silent has been let go meanwhile (how: the next test) */
 	cr_assert(ends_within(silent, 0), "a connection silent for 2.5 s "
 		  "with a 1 s idle timeout is still open");
 	cr_assert_eq(info(r, "idle").idle_closed, 1);
