@@ -220,24 +220,22 @@ call_begin(struct call *c, struct reply *r)
 }
 
 int
-call_commit(struct call *c, struct reply *r)
-{
-	struct err e;
-
-	if (authstore_commit(c->a->store, &e) == -1)
-		return call_store_error(r, &e);
-	/* after the commit: see lookup_cache.c for why */
-	atomic_fetch_add(&c->a->generation, 1);
-	return 0;
-}
-
-int
 call_commit_quiet(struct call *c, struct reply *r)
 {
 	struct err e;
 
 	if (authstore_commit(c->a->store, &e) == -1)
 		return call_store_error(r, &e);
+	return 0;
+}
+
+int
+call_commit(struct call *c, struct reply *r)
+{
+	if (call_commit_quiet(c, r) == -1)
+		return -1;
+	/* after the commit: see lookup_cache.c for why */
+	atomic_fetch_add(&c->a->generation, 1);
 	return 0;
 }
 

@@ -610,14 +610,39 @@ catalog_register_every(const struct fedfs *fs)
 	return fs->peer_ttl / 3 > 0 ? fs->peer_ttl / 3 : 1;
 }
 
-/* Announce again every object this peer had announced holding (POST
- * /v1/sources/<id>): the authority forgot this peer, and with it what it
- * said it holds.  One that fails is announced at its next fetch. */
+/* Tell the authority this peer holds (part of) object id (POST
+ * /v1/sources/<id>).  If it could not be told, the object is marked not
+ * announced, so its next fetch tries again.  Returns whether it was. */
+static bool
+catalog_announce(struct fedfs *fs, const uint8_t id[SHA256_LEN])
+{
+	char hex[2 * SHA256_LEN + 1], path[128];
+	long status = 0;
+	struct err e;
+
+	hex_encode(id, SHA256_LEN, hex);
+	snprintf(path, sizeof(path), "/v1/sources/%s", hex);
+	if (authority_call(fs->authority, "POST", path, NULL, fs->seed,
+			   &status, NULL, &e) == 0 &&
+	    (status == 200 || status == 201))
+		return true;
+	log_warn("could not announce holding %.16s..: %s (again at its next "
+		 "fetch)", hex, status ? "refused" : e.msg);
+	pthread_rwlock_wrlock(&fs->lock);
+	for (size_t k = 0; k < fs->nobjs; k++)
+		if (memcmp(fs->objs[k]->id, id, SHA256_LEN) == 0)
+			fs->objs[k]->announced = false;
+	pthread_rwlock_unlock(&fs->lock);
+	return false;
+}
+
+/* Announce again every object this peer had announced holding: the
+ * authority forgot this peer, and with it what it said it holds. */
 static void
 catalog_reannounce(struct fedfs *fs)
 {
 	uint8_t (*ids)[SHA256_LEN] = NULL;
-	size_t n = 0;
+	size_t n = 0, told = 0;
 
 	pthread_rwlock_rdlock(&fs->lock);
 	if (fs->nobjs > 0)
@@ -626,28 +651,11 @@ catalog_reannounce(struct fedfs *fs)
 		if (fs->objs[k]->announced)
 			memcpy(ids[n++], fs->objs[k]->id, SHA256_LEN);
 	pthread_rwlock_unlock(&fs->lock);
-	for (size_t i = 0; i < n; i++) {
-		char hex[2 * SHA256_LEN + 1], path[128];
-		long status = 0;
-		struct err e;
-
-		hex_encode(ids[i], SHA256_LEN, hex);
-		snprintf(path, sizeof(path), "/v1/sources/%s", hex);
-		if (authority_call(fs->authority, "POST", path, NULL, fs->seed,
-				   &status, NULL, &e) == 0 &&
-		    (status == 200 || status == 201))
-			continue;
-		log_warn("could not announce holding %.16s.. again: %s", hex,
-			 status ? "refused" : e.msg);
-		pthread_rwlock_wrlock(&fs->lock);
-		for (size_t k = 0; k < fs->nobjs; k++)
-			if (memcmp(fs->objs[k]->id, ids[i], SHA256_LEN) == 0)
-				fs->objs[k]->announced = false;
-		pthread_rwlock_unlock(&fs->lock);
-	}
+	for (size_t i = 0; i < n; i++)
+		told += catalog_announce(fs, ids[i]);
 	if (n > 0)
-		log_info("announced again that this peer holds %zu object%s",
-			 n, n == 1 ? "" : "s");
+		log_info("announced again that this peer holds %zu of %zu "
+			 "object%s", told, n, n == 1 ? "" : "s");
 	free(ids);
 }
 
@@ -781,17 +789,9 @@ catalog_sources(void *arg, const uint8_t id[SHA256_LEN],
 		announce = true;
 	}
 	pthread_rwlock_unlock(&fs->lock);
+	if (announce)
+		catalog_announce(fs, id);
 	snprintf(path, sizeof(path), "/v1/sources/%s", hex);
-	if (announce &&
-	    (authority_call(fs->authority, "POST", path, NULL, fs->seed,
-			    &status, NULL, &e) < 0 ||
-	     (status != 200 && status != 201))) {
-		log_warn("could not announce holding %.16s..: %s (again at "
-			 "the next fetch)", hex, status ? "refused" : e.msg);
-		pthread_rwlock_wrlock(&fs->lock);
-		o->announced = false;
-		pthread_rwlock_unlock(&fs->lock);
-	}
 	if (authority_call(fs->authority, "GET", path, NULL, NULL, &status,
 			   &reply, &e) < 0) {
 		catalog_contact(fs, e.msg);

@@ -106,15 +106,23 @@ sources_has(const char *id, const char *hex)
 	return found;
 }
 
+/* GET /v1/peers/<k>: the status, and the reply in *reply. */
+static long
+peer_get(const struct tkey *k, json_t **reply)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/v1/peers/%s", k->hex);
+	return af_call(&F, "GET", path, NULL, NULL, reply);
+}
+
 static json_int_t
 uptime(const struct tkey *k)
 {
-	char path[128];
 	json_t *reply;
 	json_int_t v;
 
-	snprintf(path, sizeof(path), "/v1/peers/%s", k->hex);
-	cr_assert_eq(af_call(&F, "GET", path, NULL, NULL, &reply), 200);
+	cr_assert_eq(peer_get(k, &reply), 200);
 	v = json_integer_value(json_object_get(json_object_get(reply,
 			"contribution"), "uptime_seconds"));
 	json_decref(reply);
@@ -308,12 +316,9 @@ Test(authority_liveness, after_a_restart_peers_are_judged_as_of_the_last_run)
 static long
 peer_status(const struct tkey *k)
 {
-	char path[128];
 	json_t *reply;
-	long st;
+	long st = peer_get(k, &reply);
 
-	snprintf(path, sizeof(path), "/v1/peers/%s", k->hex);
-	st = af_call(&F, "GET", path, NULL, NULL, &reply);
 	json_decref(reply);
 	return st;
 }
