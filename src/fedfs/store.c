@@ -33,6 +33,7 @@
 #include "fedfs/store.h"
 
 #define STORE_PREFETCH_MAX 64	/* chunks waiting to be read ahead */
+#define STORE_READAHEAD_THREADS 4	/* opening them, in parallel */
 #define STORE_PENDING_MAX 64	/* fetched chunks waiting to be synced */
 
 struct store_entry {
@@ -62,8 +63,9 @@ struct store {
 	uint8_t ra_q[STORE_PREFETCH_MAX][SHA256_LEN];
 	unsigned ra_head, ra_n;
 	pthread_cond_t ra_cond;
-	pthread_t ra_thread;
-	bool ra_started, ra_stopping;
+	pthread_t ra_threads[STORE_READAHEAD_THREADS];
+	int ra_started;
+	bool ra_stopping;
 	/* fetched chunks written and readable, to fsync and rename: a ring
 	 * for the syncer thread, under the same lock */
 	struct store_pend {
@@ -368,10 +370,13 @@ store_scan(struct store *s, struct err *e)
 	return 0;
 }
 
-/* The read-ahead thread: open each queued chunk and ask the kernel to
- * read it from disk in the background.  Opening is what costs when the
- * chunk's directory block and inode are not cached; here it is off the
- * path of the read that will want the chunk next. */
+/* A read-ahead thread: open each queued chunk and ask the kernel to read
+ * it from disk in the background.  Opening is what costs when the chunk's
+ * directory block and inode are not cached (a cold cache, after a reboot):
+ * two or three small reads, one after another, each a disk's latency.
+ * Here it is off the path of the read that will want the chunk next, and
+ * STORE_READAHEAD_THREADS chunks are opened at once (one thread alone
+ * left a warm read of a 256 MiB delta ~10% slower: bench/fedfs.sh). */
 static void *
 store_prefetcher(void *arg)
 {
@@ -530,11 +535,15 @@ store_open(const char *dir, uint64_t max_bytes, struct store **out,
 		store_close(s);
 		return -1;
 	}
-	if (pthread_create(&s->ra_thread, NULL, store_prefetcher, s) != 0) {
-		store_close(s);
-		return err_set(e, "store: cannot start the read-ahead thread");
+	for (int i = 0; i < STORE_READAHEAD_THREADS; i++) {
+		if (pthread_create(&s->ra_threads[i], NULL, store_prefetcher,
+				   s) != 0) {
+			store_close(s);
+			return err_set(e, "store: cannot start a read-ahead "
+				       "thread");
+		}
+		s->ra_started++;
 	}
-	s->ra_started = true;
 	if (pthread_create(&s->sync_thread, NULL, store_syncer, s) != 0) {
 		store_close(s);
 		return err_set(e, "store: cannot start the syncer thread");
@@ -565,12 +574,13 @@ store_close(struct store *s)
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->sync_thread, NULL);
 	}
-	if (s->ra_started) {
+	if (s->ra_started > 0) {
 		pthread_mutex_lock(&s->lock);
 		s->ra_stopping = true;
-		pthread_cond_signal(&s->ra_cond);
+		pthread_cond_broadcast(&s->ra_cond);
 		pthread_mutex_unlock(&s->lock);
-		pthread_join(s->ra_thread, NULL);
+		for (int i = 0; i < s->ra_started; i++)
+			pthread_join(s->ra_threads[i], NULL);
 	}
 	pthread_cond_destroy(&s->ra_cond);
 	pthread_cond_destroy(&s->sync_cond);
