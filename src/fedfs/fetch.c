@@ -1047,7 +1047,7 @@ fetcher_get(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 	    uint32_t ahead, struct err *e)
 {
 	struct fetch_job *j;
-	int rc = 0;
+	int rc = 0, retries = 0;
 
 	if (i >= o->index->nchunks)
 		return err_set(e, "chunk %u of %s does not exist", i, o->label);
@@ -1055,6 +1055,7 @@ fetcher_get(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 		return 0;
 	fetch_refresh_sources(f, o);
 	pthread_mutex_lock(&f->lock);
+again:
 	f->enqueue_failed = false;
 	j = fetch_enqueue(f, o, i, true);
 	if (j == NULL && f->enqueue_failed) {
@@ -1063,6 +1064,7 @@ fetcher_get(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 	}
 	for (uint32_t k = 1; k <= ahead && i + k < o->index->nchunks; k++)
 		fetch_enqueue(f, o, i + k, false);
+	ahead = 0;
 	if (j != NULL) {
 		f->waits++;
 		while (j->state != JOB_DONE && j->state != JOB_FAILED) {
@@ -1079,6 +1081,16 @@ fetcher_get(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 				fetch_refresh_sources(f, o);
 				pthread_mutex_lock(&f->lock);
 			}
+		}
+		/* a chunk two objects share (zeros, most often) is fetched
+		 * once, from the sources of the object that asked first: if
+		 * those failed, this object's own may have it.  Asked again,
+		 * it gets a job of its own (the failed one is unlisted) */
+		if (j->state == JOB_FAILED && retries < 2 &&
+		    memcmp(j->obj->id, o->id, SHA256_LEN) != 0) {
+			retries++;
+			fetch_job_put(j);
+			goto again;
 		}
 		if (j->state == JOB_FAILED)
 			rc = err_set(e, "chunk %u of %s: no valid copy (%s)", i,

@@ -634,3 +634,69 @@ Test(fetch, a_waiting_reader_finds_a_holder_that_appears_later)
 	objsrv_stop(lacking);
 	store_close(empty);
 }
+
+/* Sources per object: object 'A' is held only by a gone peer (its address
+ * drops connections), any other by the live source. */
+static char hole[FETCH_ADDR_MAX];
+
+static int
+sources_by_object(void *arg, const uint8_t id[SHA256_LEN],
+		  char addrs[][FETCH_ADDR_MAX], int max)
+{
+	(void)arg;
+	(void)max;
+	snprintf(addrs[0], FETCH_ADDR_MAX, "%s", id[0] == 'A' ? hole : live);
+	return 1;
+}
+
+static void *
+get_chunk0_of(void *arg)
+{
+	struct fetcher **fo = arg;
+	struct err e;
+
+	return (void *)(intptr_t)fetcher_get(fo[0], (struct fetch_object *)fo[1],
+					     0, 0, &e);
+}
+
+static bool
+chunk0_on_its_way(void *arg)
+{
+	json_t *st = fetcher_status(arg);
+	bool yes = json_integer_value(json_object_get(st, "in_flight")) >= 1;
+
+	json_decref(st);
+	return yes;
+}
+
+/* A chunk two objects share is fetched once, from the sources of the one
+ * asked first; when those fail, a reader of the other still gets it from
+ * its own object's sources instead of an error. */
+Test(fetch, a_shared_chunk_comes_from_the_readers_own_sources_when_the_others_fail)
+{
+	struct fetch_object a = obj, b = obj;
+	struct fetcher *f;
+	void *args[2], *rc_a;
+	pthread_t t;
+	struct err e;
+	int fds[2];
+
+	hole_addr(hole, fds);
+	memset(a.id, 'A', SHA256_LEN);
+	memset(b.id, 'B', SHA256_LEN);
+	snprintf(a.label, sizeof(a.label), "object A");
+	snprintf(b.label, sizeof(b.label), "object B");
+	cr_assert_eq(fetcher_start(reader, sources_by_object, NULL, NULL, &f,
+				   &e), 0);
+	args[0] = f;
+	args[1] = &a;
+	cr_assert_eq(pthread_create(&t, NULL, get_chunk0_of, args), 0);
+	cr_assert(tu_poll(5000, chunk0_on_its_way, f));	/* A's job runs */
+	cr_assert_eq(fetcher_get(f, &b, 0, 0, &e), 0,
+		     "the reader of B, whose source holds the chunk: %s", e.msg);
+	cr_assert(store_has(reader, ix.chunks[0]));
+	cr_assert_eq(pthread_join(t, &rc_a), 0);
+	fetcher_stop(f);
+	close(fds[0]);
+	close(fds[1]);
+}
