@@ -42,6 +42,7 @@ struct store_entry {
 	bool held;			/* file present */
 	bool fetched;			/* from a peer (store_put) */
 	bool pending;			/* held, in tmp/ till synced */
+	bool name_synced;		/* its directory synced since named */
 	uint64_t tmp_seq;		/* its name there, when pending */
 	uint32_t pins;
 	uint64_t size;
@@ -608,7 +609,8 @@ bool
 store_durable(struct store *s, const uint8_t hash[SHA256_LEN])
 {
 	struct store_entry *x;
-	bool held;
+	char path[512];
+	bool held, synced;
 
 	pthread_mutex_lock(&s->lock);
 	/* found again after each wait: the table may have grown */
@@ -616,6 +618,22 @@ store_durable(struct store *s, const uint8_t hash[SHA256_LEN])
 	       x->pending)
 		pthread_cond_wait(&s->synced_cond, &s->lock);
 	held = x != NULL && x->held;
+	synced = held && x->name_synced;
+	pthread_mutex_unlock(&s->lock);
+	if (!held || synced)
+		return held;
+	/* the syncer made the bytes durable and renamed the file, but a
+	 * crash may still lose the rename until its directory is synced: a
+	 * cache need not pay that for every chunk, a commitment does (on
+	 * ext4 the first such sync commits the journal, the next are free) */
+	store_chunk_path(s, hash, path, sizeof(path));
+	if (store_sync_dir(path) < 0)
+		return false;
+	pthread_mutex_lock(&s->lock);
+	if ((x = store_find(s, hash, false)) != NULL && x->held)
+		x->name_synced = true;
+	else
+		held = false;		/* evicted meanwhile */
 	pthread_mutex_unlock(&s->lock);
 	return held;
 }
@@ -682,6 +700,7 @@ store_add_locked(struct store *s, struct store_entry *x, size_t len,
 		 enum store_from from)
 {
 	x->held = true;
+	x->name_synced = false;
 	x->fetched = from == STORE_FETCHED;
 	x->size = len;
 	s->st.bytes += len;
@@ -770,8 +789,15 @@ store_put(struct store *s, const uint8_t hash[SHA256_LEN], const void *buf,
 	pthread_mutex_unlock(&s->lock);
 	/* copied in, this may be the only copy there is (a publisher's): its
 	 * name must outlive a crash as its bytes do */
-	if (from == STORE_COPIED_IN && store_sync_dir(path) < 0)
-		return err_sys(e, "store %s: syncing its directory", path);
+	if (from == STORE_COPIED_IN) {
+		if (store_sync_dir(path) < 0)
+			return err_sys(e, "store %s: syncing its directory",
+				       path);
+		pthread_mutex_lock(&s->lock);
+		if ((x = store_find(s, hash, false)) != NULL && x->held)
+			x->name_synced = true;
+		pthread_mutex_unlock(&s->lock);
+	}
 	return 0;
 }
 

@@ -54,8 +54,9 @@ void store_close(struct store *s);
 /* True iff the chunk is held. */
 bool store_has(struct store *s, const uint8_t hash[SHA256_LEN]);
 
-/* True iff the chunk is held, once it is on disk for good: a fetched
- * chunk still waiting for the syncer is waited for. */
+/* True iff the chunk is held, once it is on disk for good, bytes and name:
+ * a fetched chunk still waiting for the syncer is waited for, and the
+ * directory it was renamed into is synced if nobody did since. */
 bool store_durable(struct store *s, const uint8_t hash[SHA256_LEN]);
 
 /* Open a held chunk read-only and mark it used.  Returns an fd the caller

@@ -15,8 +15,96 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <limits.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+
 #include "fedfs/store.h"
 #include "lib/testutil.h"
+
+/*
+ * The store's renames and directory fsyncs, in order, while io_log.on: a
+ * rename survives a crash only once its directory is synced after it.
+ * These definitions take the place of libc's for the whole test program
+ * (the store's calls included) and do what libc's do.
+ */
+static struct {
+	pthread_mutex_t lock;
+	bool on;
+	int n;
+	char what[1024][PATH_MAX + 8];
+} io_log = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void
+io_note(const char *verb, const char *path)
+{
+	pthread_mutex_lock(&io_log.lock);
+	if (io_log.on && io_log.n < 1024)
+		snprintf(io_log.what[io_log.n++], sizeof(io_log.what[0]),
+			 "%s %s", verb, path);
+	pthread_mutex_unlock(&io_log.lock);
+}
+
+int
+fsync(int fd)
+{
+	char link[64], path[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    (n = readlink(link, path, sizeof(path) - 1)) > 0) {
+		path[n] = '\0';
+		io_note("fsync", path);
+	}
+	return (int)syscall(SYS_fsync, fd);
+}
+
+int
+rename(const char *from, const char *to)
+{
+	char path[PATH_MAX], *slash;
+	int rc = (int)syscall(SYS_rename, from, to);
+
+	/* logged as its directory, resolved as fsync's are */
+	snprintf(path, sizeof(path), "%s", to);
+	if (rc == 0 && (slash = strrchr(path, '/')) != NULL) {
+		char real[PATH_MAX];
+
+		*slash = '\0';
+		if (realpath(path, real) != NULL)
+			io_note("rename", real);
+	}
+	return rc;
+}
+
+/* Was the directory that holds path synced after path was renamed in? */
+static bool
+io_name_synced(const char *path)
+{
+	char dir[PATH_MAX], real[PATH_MAX], *slash;
+	bool renamed = false, synced = false;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	cr_assert((slash = strrchr(dir, '/')) != NULL);
+	*slash = '\0';
+	cr_assert(realpath(dir, real) != NULL);
+	pthread_mutex_lock(&io_log.lock);
+	for (int i = 0; i < io_log.n; i++) {
+		const char *w = io_log.what[i];
+
+		if (strncmp(w, "rename ", 7) == 0 && strcmp(w + 7, real) == 0) {
+			renamed = true;
+			synced = false;
+		} else if (strncmp(w, "fsync ", 6) == 0 &&
+			   strcmp(w + 6, real) == 0 && renamed) {
+			synced = true;
+		}
+	}
+	pthread_mutex_unlock(&io_log.lock);
+	return renamed && synced;
+}
 
 static char *dir;
 static void setup(void) { dir = tu_tmpdir(); }
@@ -468,5 +556,46 @@ Test(store, a_chunk_copied_in_is_durable_even_when_a_fetched_copy_was_pending)
 			     "not yet named", i);
 		cr_assert(store_durable(s, h[i]));
 	}
+	store_close(s);
+}
+
+/* Committing a delta just read (cp deltas/X commit/) needs its chunks for
+ * good: fetched ones were fsynced and renamed by the syncer, which syncs no
+ * directory (a cache need not survive a crash whole).  store_durable, which
+ * ingest relies on, and a copy-in of a chunk held so, must sync the
+ * directory the rename went into, or a crash could lose the chunk of a
+ * snapshot this peer said it hosts. */
+Test(store, a_fetched_chunk_needed_for_good_has_its_name_synced)
+{
+	struct store *s;
+	struct err e;
+	uint8_t buf[CHUNK], h[2][32];
+	char path[512];
+
+	cr_assert_eq(store_open(dir, 0, &s, &e), 0, "%s", e.msg);
+	pthread_mutex_lock(&io_log.lock);
+	io_log.on = true;
+	io_log.n = 0;
+	pthread_mutex_unlock(&io_log.lock);
+	for (uint32_t i = 0; i < 2; i++) {
+		chunk(buf, h[i], 900 + i);
+		cr_assert_eq(store_put(s, h[i], buf, CHUNK, STORE_FETCHED, &e),
+			     0, "%s", e.msg);
+	}
+	/* ingest's way: store_durable */
+	cr_assert(store_durable(s, h[0]));
+	store_chunk_path(s, h[0], path, sizeof(path));
+	cr_assert(io_name_synced(path), "store_durable said so of %s, but "
+		  "its directory was not synced after its rename", path);
+	/* publish's way: a copy-in of a chunk already held */
+	chunk(buf, h[1], 901);
+	cr_assert_eq(store_put(s, h[1], buf, CHUNK, STORE_COPIED_IN, &e), 0,
+		     "%s", e.msg);
+	store_chunk_path(s, h[1], path, sizeof(path));
+	cr_assert(io_name_synced(path), "copied in, %s is not durable: its "
+		  "directory was not synced after its rename", path);
+	pthread_mutex_lock(&io_log.lock);
+	io_log.on = false;
+	pthread_mutex_unlock(&io_log.lock);
 	store_close(s);
 }
