@@ -957,9 +957,12 @@ fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			return;
 		}
 	} else if (to_set & FUSE_SET_ATTR_SIZE) {
-		if ((uint64_t)attr->st_size > FS_INCOMING_MAX ||
-		    ftruncate(fd, attr->st_size) < 0) {
+		if ((uint64_t)attr->st_size > FS_INCOMING_MAX) {
 			fuse_reply_err(req, EFBIG);
+			return;
+		}
+		if (ftruncate(fd, attr->st_size) < 0) {
+			fuse_reply_err(req, errno);	/* ENOSPC, EIO: as is */
 			return;
 		}
 		pthread_rwlock_wrlock(&fs->lock);
