@@ -59,8 +59,8 @@ struct store {
 	struct store_entry *lru_head, *lru_tail;
 	struct store_stats st;
 	uint64_t tmp_seq;
-	/* read-ahead from disk (store_prefetch): a ring of chunks for one
-	 * thread to open and fadvise, under the same lock */
+	/* read-ahead from disk (store_prefetch): a ring of chunks for the
+	 * read-ahead threads to open and fadvise, under the same lock */
 	uint8_t ra_q[STORE_PREFETCH_MAX][SHA256_LEN];
 	unsigned ra_head, ra_n;
 	pthread_cond_t ra_cond;
