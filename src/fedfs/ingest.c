@@ -231,7 +231,7 @@ ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	char hex[2 * SHA256_LEN + 1], path[128];
 	struct chunk_index ix, want;
 	const json_t *entry;
-	const char *kind;
+	char kind[16];			/* a copy: the catalogue is refreshed */
 	struct fobj *o;
 	json_t *reply = NULL;
 	long status = 0;
@@ -248,7 +248,11 @@ ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		return err_set(e, "not a valid .fedsnap, nor a kernel or base "
 			       "whose SHA-256 (%.16s..) is trusted", hex), -EACCES;
 	}
-	kind = json_string_value(json_object_get(entry, "kind"));
+	/* entry lives in the trusted list, which a refresh frees and
+	 * replaces while this hashes and stores for seconds unlocked */
+	snprintf(kind, sizeof(kind), "%s",
+		 json_string_value(json_object_get(entry, "kind")) ?
+		 json_string_value(json_object_get(entry, "kind")) : "image");
 	if (chunkidx_from_json(json_object_get(entry, "index"), true, &want,
 			       e) < 0) {
 		pthread_rwlock_unlock(&fs->lock);
@@ -280,7 +284,7 @@ ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		goto done;
 	}
 	pthread_rwlock_wrlock(&fs->lock);
-	o = catalog_find(fs, kind && strcmp(kind, "kernel") == 0 ? OBJ_KERNEL :
+	o = catalog_find(fs, strcmp(kind, "kernel") == 0 ? OBJ_KERNEL :
 			 OBJ_BASE, sha);
 	if (o != NULL) {
 		o->announced = true;
@@ -292,7 +296,7 @@ ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	}
 	pthread_rwlock_unlock(&fs->lock);
 	log_info("%s: %s %s stored; this peer is now a source for it",
-		 n->name, kind ? kind : "image", hex);
+		 n->name, kind, hex);
 	rc = 0;
 done:
 	if (pinned)
