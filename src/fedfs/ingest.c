@@ -336,6 +336,29 @@ ingest_file(struct fedfs *fs, struct node *n)
 	return rc;
 }
 
+/* If another commit/ entry stands for n's snapshot (cp to two names: the
+ * authority holds one commitment for both), take n away but not the
+ * commitment, and say so.  Lock held (write): two names removed at once
+ * must not each leave the commitment to the other. */
+static bool
+commit_forget_locked(struct fedfs *fs, struct node *n)
+{
+	for (size_t i = 0; i < fs->nnodes; i++) {
+		const struct node *x = fs->nodes[i];
+
+		if (x == NULL || x == n || x->type != NODE_COMMIT ||
+		    !x->live || x->obj != n->obj)
+			continue;
+		n->live = false;
+		pins_object(fs, n->obj, false);
+		pins_save(fs);
+		log_info("%s removed; the commitment stays, for %s", n->name,
+			 x->name);
+		return true;
+	}
+	return false;
+}
+
 int
 commit_withdraw(struct fedfs *fs, struct node *n)
 {
@@ -344,6 +367,12 @@ commit_withdraw(struct fedfs *fs, struct node *n)
 	long status = 0;
 	struct err e;
 
+	pthread_rwlock_wrlock(&fs->lock);
+	if (commit_forget_locked(fs, n)) {
+		pthread_rwlock_unlock(&fs->lock);
+		return 0;
+	}
+	pthread_rwlock_unlock(&fs->lock);
 	hex_encode(n->obj->id, SHA256_LEN, hex);
 	snprintf(path, sizeof(path), "/v1/commitments/%s", hex);
 	if (authority_call(fs->authority, "DELETE", path, NULL, fs->seed,

@@ -210,6 +210,20 @@ check "and holds the right bytes" cmp "$MNT_b/commit/split.fedsnap" "$d/web.feds
 check "and its log line does not claim a copy" \
 	sh -c "grep 'split.fedsnap: ' '$d/b.state/fedfs.log' | grep -vq 'not hashed again'"
 rm "$MNT_b/commit/split.fedsnap"
+# the same snapshot committed under two names is one commitment: taking one
+# name away leaves it, taking the last withdraws it
+commitments() { curl -fsS "$AUTH/metrics" | awk '$1 == "fed_authority_commitments" { print $2 }'; }
+n0=$(commitments)
+cp "$MNT_b/deltas/$id.fedsnap" "$MNT_b/commit/one.fedsnap"
+cp "$MNT_b/deltas/$id.fedsnap" "$MNT_b/commit/two.fedsnap"
+check "a snapshot committed under two names is one commitment" \
+	test "$(commitments)" = $((n0 + 1))
+rm "$MNT_b/commit/one.fedsnap"
+check "rm of one name leaves the commitment, which the other stands for" \
+	test "$(commitments)" = $((n0 + 1))
+check "and commit/ still lists the other" test -f "$MNT_b/commit/two.fedsnap"
+rm "$MNT_b/commit/two.fedsnap"
+check "rm of the last name withdraws it" test "$(commitments)" = "$n0"
 kill "$PID_a"
 wait_for 10 sh -c "! grep -q ' $MNT_a ' /proc/mounts"
 start_fedfs a 127.0.0.2 "$d"
