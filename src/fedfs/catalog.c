@@ -378,7 +378,7 @@ catalog_rebuild_services(struct fedfs *fs)
 
 /* --- persistence ---------------------------------------------------------- */
 
-static void
+void
 catalog_save(struct fedfs *fs)
 {
 	json_t *snaps = json_array(), *root;

@@ -145,6 +145,10 @@ struct fobj *catalog_find(struct fedfs *fs, enum fobj_kind kind,
 const json_t *catalog_trusted_entry(struct fedfs *fs,
 				    const uint8_t sha[SHA256_LEN],
 				    const char *kind);
+/* Write the catalogue to STATE/catalog.json (what a restart with the
+ * authority down shows, and what pins.json's entries are looked up in).
+ * Lock held. */
+void catalog_save(struct fedfs *fs);
 struct fobj *catalog_add_delta(struct fedfs *fs, const char *manifest,
 			       size_t len, const uint8_t sig[ED25519_SIG_LEN],
 			       const struct manifest *m);

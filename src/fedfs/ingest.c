@@ -112,7 +112,7 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	json_t *body, *reply = NULL;
 	long status = 0;
 	int rc = -EINVAL;
-	bool exact, pinned = false;
+	bool exact, pinned = false, added = false;
 
 	if (fedsnap_fdopen(dup(fd), &s, e) < 0)
 		return -EINVAL;
@@ -182,9 +182,10 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	}
 
 	pthread_rwlock_wrlock(&fs->lock);
-	if ((o = catalog_find(fs, OBJ_DELTA, s.id)) == NULL)
-		o = catalog_add_delta(fs, s.manifest_bytes, s.manifest_len,
-				      s.sig, &s.m);
+	if ((o = catalog_find(fs, OBJ_DELTA, s.id)) == NULL &&
+	    (o = catalog_add_delta(fs, s.manifest_bytes, s.manifest_len,
+				   s.sig, &s.m)) != NULL)
+		added = true;
 	if (o == NULL) {
 		pthread_rwlock_unlock(&fs->lock);
 		err_set(e, "out of memory");
@@ -208,6 +209,11 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		pins_object(fs, o, true);
 	}
 	catalog_rebuild_services(fs);
+	/* pins.json names it by id, and a restart finds it in catalog.json:
+	 * not only at the next refresh, which a restart or an authority down
+	 * may never reach (the commitment was dropped at restart) */
+	if (added)
+		catalog_save(fs);
 	pins_save(fs);
 	pthread_rwlock_unlock(&fs->lock);
 	snprintf(path, sizeof(path), "%s %s", commit ? "committed to" :

@@ -224,10 +224,20 @@ check "rm of one name leaves the commitment, which the other stands for" \
 check "and commit/ still lists the other" test -f "$MNT_b/commit/two.fedsnap"
 rm "$MNT_b/commit/two.fedsnap"
 check "rm of the last name withdraws it" test "$(commitments)" = "$n0"
+# a snapshot new to peer a's catalogue, committed from a file and followed
+# at once by a restart (before any catalogue refresh could keep it)
+"$FED" snapshot pack --base "$d/base.img" --cow "$d/web.cow" \
+	--service fresh.example.org:80 --guest-port 80 --kernel-hash "$ksum" \
+	--key "$KEY_owner" -o "$d/fresh.fedsnap" --version 1 --chunk-size $MiB >/dev/null
+cp "$d/fresh.fedsnap" "$MNT_owner/publish/"
+cp "$d/fresh.fedsnap" "$MNT_a/commit/fresh.fedsnap"
 kill "$PID_a"
 wait_for 10 sh -c "! grep -q ' $MNT_a ' /proc/mounts"
 start_fedfs a 127.0.0.2 "$d"
 check "the commitment is still there after a restart" cmp "$MNT_a/commit/web.fedsnap" "$d/web.fedsnap"
+check "and one made just before it, of a snapshot new to the peer" \
+	cmp "$MNT_a/commit/fresh.fedsnap" "$d/fresh.fedsnap"
+rm "$MNT_a/commit/fresh.fedsnap"
 check "rm commit/ withdraws" rm "$MNT_a/commit/web.fedsnap"
 check "and it is gone" test ! -e "$MNT_a/commit/web.fedsnap"
 
