@@ -202,6 +202,16 @@ authority_call(const char *base_url, const char *method, const char *path,
 	       json_t *body, const uint8_t *seed, long *status,
 	       json_t **reply, struct err *e)
 {
+	return authority_call_within(base_url, method, path, body, seed, 0,
+				     status, reply, e);
+}
+
+int
+authority_call_within(const char *base_url, const char *method,
+		      const char *path, json_t *body, const uint8_t *seed,
+		      long timeout_ms, long *status, json_t **reply,
+		      struct err *e)
+{
 	char url[2048], hkey[160], hdate[80], hsig[200];
 	const char *headers[5];
 	struct http_reply r = { 0, NULL, 0 };
@@ -256,7 +266,7 @@ authority_call(const char *base_url, const char *method, const char *path,
 			headers[nh++] = hsig;
 		}
 		headers[nh] = NULL;
-		if (http_request(method, url, headers, text, len, 0, 0, &r,
+		if (http_request(method, url, headers, text, len, timeout_ms, 0, &r,
 				 e) == -1)
 			goto bad;
 		if (seed == NULL || attempt > 0)

@@ -81,6 +81,13 @@ int authority_call(const char *base_url, const char *method,
 		   const uint8_t *seed, long *status, json_t **reply,
 		   struct err *e);
 
+/* The same, each attempt bounded by timeout_ms (0: HTTP_TIMEOUT_MS): for a
+ * caller someone waits on, as a FUSE listing does. */
+int authority_call_within(const char *base_url, const char *method,
+			  const char *path, json_t *body,
+			  const uint8_t *seed, long timeout_ms, long *status,
+			  json_t **reply, struct err *e);
+
 /*
  * The error line of a refused call, for a person: "authority: 403: <the
  * reply's "error" member>".  Always returns -1, so callers can

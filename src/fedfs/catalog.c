@@ -484,22 +484,58 @@ catalog_contact(struct fedfs *fs, const char *error)
 	pthread_rwlock_unlock(&fs->lock);
 }
 
+/* Monotonic milliseconds. */
+static long
+catalog_mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* What is left of timeout_ms until deadline, for the next call (0: no
+ * bound, the default; at least 1 when bounded). */
+static long
+catalog_left_ms(long deadline, long timeout_ms)
+{
+	long left;
+
+	if (timeout_ms <= 0)
+		return 0;
+	left = deadline - catalog_mono_ms();
+	return left > 1 ? left : 1;
+}
+
 int
 catalog_refresh(struct fedfs *fs, long timeout_ms)
 {
 	json_t *trusted = NULL, *list = NULL, *full = json_array(), *s;
-	long status;
+	long status, deadline;
 	struct err e;
 	size_t i;
 	int rc = -1;
 
-	(void)timeout_ms;
-	pthread_mutex_lock(&fs->refresh_lock);
-	if (authority_call(fs->authority, "GET", "/v1/trusted", NULL, NULL,
-			   &status, &trusted, &e) < 0 ||
+	/* a caller someone waits on (timeout_ms > 0: a listing) does not
+	 * queue behind a refresh under way, which may be the periodic one's
+	 * with no bound but the default: it answers from what is known (had
+	 * each FUSE thread listing waited its turn, the last would have paid
+	 * for all before it) */
+	if (timeout_ms > 0) {
+		if (pthread_mutex_trylock(&fs->refresh_lock) != 0) {
+			json_decref(full);
+			return 0;
+		}
+	} else {
+		pthread_mutex_lock(&fs->refresh_lock);
+	}
+	deadline = catalog_mono_ms() + timeout_ms;
+	if (authority_call_within(fs->authority, "GET", "/v1/trusted", NULL,
+				  NULL, timeout_ms, &status, &trusted, &e) < 0 ||
 	    (status != 200 && authority_refused(status, trusted, &e) < 0) ||
-	    authority_call(fs->authority, "GET", "/v1/snapshots", NULL, NULL,
-			   &status, &list, &e) < 0 ||
+	    authority_call_within(fs->authority, "GET", "/v1/snapshots", NULL,
+				  NULL, catalog_left_ms(deadline, timeout_ms),
+				  &status, &list, &e) < 0 ||
 	    (status != 200 && authority_refused(status, list, &e) < 0)) {
 		catalog_contact(fs, e.msg);
 		log_warn("catalogue: refresh failed: %s", e.msg);
@@ -528,9 +564,15 @@ catalog_refresh(struct fedfs *fs, long timeout_ms)
 			json_array_append(full, s);
 			continue;
 		}
+		/* past a caller's time, the rest wait for the next refresh */
+		if (timeout_ms > 0 && catalog_left_ms(deadline, timeout_ms) <= 1)
+			break;
 		snprintf(path, sizeof(path), "/v1/snapshots/%s", id);
-		if (authority_call(fs->authority, "GET", path, NULL, NULL,
-				   &status, &one, &e) == 0 && status == 200) {
+		if (authority_call_within(fs->authority, "GET", path, NULL,
+					  NULL, catalog_left_ms(deadline,
+								timeout_ms),
+					  &status, &one, &e) == 0 &&
+		    status == 200) {
 			json_object_set(one, "usable",
 					json_object_get(s, "usable"));
 			json_array_append(full, one);

@@ -134,6 +134,9 @@ struct fedfs {
 
 /* catalog.c */
 int catalog_load(struct fedfs *fs);	/* from the state dir */
+/* Ask the authority for the catalogue.  timeout_ms > 0 (a caller someone
+ * waits on): in that time at most, and not at all while another refresh
+ * runs; 0: the default bound per request, after any refresh under way. */
 int catalog_refresh(struct fedfs *fs, long timeout_ms);
 int catalog_start(struct fedfs *fs);	/* the periodic refresher */
 void catalog_stop(struct fedfs *fs);

@@ -266,6 +266,28 @@ for h in $(curl -s "$AUTH/v1/trusted" | jq -r --arg s "$bigsum" \
 done
 check "and all 24 of its chunks were kept" test "$kept" = 24
 
+# the authority hangs (stopped: connections are taken, never answered):
+# listings that ask it for news wait for one bounded attempt at most, not
+# one after another, each as long as curl's default
+stale() {	# the last refresh was 3 s ago or more: a listing asks again
+	local r
+	r=$(status "$MNT_a" .catalogue.refreshed)
+	[ $(($(date +%s) - $(date -d "$r" +%s))) -ge 3 ]
+}
+wait_for 20 stale
+kill -STOP "$AUTH_PID"
+on_exit "kill -CONT $AUTH_PID 2>/dev/null"
+start=$SECONDS
+pids=()
+for dir in kernels bases deltas services; do
+	ls "$MNT_a/$dir" >/dev/null &
+	pids+=($!)
+done
+wait "${pids[@]}"	# not the authority, a child of this shell too
+check "with the authority hung, four listings at once are answered within 6 s" \
+	test $((SECONDS - start)) -le 6
+kill -CONT "$AUTH_PID"
+
 # the authority goes away
 start_fedfs n 127.0.0.8 "$d"
 wait_for 10 test -e "$MNT_n/kernels/$ksum"
