@@ -229,18 +229,15 @@ objsrv_object(struct objsrv *o, struct MHD_Connection *c, const char *hex,
 		MHD_destroy_response(r);
 		return ret;
 	}
-	if (head) {
-		close(fd);
-		r = MHD_create_response_from_buffer(0, NULL,
-						    MHD_RESPMEM_PERSISTENT);
-	} else {
-		/* takes fd: closed by MHD when the response is destroyed */
-		r = MHD_create_response_from_fd_at_offset64(
-		    size ? to - from + 1 : 0, fd, (int64_t)from);
-	}
+	/* A HEAD gets the very response a GET would, so the same status
+	 * and headers: one made from an empty buffer said Content-Length: 0
+	 * of every chunk.  libmicrohttpd sends a HEAD the headers only and
+	 * never reads the file.  Takes fd: closed by MHD when the response
+	 * is destroyed. */
+	r = MHD_create_response_from_fd_at_offset64(size ? to - from + 1 : 0,
+						     fd, (int64_t)from);
 	if (r == NULL) {
-		if (!head)
-			close(fd);
+		close(fd);
 		return MHD_NO;
 	}
 	if (rng > 0) {

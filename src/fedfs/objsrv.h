@@ -1,7 +1,9 @@
 /*
  * objsrv.h - the object server: every peer serves the verified chunks it
- * holds to other peers, at GET /objects/<sha256> (HEAD too, one Range
- * allowed), and its figures at GET /metrics (Prometheus text).
+ * holds to other peers, at GET /objects/<sha256> (one Range allowed),
+ * and its figures at GET /metrics (Prometheus text).  A HEAD is answered
+ * with the status and headers of the GET, without the body, and is never
+ * told busy (503): it costs no upload.
  *
  * Only chunks in the store are served, looked up by hash: the path is
  * never used to build a file name, so nothing outside the store can be
