@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <time.h>
 #include <stdatomic.h>
@@ -31,12 +32,25 @@
  * were served two disk reads at a time) */
 #define OBJSRV_THREADS 8
 #define OBJSRV_TIMEOUT_S 30
+/* connections from one address; what it may be sent at once is bounded
+ * below (OBJSRV_CLIENT_UPLOADS), as a connection waiting for its 503 or
+ * idle between requests costs little */
 #define OBJSRV_PER_IP 64
 #define OBJSRV_MAX_UPLOADS 32	/* chunks sent at once; then 503 */
+#define OBJSRV_CLIENT_UPLOADS (OBJSRV_MAX_UPLOADS / 2)	/* ... to one client */
 #define OBJSRV_SPREAD 1			/* sends of one chunk per window ... */
 #define OBJSRV_RELAY_SPREAD 4		/* ... or, of one fetched from a peer, */
 #define OBJSRV_WINDOW_MS 2000		/* ... after which askers hear 503 */
 #define OBJSRV_RECENT 4096		/* chunks remembered for that */
+
+_Static_assert(OBJSRV_CLIENT_UPLOADS >= FETCH_PARALLEL,
+	       "a fetcher's parallel transfers to one source fit its share");
+
+/* An asker (see objsrv_client_key) and the chunk bodies being sent to it. */
+struct objsrv_client {
+	uint8_t key[16];
+	unsigned uploads;		/* 0: a free entry */
+};
 
 struct objsrv {
 	struct MHD_Daemon *mhd;
@@ -45,11 +59,12 @@ struct objsrv {
 	objsrv_metrics_fn metrics;
 	void *metrics_arg;
 	_Atomic uint64_t bytes, requests, not_found, busy;
-	_Atomic int uploads;		/* chunk bodies being sent */
+	pthread_mutex_t upload_lock;
+	unsigned uploads;		/* chunk bodies being sent; upload_lock */
+	/* whom they go to; upload_lock.  Each client in it has at least one
+	 * upload, so OBJSRV_MAX_UPLOADS entries always have room. */
+	struct objsrv_client clients[OBJSRV_MAX_UPLOADS];
 };
-
-/* Marks a connection whose reply is a chunk body (for the upload count). */
-static char objsrv_upload_mark;
 
 /* A chunk recently sent, and how often in its window. */
 struct objsrv_recent {
@@ -106,6 +121,98 @@ objsrv_spread_ok(const uint8_t hash[SHA256_LEN], unsigned limit)
 		r->sends++;
 	pthread_mutex_unlock(&objsrv_recent_lock);
 	return ok;
+}
+
+/*
+ * The client a connection counts against: its IPv4 address, or the /64 of
+ * its IPv6 one (a host is typically given a whole /64 and may pick any
+ * address in it; the server listens on IPv4 only today), as 16 bytes:
+ * IPv4 as ::ffff:a.b.c.d, which no /64 with its host half zeroed can be.
+ */
+static void
+objsrv_client_key(struct MHD_Connection *c, uint8_t key[16])
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+
+	memset(key, 0, 16);		/* unknown: all such share one */
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr,
+		       4);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a =
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		memcpy(key, a, IN6_IS_ADDR_V4MAPPED(a) ? 16 : 8);
+	}
+}
+
+/*
+ * Take an upload slot for the asker on c: the client entry that holds it,
+ * or NULL (say busy) if all OBJSRV_MAX_UPLOADS are taken or this client
+ * has its OBJSRV_CLIENT_UPLOADS.
+ *
+ * The cap alone let one asker take every slot: 32 connections that read
+ * slowly hold them until OBJSRV_TIMEOUT_S (and again after reconnecting),
+ * and meanwhile every other peer heard 503, even one whose only source
+ * this is (FETCH_LAST_RESORT_HDR).  So one client holds at most
+ * OBJSRV_CLIENT_UPLOADS, half: whoever else asks finds the other half.
+ * Half, not less: a fedfs fetcher runs up to FETCH_PARALLEL transfers to
+ * one source and should not hear busy for its own count.  A fixed share,
+ * not one dealt out among those asking, which would have to remember who
+ * asked and was refused: this counts only who is being sent to, at most
+ * one entry per slot, so a table of OBJSRV_MAX_UPLOADS entries scanned
+ * under one lock (nothing next to a send).  MHD's per-IP connection limit
+ * cannot do it: it counts connections, not replies in flight.  Two
+ * addresses together can still take every slot; what a share per address
+ * bounds is what one peer, broken or hostile, does to the others.
+ */
+static struct objsrv_client *
+objsrv_upload_take(struct objsrv *o, struct MHD_Connection *c)
+{
+	struct objsrv_client *cl = NULL, *free_cl = NULL;
+	uint8_t key[16];
+
+	objsrv_client_key(c, key);
+	pthread_mutex_lock(&o->upload_lock);
+	if (o->uploads >= OBJSRV_MAX_UPLOADS)
+		goto busy;
+	for (size_t i = 0; i < OBJSRV_MAX_UPLOADS && cl == NULL; i++) {
+		struct objsrv_client *x = &o->clients[i];
+
+		if (x->uploads == 0) {
+			if (free_cl == NULL)
+				free_cl = x;
+		} else if (memcmp(x->key, key, sizeof(key)) == 0) {
+			cl = x;
+		}
+	}
+	if (cl == NULL) {		/* free_cl: fewer clients than slots */
+		cl = free_cl;
+		memcpy(cl->key, key, sizeof(key));
+	} else if (cl->uploads >= OBJSRV_CLIENT_UPLOADS) {
+		cl = NULL;
+		goto busy;
+	}
+	cl->uploads++;
+	o->uploads++;
+busy:
+	pthread_mutex_unlock(&o->upload_lock);
+	return cl;
+}
+
+/* Give back the upload slot cl took. */
+static void
+objsrv_upload_give(struct objsrv *o, struct objsrv_client *cl)
+{
+	pthread_mutex_lock(&o->upload_lock);
+	cl->uploads--;
+	o->uploads--;
+	pthread_mutex_unlock(&o->upload_lock);
 }
 
 static enum MHD_Result
@@ -182,6 +289,7 @@ objsrv_object(struct objsrv *o, struct MHD_Connection *c, const char *hex,
 {
 	uint8_t hash[SHA256_LEN];
 	uint64_t size, from = 0, to;
+	struct objsrv_client *cl = NULL;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 	unsigned status = MHD_HTTP_OK;
@@ -196,13 +304,18 @@ objsrv_object(struct objsrv *o, struct MHD_Connection *c, const char *hex,
 	if ((fd = store_open_chunk(o->store, hash, &size)) < 0)
 		return objsrv_error(o, c, MHD_HTTP_NOT_FOUND, "not held here");
 	/* a peer that sends to everyone at once sends to nobody fast: past
-	 * OBJSRV_MAX_UPLOADS, say busy, and the asker fetches from the
-	 * peers that already have the chunk (fetch.c retries later) */
-	if (!head && (o->uploads >= OBJSRV_MAX_UPLOADS ||
-		      (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-						   FETCH_LAST_RESORT_HDR) == NULL &&
-		       !objsrv_spread_ok(hash, store_fetched(o->store, hash) ?
-				OBJSRV_RELAY_SPREAD : OBJSRV_SPREAD)))) {
+	 * its upload slots, say busy, and the asker fetches from the peers
+	 * that already have the chunk (fetch.c retries later).  The slot is
+	 * taken first: a send refused for want of one counts for no spread. */
+	if (!head && (cl = objsrv_upload_take(o, c)) != NULL &&
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+					FETCH_LAST_RESORT_HDR) == NULL &&
+	    !objsrv_spread_ok(hash, store_fetched(o->store, hash) ?
+			      OBJSRV_RELAY_SPREAD : OBJSRV_SPREAD)) {
+		objsrv_upload_give(o, cl);
+		cl = NULL;
+	}
+	if (!head && cl == NULL) {
 		close(fd);
 		o->busy++;
 		r = MHD_create_response_from_buffer(0, NULL,
@@ -219,6 +332,8 @@ objsrv_object(struct objsrv *o, struct MHD_Connection *c, const char *hex,
 			   MHD_HTTP_HEADER_RANGE), size, &from, &to);
 	if (rng < 0) {
 		close(fd);
+		if (cl != NULL)
+			objsrv_upload_give(o, cl);
 		snprintf(crange, sizeof(crange), "bytes */%" PRIu64, size);
 		r = MHD_create_response_from_buffer(0, NULL,
 						    MHD_RESPMEM_PERSISTENT);
@@ -238,6 +353,8 @@ objsrv_object(struct objsrv *o, struct MHD_Connection *c, const char *hex,
 						     fd, (int64_t)from);
 	if (r == NULL) {
 		close(fd);
+		if (cl != NULL)
+			objsrv_upload_give(o, cl);
 		return MHD_NO;
 	}
 	if (rng > 0) {
@@ -256,10 +373,10 @@ objsrv_object(struct objsrv *o, struct MHD_Connection *c, const char *hex,
 	MHD_destroy_response(r);
 	if (!head && size > 0)
 		o->bytes += to - from + 1;
-	if (!head && ret == MHD_YES) {
-		o->uploads++;
-		*state = &objsrv_upload_mark;
-	}
+	if (cl != NULL && ret == MHD_YES)
+		*state = cl;		/* given back when the reply is done */
+	else if (cl != NULL)
+		objsrv_upload_give(o, cl);
 	return ret;
 }
 
@@ -353,6 +470,12 @@ objsrv_handle(void *cls, struct MHD_Connection *c, const char *url,
 	return objsrv_error(o, c, MHD_HTTP_NOT_FOUND, "no such path");
 }
 
+/*
+ * A request is done, sent or not.  A connection's state (the access
+ * handler's *state) is NULL before its first call, then the objsrv, or,
+ * while its reply is a chunk body, the struct objsrv_client whose upload
+ * slot it holds: given back here.
+ */
 static void
 objsrv_completed(void *cls, struct MHD_Connection *c, void **state,
 		 enum MHD_RequestTerminationCode why)
@@ -361,8 +484,8 @@ objsrv_completed(void *cls, struct MHD_Connection *c, void **state,
 
 	(void)c;
 	(void)why;
-	if (*state == &objsrv_upload_mark)
-		o->uploads--;
+	if (*state != NULL && *state != o)	/* its reply was a chunk body */
+		objsrv_upload_give(o, *state);
 	*state = NULL;
 }
 
@@ -392,6 +515,7 @@ objsrv_start(const char *listen, struct store *s, objsrv_metrics_fn metrics,
 	if ((o = calloc(1, sizeof(*o))) == NULL)
 		return err_sys(e, "object server");
 	o->store = s;
+	pthread_mutex_init(&o->upload_lock, NULL);
 	o->metrics = metrics;
 	o->metrics_arg = metrics_arg;
 	o->mhd = MHD_start_daemon(
@@ -405,6 +529,7 @@ objsrv_start(const char *listen, struct store *s, objsrv_metrics_fn metrics,
 	    MHD_OPTION_NOTIFY_COMPLETED, objsrv_completed, o,
 	    MHD_OPTION_END);
 	if (o->mhd == NULL) {
+		pthread_mutex_destroy(&o->upload_lock);
 		free(o);
 		return err_set(e, "object server: cannot listen on %s", listen);
 	}
@@ -435,5 +560,6 @@ objsrv_stop(struct objsrv *o)
 	if (o == NULL)
 		return;
 	MHD_stop_daemon(o->mhd);
+	pthread_mutex_destroy(&o->upload_lock);
 	free(o);
 }

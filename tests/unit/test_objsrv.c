@@ -1,6 +1,12 @@
 /*
  * test_objsrv.c - the object server through plain HTTP on loopback, as a
- * peer talks to it: a HEAD says what the GET would, without the body.
+ * peer (or a misbehaving one) talks to it: a HEAD says what the GET would,
+ * without the body; one address reading slowly cannot take every upload
+ * slot from the others.
+ *
+ * Askers are told apart by address: the whole of 127.0.0.0/8 is loopback,
+ * so a connection bound to 127.0.0.2 comes from another peer than one bound
+ * to 127.0.0.3.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -23,12 +29,17 @@
 #include "lib/testutil.h"
 
 #define SMALL 65536
+/* More than a loopback socket's send buffer can hold (at most tcp_wmem's
+ * 4 MiB by default): a reply to an asker that does not read stays in
+ * flight, its upload slot held, as long as the test needs it. */
+#define BIG (8u << 20)
+#define MAX_UPLOADS 32		/* objsrv.c's OBJSRV_MAX_UPLOADS */
 #define REPLY_MAX (SMALL + 4096)
 
 static char *dir;
 static struct store *store;
 static struct objsrv *srv;
-static char small_hex[2 * SHA256_LEN + 1];
+static char small_hex[2 * SHA256_LEN + 1], big_hex[2 * SHA256_LEN + 1];
 
 static void
 put_chunk(size_t len, uint32_t seed, char *hex)
@@ -54,6 +65,7 @@ setup(void)
 	dir = tu_tmpdir();
 	cr_assert_eq(store_open(dir, 0, &store, &e), 0, "%s", e.msg);
 	put_chunk(SMALL, 1, small_hex);
+	put_chunk(BIG, 2, big_hex);
 	cr_assert_eq(objsrv_start("127.0.0.1:0", store, NULL, NULL, &srv, &e),
 		     0, "%s", e.msg);
 }
@@ -69,15 +81,19 @@ teardown(void)
 
 TestSuite(objsrv, .init = setup, .fini = teardown);
 
-/* A connection to the server from address from (127.x.y.z). */
+/* A connection to the server from address from (127.x.y.z).  rcvbuf: if
+ * not 0, a receive buffer that small, as a peer that reads slowly has. */
 static int
-connect_from(const char *from)
+connect_from(const char *from, int rcvbuf)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	struct timeval tv = { .tv_sec = 10 };
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	cr_assert(fd >= 0);
+	if (rcvbuf != 0)
+		cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+					sizeof(rcvbuf)), 0);
 	/* a reply that never comes fails the test, not hangs it */
 	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)),
 		     0);
@@ -125,7 +141,7 @@ request(const char *from, const char *method, const char *hex,
 	const char *extra, char *buf, size_t max)
 {
 	char hdrs[256];
-	int fd = connect_from(from);
+	int fd = connect_from(from, 0);
 	size_t len;
 
 	snprintf(hdrs, sizeof(hdrs), "%sConnection: close\r\n", extra);
@@ -228,4 +244,76 @@ Test(objsrv, a_head_with_a_range_says_what_the_get_would_without_the_body)
 
 	snprintf(range, sizeof(range), "bytes 100-1123/%u", SMALL);
 	head_is_get("Range: bytes=100-1123\r\n", 206, "1024", range);
+}
+
+/* The connections of a peer that asks for the big chunk on each and reads
+ * nothing: each holds an upload slot while its reply is in flight. */
+static int greedy[MAX_UPLOADS];
+
+/* Has every greedy connection got its reply's status line? */
+static bool
+greedy_answered(void *arg)
+{
+	char line[16];
+
+	(void)arg;
+	for (int i = 0; i < MAX_UPLOADS; i++)
+		if (recv(greedy[i], line, 12, MSG_PEEK | MSG_DONTWAIT) != 12)
+			return false;
+	return true;
+}
+
+/* Is the address greedy used served again (its slots given back)? */
+static bool
+greedy_served_again(void *arg)
+{
+	static char reply[REPLY_MAX];
+	char hdrs[64];
+
+	(void)arg;
+	snprintf(hdrs, sizeof(hdrs), "%s: 1\r\n", FETCH_LAST_RESORT_HDR);
+	request("127.0.0.2", "GET", small_hex, hdrs, reply, sizeof(reply));
+	return status_of(reply) == 200;
+}
+
+Test(objsrv, one_slow_asker_cannot_take_every_upload_slot)
+{
+	static char reply[REPLY_MAX];
+	char hdrs[64], line[16];
+	size_t len;
+	int held = 0;
+
+	/* says it is the last resort, which every asker can say: the chunk's
+	 * spread does not stop it, only the upload slots do */
+	snprintf(hdrs, sizeof(hdrs), "%s: 1\r\n", FETCH_LAST_RESORT_HDR);
+	for (int i = 0; i < MAX_UPLOADS; i++) {
+		greedy[i] = connect_from("127.0.0.2", 4096);
+		ask(greedy[i], "GET", big_hex, hdrs);
+	}
+	cr_assert(tu_poll(10000, greedy_answered, NULL),
+		  "the greedy asker's requests were not all answered");
+	for (int i = 0; i < MAX_UPLOADS; i++) {
+		cr_assert_eq(recv(greedy[i], line, 12, MSG_PEEK), 12);
+		line[12] = '\0';
+		if (strcmp(line, "HTTP/1.1 200") == 0)
+			held++;
+	}
+
+	/* another peer, whose only source this is, is served meanwhile */
+	len = request("127.0.0.3", "GET", small_hex, hdrs, reply,
+		      sizeof(reply));
+	cr_assert_eq(status_of(reply), 200, "another peer was refused while "
+		     "one held %d uploads", held);
+	cr_assert_eq(len - body_at(reply), SMALL);
+	cr_assert(held <= MAX_UPLOADS / 2, "one address holds %d of %d upload "
+		  "slots", held, MAX_UPLOADS);
+	/* ... but a fetcher's parallel transfers to one source all fit */
+	cr_assert(held >= FETCH_PARALLEL, "one address was sent only %d at "
+		  "once, a fetcher asks for %d", held, FETCH_PARALLEL);
+
+	/* gone, its slots are free again for it as for anyone */
+	for (int i = 0; i < MAX_UPLOADS; i++)
+		close(greedy[i]);
+	cr_assert(tu_poll(10000, greedy_served_again, NULL),
+		  "the slots of closed connections were not given back");
 }
