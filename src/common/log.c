@@ -1,5 +1,6 @@
 /*
- * log.c - one line per event on stderr.
+ * log.c - one line per event on stderr (and, while a daemon starts, in its
+ * log file too: see log_set_copy).
  *
  * Text:  "2026-11-25T23:52:53Z prog[pid] level: message"
  * JSON:  {"time":"..","prog":"..","pid":N,"level":"..","msg":".."}
@@ -8,6 +9,7 @@
  * (stderr is unbuffered and shared by threads), so lines never interleave.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +23,9 @@
 static const char *log_prog = "fed";
 static bool log_json;
 static enum log_level log_min = LOG_INFO;
+/* set while threads log (see log_set_copy) */
+static _Atomic int log_copy_fd = -1;
+static _Atomic enum log_level log_stderr_min = LOG_DEBUG;
 
 static const char *const log_names[] = { "debug", "info", "warn", "error" };
 
@@ -40,11 +45,18 @@ log_set_level(enum log_level min)
 }
 
 void
+log_set_copy(int fd, enum log_level stderr_min)
+{
+	log_copy_fd = fd;
+	log_stderr_min = stderr_min;
+}
+
+void
 log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	char msg[2048], line[4096], now[RFC3339_LEN + 1];
 	va_list ap;
-	int n;
+	int n, fd;
 
 	if (lvl < log_min)
 		return;
@@ -76,7 +88,11 @@ log_msg(enum log_level lvl, const char *fmt, ...)
 		n = sizeof(line) - 1;
 		line[n - 1] = '\n';
 	}
-	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+	if (lvl >= log_stderr_min &&
+	    write(STDERR_FILENO, line, (size_t)n) < 0) {
 		/* nowhere left to report it */
+	}
+	if ((fd = log_copy_fd) >= 0 && write(fd, line, (size_t)n) < 0) {
+		/* nor there */
 	}
 }

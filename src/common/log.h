@@ -6,6 +6,11 @@
  * log_init() sets the program name and format once, before threads start.
  * Every line is written with a single write(2), so lines from threads and
  * processes sharing stderr do not interleave.
+ *
+ * A daemon that keeps its terminal's stderr until it has started, so that a
+ * failure to start is said there, calls log_set_copy(logfd, LOG_WARN):
+ * every line goes to its log file as well, and only warnings and errors to
+ * the terminal.  log_set_copy(-1, LOG_DEBUG) once stderr is the log file.
  */
 #ifndef FED_LOG_H
 #define FED_LOG_H
@@ -16,6 +21,8 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 void log_init(const char *prog, bool json);
 void log_set_level(enum log_level min);
+/* fd stays open after it is replaced: a thread may still be writing to it */
+void log_set_copy(int fd, enum log_level stderr_min);
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

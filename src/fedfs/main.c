@@ -9,6 +9,13 @@
  * parent returns, so `fedfs ...` exits non-zero with one line when it
  * cannot serve; in the background the child reports "ready" through a
  * pipe only once the filesystem is mounted.
+ *
+ * In the background fedfs forks first: the object server's and the
+ * fetcher's threads, started before the mount, would not survive a fork
+ * (libfuse's fuse_daemonize forks after the mount, too late for them).
+ * The child keeps the terminal's stderr until it has mounted, so a failure
+ * is said there (and in DIR/fedfs.log); only then does the log become its
+ * stderr and it leave the terminal's session.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fuse_log.h>
 #include <fuse_lowlevel.h>
 
 #include "common/hex.h"
@@ -53,7 +61,8 @@ static const char usage[] =
 	"  --cache-max BYTES  chunk store quota (suffixes K, M, G); chunks of\n"
 	"                     committed or published snapshots are never evicted\n"
 	"  -f                 stay in the foreground (logs on stderr; otherwise\n"
-	"                     in DIR/fedfs.log)\n";
+	"                     in DIR/fedfs.log, and a failure to start on\n"
+	"                     stderr too)\n";
 
 static int
 parse_bytes(const char *s, uint64_t *out)
@@ -79,11 +88,17 @@ static int
 make_dir(const char *parent, const char *name)
 {
 	char path[4200];
+	struct stat st;
 
 	snprintf(path, sizeof(path), "%s%s%s", parent, name ? "/" : "",
 		 name ? name : "");
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 		log_error("cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* a file in its place would fail later, less clearly, and twice */
+	if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		log_error("%s: %s", path, strerror(ENOTDIR));
 		return -1;
 	}
 	return 0;
@@ -105,7 +120,8 @@ clean_incoming(const char *state)
 }
 
 /* Fork; the parent waits for the child's one-byte verdict and exits with
- * it.  Returns the write end of the pipe in the child. */
+ * it.  Returns the write end of the pipe in the child, which is still in
+ * the terminal's session, with its stdin, stdout and stderr. */
 static int
 daemon_start(void)
 {
@@ -118,14 +134,58 @@ daemon_start(void)
 		exit(1);
 	}
 	if (pid > 0) {
+		int st;
+
 		close(p[1]);
-		if (read(p[0], &verdict, 1) != 1)
-			verdict = 1;
-		exit(verdict);
+		if (read(p[0], &verdict, 1) == 1)
+			exit(verdict);
+		/* no verdict: killed before it could give one, so the
+		 * line saying why has to be this one */
+		if (waitpid(pid, &st, 0) == pid && WIFSIGNALED(st))
+			log_error("died while starting: %s",
+				  strsignal(WTERMSIG(st)));
+		else
+			log_error("died while starting");
+		exit(1);
 	}
 	close(p[0]);
-	setsid();
 	return p[1];
+}
+
+/* Opened before the fork, so that not being able to is said like any other
+ * failure to start. */
+static int
+daemon_open_log(const char *state)
+{
+	char path[4200];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/fedfs.log", state);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		log_error("cannot open %s: %s", path, strerror(errno));
+	return fd;
+}
+
+/*
+ * Started: the log becomes stderr, and fedfs leaves the terminal.  The
+ * log's own descriptor stays open (log_set_copy), and lines logged between
+ * the dup2 and the log_set_copy are in the log twice rather than missing.
+ */
+static void
+daemon_detach(int logfd)
+{
+	int fd;
+
+	dup2(logfd, STDERR_FILENO);
+	log_set_copy(-1, LOG_DEBUG);
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		close(fd);
+	}
+	setsid();
 }
 
 static void
@@ -137,6 +197,38 @@ daemon_ready(int fd, char verdict)
 		/* the parent is gone: nothing to tell */
 	}
 	close(fd);
+}
+
+/*
+ * libfuse's messages, as fedfs's log lines (not its own bare lines on
+ * stderr).  While the main thread creates the session and mounts, the last
+ * one is kept instead: if that fails, it says why on the one line that
+ * says so.
+ */
+static pthread_t libfuse_starter;
+static bool libfuse_starting;
+static char libfuse_why[512];
+
+static void
+libfuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char msg[512], *m = msg;
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	if (strncmp(m, "fuse: ", 6) == 0)
+		m += 6;
+	if (pthread_equal(pthread_self(), libfuse_starter) &&
+	    libfuse_starting)
+		snprintf(libfuse_why, sizeof(libfuse_why), "%s", m);
+	else
+		log_msg(level <= FUSE_LOG_ERR ? LOG_ERROR :
+			level == FUSE_LOG_WARNING ? LOG_WARN :
+			level == FUSE_LOG_DEBUG ? LOG_DEBUG : LOG_INFO,
+			"fuse: %s", m);
 }
 
 int
@@ -160,7 +252,7 @@ main(int argc, char **argv)
 	struct fuse_loop_config *loop;
 	bool foreground = false, json = false, have_key = false;
 	char *argv0 = argv[0], self[FETCH_ADDR_MAX];
-	int c, rc = 1, ready = -1;
+	int c, rc = 1, ready = -1, logfd = -1;
 	struct err e;
 
 	while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
@@ -211,24 +303,15 @@ main(int argc, char **argv)
 	if (make_dir(fs.state_dir, NULL) < 0)
 		return 1;
 	if (!foreground) {
-		char logpath[4200];
-		int fd;
-
-		ready = daemon_start();
-		snprintf(logpath, sizeof(logpath), "%s/fedfs.log", fs.state_dir);
-		fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-			  0600);
-		if (fd >= 0) {
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
-		fd = open("/dev/null", O_RDWR);
-		if (fd >= 0) {
-			dup2(fd, STDIN_FILENO);
-			dup2(fd, STDOUT_FILENO);
-			close(fd);
-		}
+		if ((logfd = daemon_open_log(fs.state_dir)) < 0)
+			return 1;
+		/* stderr stays the terminal's until daemon_detach, for
+		 * warnings and errors */
+		log_set_copy(logfd, LOG_WARN);
+		ready = daemon_start();	/* before any thread starts */
 	}
+	libfuse_starter = pthread_self();	/* in the child, if one */
+	fuse_set_log_func(libfuse_log);
 	signal(SIGPIPE, SIG_IGN);
 	proc_raise_nofile();
 	fs_set_start_time(time(NULL));
@@ -268,21 +351,31 @@ main(int argc, char **argv)
 	fuse_opt_add_arg(&args, "-o");
 	fuse_opt_add_arg(&args, "fsname=fedfs,subtype=fed,allow_other,"
 			 "default_permissions");
+	libfuse_starting = true;
 	fs.session = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
 	if (fs.session == NULL) {
-		log_error("cannot start the FUSE session");
+		libfuse_starting = false;
+		log_error("cannot start the FUSE session%s%s",
+			  libfuse_why[0] ? ": " : "", libfuse_why);
 		goto out_fetcher;
 	}
 	if (fuse_set_signal_handlers(fs.session) != 0 ||
 	    fuse_session_mount(fs.session, fs.mountpoint) != 0) {
-		log_error("cannot mount on %s", fs.mountpoint);
+		libfuse_starting = false;
+		log_error("cannot mount on %s%s%s", fs.mountpoint,
+			  libfuse_why[0] ? ": " : "", libfuse_why);
 		goto out_session;
 	}
+	libfuse_starting = false;
+	if (libfuse_why[0])	/* said, but mounted all the same */
+		log_warn("fuse: %s", libfuse_why);
 	fs_tune_readahead(fs.mountpoint);
 	if (catalog_start(&fs) < 0) {
 		log_error("cannot start the catalogue thread");
 		goto out_unmount;
 	}
+	if (!foreground)
+		daemon_detach(logfd);
 	log_info("mounted on %s; state %s; objects served at %s (port %u); "
 		 "authority %s", fs.mountpoint, fs.state_dir, fs.serve,
 		 objsrv_port(fs.objsrv), fs.authority);

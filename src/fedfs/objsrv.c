@@ -64,6 +64,11 @@ struct objsrv {
 	/* whom they go to; upload_lock.  Each client in it has at least one
 	 * upload, so OBJSRV_MAX_UPLOADS entries always have room. */
 	struct objsrv_client clients[OBJSRV_MAX_UPLOADS];
+	/* what libmicrohttpd said while objsrv_start waited for it, to go on
+	 * fedfs's own line if it fails (only the starter touches it) */
+	pthread_t starter;
+	bool starting;
+	char why[512];
 };
 
 /* A chunk recently sent, and how often in its window. */
@@ -489,6 +494,30 @@ objsrv_completed(void *cls, struct MHD_Connection *c, void **state,
 	*state = NULL;
 }
 
+/*
+ * libmicrohttpd's messages, as fedfs's log lines (not its own bare lines
+ * on stderr).  While MHD_start_daemon runs, the last one is kept instead:
+ * if the start fails, it says why on the one line that says so.
+ */
+static void
+objsrv_mhd_log(void *arg, const char *fmt, va_list ap)
+{
+	struct objsrv *o = arg;
+	char msg[512];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
+		msg[--n] = '\0';
+	/* the pool's threads may log before the start returns: theirs go on
+	 * to the log, not into why, which only the starter reads */
+	if (pthread_equal(pthread_self(), o->starter) && o->starting)
+		snprintf(o->why, sizeof(o->why), "%s", msg);
+	else
+		log_warn("object server: %s", msg);
+}
+
 int
 objsrv_start(const char *listen, struct store *s, objsrv_metrics_fn metrics,
 	     void *metrics_arg, struct objsrv **out, struct err *e)
@@ -518,9 +547,15 @@ objsrv_start(const char *listen, struct store *s, objsrv_metrics_fn metrics,
 	pthread_mutex_init(&o->upload_lock, NULL);
 	o->metrics = metrics;
 	o->metrics_arg = metrics_arg;
+	o->starter = pthread_self();
+	o->starting = true;
+	/* MHD binds sin; port is passed too for its messages, which
+	 * would otherwise say "port 0" */
 	o->mhd = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
-	    0, NULL, NULL, objsrv_handle, o,
+	    (uint16_t)port, NULL, NULL, objsrv_handle, o,
+	    /* first, or what MHD checks before reading it goes to stderr */
+	    MHD_OPTION_EXTERNAL_LOGGER, objsrv_mhd_log, o,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)OBJSRV_THREADS,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)OBJSRV_TIMEOUT_S,
@@ -528,11 +563,16 @@ objsrv_start(const char *listen, struct store *s, objsrv_metrics_fn metrics,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
 	    MHD_OPTION_NOTIFY_COMPLETED, objsrv_completed, o,
 	    MHD_OPTION_END);
+	o->starting = false;
 	if (o->mhd == NULL) {
 		pthread_mutex_destroy(&o->upload_lock);
+		err_set(e, "object server: cannot listen on %s%s%s", listen,
+			o->why[0] ? ": " : "", o->why);
 		free(o);
-		return err_set(e, "object server: cannot listen on %s", listen);
+		return -1;
 	}
+	if (o->why[0])	/* said, but started all the same */
+		log_warn("object server: %s", o->why);
 	info = MHD_get_daemon_info(o->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	o->port = info ? info->port : (uint16_t)port;
 	*out = o;
