@@ -353,6 +353,18 @@ catalog_rebuild_services(struct fedfs *fs)
 
 		if (o->kind != OBJ_DELTA || !o->listed)
 			continue;
+		/* a host may be 253 bytes, a name here FEDFS_NAME_MAX: cut,
+		 * it would match no node (a new one at every rebuild) and
+		 * could match another service's; it stays under deltas/ */
+		if (strlen(o->service) > FEDFS_NAME_MAX) {
+			if (!o->unnamed_said)
+				log_warn("services/: %.40s... (%zu bytes) is too "
+					 "long a name to list; its snapshot is "
+					 "deltas/%s", o->service,
+					 strlen(o->service), o->name);
+			o->unnamed_said = true;
+			continue;
+		}
 		for (size_t k = INO_FIRST_DYNAMIC; k < fs->nnodes; k++) {
 			struct node *x = fs->nodes[k];
 

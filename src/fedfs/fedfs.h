@@ -62,6 +62,8 @@ struct fobj {
 	bool announced;			/* we told it we hold chunks */
 	bool published;			/* by this peer: kept, pinned */
 	bool listed;			/* in the catalogue now */
+	bool unnamed_said;		/* its service name is too long for
+					 * services/, and the log said so */
 	int pins;			/* commitments and publications */
 	uint64_t ino;
 };

@@ -55,6 +55,21 @@ check "the owner publishes the snapshot" cp "$d/web.fedsnap" "$MNT_owner/publish
 check "it appears under deltas/" test -f "$MNT_owner/deltas/$id.fedsnap"
 check "services/ links to it" \
 	test "$(readlink "$MNT_owner/services/www.example.org:80")" = "../deltas/$id.fedsnap"
+# a host of 247 bytes (legal) makes a service name longer than a name in
+# fedfs may be: listed under deltas/ only, not cut into a name that could
+# be another service's (nor a new node at every refresh)
+label=$(printf 'a%.0s' $(seq 60))
+"$FED" snapshot pack --base "$d/base.img" --cow "$d/web.cow" \
+	--service "$label.$label.$label.$label.org:80" --guest-port 80 \
+	--kernel-hash "$ksum" --key "$KEY_owner" -o "$d/long.fedsnap" \
+	--version 1 --chunk-size $MiB >/dev/null
+longid=$("$FED" snapshot inspect "$d/long.fedsnap" --json | jq -r .id)
+check "a snapshot of a service with a 250-byte name is published" \
+	cp "$d/long.fedsnap" "$MNT_owner/publish/"
+check "and listed under deltas/" test -f "$MNT_owner/deltas/$longid.fedsnap"
+check "but not under services/, cut" \
+	sh -c "! ls '$MNT_owner/services' | grep -q '^$label'"
+check "the log says why" grep -q "services/: ${label:0:40}.* too long a name" "$d/owner.state/fedfs.log"
 
 start_fedfs a 127.0.0.2 "$d"
 start_fedfs b 127.0.0.3 "$d"
