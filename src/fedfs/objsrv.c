@@ -560,7 +560,6 @@ objsrv_start(const char *listen, struct store *s, objsrv_metrics_fn metrics,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)OBJSRV_THREADS,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)OBJSRV_TIMEOUT_S,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)OBJSRV_PER_IP,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
 	    MHD_OPTION_NOTIFY_COMPLETED, objsrv_completed, o,
 	    MHD_OPTION_END);
 	o->starting = false;

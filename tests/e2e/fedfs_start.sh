@@ -59,8 +59,7 @@ logged() {
 		grep -q -- "$2" "$d/$1.state/fedfs.log"
 }
 
-# a port something else listens on: the authority's (not another fedfs's:
-# the object server binds with SO_REUSEPORT, so two would share it)
+# a port something else listens on (another fedfs's, below)
 busy=127.0.0.1:${AUTH##*:}
 mkdir "$d/busy.mnt"
 start_bg busy "$busy"
@@ -92,5 +91,10 @@ pid=$(daemon_pid ok)
 check "the daemon has left the terminal's session" \
 	test "$(ps -o sid= -p "${pid:-0}" | tr -d ' ')" = "$pid"
 check "it serves objects" curl -fsS -o /dev/null "http://$serve/metrics"
+# a second fedfs on the same --serve port would split the requests with
+# the first, each answering 404 for what only the other holds
+mkdir "$d/twin.mnt"
+start_bg twin "$serve"
+failed twin "error: object server: cannot listen on $serve"
 check "it unmounts" fusermount3 -u "$d/ok.mnt"
 check "and then exits" wait_for 10 gone "${pid:-0}"
