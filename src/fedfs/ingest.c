@@ -143,6 +143,16 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		goto done;
 
 	if (commit) {
+		/* stored before the authority hears of it: a commitment is a
+		 * promise to host, which a full disk would break (a delta
+		 * copied from deltas/ is stored already: nothing to do) */
+		pins_chunks(fs, &s.m.delta, true);
+		pinned = true;
+		if (ingest_store_chunks(fs, s.fd, s.payload_offset,
+					&s.m.delta, e) < 0) {
+			rc = -EIO;
+			goto done;
+		}
 		body = json_pack("{s:s}", "snapshot", idhex);
 		if (authority_call(fs->authority, "POST", "/v1/commitments",
 				   body, fs->seed, &status, &reply, e) < 0) {
@@ -174,11 +184,21 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		rc = status == 429 ? -EAGAIN : status >= 500 ? -EIO : -EACCES;
 		goto done;
 	}
-	pins_chunks(fs, &s.m.delta, true);
-	pinned = true;
-	if (ingest_store_chunks(fs, s.fd, s.payload_offset, &s.m.delta, e) < 0) {
-		rc = -EIO;
-		goto done;
+	/* published: announced first, so that a snapshot the authority
+	 * refuses (not this key's service, over its allowance, an old
+	 * version) costs no disk; if storing fails now, the authority lists a
+	 * snapshot this owner does not hold yet, and copying it in again
+	 * (which the authority accepts again) stores it */
+	if (!commit) {
+		pins_chunks(fs, &s.m.delta, true);
+		pinned = true;
+		if (ingest_store_chunks(fs, s.fd, s.payload_offset, &s.m.delta,
+					e) < 0) {
+			err_wrap(e, "announced but not stored (copy it in "
+				 "again)");
+			rc = -EIO;
+			goto done;
+		}
 	}
 
 	pthread_rwlock_wrlock(&fs->lock);
