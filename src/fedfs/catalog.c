@@ -26,6 +26,7 @@
 #include "common/hex.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "common/timefmt.h"
 #include "fedfs/fedfs.h"
 
 #define CATALOG_PERIOD_S 15
@@ -496,16 +497,6 @@ catalog_contact(struct fedfs *fs, const char *error)
 	pthread_rwlock_unlock(&fs->lock);
 }
 
-/* Monotonic milliseconds. */
-static long
-catalog_mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* What is left of timeout_ms until deadline, for the next call (0: no
  * bound, the default; at least 1 when bounded). */
 static long
@@ -515,7 +506,7 @@ catalog_left_ms(long deadline, long timeout_ms)
 
 	if (timeout_ms <= 0)
 		return 0;
-	left = deadline - catalog_mono_ms();
+	left = deadline - (long)(mono_now() * 1000);
 	return left > 1 ? left : 1;
 }
 
@@ -541,7 +532,7 @@ catalog_refresh(struct fedfs *fs, long timeout_ms)
 	} else {
 		pthread_mutex_lock(&fs->refresh_lock);
 	}
-	deadline = catalog_mono_ms() + timeout_ms;
+	deadline = (long)(mono_now() * 1000) + timeout_ms;
 	if (authority_call_within(fs->authority, "GET", "/v1/trusted", NULL,
 				  NULL, timeout_ms, &status, &trusted, &e) < 0 ||
 	    (status != 200 && authority_refused(status, trusted, &e) < 0) ||
