@@ -391,12 +391,11 @@ catalog_rebuild_services(struct fedfs *fs)
 
 /* --- persistence ---------------------------------------------------------- */
 
-int
+void
 catalog_save(struct fedfs *fs)
 {
 	json_t *snaps = json_array(), *root;
-	char *path = NULL;
-	int rc = -1;
+	char *path = NULL, *tmp = NULL;
 
 	for (size_t i = 0; i < fs->nobjs; i++) {
 		struct fobj *o = fs->objs[i];
@@ -412,18 +411,18 @@ catalog_save(struct fedfs *fs)
 	root = json_pack("{s:O,s:o,s:I}", "trusted", fs->trusted, "snapshots",
 			 snaps, "refreshed", (json_int_t)fs->refreshed);
 	if (root == NULL ||
-	    asprintf(&path, "%s/%s", fs->state_dir, CATALOG_FILE) < 0) {
+	    asprintf(&path, "%s/%s", fs->state_dir, CATALOG_FILE) < 0 ||
+	    asprintf(&tmp, "%s.tmp", path) < 0) {
 		log_warn("catalogue: cannot save: out of memory");
 		goto done;
 	}
-	if (fedfs_save_json(root, path) < 0)
+	if (json_dump_file(root, tmp, JSON_COMPACT) < 0 ||
+	    rename(tmp, path) < 0)
 		log_warn("catalogue: cannot save %s: %s", path, strerror(errno));
-	else
-		rc = 0;
 done:
 	json_decref(root);
 	free(path);
-	return rc;
+	free(tmp);
 }
 
 /* Apply a snapshot list whose entries carry their manifests.  Lock held. */

@@ -134,11 +134,6 @@ struct fedfs {
 	struct fuse_session *session;
 };
 
-/* Write root to path through path.tmp, fsynced, renamed, its directory
- * synced: after a crash, path holds the old document or the new one.
- * 0, or -1 with errno set. */
-int fedfs_save_json(const json_t *root, const char *path);
-
 /* catalog.c */
 int catalog_load(struct fedfs *fs);	/* from the state dir */
 /* Ask the authority for the catalogue.  timeout_ms > 0 (a caller someone
@@ -156,9 +151,9 @@ const json_t *catalog_trusted_entry(struct fedfs *fs,
 				    const uint8_t sha[SHA256_LEN],
 				    const char *kind);
 /* Write the catalogue to STATE/catalog.json (what a restart with the
- * authority down shows, and what pins.json's entries are looked up in),
- * for good.  0, or -1 (logged).  Lock held. */
-int catalog_save(struct fedfs *fs);
+ * authority down shows, and what pins.json's entries are looked up in).
+ * Lock held. */
+void catalog_save(struct fedfs *fs);
 struct fobj *catalog_add_delta(struct fedfs *fs, const char *manifest,
 			       size_t len, const uint8_t sig[ED25519_SIG_LEN],
 			       const struct manifest *m);

@@ -232,9 +232,8 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	/* pins.json names it by id, and a restart finds it in catalog.json:
 	 * not only at the next refresh, which a restart or an authority down
 	 * may never reach (the commitment was dropped at restart) */
-	if (added && catalog_save(fs) < 0)
-		log_error("%s: kept, but a restart before the catalogue is "
-			  "saved again would not find it", n->name);
+	if (added)
+		catalog_save(fs);
 	pins_save(fs);
 	pthread_rwlock_unlock(&fs->lock);
 	snprintf(path, sizeof(path), "%s %s", commit ? "committed to" :

@@ -7,11 +7,9 @@
  *    "published":[{"kind":"delta"|"base"|"kernel","id":"<hex>"}]}
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/hex.h"
 #include "common/log.h"
@@ -48,51 +46,13 @@ pins_object(struct fedfs *fs, struct fobj *o, bool pin)
 		pins_chunks(fs, &dep->index, pin);
 }
 
-int
-fedfs_save_json(const json_t *root, const char *path)
-{
-	char tmp[4200], dir[4200], *slash;
-	int fd, rc = -1, saved;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		       0644)) < 0)
-		return -1;
-	if (json_dumpfd(root, fd, JSON_COMPACT) == 0 && fsync(fd) == 0)
-		rc = 0;
-	saved = errno;
-	if (close(fd) < 0 && rc == 0) {
-		rc = -1;
-		saved = errno;
-	}
-	if (rc == 0 && rename(tmp, path) < 0) {
-		rc = -1;
-		saved = errno;
-	}
-	if (rc < 0) {
-		unlink(tmp);
-		errno = saved;
-		return -1;
-	}
-	/* the rename itself, for good */
-	snprintf(dir, sizeof(dir), "%s", path);
-	if ((slash = strrchr(dir, '/')) != NULL) {
-		*slash = '\0';
-		if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-			rc = fsync(fd);
-			close(fd);
-		}
-	}
-	return rc;
-}
-
 /* Write STATE/pins.json atomically.  Lock held. */
 int
 pins_save(struct fedfs *fs)
 {
 	static const char *const kinds[] = { "kernel", "base", "delta" };
 	json_t *commits = json_array(), *published = json_array(), *root;
-	char hex[2 * SHA256_LEN + 1], *path = NULL;
+	char hex[2 * SHA256_LEN + 1], *path = NULL, *tmp = NULL;
 	int rc = -1;
 
 	for (size_t i = INO_FIRST_DYNAMIC; i < fs->nnodes; i++) {
@@ -115,13 +75,16 @@ pins_save(struct fedfs *fs)
 			 published);
 	if (root != NULL &&
 	    asprintf(&path, "%s/%s", fs->state_dir, PINS_FILE) >= 0 &&
-	    fedfs_save_json(root, path) == 0)
+	    asprintf(&tmp, "%s.tmp", path) >= 0 &&
+	    json_dump_file(root, tmp, JSON_COMPACT) == 0 &&
+	    rename(tmp, path) == 0)
 		rc = 0;
 	else
 		log_error("cannot save %s/%s: %s", fs->state_dir, PINS_FILE,
 			  strerror(errno));
 	json_decref(root);
 	free(path);
+	free(tmp);
 	return rc;
 }
 
