@@ -68,6 +68,18 @@ ingest_store_chunks(struct fedfs *fs, int fd, uint64_t off,
 	return 0;
 }
 
+/* Pin a snapshot's payload chunks (until the caller unpins them, once
+ * the snapshot itself is pinned) and store them, each for good. */
+static int
+ingest_store_delta(struct fedfs *fs, struct fedsnap *s, bool *pinned,
+		   struct err *e)
+{
+	pins_chunks(fs, &s->m.delta, true);
+	*pinned = true;
+	return ingest_store_chunks(fs, s->fd, s->payload_offset, &s->m.delta,
+				   e);
+}
+
 /* Is sha trusted as kind and not revoked?  Lock held (read). */
 static bool
 ingest_trusted(struct fedfs *fs, const uint8_t sha[SHA256_LEN],
@@ -146,10 +158,7 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		/* stored before the authority hears of it: a commitment is a
 		 * promise to host, which a full disk would break (a delta
 		 * copied from deltas/ is stored already: nothing to do) */
-		pins_chunks(fs, &s.m.delta, true);
-		pinned = true;
-		if (ingest_store_chunks(fs, s.fd, s.payload_offset,
-					&s.m.delta, e) < 0) {
+		if (ingest_store_delta(fs, &s, &pinned, e) < 0) {
 			rc = -EIO;
 			goto done;
 		}
@@ -189,16 +198,10 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	 * version) costs no disk; if storing fails now, the authority lists a
 	 * snapshot this owner does not hold yet, and copying it in again
 	 * (which the authority accepts again) stores it */
-	if (!commit) {
-		pins_chunks(fs, &s.m.delta, true);
-		pinned = true;
-		if (ingest_store_chunks(fs, s.fd, s.payload_offset, &s.m.delta,
-					e) < 0) {
-			err_wrap(e, "announced but not stored (copy it in "
-				 "again)");
-			rc = -EIO;
-			goto done;
-		}
+	if (!commit && ingest_store_delta(fs, &s, &pinned, e) < 0) {
+		err_wrap(e, "announced but not stored (copy it in again)");
+		rc = -EIO;
+		goto done;
 	}
 
 	pthread_rwlock_wrlock(&fs->lock);
@@ -258,6 +261,7 @@ ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	struct chunk_index ix, want;
 	const json_t *entry;
 	char kind[16];			/* a copy: the catalogue is refreshed */
+	const char *k;
 	struct fobj *o;
 	json_t *reply = NULL;
 	long status = 0;
@@ -276,9 +280,8 @@ ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	}
 	/* entry lives in the trusted list, which a refresh frees and
 	 * replaces while this hashes and stores for seconds unlocked */
-	snprintf(kind, sizeof(kind), "%s",
-		 json_string_value(json_object_get(entry, "kind")) ?
-		 json_string_value(json_object_get(entry, "kind")) : "image");
+	k = json_string_value(json_object_get(entry, "kind"));
+	snprintf(kind, sizeof(kind), "%s", k ? k : "image");
 	if (chunkidx_from_json(json_object_get(entry, "index"), true, &want,
 			       e) < 0) {
 		pthread_rwlock_unlock(&fs->lock);
