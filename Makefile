@@ -38,7 +38,7 @@ BIN_fedfs     := fedfs
 BIN_authority := fed-authority
 BIN_vmrunner  := fed-vmrunner
 BIN_netmap    := fed-netmap
-COMPONENTS    := common cli client fedfs authority vmrunner netmap
+COMPONENTS    := common cli client fedfs authority vmrunner netmap machine
 
 srcs = $(wildcard src/$(1)/*.c)
 objs = $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/$(1)/main.c,$(call srcs,$(1))))

@@ -24,15 +24,18 @@ drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 echo "setting up: authority, owner, a $MIB MiB delta..."
 start_authority "$d/auth" --publish-allowance 10 >/dev/null
 bash "$ROOT/scripts/mkbase.sh" "$d/base.img" $((MIB * 2 + 64)) >/dev/null
-cp /usr/bin/linux.uml "$d/kernel"
+need_uml
+cp "$UML" "$d/kernel"
 "$FED" trust add "$d/base.img" --kind base --authority "$AUTH" --key "$ADMIN_KEY" >/dev/null
 "$FED" trust add "$d/kernel" --kind kernel --authority "$AUTH" --key "$ADMIN_KEY" >/dev/null
-mkdir -p "$d/files/srv"
-head -c $((MIB * 1048576)) /dev/urandom >"$d/files/srv/blob"
-timeout 600 /usr/bin/linux.uml "ubd0=$d/web.cow,$d/base.img" root=/dev/ubda rw \
-	init=/init mem=256M con=null con0=null,fd:1 quiet "hostfs=$d" \
-	fed.import=/files 2>&1 | cat >"$d/import.log"
-rm -f "$d/files/srv/blob"
+mkdir -p "$d/import/files/srv"
+head -c $((MIB * 1048576)) /dev/urandom >"$d/import/files/srv/blob"
+import_disk "$d/import" "$d/import.img"
+rm -rf "$d/import"
+timeout 600 "$UML" "ubd0=$d/web.cow,$d/base.img" "ubd1r=$d/import.img" \
+	root=/dev/ubda rw init=/init mem=256M con=null con0=null,fd:1 quiet \
+	fed.import=/dev/ubdb 2>&1 | cat >"$d/import.log"
+rm -f "$d/import.img"
 start_fedfs owner 127.0.0.1 "$d"
 "$FED" snapshot pack --base "$d/base.img" --cow "$d/web.cow" \
 	--service bench.example.org:80 --guest-port 80 \

@@ -15,6 +15,7 @@ FED=$ROOT/bin/fed
 MIB=${1:-192}
 work=$(mktemp -d "${TMPDIR:-/tmp}/fed-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+UML=$(bash "$ROOT/scripts/mkumlkernel.sh" --cached) || exit 1
 
 now() { date +%s.%N; }
 # median of 3 runs of "$@", in seconds
@@ -31,19 +32,24 @@ rate() { echo "scale=1; $1 / 1048576 / $2" | bc -l; }
 
 echo "building a 512 MiB base and a guest that writes $MIB MiB..."
 bash "$ROOT/scripts/mkbase.sh" "$work/base.img" 512 >/dev/null
-mkdir -p "$work/files/srv"
-head -c $((MIB / 2))M /dev/urandom >"$work/files/srv/random.bin"
-{ seq 1 100000000 || true; } | head -c $((MIB / 2))M >"$work/files/srv/text.txt"
-timeout 300 /usr/bin/linux.uml "ubd0=$work/web.cow,$work/base.img" \
+mkdir -p "$work/import/files/srv"
+head -c $((MIB / 2))M /dev/urandom >"$work/import/files/srv/random.bin"
+{ seq 1 100000000 || true; } | head -c $((MIB / 2))M >"$work/import/files/srv/text.txt"
+kib=$(du -sk --apparent-size "$work/import" | cut -f1)
+mke2fs -q -F -t ext2 -m 0 -E root_owner=0:0 -d "$work/import" \
+	"$work/import.img" "$((kib + kib / 4 + 16384))k" >/dev/null
+rm -rf "$work/import"
+timeout 300 "$UML" "ubd0=$work/web.cow,$work/base.img" "ubd1r=$work/import.img" \
 	root=/dev/ubda rw init=/init mem=256M con=null con0=null,fd:1 quiet \
-	"hostfs=$work" fed.import=/files 2>&1 | cat >"$work/import.log"
+	fed.import=/dev/ubdb 2>&1 | cat >"$work/import.log"
+rm -f "$work/import.img"
 if ! grep -q 'fed-init: imported' "$work/import.log"; then
 	echo "the guest did not import the files:" >&2
 	grep -v '^\s*\[<' "$work/import.log" | tail -n 15 >&2
 	exit 1
 fi
 "$FED" keygen -o "$work/k" >/dev/null
-kh=$(sha256sum </usr/bin/linux.uml | cut -c1-64)
+kh=$(sha256sum <"$UML" | cut -c1-64)
 
 pack() {
 	rm -f "$work/web.fedsnap"

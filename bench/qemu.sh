@@ -16,12 +16,12 @@ source "$(dirname "$0")/../tests/e2e/lib.sh"
 source "$(dirname "$0")/lib.sh"
 
 RUNS=${RUNS:-5}
-UML=/usr/bin/linux.uml
+need_uml
 
 if [ -z "${FED_QEMU_BENCH_NS:-}" ]; then
-	if [ "$(id -u)" != 0 ] || [ ! -x "$UML" ] ||
+	if [ "$(id -u)" != 0 ] ||
 		! command -v qemu-system-x86_64 >/dev/null; then
-		echo "bench/qemu.sh: needs root, $UML and qemu-system-x86_64; skipped"
+		echo "bench/qemu.sh: needs root and qemu-system-x86_64; skipped"
 		exit 0
 	fi
 	ns=fedqb$$
@@ -69,7 +69,7 @@ cp "$UML" "$d/kernel"
 mkdir -p "$d/web/var/www"
 run='t=$(cat /proc/sys/kernel/random/uuid); echo "token $t" >/var/www/index.html; httpd -f -p 80 -h /var/www'
 t0=$(now)
-"$FED" snapshot create --running --kernel "$d/qkernel" --base "$d/base.img" \
+"$FED" snapshot create --running --kernel "$d/qkernel" --uml-kernel "$UML" --base "$d/base.img" \
 	--files "$d/web" --run "$run" --service www.example.org:80 --guest-port 80 \
 	--key "$d/owner.key" -o "$d/q.fedsnap" --version 1 --timeout 300 \
 	--json >"$d/q.json" || exit 1

@@ -27,7 +27,9 @@
 # Environment: FED_CLUSTER (name prefix, default "fedc"; two clusters with
 # different names live side by side), FED_CLUSTER_DIR (default
 # /tmp/$FED_CLUSTER), BINDIR (default bin), FED_CLUSTER_BASE (a base image
-# to use instead of building one).
+# to use instead of building one), FED_UML_KERNEL (the UML kernel the admin
+# trusts and the owner publishes; default fed's, as scripts/deps.sh
+# installs it in /usr/local/lib/fed).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,7 +39,8 @@ case $BINDIR in /*) ;; *) BINDIR=$ROOT/$BINDIR ;; esac
 NAME=${FED_CLUSTER:-fedc}
 DIR=${FED_CLUSTER_DIR:-${TMPDIR:-/tmp}/$NAME}
 NET=10.99.0
-UML=/usr/bin/linux.uml
+# fed's UML kernel as scripts/deps.sh installs it
+UML=${FED_UML_KERNEL:-${FED_LIBDIR:-/usr/local/lib/fed}/linux.uml}
 AUTH_URL=http://$NET.1:8080
 
 say() { printf 'cluster: %s\n' "$*" >&2; }

@@ -67,7 +67,7 @@ say "The owner makes a snapshot of a web server"
 mkdir -p "$CLUSTER_DIR/site/var/www"
 page="Hello from a federated web site (made $(date -u +%H:%M:%S))"
 echo "$page" >"$CLUSTER_DIR/site/var/www/index.html"
-run "fed snapshot create --kernel linux.uml --base base.img --files site/ \\"
+run "fed snapshot create --base base.img --files site/ \\"
 run "    --run 'httpd -f -p 80 -h /var/www' --service www.example.org:80 \\"
 run "    --guest-port 80 --key owner.key -o web.fedsnap"
 "$FED" snapshot create --kernel "$CLUSTER_DIR/kernel" \
@@ -142,7 +142,7 @@ svc='t=$(cat /proc/sys/kernel/random/uuid); echo "fed-token $t"; echo "started w
 run "fed snapshot create --running --kernel qkernel.bin --base base.img \\"
 run "    --run '<draw a token, serve it>' --service clock.example.org:80 ... -o clock.fedsnap"
 "$FED" snapshot create --running --kernel "$CLUSTER_DIR/qkernel" \
-	--base "$CLUSTER_DIR/base.img" --files "$CLUSTER_DIR/clock" --run "$svc" \
+	--uml-kernel "$CLUSTER_DIR/kernel" --base "$CLUSTER_DIR/base.img" --files "$CLUSTER_DIR/clock" --run "$svc" \
 	--service clock.example.org:80 --guest-port 80 --key "$KEY_owner" \
 	-o "$CLUSTER_DIR/clock.fedsnap" --version 1 --timeout 240 \
 	--keep-log "$CLUSTER_DIR/clock-create.log" >/dev/null 2>&1 ||

@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# Install every Debian package that fed's build, tests, benchmarks and demo need.
-# Idempotent: packages already installed are left alone, and `apt-get update`
-# runs only when something is missing.
+# Install everything fed's build, tests, benchmarks and demo need: the
+# Debian packages, then the kernels the machines boot, built or taken from
+# FED_KERNEL_CACHE (default /var/cache/fed) and installed in FED_LIBDIR
+# (default /usr/local/lib/fed):
+#
+#   linux.uml     fed's UML kernel (scripts/mkumlkernel.sh; ~6 min cold)
+#   qkernel.bin   the QEMU kernel object (scripts/mkqemukernel.sh)
+#
+# Every download happens here, never in a test.  Idempotent: packages
+# already installed are left alone, `apt-get update` runs only when
+# something is missing, and a kernel whose inputs did not change is copied
+# from the cache.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+LIBDIR=${FED_LIBDIR:-/usr/local/lib/fed}
 
 packages=(
 	# build
@@ -12,8 +23,12 @@ packages=(
 	libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 	# tests
 	libcriterion-dev curl jq
-	# runtime: UML kernel, base image, networking
-	user-mode-linux busybox-static e2fsprogs iproute2 util-linux
+	# building fed's UML kernel from Debian's source (scripts/mkumlkernel.sh)
+	flex bison bc xz-utils patch
+	# runtime: base image, import disks, networking
+	busybox-static e2fsprogs iproute2 util-linux
+	# bench/uml.sh boots Debian's own UML kernel beside fed's
+	user-mode-linux
 	# e2e/federation.sh: a tampering peer redirects its port (nft DNAT)
 	nftables
 	# running-state snapshots: QEMU (TCG), and cpio for the initramfs that
@@ -34,17 +49,21 @@ for p in "${packages[@]}"; do
 	fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-	echo "deps: all ${#packages[@]} packages present"
-	exit 0
-fi
-
-echo "deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
 if [ "$(id -u)" -ne 0 ]; then
 	sudo=sudo
 else
 	sudo=
 fi
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: all ${#packages[@]} packages present"
+else
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The kernels, each printed with its SHA-256.
+$sudo mkdir -p "$LIBDIR"
+echo "deps: fed's UML kernel $($sudo bash scripts/mkumlkernel.sh "$LIBDIR/linux.uml")"
+echo "deps: QEMU kernel object $($sudo bash scripts/mkqemukernel.sh "$LIBDIR/qkernel.bin")"

@@ -134,19 +134,25 @@ if [ -n "$ip_cidr" ]; then
 fi
 
 if [ -n "$import" ]; then
-	if mount -t hostfs -o "$import" none /mnt; then
-		if cp -a /mnt/. /; then
-			# cp -a also gave / the import directory's owner and mode.
+	# The owner's files come on a disk of their own (an ext2 image whose
+	# files/ is copied over /), never from the host's filesystem.
+	case $import in
+	/dev/ubd[b-z]) ;;
+	*) log "import failed: fed.import=$import is not a /dev/ubd disk"; off ;;
+	esac
+	if mount -t ext2 -o ro "$import" /mnt; then
+		if [ -d /mnt/files ] && cp -a /mnt/files/. /; then
+			# cp -a also gave / the files directory's owner and mode.
 			chown 0:0 / && chmod 0755 /
 			umount /mnt
 			sync
 			log "imported"
 		else
 			umount /mnt
-			log "import failed: copy"
+			log "import failed: copy from $import"
 		fi
 	else
-		log "import failed: cannot mount hostfs $import"
+		log "import failed: cannot mount $import"
 	fi
 	off
 fi

@@ -4,7 +4,10 @@
 # holding Debian's x86-64 kernel and the small initramfs it needs to reach
 # the fed base image on a virtio disk (docs/formats.md, "QEMU kernel object").
 #
-#   scripts/mkqemukernel.sh OUT            prints OUT's SHA-256
+#   scripts/mkqemukernel.sh OUT        build (or take from the cache) and
+#                                      copy to OUT; prints OUT's SHA-256
+#   scripts/mkqemukernel.sh --cached   print the cached object's path, or
+#                                      fail if it is not built (no network)
 #
 #   "FEDQKRN1"  u64 kernel_size  u64 initrd_size     (big-endian)
 #   <kernel: the package's bzImage, as shipped>
@@ -15,7 +18,9 @@
 # `apt-get download` into FED_KERNEL_CACHE (default /var/cache/fed) and reused from
 # there.  The initramfs is reproducible: fixed times, sorted entries, cpio
 # --reproducible, gzip -n; so the same package and busybox give the same
-# bytes on every machine.
+# bytes on every machine.  The object is cached beside the package, keyed
+# by this script, the package and busybox; scripts/deps.sh builds it, and
+# the tests take it with --cached.
 set -euo pipefail
 export LC_ALL=C TZ=UTC
 umask 022
@@ -31,14 +36,29 @@ crc32c_generic jbd2 ext4"
 die() { echo "mkqemukernel: $*" >&2; exit 1; }
 
 case ${1:-} in
--h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-'') die "usage: mkqemukernel.sh OUT" ;;
+-h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+'') die "usage: mkqemukernel.sh OUT | --cached" ;;
 esac
 out=$1
 for t in apt-get dpkg-deb cpio gzip sha256sum; do
 	command -v "$t" >/dev/null || die "missing $t (scripts/deps.sh)"
 done
 [ -x "$BUSYBOX" ] || die "missing $BUSYBOX (install busybox-static)"
+
+# The cache entry of the object built from package file deb.
+object_of() {
+	local key
+	key=$({ cat "$0"; basename "$1"; sha256sum <"$BUSYBOX"; } | sha256sum | cut -c1-16)
+	echo "$CACHE/object-$key.bin"
+}
+
+if [ "$out" = --cached ]; then
+	deb=$(ls "$CACHE"/linux-image-6.1.0-*-amd64-unsigned_*.deb 2>/dev/null | sort -V | tail -n 1 || true)
+	[ -n "$deb" ] && [ -s "$(object_of "$deb")" ] ||
+		die "the QEMU kernel object is not built in $CACHE: run scripts/deps.sh"
+	object_of "$deb"
+	exit 0
+fi
 
 pkg=${QKERNEL_PKG:-}
 newest_pkg() {
@@ -69,22 +89,26 @@ if [ -z "$deb" ]; then
 	[ -n "$deb" ] || die "apt-get download $pkg failed three times (see the lines above)"
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/fed-mkqk.XXXXXX")
-trap 'rm -rf -- "$work"' EXIT
-dpkg-deb -x "$deb" "$work/deb"
-kernel=$(ls "$work"/deb/boot/vmlinuz-* | head -n 1)
-moddir=$(ls -d "$work"/deb/lib/modules/* | head -n 1)
+# build_object DEB OUT: the kernel of DEB and a fresh initramfs, one file.
+build_object() {
+	local deb=$1 out=$2 work kernel moddir root f m ks is
+	work=$(mktemp -d "${TMPDIR:-/tmp}/fed-mkqk.XXXXXX")
+	# shellcheck disable=SC2064
+	trap "rm -rf -- '$work'" EXIT
+	dpkg-deb -x "$deb" "$work/deb"
+	kernel=$(ls "$work"/deb/boot/vmlinuz-* | head -n 1)
+	moddir=$(ls -d "$work"/deb/lib/modules/* | head -n 1)
 
-root=$work/root
-mkdir -p "$root"/{bin,dev,proc,sys,newroot,lib/modules}
-cp "$BUSYBOX" "$root/bin/busybox"
-ln -s busybox "$root/bin/sh"
-for m in $MODULES; do
-	f=$(find "$moddir/kernel" -name "$m.ko" | head -n 1)
-	[ -n "$f" ] || die "module $m.ko not in $pkg"
-	cp "$f" "$root/lib/modules/$m.ko"
-done
-cat >"$root/init" <<EOF
+	root=$work/root
+	mkdir -p "$root"/{bin,dev,proc,sys,newroot,lib/modules}
+	cp "$BUSYBOX" "$root/bin/busybox"
+	ln -s busybox "$root/bin/sh"
+	for m in $MODULES; do
+		f=$(find "$moddir/kernel" -name "$m.ko" | head -n 1)
+		[ -n "$f" ] || die "module $m.ko not in $pkg"
+		cp "$f" "$root/lib/modules/$m.ko"
+	done
+	cat >"$root/init" <<EOF
 #!/bin/sh
 # fed QEMU initramfs: load virtio and ext4, rename eth0 to vec0 (the name
 # the base's /init configures), mount /dev/vda and hand over to its /init.
@@ -102,20 +126,28 @@ fi
 busybox umount /proc /sys /dev
 exec busybox switch_root /newroot /init
 EOF
-chmod 0755 "$root/init"
-find "$root" -exec touch -h -d "@$FIXED_TIME" {} +
-(cd "$root" && find . -mindepth 1 | sort |
-	cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -n -9 >"$work/initrd"
+	chmod 0755 "$root/init"
+	find "$root" -exec touch -h -d "@$FIXED_TIME" {} +
+	(cd "$root" && find . -mindepth 1 | sort |
+		cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -n -9 >"$work/initrd"
 
-ks=$(stat -c %s "$kernel")
-is=$(stat -c %s "$work/initrd")
-be64() { printf '%016x' "$1" | sed 's/../\\x&/g'; }
-{
-	printf 'FEDQKRN1'
-	printf "$(be64 "$ks")"
-	printf "$(be64 "$is")"
-	cat "$kernel" "$work/initrd"
-} >"$out.partial.$$"
+	ks=$(stat -c %s "$kernel")
+	is=$(stat -c %s "$work/initrd")
+	be64() { printf '%016x' "$1" | sed 's/../\\x&/g'; }
+	{
+		printf 'FEDQKRN1'
+		printf "$(be64 "$ks")"
+		printf "$(be64 "$is")"
+		cat "$kernel" "$work/initrd"
+	} >"$out"
+	echo "mkqemukernel: $(basename "$deb"), kernel $ks bytes, initrd $is bytes" >&2
+}
+
+obj=$(object_of "$deb")
+if [ ! -s "$obj" ]; then
+	build_object "$deb" "$obj.partial.$$"
+	mv "$obj.partial.$$" "$obj"
+fi
+cp "$obj" "$out.partial.$$"
 mv "$out.partial.$$" "$out"
-echo "mkqemukernel: $pkg, kernel $ks bytes, initrd $is bytes" >&2
 sha256sum "$out" | cut -c1-64

@@ -2,23 +2,24 @@
  * cmd_create.c - `fed snapshot create`: make a service snapshot in one step.
  *
  *   stage  a temporary directory gets a copy of --files DIR plus
- *          etc/fed/service holding --run CMD
- *   boot   linux.uml (--kernel) over --base with a fresh copy-on-write file,
- *          `hostfs=<stage> fed.import=/`: the base's /init copies the stage
- *          into the root, prints "fed-init: imported" and powers off
- *          (docs/base-image.md).  UML runs in its own session, its console
- *          on a pipe we read; it is bounded by --timeout and its whole
- *          process group is killed at the end whatever happened.
+ *          etc/fed/service holding --run CMD, and becomes an ext2 import
+ *          disk (import_disk_make: mke2fs -d, nothing mounted)
+ *   boot   the UML kernel (--kernel, default fed's) over --base with a
+ *          fresh copy-on-write file and the import disk as ubdb,
+ *          `fed.import=/dev/ubdb`: the base's /init copies the disk's
+ *          files/ into the root, prints "fed-init: imported" and powers
+ *          off (docs/base-image.md).  uml_boot bounds it by --timeout and
+ *          kills its whole process group at the end whatever happened; a
+ *          kernel that died is quoted (machine_last_words).
  *   pack   the COW against the base, signed and printed by the very code
  *          of `fed snapshot pack` (snap_pack_write).
  *
  * With --running the machine is then booted under QEMU until it serves and
  * saved with its memory (cmd_create_qemu.c): --kernel is the QEMU kernel
- * object, and the import boot uses --uml-kernel (default linux.uml).
+ * object, and the import boot uses --uml-kernel (default fed's kernel).
  *
- * The guest here is the owner's own, booted over the owner's own files, so
- * hostfs pointing at the stage is fine; the vmrunner, which boots other
- * people's deltas, passes a hostfs directory that does not exist.
+ * No hostfs: fed's kernel has none, so a guest never sees the host's files;
+ * the owner's files reach the guest on a disk of their own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,18 +39,20 @@
 #include "cli/create.h"
 #include "common/proc.h"
 #include "common/timefmt.h"
+#include "machine/machine.h"
 
-#define CREATE_LOG_MAX (1u << 20)	/* console bytes kept for the check */
+#define CREATE_WHY_MAX 640	/* a reason, with the kernel's last words */
 
 static const char create_help[] =
-	"usage: fed snapshot create --kernel FILE --base IMG --files DIR\n"
+	"usage: fed snapshot create [--kernel FILE] --base IMG --files DIR\n"
 	"           --run CMD --service HOST:PORT --guest-port N --key KEYFILE\n"
 	"           -o OUT [--name NAME] [--version N] [--mem MB]\n"
 	"           [--timeout SECONDS] [--chunk-size BYTES] [--keep-log FILE]\n"
 	"           [--running [--uml-kernel FILE]] [--json]\n"
 	"\n"
-	"Boot the UML kernel FILE over the base image IMG with a fresh\n"
-	"copy-on-write file, copy DIR's contents into the machine's root (so\n"
+	"Boot the UML kernel FILE (default fed's, " FED_UML_KERNEL ")\n"
+	"over the base image IMG with a fresh copy-on-write file, copy DIR's\n"
+	"contents into the machine's root through a disk of their own (so\n"
 	"DIR/var/www/index.html becomes /var/www/index.html) and record CMD as\n"
 	"/etc/fed/service, the command the base's /init starts at every boot;\n"
 	"then pack and sign the delta as `fed snapshot pack` does.\n"
@@ -63,9 +66,10 @@ static const char create_help[] =
 	"                     kernel object, scripts/mkqemukernel.sh) until the\n"
 	"                     guest port accepts, save its memory and pack disk\n"
 	"                     and memory; peers resume it instead of booting.\n"
-	"                     Needs root and qemu-system-x86_64.\n"
+	"                     Needs root and qemu-system-x86_64; --kernel is\n"
+	"                     then required.\n"
 	"  --uml-kernel FILE  with --running: the UML kernel of the import boot\n"
-	"                     (default /usr/bin/linux.uml)\n";
+	"                     (default " FED_UML_KERNEL ")\n";
 
 /* Copy src's contents into dst with `cp -a`.  Returns 0/-1. */
 static int
@@ -101,102 +105,73 @@ create_stage_service(const char *stage, const char *cmd)
 }
 
 /*
- * Boot the import: kernel over cow,base with hostfs=stage fed.import=/.
- * The console goes into *log (malloc'd, NUL-terminated, at most
- * CREATE_LOG_MAX bytes kept).  Returns 0 if the guest printed
- * "fed-init: imported" before it exited, else -1 with a reason in why.
+ * The import disk at disk: tmp/import/files/ gets a copy of files and
+ * etc/fed/service holding run, and tmp/import becomes an ext2 image.
+ * Returns 0/-1.
+ */
+static int
+create_import_disk(const char *tmp, const char *files, const char *run,
+		   const char *disk, struct err *e)
+{
+	char root[PATH_MAX], stage[PATH_MAX + 8];
+
+	snprintf(root, sizeof(root), "%s/import", tmp);
+	snprintf(stage, sizeof(stage), "%s/files", root);
+	if (mkdir(root, 0755) < 0 || mkdir(stage, 0755) < 0 ||
+	    create_copy_tree(files, stage) < 0 ||
+	    create_stage_service(stage, run) < 0)
+		return err_set(e, "staging %s into %s failed", files, stage);
+	return import_disk_make(root, disk, e);
+}
+
+/*
+ * Boot the import: kernel over cow,base, the import disk as ubdb and
+ * fed.import=/dev/ubdb.  The console goes into *log (malloc'd,
+ * NUL-terminated).  Returns 0 if the guest printed "fed-init: imported"
+ * before it exited, else -1 with a reason in why: the guest's own, or the
+ * kernel's last words when it died.
  */
 static int
 create_boot(const char *kernel, const char *cow, const char *base,
-	    const char *stage, unsigned mem_mb, unsigned timeout_s, char **log,
-	    char why[256])
+	    const char *disk, unsigned mem_mb, unsigned timeout_s, char **log,
+	    char why[CREATE_WHY_MAX])
 {
-	char ubd[2 * PATH_MAX + 8], mem[32], hostfs[PATH_MAX + 8];
-	char *argv[] = { (char *)kernel, ubd, "root=/dev/ubda", "rw",
+	char ubd0[2 * PATH_MAX + 8], ubd1[PATH_MAX + 8], mem[32],
+	     words[LAST_WORDS_MAX];
+	char *argv[] = { (char *)kernel, ubd0, ubd1, "root=/dev/ubda", "rw",
 			 "init=/init", mem, "con=null", "con0=null,fd:1",
-			 "ssl=null", "pty.legacy_count=0", "quiet", hostfs,
-			 "fed.import=/", NULL };
-	size_t len = 0;
-	char *buf = malloc(CREATE_LOG_MAX + 1);
-	double deadline = mono_now() + timeout_s;
-	int pfd[2], status = 0, rc = -1;
-	bool timed_out = false;
-	pid_t pid;
+			 "ssl=null", "pty.legacy_count=0", "quiet",
+			 "fed.import=/dev/ubdb", NULL };
+	struct uml_boot b = { .argv = argv, .timeout_s = timeout_s };
+	const char *failed;
+	struct err e;
 
-	*log = buf;
-	if (buf == NULL) {
-		snprintf(why, 256, "out of memory");
-		return -1;
-	}
-	buf[0] = '\0';
-	snprintf(ubd, sizeof(ubd), "ubd0=%s,%s", cow, base);
+	snprintf(ubd0, sizeof(ubd0), "ubd0=%s,%s", cow, base);
+	snprintf(ubd1, sizeof(ubd1), "ubd1r=%s", disk);
 	snprintf(mem, sizeof(mem), "mem=%uM", mem_mb);
-	snprintf(hostfs, sizeof(hostfs), "hostfs=%s", stage);
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		snprintf(why, 256, "pipe: %s", strerror(errno));
+	*log = NULL;
+	if (uml_boot(&b, &e) < 0) {
+		snprintf(why, CREATE_WHY_MAX, "%s", e.msg);
 		return -1;
 	}
-	if ((pid = fork()) < 0) {
-		snprintf(why, 256, "fork: %s", strerror(errno));
-		close(pfd[0]);
-		close(pfd[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
-
-		setsid();	/* UML and its helpers: one process group */
-		if (nul >= 0)
-			dup2(nul, 0);
-		dup2(pfd[1], 1);
-		dup2(pfd[1], 2);
-		proc_close_from(3);	/* UML gets its console, nothing else */
-		execv(kernel, argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	for (;;) {
-		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
-		double left = deadline - mono_now();
-		char chunk[4096];
-		ssize_t n;
-
-		if (left <= 0) {
-			timed_out = true;
-			break;
-		}
-		if (poll(&p, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR)
-			break;
-		if (!p.revents)
-			continue;
-		n = read(pfd[0], chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;	/* EOF: every writer (UML and helpers) is gone */
-		if (len + (size_t)n > CREATE_LOG_MAX)
-			n = (ssize_t)(CREATE_LOG_MAX - len);
-		memcpy(buf + len, chunk, (size_t)n);
-		len += (size_t)n;
-		buf[len] = '\0';
-	}
-	close(pfd[0]);
-	kill(-pid, SIGKILL);	/* always: nothing of it may outlive us */
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (timed_out)
-		snprintf(why, 256, "the import boot did not finish within %u s",
-			 timeout_s);
-	else if (strstr(buf, "fed-init: import failed") != NULL)
-		snprintf(why, 256, "the guest says: %.200s",
-			 strstr(buf, "fed-init: import failed"));
-	else if (strstr(buf, "fed-init: imported") == NULL)
-		snprintf(why, 256, "the guest did not say 'fed-init: imported' "
-			 "(UML exit status %d)", WIFEXITED(status) ?
-			 WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	*log = b.console;
+	if (strstr(b.console, "fed-init: imported") != NULL)
+		return 0;
+	failed = strstr(b.console, "fed-init: import failed");
+	machine_last_words(b.console, b.console_len, words, sizeof(words));
+	if (b.timed_out)
+		snprintf(why, CREATE_WHY_MAX, "the import boot did not finish "
+			 "within %u s; the console's last words: %s", timeout_s,
+			 words[0] ? words : "(none)");
+	else if (failed != NULL)
+		snprintf(why, CREATE_WHY_MAX, "the guest says: %.200s", failed);
 	else
-		rc = 0;
-	return rc;
+		snprintf(why, CREATE_WHY_MAX, "the guest did not say 'fed-init: "
+			 "imported' (UML %s %d); the kernel's last words: %s",
+			 WIFEXITED(b.status) ? "exit status" : "killed by signal",
+			 WIFEXITED(b.status) ? WEXITSTATUS(b.status) :
+			 WTERMSIG(b.status), words[0] ? words : "(none)");
+	return -1;
 }
 
 /* rm -rf of the temporary directory (it holds only what we put there). */
@@ -242,12 +217,13 @@ cmd_snapshot_create(int argc, char **argv)
 	};
 	const char *kernel = NULL, *base = NULL, *files = NULL, *run = NULL,
 		   *out = NULL, *keep_log = NULL,
-		   *uml_kernel = "/usr/bin/linux.uml";
+		   *uml_kernel = FED_UML_KERNEL;
 	uint64_t mem = 0, timeout_s = 120;
 	struct snap_opts so;
 	const char *kernel_boot;
-	char tmp[PATH_MAX] = "", stage[PATH_MAX], cow[PATH_MAX],
-	     kexec[PATH_MAX], base_abs[PATH_MAX], why[256], *log = NULL;
+	char tmp[PATH_MAX] = "", cow[PATH_MAX], disk[PATH_MAX],
+	     kexec[PATH_MAX], base_abs[PATH_MAX], why[CREATE_WHY_MAX],
+	     *log = NULL;
 	uint8_t seed[ED25519_SEED_LEN];
 	struct manifest m;
 	struct stat sb;
@@ -285,12 +261,14 @@ cmd_snapshot_create(int argc, char **argv)
 		default: return cli_usage("snapshot create", "bad option");
 		}
 	}
+	if (kernel == NULL && !running)
+		kernel = FED_UML_KERNEL;
 	kernel_boot = kernel;
 	if (!kernel || !base || !files || !run || !so.service ||
 	    !so.guest_port || !so.key || !out || optind != argc)
-		return cli_usage("snapshot create", "--kernel, --base, --files, "
-				 "--run, --service, --guest-port, --key and -o "
-				 "are required");
+		return cli_usage("snapshot create", "--base, --files, --run, "
+				 "--service, --guest-port, --key and -o are "
+				 "required (and --kernel with --running)");
 	if (mem == 0)
 		mem = running ? 128 : 64;
 	if (running && mem > 4096)
@@ -315,11 +293,10 @@ cmd_snapshot_create(int argc, char **argv)
 		tmp[0] = '\0';
 		goto bad;
 	}
-	snprintf(stage, sizeof(stage), "%s/stage", tmp);
+	snprintf(disk, sizeof(disk), "%s/import.img", tmp);
 	snprintf(cow, sizeof(cow), "%s/disk.cow", tmp);
-	if (mkdir(stage, 0755) < 0 || create_copy_tree(files, stage) < 0 ||
-	    create_stage_service(stage, run) < 0) {
-		cli_fail("staging %s into %s failed", files, stage);
+	if (create_import_disk(tmp, files, run, disk, &e) < 0) {
+		cli_fail("%s", e.msg);
 		goto bad;
 	}
 	/* a kernel that is not executable here (read from fedfs, say) is
@@ -338,7 +315,7 @@ cmd_snapshot_create(int argc, char **argv)
 			goto bad;
 		}
 	}
-	if (create_boot(kexec, cow, base_abs, stage, running ? 64 : (unsigned)mem,
+	if (create_boot(kexec, cow, base_abs, disk, running ? 64 : (unsigned)mem,
 			(unsigned)timeout_s, &log, why) < 0) {
 		cli_fail("import boot: %s", why);
 		goto bad;

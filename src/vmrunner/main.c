@@ -12,13 +12,14 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "machine/machine.h"
 #include "vmrunner/vmrunner.h"
 
 static const char vmrunner_help[] =
 	"usage: fed-vmrunner --fed MOUNTPOINT --state DIR --authority URL\n"
 	"           --key KEYFILE [--public-addr ADDR] [--mem MB]\n"
 	"           [--lease-range CIDR] [--port-range A-B] [--no-follow]\n"
-	"           [--idle-timeout S]\n"
+	"           [--idle-timeout S] [--kernel FILE]\n"
 	"           [-f] [-v]\n"
 	"\n"
 	"Watch MOUNTPOINT/commit/ (a fedfs mount).  For each committed snapshot:\n"
@@ -44,6 +45,12 @@ static const char vmrunner_help[] =
 	"  --idle-timeout S    close a client connection that moved no byte\n"
 	"                      for S seconds (default 600; 0: never, e.g. for\n"
 	"                      services with long silent connections)\n"
+	"  --kernel FILE       the UML kernel this host is checked with at\n"
+	"                      start-up (default fed's, " FED_UML_KERNEL "):\n"
+	"                      if it cannot run its first process here (the\n"
+	"                      log line says why), no UML snapshot is taken.\n"
+	"                      Each other kernel a snapshot names is checked\n"
+	"                      the same way before its first boot.\n"
 	"  -f                  stay in the foreground (default: detach)\n"
 	"  -v                  debug logging\n";
 
@@ -68,6 +75,7 @@ main(int argc, char **argv)
 		{ "port-range", required_argument, NULL, 'P' },
 		{ "no-follow", no_argument, NULL, 'N' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "kernel", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -88,6 +96,7 @@ main(int argc, char **argv)
 		case 'p': c.public_addr = optarg; break;
 		case 'l': c.lease_range = optarg; break;
 		case 'N': c.no_follow = true; break;
+		case 'K': c.probe_kernel = optarg; break;
 		case 'f': fg = true; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'm':

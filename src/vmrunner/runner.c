@@ -63,6 +63,7 @@
 #include "common/proc.h"
 #include "common/qemu.h"
 #include "common/timefmt.h"
+#include "machine/machine.h"
 #include "vmrunner/vmrunner.h"
 
 #define ARRAY_LEN(a)		(sizeof(a) / sizeof((a)[0]))
@@ -81,6 +82,10 @@
 #define VM_CONSOLE_MAX		(8 << 20)	/* console.log moves to .old past this */
 #define VM_CONSOLE_TURN		(64 << 10)	/* console bytes per loop turn */
 #define VM_CONSOLE_LAST		(1 << 20)	/* ... and after the VM died */
+#define VM_LAST_WORDS_READ	(16 << 10)	/* console.log's end, read at death */
+#define RUNNER_PROBE_MEM_MB	32	/* the kernel probe's machine */
+#define RUNNER_PROBE_TIMEOUT_S	30
+#define RUNNER_PROBED_MAX	16	/* kernels whose probe is remembered */
 
 extern char **environ;
 
@@ -106,6 +111,15 @@ struct runner {
 	int ino_fd, sig_fd;
 	bool stop;
 	char qemu_version[QEMU_VERSION_MAX];	/* "" until first needed */
+	/* Why this host cannot run UML machines ("" if it can), from the
+	 * probe of the start-up kernel: every UML snapshot is refused. */
+	char uml_broken[ERR_MSG_MAX];
+	struct {			/* each kernel probed before its first boot */
+		uint8_t sha[SHA256_LEN];
+		bool ok;
+		char why[ERR_MSG_MAX];
+	} probed[RUNNER_PROBED_MAX];
+	size_t nprobed;
 	/* The authority did not answer: no report is tried before this
 	 * (monotonic), so a black-holed authority costs the loop one
 	 * connect timeout per pause, not one per VM every 5 s. */
@@ -835,6 +849,83 @@ vm_release(struct runner *r, struct vm *v)
 	v->state = VM_STOPPED;
 }
 
+/* ------------------------------------------------------- kernel probes */
+
+/* Remember that the kernel sha can (ok) or cannot run here, and why. */
+static void
+runner_probed_add(struct runner *r, const uint8_t sha[SHA256_LEN], bool ok,
+		  const char *why)
+{
+	size_t i = r->nprobed++ % RUNNER_PROBED_MAX;
+
+	memcpy(r->probed[i].sha, sha, SHA256_LEN);
+	r->probed[i].ok = ok;
+	snprintf(r->probed[i].why, sizeof(r->probed[i].why), "%s", why);
+}
+
+/* Can this host run the UML kernel at path (SHA-256 sha)?  Probed before
+ * its first boot, remembered after.  Returns 0, or -1 with e saying why. */
+static int
+runner_kernel_runs(struct runner *r, const uint8_t sha[SHA256_LEN],
+		   const char *path, struct err *e)
+{
+	size_t n = r->nprobed < RUNNER_PROBED_MAX ? r->nprobed : RUNNER_PROBED_MAX;
+	char dir[PATH_MAX];
+	double t0 = mono_now();
+
+	for (size_t i = 0; i < n; i++)
+		if (memcmp(r->probed[i].sha, sha, SHA256_LEN) == 0)
+			return r->probed[i].ok ? 0 :
+			       err_set(e, "%s", r->probed[i].why);
+	snprintf(dir, sizeof(dir), "%s/probe", r->cfg->state);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return err_sys(e, "%s", dir);
+	if (machine_probe(path, dir, RUNNER_PROBE_MEM_MB,
+			  RUNNER_PROBE_TIMEOUT_S, e) < 0) {
+		runner_probed_add(r, sha, false, e->msg);
+		return -1;
+	}
+	runner_probed_add(r, sha, true, "");
+	log_info("kernel %s runs on this host (probed in %.2f s)", path,
+		 mono_now() - t0);
+	return 0;
+}
+
+/*
+ * At start-up: can this host run UML machines at all?  Boot the
+ * --kernel (default fed's) once.  If it cannot, say why in one line and
+ * refuse every UML snapshot (r->uml_broken) rather than take one and
+ * crash-loop it.  No kernel to check with (fed's not installed, none
+ * given) is said too; each snapshot's kernel is still probed.
+ */
+static void
+runner_probe_host(struct runner *r)
+{
+	const char *k = r->cfg->probe_kernel ? r->cfg->probe_kernel :
+			FED_UML_KERNEL;
+	uint8_t sha[SHA256_LEN];
+	struct err e;
+	int fd;
+
+	if ((fd = open(k, O_RDONLY | O_CLOEXEC)) < 0 && !r->cfg->probe_kernel) {
+		log_warn("no kernel to check this host with (%s: %m); each "
+			 "snapshot's kernel is checked before its first boot", k);
+		return;
+	}
+	if (fd < 0 || sha256_fd(fd, sha, &e) < 0) {
+		if (fd < 0)
+			err_sys(&e, "kernel %s", k);
+		snprintf(r->uml_broken, sizeof(r->uml_broken), "%s", e.msg);
+	} else if (runner_kernel_runs(r, sha, k, &e) < 0) {
+		snprintf(r->uml_broken, sizeof(r->uml_broken), "%s", e.msg);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (r->uml_broken[0] != '\0')
+		log_error("this host cannot run UML machines: %s; refusing "
+			  "every UML snapshot", r->uml_broken);
+}
+
 /* ------------------------------------------------------------- commits */
 
 /* Copy MOUNTPOINT/kernels/<hex> into STATE/kernels/<hex> (0755), checking
@@ -1144,6 +1235,10 @@ runner_commit(struct runner *r, const char *name)
 		runner_refuse(r, name, "machine '%s' is not run here",
 			      s.m.machine);
 		goto done;
+	} else if (r->uml_broken[0] != '\0') {
+		runner_refuse(r, name, "this host cannot run UML machines: %s",
+			      r->uml_broken);
+		goto done;
 	}
 	/* the payload is hashed here, before anything else, so a damaged
 	 * one is refused in one clear line; a QEMU snapshot unpacked by an
@@ -1191,6 +1286,11 @@ runner_commit(struct runner *r, const char *name)
 		 r->cfg->fed, bhex);
 	if (runner_cache_kernel(r, s.m.kernel, v->kernel_path, &e) < 0) {
 		runner_later(r, name, "%s", e.msg);
+		goto done;
+	}
+	if (!v->qemu && runner_kernel_runs(r, s.m.kernel, v->kernel_path,
+					   &e) < 0) {
+		runner_refuse(r, name, "%s", e.msg);
 		goto done;
 	}
 	if (mkdir(v->dir, 0700) < 0 && errno != EEXIST) {
@@ -1662,6 +1762,28 @@ runner_drain_end(struct runner *r, struct vm *v)
 	vm_release(r, v);
 }
 
+/* What the kernel of v said last before it died: the end of console.log
+ * through machine_last_words; "" if it said nothing. */
+static void
+vm_last_words(const struct vm *v, char *out, size_t size)
+{
+	char path[PATH_MAX], buf[VM_LAST_WORDS_READ];
+	off_t end;
+	ssize_t n;
+	int fd;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s/console.log", v->dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	end = lseek(fd, 0, SEEK_END);
+	n = pread(fd, buf, sizeof(buf), end > (off_t)sizeof(buf) ?
+		  end - (off_t)sizeof(buf) : 0);
+	close(fd);
+	if (n > 0)
+		machine_last_words(buf, (size_t)n, out, size);
+}
+
 /* v's UML exited (status from waitpid): back off, report down. */
 static void
 runner_vm_died(struct runner *r, size_t i, int status)
@@ -1669,6 +1791,7 @@ runner_vm_died(struct runner *r, size_t i, int status)
 	struct vm *v = r->vms[i];
 	bool was_up = v->state == VM_UP;
 	double up = was_up ? difftime(time(NULL), v->up_since) : 0;
+	char words[LAST_WORDS_MAX];
 	unsigned delay;
 
 	/* UML's helper processes outlive a killed main process and keep the
@@ -1692,11 +1815,12 @@ runner_vm_died(struct runner *r, size_t i, int status)
 	v->state = VM_BACKOFF;
 	v->up_since = 0;
 	v->next_start = mono_now() + delay;
-	log_warn("%s: %s %s %d; restarting in %u s", v->file,
-		 v->qemu ? "QEMU" : "UML",
+	vm_last_words(v, words, sizeof(words));
+	log_warn("%s: %s %s %d; restarting in %u s; its last words: %s",
+		 v->file, v->qemu ? "QEMU" : "UML",
 		 WIFSIGNALED(status) ? "killed by signal" : "exited with",
 		 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
-		 delay);
+		 delay, words[0] ? words : "(none)");
 	if (was_up)
 		runner_want_report(r, i, false);
 }
@@ -1962,6 +2086,7 @@ runner_run(const struct runner_config *c, struct err *e)
 	if (relay_new(&rcfg, &r.relay, e) < 0)
 		goto bad;
 	runner_adopt(&r);
+	runner_probe_host(&r);
 	snprintf(path, sizeof(path), "%s/commit", c->fed);
 	if ((r.ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0 ||
 	    inotify_add_watch(r.ino_fd, path, IN_CLOSE_WRITE | IN_MOVED_TO |

@@ -136,6 +136,7 @@ struct runner_config {
 	bool no_follow;			/* do not follow new versions */
 	int idle_timeout_s;		/* the relay's (netmap.h); 0: its
 					   default, negative: never */
+	const char *probe_kernel;	/* checked at start-up; NULL: fed's */
 };
 
 /*

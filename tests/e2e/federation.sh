@@ -16,14 +16,15 @@
 # again is refused.
 source "$(dirname "$0")/lib.sh"
 
-if [ "$(id -u)" != 0 ] || [ ! -x /usr/bin/linux.uml ] || [ ! -e /dev/net/tun ]; then
-	echo "ok - # SKIP needs root, /usr/bin/linux.uml and /dev/net/tun"
+need_uml
+if [ "$(id -u)" != 0 ] || [ ! -e /dev/net/tun ]; then
+	echo "ok - # SKIP needs root and /dev/net/tun"
 	exit 0
 fi
 
 mktempdir d
 CLUSTER=$ROOT/scripts/cluster.sh
-export FED_CLUSTER=fedt$$ FED_CLUSTER_DIR=$d/cluster BINDIR
+export FED_CLUSTER=fedt$$ FED_CLUSTER_DIR=$d/cluster BINDIR FED_UML_KERNEL=$UML
 on_exit "'$CLUSTER' down"
 if ! "$CLUSTER" up 3 2>"$d/cluster.log"; then
 	not_ok "the cluster comes up"

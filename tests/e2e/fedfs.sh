@@ -8,8 +8,8 @@
 # quota evicts, but never a committed snapshot's chunks.
 source "$(dirname "$0")/lib.sh"
 
+need_uml
 mktempdir d
-UML=/usr/bin/linux.uml
 MiB=1048576
 COPYRANGE=$ROOT/${BUILD:-build}/tests/tools/copyrange
 fails() { ! "$@"; }
@@ -40,11 +40,12 @@ bsum=$(sha256sum <"$d/base.img" | cut -c1-64)
 bigsum=$(sha256sum <"$d/big.img" | cut -c1-64)
 
 # the owner's service: a guest that wrote 6 MiB of random bytes
-mkdir -p "$d/files/srv"
-head -c $((6 * MiB)) /dev/urandom >"$d/files/srv/blob"
-timeout -k 5 60 "$UML" "ubd0=$d/web.cow,$d/base.img" root=/dev/ubda rw \
-	init=/init mem=64M con=null con0=null,fd:1 quiet "hostfs=$d" \
-	fed.import=/files 2>&1 | cat >"$d/import.log"
+mkdir -p "$d/import/files/srv"
+head -c $((6 * MiB)) /dev/urandom >"$d/import/files/srv/blob"
+import_disk "$d/import" "$d/import.img"
+timeout -k 5 60 "$UML" "ubd0=$d/web.cow,$d/base.img" "ubd1r=$d/import.img" \
+	root=/dev/ubda rw init=/init mem=64M con=null con0=null,fd:1 quiet \
+	fed.import=/dev/ubdb 2>&1 | cat >"$d/import.log"
 "$FED" snapshot pack --base "$d/base.img" --cow "$d/web.cow" \
 	--service www.example.org:80 --guest-port 80 --kernel-hash "$ksum" \
 	--key "$KEY_owner" -o "$d/web.fedsnap" --version 1 --chunk-size $MiB >/dev/null
@@ -186,9 +187,9 @@ refused "a bad signature" "$d/badsig.fedsnap" "$MNT_owner/publish/t3.fedsnap"
 refused "another owner's snapshot in this owner's publish/" "$d/other.fedsnap" \
 	"$MNT_owner/publish/t4.fedsnap"
 bash "$ROOT/scripts/mkbase.sh" "$d/untrusted.img" 32 >/dev/null
-timeout -k 5 60 "$UML" "ubd0=$d/u.cow,$d/untrusted.img" root=/dev/ubda rw \
-	init=/init mem=64M con=null con0=null,fd:1 quiet "hostfs=$d" \
-	fed.import=/files 2>&1 | cat >/dev/null
+timeout -k 5 60 "$UML" "ubd0=$d/u.cow,$d/untrusted.img" "ubd1r=$d/import.img" \
+	root=/dev/ubda rw init=/init mem=64M con=null con0=null,fd:1 quiet \
+	fed.import=/dev/ubdb 2>&1 | cat >/dev/null
 "$FED" snapshot pack --base "$d/untrusted.img" --cow "$d/u.cow" \
 	--service www.example.org:80 --guest-port 80 --kernel-hash "$ksum" \
 	--key "$KEY_owner" -o "$d/untrusted.fedsnap" --version 7 >/dev/null

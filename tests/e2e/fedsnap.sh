@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
-# The .fedsnap round trip through real UML boots: boot linux.uml over a base
-# from scripts/mkbase.sh with a fresh COW and have the guest write a file;
+# The .fedsnap round trip through real UML boots: boot fed's UML kernel over
+# a base from scripts/mkbase.sh with a fresh COW and have the guest copy the
+# owner's files in from an import disk;
 # pack the COW into a signed delta; verify it; unpack it into a new COW over
 # the base; boot that and see the file.  Also: the delta is small next to
 # the base, a damaged snapshot is refused by `fed snapshot verify`, and
 # unpacking over another base is refused.
 source "$(dirname "$0")/lib.sh"
 
-UML=/usr/bin/linux.uml
+need_uml
 mktempdir dir
 
 # uml_boot LOG UBD0 WORDS...: boot, wait for power-off (bounded), exit 0 iff
-# linux.uml exited 0.  timeout gives UML its own process group and kills
+# the kernel exited 0.  timeout gives UML its own process group and kills
 # all of it if the guest hangs.
 uml_boot() {
 	local log=$1 ubd=$2
 	shift 2
 	timeout -k 5 60 "$UML" "ubd0=$ubd" root=/dev/ubda rw init=/init \
-		mem=64M con=null con0=null,fd:1 quiet "hostfs=$dir" "$@" \
+		mem=64M con=null con0=null,fd:1 quiet "$@" \
 		2>&1 | cat >"$log"
 	return "${PIPESTATUS[0]}"
 }
@@ -29,13 +30,16 @@ check "fed keygen makes the owner's key" \
 	"$FED" keygen -o "$dir/owner.key" >/dev/null
 
 token=token-$RANDOM$RANDOM$RANDOM
-mkdir -p "$dir/files/etc" "$dir/files/var/www"
-echo "$token" >"$dir/files/etc/motd"
-head -c 200000 /dev/urandom | base64 >"$dir/files/var/www/index.html"
+files=$dir/import/files
+mkdir -p "$files/etc" "$files/var/www"
+echo "$token" >"$files/etc/motd"
+head -c 200000 /dev/urandom | base64 >"$files/var/www/index.html"
+import_disk "$dir/import" "$dir/import.img"
 base_sum=$(sha256sum <"$dir/base.img" | cut -c1-64)
 kernel_sum=$(sha256sum <"$UML" | cut -c1-64)
 
-uml_boot "$dir/import.log" "$dir/web.cow,$dir/base.img" fed.import=/files
+uml_boot "$dir/import.log" "$dir/web.cow,$dir/base.img" "ubd1r=$dir/import.img" \
+	fed.import=/dev/ubdb
 check "the guest imports the owner's files and powers off" \
 	grep -q 'fed-init: imported' "$dir/import.log"
 
@@ -64,7 +68,7 @@ check "fed snapshot unpack rebuilds a COW over the base" \
 uml_boot "$dir/probe.log" "$dir/again.cow,$dir/base.img" fed.probe=/etc/motd
 check "the unpacked COW boots and holds the guest's file" \
 	grep -qx "$token" "$dir/probe.log"
-page_sum=$(sha256sum <"$dir/files/var/www/index.html" | cut -c1-64)
+page_sum=$(sha256sum <"$files/var/www/index.html" | cut -c1-64)
 uml_boot "$dir/probe2.log" "$dir/again.cow,$dir/base.img" \
 	fed.probe=/var/www/index.html
 check "a 270 KB file survives the round trip byte for byte" \
@@ -103,5 +107,5 @@ else
 	check "unpacking over another base is refused" \
 		grep -q 'another base' "$dir/other.err"
 fi
-no_uml_left() { ! pgrep -f "linux.uml.*hostfs=$dir" >/dev/null; }
+no_uml_left() { ! pgrep -f "$UML.*ubd0=$dir" >/dev/null; }
 check "no UML process is left" no_uml_left

@@ -142,25 +142,42 @@ status() {
 	jq -r "$2" "$1/.status"
 }
 
-# qemu_kernel_object VAR: the path of a QEMU kernel object
-# (scripts/mkqemukernel.sh) in the variable named VAR.  Built once per
-# version of the script and kept in FED_KERNEL_CACHE (default /var/cache/fed),
-# beside the downloaded kernel package, so test runs and benchmarks share
-# it.  Returns 1 (with a "# ..." line) if it cannot be built.
+# qemu_kernel_object VAR: the path of the QEMU kernel object
+# (scripts/mkqemukernel.sh) in the variable named VAR, as scripts/deps.sh
+# built it into FED_KERNEL_CACHE: no test downloads or builds a kernel.
+# Returns 1 (with a "# ..." line) if it is not there.
 qemu_kernel_object() {
-	local cache=${FED_KERNEL_CACHE:-/var/cache/fed}/qemu-kernel sum obj
-	sum=$(sha256sum <"$ROOT/scripts/mkqemukernel.sh" | cut -c1-16)
-	obj=$cache/kernel-object-$sum.bin
-	if [ ! -s "$obj" ]; then
-		mkdir -p "$cache"
-		if ! bash "$ROOT/scripts/mkqemukernel.sh" "$obj.partial.$$" \
-			>/dev/null 2>"$cache/mkqemukernel.log"; then
-			rm -f "$obj.partial.$$"
-			echo "# scripts/mkqemukernel.sh failed; its last words:"
-			tail -n 8 "$cache/mkqemukernel.log" | sed 's/^/#   /'
-			return 1
-		fi
-		mv "$obj.partial.$$" "$obj"
+	local obj
+	if ! obj=$(bash "$ROOT/scripts/mkqemukernel.sh" --cached 2>&1); then
+		echo "# $obj"
+		return 1
 	fi
 	printf -v "$1" '%s' "$obj"
+}
+
+# --- fed's UML kernel ----------------------------------------------------------
+# UML: fed's own kernel for these sources (scripts/mkumlkernel.sh --cached),
+# built by scripts/deps.sh; empty, with UML_MISSING saying why, if it is not
+# built.  A suite that boots machines calls need_uml first.
+if ! UML=$(bash "$ROOT/scripts/mkumlkernel.sh" --cached 2>&1); then
+	UML_MISSING=$UML
+	UML=
+fi
+
+# need_uml: fail the suite in one line (never skip it: a missing install
+# step must not pass) unless fed's UML kernel is built.
+need_uml() {
+	[ -n "$UML" ] && return 0
+	not_ok "fed's UML kernel is built: ${UML_MISSING:-}"
+	exit 1
+}
+
+# import_disk ROOT IMG: the import disk of `fed snapshot create`, by hand:
+# an ext2 image of the tree ROOT, whose files/ the base's /init copies over
+# the guest's root when booted with ubd1r=IMG fed.import=/dev/ubdb.
+import_disk() {
+	local kib
+	kib=$(du -sk --apparent-size "$1" | cut -f1)
+	mke2fs -q -F -t ext2 -b 4096 -m 0 -E root_owner=0:0 -d "$1" "$2" >/dev/null \
+		"$((kib + kib / 4 + 16384))k"
 }

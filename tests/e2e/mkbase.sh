@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # End-to-end test of scripts/mkbase.sh and the base image's /init: a
 # reproducible image (same SHA-256 from two builds made at different times,
-# umasks, cwds and TMPDIRs), then real User-Mode Linux boots over it:
-# import files through hostfs into a COW, probe them back, and serve HTTP
-# on a tap inside a network namespace this test creates.
+# umasks, cwds and TMPDIRs), then real boots of fed's UML kernel over it:
+# import files from an import disk into a COW, probe them back, serve HTTP
+# on a tap inside a network namespace this test creates, and find no way
+# for a guest to load a module or mount the host's files.
 # Needs root (tap devices, network namespaces).
 . "$(dirname "$0")/lib.sh"
 
 MKBASE=$ROOT/scripts/mkbase.sh
-UML=${UML:-/usr/bin/linux.uml}
+need_uml
 FIXED_TIME_HEX=0x63b0cd00    # scripts/mkbase.sh FIXED_TIME (2023-01-01)
 BOOT_DEADLINE=30
 
@@ -16,7 +17,7 @@ mktempdir tmp
 
 # --- UML helpers ------------------------------------------------------------
 # Each UML runs in its own session (setsid), under timeout; the cleanup kills
-# the whole session, which holds timeout, linux.uml and every process UML
+# the whole session, which holds timeout, the kernel and every process UML
 # forks.
 sessions=()
 kill_session() {
@@ -139,25 +140,39 @@ fi
 base=$tmp/base.img
 base_sha=$file_a
 
-# --- 2. import through hostfs into a fresh COW --------------------------------
+# --- 2. import from an import disk into a fresh COW ------------------------
 token=tok-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-mkdir -p "$tmp/import/etc"
-printf 'motd %s\n' "$token" >"$tmp/import/etc/motd"
-if uml_boot_wait "$tmp/import.log" -- "ubd0=$tmp/snap.cow,$base" "fed.import=$tmp/import" &&
+mkdir -p "$tmp/import/files/etc/deep/er"
+printf 'motd %s\n' "$token" >"$tmp/import/files/etc/motd"
+printf 'nested %s\n' "$token" >"$tmp/import/files/etc/deep/er/file"
+chmod 0600 "$tmp/import/files/etc/deep/er/file"
+import_disk "$tmp/import" "$tmp/import.img"
+if uml_boot_wait "$tmp/import.log" -- "ubd0=$tmp/snap.cow,$base" \
+	"ubd1r=$tmp/import.img" fed.import=/dev/ubdb &&
 	grep -a -q '^fed-init: imported$' "$tmp/import.log" &&
-	grep -a -q 'reboot: System halted' "$tmp/import.log"; then
+	grep -a -q -E 'reboot: (System halted|Power down)' "$tmp/import.log"; then
 	echo "# import boot (power on to exit): ${boot_ms} ms"
-	ok "boot with fed.import copies files into the COW and powers off"
+	ok "boot with fed.import copies the import disk's files into the COW and powers off"
 else
 	show_log "import boot" "$tmp/import.log"
-	not_ok "boot with fed.import copies files into the COW and powers off"
+	not_ok "boot with fed.import copies the import disk's files into the COW and powers off"
+fi
+# The contract refuses anything but a ubd disk as the import's source.
+if uml_boot_wait "$tmp/import-bad.log" -- "ubd0=$tmp/bad.cow,$base" fed.import=/etc &&
+	grep -a -q '^fed-init: import failed: fed.import=/etc is not a /dev/ubd disk$' "$tmp/import-bad.log"; then
+	ok "fed.import of anything but a /dev/ubd disk is refused"
+else
+	show_log "bad import boot" "$tmp/import-bad.log"
+	not_ok "fed.import of anything but a /dev/ubd disk is refused"
 fi
 
 # --- 3. probe the COW, then the pristine base ---------------------------------
 res=1
 if uml_boot_wait "$tmp/probe.log" -- "ubd0=$tmp/snap.cow,$base" fed.probe=/etc/motd; then
 	echo "# probe boot: ${boot_ms} ms"
-	if [ "$(probe_content "$tmp/probe.log")" = "motd $token" ]; then
+	if [ "$(probe_content "$tmp/probe.log")" = "motd $token" ] &&
+		uml_boot_wait "$tmp/probe2.log" -- "ubd0=$tmp/snap.cow,$base" fed.probe=/etc/deep/er/file &&
+		[ "$(probe_content "$tmp/probe2.log")" = "nested $token" ]; then
 		if uml_boot_wait "$tmp/probe0.log" -- "ubd0=$tmp/pristine.cow,$base" fed.probe=/etc/motd &&
 			grep -a -q '^fed-init: probe missing /etc/motd$' "$tmp/probe0.log" &&
 			! grep -a -q "$token" "$tmp/probe0.log" &&
@@ -173,21 +188,23 @@ else
 	show_log "probe boot" "$tmp/probe.log"
 fi
 if [ $res -eq 0 ]; then
-	ok "fed.probe shows the imported file from the COW; the pristine base lacks it and is unchanged"
+	ok "fed.probe shows the imported files from the COW; the pristine base lacks them and is unchanged"
 else
-	not_ok "fed.probe shows the imported file from the COW; the pristine base lacks it and is unchanged"
+	not_ok "fed.probe shows the imported files from the COW; the pristine base lacks them and is unchanged"
 fi
 
 # --- 4. a service on a tap inside a network namespace -------------------------
 ns=fedmb$$
 tap=fedtap$$
 page="page $token"
-mkdir -p "$tmp/web/etc/fed" "$tmp/web/var/www"
-# The import directory is 0700 (like mktemp -d): / must stay 0755.
-chmod 0700 "$tmp/web"
+web=$tmp/web/files
+mkdir -p "$web/etc/fed" "$web/var/www"
+# The files directory is 0700 (like mktemp -d): / must stay 0755.
+chmod 0700 "$web"
 printf 'stat -c %%a / >/var/www/rootmode; busybox httpd -f -p 80 -h /var/www\n' \
-	>"$tmp/web/etc/fed/service"
-printf '%s\n' "$page" >"$tmp/web/var/www/index.html"
+	>"$web/etc/fed/service"
+printf '%s\n' "$page" >"$web/var/www/index.html"
+import_disk "$tmp/web" "$tmp/web.img"
 
 http_ok() {
 	local got
@@ -203,7 +220,8 @@ if ip netns add "$ns" &&
 	ip -n "$ns" tuntap add dev "$tap" mode tap &&
 	ip -n "$ns" addr add 10.77.0.1/24 dev "$tap" &&
 	ip -n "$ns" link set "$tap" up; then
-	if uml_boot_wait "$tmp/web-import.log" -- "ubd0=$tmp/web.cow,$base" "fed.import=$tmp/web" &&
+	if uml_boot_wait "$tmp/web-import.log" -- "ubd0=$tmp/web.cow,$base" \
+		"ubd1r=$tmp/web.img" fed.import=/dev/ubdb &&
 		grep -a -q '^fed-init: imported$' "$tmp/web-import.log"; then
 		t0=$(date +%s%N)
 		uml_start "$tmp/web.log" "$ns" -- "ubd0=$tmp/web.cow,$base" \
@@ -229,3 +247,53 @@ if [ $res -eq 0 ]; then
 else
 	not_ok "fed.ip on a tap in a namespace: the imported service answers HTTP"
 fi
+
+# --- 5. no way out: no modules, no hostfs -------------------------------------
+# A hostile owner's guest runs as root.  With modules it could load code into
+# the host process that runs its kernel; with hostfs it could mount the
+# host's files.  fed's kernel has neither: init_module does not exist
+# (ENOSYS, whatever the file: busybox says "kernel does not support
+# requested operation"), and hostfs is no filesystem it knows.
+jail=$tmp/escape/files
+mkdir -p "$jail/etc/fed" "$jail/lib"
+head -c 4096 /dev/urandom >"$jail/lib/evil.ko"
+cat >"$jail/etc/fed/service" <<'SVC'
+for i in 1 2 3 4; do
+	awk 'BEGIN { s = 0; for (i = 1; i <= 300000; i++) s += 1 / i; printf "%.15f\n", s }' >/tmp/fp$i &
+done
+wait
+for i in 1 2 3 4; do echo "escape: fp $(cat /tmp/fp$i)"; done
+insmod /lib/evil.ko 2>&1 | sed 's/^/escape: insmod: /'
+[ -e /proc/modules ] && echo "escape: /proc/modules exists"
+mount -t hostfs -o / none /mnt 2>&1 | sed 's/^/escape: hostfs: /'
+grep -q hostfs /proc/filesystems && echo "escape: hostfs is in /proc/filesystems"
+ls /mnt | head -n 3 | sed 's/^/escape: \/mnt has /'
+echo "escape: uname $(uname -r)"
+echo "escape: done"
+poweroff -f
+SVC
+import_disk "$tmp/escape" "$tmp/escape.img"
+res=1
+if uml_boot_wait "$tmp/escape-import.log" -- "ubd0=$tmp/escape.cow,$base" \
+	"ubd1r=$tmp/escape.img" fed.import=/dev/ubdb &&
+	uml_boot_wait "$tmp/escape.log" -- "ubd0=$tmp/escape.cow,$base"; then
+	grep -a '^escape: ' "$tmp/escape.log" | sed 's/^/#   /'
+	grep -a -q '^escape: done$' "$tmp/escape.log" && res=0
+fi
+[ $res -eq 0 ] || show_log "escape boot" "$tmp/escape.log"
+check "a guest's insmod fails: the kernel has no module loader" \
+	grep -a -q "^escape: insmod: .*can't insert '/lib/evil.ko': kernel does not support requested operation" "$tmp/escape.log"
+check "and there is no /proc/modules" \
+	sh -c "! grep -a -q '^escape: /proc/modules exists' '$tmp/escape.log'"
+check "a guest's mount -t hostfs fails: no such filesystem" \
+	grep -a -q '^escape: hostfs: .*No such device' "$tmp/escape.log"
+check "hostfs is not in /proc/filesystems, and /mnt stays empty" \
+	sh -c "! grep -a -q -E '^escape: (hostfs is in|/mnt has)' '$tmp/escape.log'"
+check "the guest runs fed's kernel" grep -a -q '^escape: uname .*-fed$' "$tmp/escape.log"
+# UML saves and restores each guest process's FPU state at every switch
+# (through the host's XSAVE size on a CPU with AMX: kernel/uml/patches):
+# four processes summing at once must each get the host's result
+fp_host=$(busybox awk 'BEGIN { s = 0; for (i = 1; i <= 300000; i++) s += 1 / i; printf "%.15f\n", s }')
+echo "# host: $fp_host; guest: $(grep -a '^escape: fp ' "$tmp/escape.log" | cut -d' ' -f3 | tr '\n' ' ')"
+check "four guest processes computing at once each get the host's floating-point result" \
+	test "$(grep -a -c "^escape: fp $fp_host\$" "$tmp/escape.log")" = 4

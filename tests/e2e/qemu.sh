@@ -16,7 +16,7 @@
 # plain directory; each with one clear line, nothing run.  Withdrawing and SIGTERM leave no namespace behind.
 source "$(dirname "$0")/lib.sh"
 
-UML=/usr/bin/linux.uml
+need_uml
 RESIGN=$ROOT/${BUILD:-build}/tests/tools/fedsnap_resign
 # QEMU machines' namespaces are named after their lease (fed + 8 hex of
 # the address): this test's lease range makes them fed0a4e....
@@ -25,9 +25,9 @@ NSPREFIX=fed0a4e
 
 # --- outside: make the namespace, run this script inside it, clean up ----
 if [ -z "${FED_QEMU_NS:-}" ]; then
-	if [ "$(id -u)" != 0 ] || [ ! -x "$UML" ] || [ ! -e /dev/net/tun ] ||
+	if [ "$(id -u)" != 0 ] || [ ! -e /dev/net/tun ] ||
 		! command -v qemu-system-x86_64 >/dev/null; then
-		echo "ok - # SKIP needs root, $UML, qemu-system-x86_64 and /dev/net/tun"
+		echo "ok - # SKIP needs root, qemu-system-x86_64 and /dev/net/tun"
 		exit 0
 	fi
 	ns=fedqemu$$
@@ -75,7 +75,7 @@ run='t=$(cat /proc/sys/kernel/random/uuid); echo "fed-token $t"; echo "token $t"
 quietly() { "$@" >/dev/null; }
 check "fed snapshot create --running makes a running-state snapshot" \
 	quietly "$FED" snapshot create --running --kernel "$d/qkernel" \
-	--base "$d/base.img" --files "$d/web" --run "$run" \
+	--uml-kernel "$UML" --base "$d/base.img" --files "$d/web" --run "$run" \
 	--service www.example.org:80 --guest-port 80 --key "$d/owner.key" \
 	-o "$d/web.fedsnap" --version 1 --timeout 240 --keep-log "$d/create.log"
 token=$(grep -ao 'fed-token [0-9a-f-]*' "$d/create.log" | head -n 1 | cut -d' ' -f2)

@@ -20,12 +20,12 @@
 # not taken for a withdrawal.
 source "$(dirname "$0")/lib.sh"
 
-UML=/usr/bin/linux.uml
+need_uml
 
 # --- outside: make the namespace, run this script inside it, clean up ----
 if [ -z "${FED_VMRUNNER_NS:-}" ]; then
-	if [ "$(id -u)" != 0 ] || [ ! -x "$UML" ] || [ ! -e /dev/net/tun ]; then
-		echo "ok - # SKIP needs root, $UML and /dev/net/tun"
+	if [ "$(id -u)" != 0 ] || [ ! -e /dev/net/tun ]; then
+		echo "ok - # SKIP needs root and /dev/net/tun"
 		exit 0
 	fi
 	ns=fedvm$$
@@ -248,6 +248,17 @@ long=$(printf 'a%.0s' $(seq 63)).$(printf 'b%.0s' $(seq 63)).$(printf 'c%.0s' $(
 	--service "$long:80" --guest-port 80 --name long \
 	--kernel-hash "$(sha256sum <"$d/kernel" | cut -c1-64)" \
 	--key "$d/owner.key" -o "$fake/commit/long-name.fedsnap" --version 1 >/dev/null
+# a kernel that cannot boot (a truncated copy), trusted and published: the
+# vmrunner probes it before the first boot and refuses what names it
+head -c $((1 << 20)) "$d/kernel" >"$d/kernel3"
+chmod 0755 "$d/kernel3"
+k3=$(sha256sum <"$d/kernel3" | cut -c1-64)
+"$FED" trust add "$d/kernel3" --kind kernel --authority "$AUTH" --key "$ADMIN_KEY" >/dev/null
+wait_for 20 test -e "$MNT_owner/kernels/$k3"
+cp "$d/kernel3" "$MNT_owner/publish/" || not_ok "the owner publishes the truncated kernel"
+"$FED" snapshot pack --base "$d/base.img" --cow "$d/web.cow" \
+	--service broken.example.org:80 --guest-port 80 --kernel-hash "$k3" \
+	--key "$d/owner.key" -o "$fake/commit/broken-kernel.fedsnap" --version 1 >/dev/null
 check "the admin revokes the second kernel" \
 	"$FED" trust revoke "$k2" --authority "$AUTH" --key "$ADMIN_KEY"
 # (read-only, as fedfs shows a file in commit/ once it has checked it)
@@ -268,6 +279,12 @@ check "a revoked kernel is refused with a clear line" \
 	wait_for 20 grep -q "refusing revoked-kernel.fedsnap: kernel ${k2:0:8}\.\. is revoked" "$d/vmr2.log"
 check "a service name too long for the relay is refused with a clear line" \
 	wait_for 20 grep -q 'refusing long-name.fedsnap: service a*\.\. is 256 bytes long; the relay maps names of at most 127' "$d/vmr2.log"
+check "a kernel that cannot boot is refused with its last words, before any boot" \
+	wait_for 30 grep -q "refusing broken-kernel.fedsnap: kernel .*/kernels/$k3 \(could not be run\|died before its first process ran\)" "$d/vmr2.log"
+check "and it is refused once, not booted again and again" \
+	test "$(grep -c 'broken-kernel.fedsnap' "$d/vmr2.log")" = 1
+check "and it is no VM of the vmrunner's" \
+	sh -c "! jq -e '.vms[] | select(.file==\"broken-kernel.fedsnap\")' '$d/vmr2/status.json' >/dev/null"
 check "nothing boots" sh -c "! grep -q booting '$d/vmr2.log' && test \$(ip -o link show | grep -c ': fed') = 1"
 check "fedfs refuses the bad signature in commit/ too" \
 	sh -c "! cp '$fake/commit/badsig.fedsnap' '$MNT_peer/commit/' 2>/dev/null"
@@ -368,6 +385,26 @@ check "one tap is left (version 1's is gone)" \
 
 # SIGTERM: everything released
 uml_pid=$(vm '.vms[] | select(.file=="web2.fedsnap") | .pid')
+# the start-up probe: a vmrunner whose --kernel cannot boot here says why
+# in one line and takes no UML snapshot, instead of booting and
+# crash-looping it
+fake2=$d/fake2
+mkdir -p "$fake2/commit" "$d/vmr4"
+ln -s "$MNT_peer/kernels" "$fake2/kernels"
+ln -s "$MNT_peer/bases" "$fake2/bases"
+cp "$d/blog.fedsnap" "$fake2/commit/blog.fedsnap"
+chmod 0444 "$fake2/commit/blog.fedsnap"
+start_vmrunner "$d/vmr4" "$d/vmr4.log" "$fake2" "$KEY_peer" \
+	--lease-range 10.79.0.0/16 --port-range 30001-30001 --kernel "$d/kernel3"
+vmr4=$VMR_PID
+check "a vmrunner whose kernel cannot boot here says why at start-up, in one line" \
+	wait_for 30 grep -q "this host cannot run UML machines: kernel $d/kernel3 .*; refusing every UML snapshot" "$d/vmr4.log"
+check "and refuses the snapshot in commit/ instead of booting it" \
+	wait_for 20 grep -q "refusing blog.fedsnap: this host cannot run UML machines: " "$d/vmr4.log"
+check "and runs no VM" test "$(jq '.vms | length' "$d/vmr4/status.json")" = 0
+grep -E 'cannot run|refusing' "$d/vmr4.log" | sed 's/^/# /'
+kill "$vmr4"
+wait_for 15 sh -c "! kill -0 $vmr4 2>/dev/null"
 kill "$vmr2"
 check "SIGTERM stops the vmrunner" wait_for 15 sh -c "! kill -0 $vmr2 2>/dev/null"
 check "and its UML" sh -c "! kill -0 $uml_pid 2>/dev/null"

@@ -1,0 +1,80 @@
+/*
+ * machine.h - running a guest machine's kernel, the room shared by
+ * `fed snapshot create` and the vmrunner:
+ *
+ *   uml_boot      boot a UML kernel to the end, its console captured and
+ *                 bounded in time (the owner's import boot, the probe)
+ *   last words    what a dead kernel's console says about why it died
+ *   kernel probe  can this host run this kernel at all?  (A Debian UML
+ *                 kernel dies at its first process on a CPU with AMX.)
+ *   import disk   the ext2 image that carries an owner's files into the
+ *                 import boot, with no hostfs (docs/base-image.md)
+ */
+#ifndef FED_MACHINE_H
+#define FED_MACHINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/err.h"
+
+#ifndef FED_LIBDIR
+#define FED_LIBDIR "/usr/local/lib/fed"
+#endif
+/* fed's own UML kernel, as scripts/deps.sh installs it */
+#define FED_UML_KERNEL		FED_LIBDIR "/linux.uml"
+#define FED_BUSYBOX		"/bin/busybox"	/* busybox-static */
+
+#define UML_CONSOLE_MAX		(1u << 20)	/* console bytes kept */
+#define LAST_WORDS_MAX		400	/* room for machine_last_words */
+
+struct uml_boot {
+	char *const *argv;	/* argv[0]: the kernel, run as is */
+	unsigned timeout_s;	/* killed after this */
+	/* results */
+	char *console;		/* malloc'd, NUL-terminated, at most
+				   UML_CONSOLE_MAX bytes; free it */
+	size_t console_len;
+	int status;		/* waitpid's */
+	bool timed_out;
+};
+
+/*
+ * Run b->argv in a session of its own, stdin /dev/null, stdout and stderr
+ * on a pipe read into b->console, no other descriptor, until every writer
+ * of the pipe is gone or b->timeout_s passed; then kill the whole process
+ * group (UML's helpers too) whatever happened and reap it.  Returns 0 once
+ * the kernel ran and ended (see b->status, b->timed_out), -1 with e set if
+ * it could not be started.
+ */
+int uml_boot(struct uml_boot *b, struct err *e);
+
+/*
+ * Why a kernel died, from its console: the line that names the cause
+ * (a failed host call such as "ptrace set fp regs failed, errno = 14", an
+ * out-of-memory or a VFS error), then the "Kernel panic" line, joined by
+ * " / "; else the last two non-empty lines.  Writes at most size bytes
+ * (NUL included) of printable ASCII into out; "" for an empty console.
+ */
+void machine_last_words(const char *console, size_t len, char *out,
+			size_t size);
+
+/*
+ * Boot kernel over a tiny root of its own (a static busybox /init that
+ * says it runs and powers off, made in workdir) and check that it says so
+ * within timeout_s.  Returns 0 if the host can run the kernel; -1 with e
+ * saying why not, in one line with the kernel's last words.
+ */
+int machine_probe(const char *kernel, const char *workdir, unsigned mem_mb,
+		  unsigned timeout_s, struct err *e);
+
+/*
+ * Make the ext2 image out holding the tree at root (owners, modes and
+ * times kept), sized to fit it, nothing mounted (mke2fs -d).  The owner's
+ * files go in root/files/: the base's /init, booted with
+ * fed.import=/dev/ubdb, copies that directory over the guest's root
+ * (docs/base-image.md).  Not thread-safe (nftw).  Returns 0/-1.
+ */
+int import_disk_make(const char *root, const char *out, struct err *e);
+
+#endif
