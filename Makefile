@@ -17,7 +17,7 @@
 CC       ?= cc
 BUILD    ?= build
 BINDIR   ?= bin
-PKGS     := fuse3 libgcrypt libmicrohttpd zlib libcurl jansson sqlite3
+PKGS     := fuse3 libgcrypt libmicrohttpd zlib libcurl jansson sqlite3 libseccomp
 CPPFLAGS += -Isrc -D_GNU_SOURCE -DFUSE_USE_VERSION=314
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

@@ -62,62 +62,75 @@ start_authority "$d/auth" --publish-allowance 10 || exit 1
 start_fedfs owner 127.0.0.1 "$d"
 for f in base.img kernel web.fedsnap; do cp "$d/$f" "$MNT_owner/publish/"; done
 
-cold=()
-warm=()
+# relay_figures STATE LABEL: the host port's throughput (8 MiB, median of
+# 3) and request rate (wrk -c16, 3 s) into the VM of STATE
+relay_figures() {
+	local hp mbs=() k m rps=""
+	hp=$(jq -r '.vms[0].host_port' "$1/status.json")
+	for k in 1 2 3; do
+		mbs+=("$(curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$hp/big.bin")")
+	done
+	m=$(printf '%s\n' "${mbs[@]}" | median)
+	command -v wrk >/dev/null &&
+		rps=$(wrk -t1 -c16 -d3s "http://127.0.0.1:$hp/" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+	printf '  %-9s 8 MiB through the relay %.1f MB/s; small page, wrk -c16: %s req/s\n' \
+		"$2" "$(echo "$m / 1000000" | bc -l)" "${rps:-?}"
+}
+
+# One peer per run and mode, jailed (the default) and --no-jail, taken in
+# turn so that both see the same machine state.
+declare -A cold warm
+n=0
 for ((i = 1; i <= RUNS; i++)); do
-	start_fedfs "p$i" "127.0.0.$((i + 1))" "$d"
-	mnt_var=MNT_p$i key_var=KEY_p$i
-	mnt=${!mnt_var} key=${!key_var}
-	wait_for 30 test -e "$mnt/deltas/$id.fedsnap" ||
-		{ echo "bench/vmrunner.sh: peer p$i's fedfs did not come up"; exit 1; }
-	"$BINDIR/fed-vmrunner" --fed "$mnt" --state "$d/vmr$i" \
-		--authority "$AUTH" --key "$key" --public-addr 127.0.0.2 -f \
-		>>"$d/vmr$i.log" 2>&1 &
-	pid=$!
-	on_exit "kill $pid"
-	wait_for 10 test -e "$d/vmr$i/status.json"
-	t0=$(now)
-	cp "$mnt/deltas/$id.fedsnap" "$mnt/commit/web.fedsnap"
-	t=$(first_200 "$d/vmr$i" web.fedsnap "$t0") || { echo "cold run $i: no 200"; exit 1; }
-	cold+=("$t")
-	printf 'cold run %d: %.2f s\n' "$i" "$t"
-	# warm: withdraw, wait until released, commit again
-	rm "$mnt/commit/web.fedsnap"
-	wait_for 20 sh -c "! jq -e '.vms[0]' '$d/vmr$i/status.json' >/dev/null"
-	t0=$(now)
-	cp "$mnt/deltas/$id.fedsnap" "$mnt/commit/web.fedsnap"
-	t=$(first_200 "$d/vmr$i" web.fedsnap "$t0") || { echo "warm run $i: no 200"; exit 1; }
-	warm+=("$t")
-	printf 'warm run %d: %.2f s\n' "$i" "$t"
-	if [ "$i" = "$RUNS" ]; then	# the relay vs the VM's own address
-		hp=$(jq -r '.vms[0].host_port' "$d/vmr$i/status.json")
-		va=$(jq -r '.vms[0].address' "$d/vmr$i/status.json")
-		va=${va%%/*}
-		relay_mbs=() direct_mbs=() relay_rps="" direct_rps=""
-		for k in 1 2 3; do
-			relay_mbs+=("$(curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$hp/big.bin")")
-			direct_mbs+=("$(curl -s -o /dev/null -w '%{speed_download}' "http://$va:80/big.bin")")
-		done
-		if command -v wrk >/dev/null; then
-			relay_rps=$(wrk -t1 -c16 -d3s "http://127.0.0.1:$hp/" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
-			direct_rps=$(wrk -t1 -c16 -d3s "http://$va:80/" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+	for mode in jail nojail; do
+		n=$((n + 1))
+		start_fedfs "p$n" "127.0.0.$((n + 1))" "$d"
+		mnt_var=MNT_p$n key_var=KEY_p$n
+		mnt=${!mnt_var} key=${!key_var}
+		wait_for 30 test -e "$mnt/deltas/$id.fedsnap" ||
+			{ echo "bench/vmrunner.sh: peer p$n's fedfs did not come up"; exit 1; }
+		extra=()
+		[ $mode = nojail ] && extra=(--no-jail)
+		"$BINDIR/fed-vmrunner" --fed "$mnt" --state "$d/vmr$n" \
+			--authority "$AUTH" --key "$key" --public-addr 127.0.0.2 -f \
+			"${extra[@]}" >>"$d/vmr$n.log" 2>&1 &
+		pid=$!
+		on_exit "kill $pid; kill_jails '$d/vmr$n'"
+		wait_for 10 test -e "$d/vmr$n/status.json"
+		t0=$(now)
+		cp "$mnt/deltas/$id.fedsnap" "$mnt/commit/web.fedsnap"
+		t=$(first_200 "$d/vmr$n" web.fedsnap "$t0") || { echo "cold run $i ($mode): no 200"; exit 1; }
+		cold[$mode]+="$t "
+		# warm: withdraw, wait until released, commit again
+		rm "$mnt/commit/web.fedsnap"
+		wait_for 20 sh -c "! jq -e '.vms[0]' '$d/vmr$n/status.json' >/dev/null"
+		t0=$(now)
+		cp "$mnt/deltas/$id.fedsnap" "$mnt/commit/web.fedsnap"
+		t2=$(first_200 "$d/vmr$n" web.fedsnap "$t0") || { echo "warm run $i ($mode): no 200"; exit 1; }
+		warm[$mode]+="$t2 "
+		printf 'run %d, %-6s: cold %.2f s, warm %.2f s\n' "$i" "$mode" "$t" "$t2"
+		if [ "$i" = "$RUNS" ]; then
+			[ $mode = jail ] && echo "relay into the VM's network namespace, same run:"
+			relay_figures "$d/vmr$n" "$mode"
+			if [ $mode = jail ]; then	# the jailed VM's host memory
+				cg=$(ls -d /sys/fs/cgroup/memory/fed/"$(jail_hash "$d/vmr$n")"/* 2>/dev/null | head -n 1)
+				peak=$(cat "$cg/memory.max_usage_in_bytes" 2>/dev/null || echo 0)
+				printf '  jailed VM (mem=64M): host memory peak %d MiB (cgroup), limit %d MiB\n' \
+					$((peak >> 20)) $(( $(cat "$cg/memory.limit_in_bytes" 2>/dev/null || echo 0) >> 20 ))
+			fi
 		fi
-		rm_=$(printf '%s\n' "${relay_mbs[@]}" | median)
-		dm_=$(printf '%s\n' "${direct_mbs[@]}" | median)
-		printf 'through the relay vs straight to the VM (%s), same run:\n' "$va"
-		printf '  8 MiB download: relay %.1f MB/s, direct %.1f MB/s (%.2fx)\n' \
-			"$(echo "$rm_ / 1000000" | bc -l)" "$(echo "$dm_ / 1000000" | bc -l)" \
-			"$(echo "$rm_ / $dm_" | bc -l)"
-		[ -n "$relay_rps" ] && printf '  small page, wrk -c16: relay %s req/s, direct %s req/s\n' \
-			"$relay_rps" "$direct_rps"
-	fi
-	kill "$pid"
-	wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
+		kill "$pid"
+		wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
+	done
 done
+med() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | median; }
+printf 'jail cost, cp commit/ -> first HTTP 200, median of %d:\n' "$RUNS"
+printf '  jailed:   cold %.2f s, warm %.2f s\n' "$(med "${cold[jail]}")" "$(med "${warm[jail]}")"
+printf '  no jail:  cold %.2f s, warm %.2f s\n' "$(med "${cold[nojail]}")" "$(med "${warm[nojail]}")"
+printf '  warm jailed / warm unjailed: %.2fx (goal: <= 1.10)\n' \
+	"$(echo "$(med "${warm[jail]}") / $(med "${warm[nojail]}")" | bc -l)"
 echo "vmrunner's own view (exec -> guest port accepts; check + unpack + tap before it):"
 grep -h -o '[0-9.]* s after the commit (check and unpack .*)' "$d"/vmr*.log | sed 's/^/  /'
 printf 'UML alone (local base, boot to power-off), median of %d: %.2f s\n' \
 	"$RUNS" "$(printf '%s\n' "${base_runs[@]}" | median)"
-printf 'vmrunner: cp commit/ -> first HTTP 200 via the host port, median of %d: cold %.2f s, warm %.2f s (goal: warm < 3 s)\n' \
-	"$RUNS" "$(printf '%s\n' "${cold[@]}" | median)" \
-	"$(printf '%s\n' "${warm[@]}" | median)"
+

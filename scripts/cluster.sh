@@ -191,7 +191,7 @@ cluster_namespaces() {
 }
 
 cmd_down() {
-	local ns pids mnt mnts deadline
+	local ns pids mnt mnts deadline st
 	# ask every process to stop (a vmrunner withdraws and stops its
 	# machines), then kill what is left
 	for ns in $(cluster_namespaces); do
@@ -210,6 +210,10 @@ cmd_down() {
 	for ns in $(cluster_namespaces); do
 		pids=$(ip netns pids "$ns" || true)
 		[ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+	done
+	# the peers' jailed machines live in namespaces of their own
+	for st in "$DIR"/*/vmrunner; do
+		[ -d "$st" ] && kill_jails "$st"
 	done
 	# FUSE mounts under DIR (a killed fedfs leaves its mount behind);
 	# again until none is left, in case one was stacked on another
@@ -234,6 +238,7 @@ cmd_kill() {	# every process on HOST, as a crash or power loss would
 	ip netns list | grep -q "^$ns\b" || die "kill: no host $host"
 	pids=$(ip netns pids "$ns" || true)
 	[ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+	kill_jails "$DIR/$host/vmrunner"	# its machines, jailed elsewhere
 	umount -l "$DIR/$host/fed" 2>/dev/null || true
 	say "kill: $host is down"
 }

@@ -21,6 +21,8 @@ packages=(
 	# the product's libraries
 	libfuse3-dev fuse3 libgcrypt20-dev libmicrohttpd-dev zlib1g-dev
 	libcurl4-openssl-dev libjansson-dev libsqlite3-dev
+	# the VM jail's system-call filter (src/machine/seccomp.c)
+	libseccomp-dev
 	# tests
 	libcriterion-dev curl jq
 	# building fed's UML kernel from Debian's source (scripts/mkumlkernel.sh)

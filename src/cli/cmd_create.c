@@ -39,6 +39,8 @@
 #include "cli/create.h"
 #include "common/proc.h"
 #include "common/timefmt.h"
+#include "common/cow.h"
+#include "machine/jail.h"
 #include "machine/machine.h"
 
 #define CREATE_WHY_MAX 640	/* a reason, with the kernel's last words */
@@ -124,9 +126,103 @@ create_import_disk(const char *tmp, const char *files, const char *run,
 	return import_disk_make(root, disk, e);
 }
 
+/* The import boot's jail (machine/jail.h), when fed runs as root: its own
+ * uid (FED_IMPORT_UID), mount, pid, ipc, uts and an empty network
+ * namespace, the kernel, the COW (made here, as UML would, so that it can
+ * be bound in), the base and the import disk in /vm, the seccomp filter. */
+struct create_jail {
+	struct jail_plan *plan;
+	struct machine_seccomp seccomp;
+	char root[PATH_MAX + 8];
+};
+
+static void
+create_jail_free(struct create_jail *j)
+{
+	free(j->plan);
+	machine_seccomp_free(&j->seccomp);
+	rmdir(j->root);
+}
+
+static int
+create_jail(struct create_jail *j, const char *kernel, const char *cow,
+	    const char *base, const char *disk, unsigned mem_mb,
+	    char *const *argv, struct err *e)
+{
+	const struct jail_bind binds[] = {
+		{ kernel, "kernel", false }, { cow, "disk.cow", true },
+		{ base, "base.img", false }, { disk, "import.img", false },
+	};
+	struct jail_params p = {
+		.uid = FED_IMPORT_UID, .gid = FED_IMPORT_UID, .binds = binds,
+		.nbinds = 4, .usr = true, .tmp_mb = mem_mb + 16,
+		.nofile = 1024, .argv = argv, .fixed_brk = true,
+	};
+	struct cow_header h;
+	struct stat sb;
+	int fd, rc;
+
+	memset(j, 0, sizeof(*j));
+	snprintf(j->root, sizeof(j->root), "%s.jail", cow);
+	if (mkdir(j->root, 0755) < 0)
+		return err_sys(e, "%s", j->root);
+	if ((fd = open(cow, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		return err_sys(e, "%s", cow);
+	rc = cow_header_for_base(base, &h, e) < 0 || cow_write_header(fd, &h, e) < 0 ||
+	     fchown(fd, FED_IMPORT_UID, FED_IMPORT_UID) < 0 ? -1 : 0;
+	close(fd);
+	if (rc < 0)
+		return err_wrap(e, "the import's COW");
+	p.root = j->root;
+	p.fsize = stat(base, &sb) == 0 ? (uint64_t)sb.st_size * 2 : 0;
+	if ((j->plan = malloc(sizeof(*j->plan))) == NULL)
+		return err_set(e, "out of memory");
+	if (jail_plan(&p, j->plan, e) < 0 ||
+	    machine_seccomp_build(&j->seccomp, e) < 0)
+		return -1;
+	j->plan->seccomp = &j->seccomp.prog;
+	return 0;
+}
+
+/* Run the import boot b and say how it went: 0 if the guest imported. */
+static int
+create_boot_run(struct uml_boot *b, unsigned timeout_s, char **log,
+		char why[CREATE_WHY_MAX])
+{
+	char words[LAST_WORDS_MAX];
+	const char *failed;
+	struct err e;
+
+	*log = NULL;
+	if (uml_boot(b, &e) < 0) {
+		snprintf(why, CREATE_WHY_MAX, "%s", e.msg);
+		return -1;
+	}
+	*log = b->console;
+	if (strstr(b->console, "fed-init: imported") != NULL)
+		return 0;
+	failed = strstr(b->console, "fed-init: import failed");
+	machine_last_words(b->console, b->console_len, words, sizeof(words));
+	if (b->timed_out)
+		snprintf(why, CREATE_WHY_MAX, "the import boot did not finish "
+			 "within %u s; the console's last words: %s", timeout_s,
+			 words[0] ? words : "(none)");
+	else if (failed != NULL)
+		snprintf(why, CREATE_WHY_MAX, "the guest says: %.200s", failed);
+	else
+		snprintf(why, CREATE_WHY_MAX, "the guest did not say 'fed-init: "
+			 "imported' (UML %s %d); the kernel's last words: %s",
+			 WIFEXITED(b->status) ? "exit status" : "killed by signal",
+			 WIFEXITED(b->status) ? WEXITSTATUS(b->status) :
+			 WTERMSIG(b->status), words[0] ? words : "(none)");
+	return -1;
+}
+
 /*
  * Boot the import: kernel over cow,base, the import disk as ubdb and
- * fed.import=/dev/ubdb.  The console goes into *log (malloc'd,
+ * fed.import=/dev/ubdb, in a jail when we are root (create_jail; an owner
+ * running fed as an ordinary user has no privilege to drop, and boots it
+ * as that user).  The console goes into *log (malloc'd,
  * NUL-terminated).  Returns 0 if the guest printed "fed-init: imported"
  * before it exited, else -1 with a reason in why: the guest's own, or the
  * kernel's last words when it died.
@@ -136,42 +232,37 @@ create_boot(const char *kernel, const char *cow, const char *base,
 	    const char *disk, unsigned mem_mb, unsigned timeout_s, char **log,
 	    char why[CREATE_WHY_MAX])
 {
-	char ubd0[2 * PATH_MAX + 8], ubd1[PATH_MAX + 8], mem[32],
-	     words[LAST_WORDS_MAX];
+	char ubd0[2 * PATH_MAX + 8], ubd1[PATH_MAX + 8], mem[32];
 	char *argv[] = { (char *)kernel, ubd0, ubd1, "root=/dev/ubda", "rw",
 			 "init=/init", mem, "con=null", "con0=null,fd:1",
 			 "ssl=null", "pty.legacy_count=0", "quiet",
-			 "fed.import=/dev/ubdb", NULL };
+			 "fed.import=/dev/ubdb", NULL, NULL };
 	struct uml_boot b = { .argv = argv, .timeout_s = timeout_s };
-	const char *failed;
+	struct create_jail j;
 	struct err e;
+	int rc;
 
-	snprintf(ubd0, sizeof(ubd0), "ubd0=%s,%s", cow, base);
-	snprintf(ubd1, sizeof(ubd1), "ubd1r=%s", disk);
 	snprintf(mem, sizeof(mem), "mem=%uM", mem_mb);
-	*log = NULL;
-	if (uml_boot(&b, &e) < 0) {
-		snprintf(why, CREATE_WHY_MAX, "%s", e.msg);
-		return -1;
+	if (geteuid() == 0) {	/* jailed: paths in /vm */
+		snprintf(ubd0, sizeof(ubd0), "ubd0=" JAIL_VM_DIR "/disk.cow,"
+			 JAIL_VM_DIR "/base.img");
+		snprintf(ubd1, sizeof(ubd1), "ubd1r=" JAIL_VM_DIR "/import.img");
+		argv[0] = JAIL_VM_DIR "/kernel";
+		argv[13] = "uml_dir=/tmp";
+		if (create_jail(&j, kernel, cow, base, disk, mem_mb, argv,
+				&e) < 0) {
+			snprintf(why, CREATE_WHY_MAX, "%s", e.msg);
+			return -1;
+		}
+		b.jail = j.plan;
+	} else {
+		snprintf(ubd0, sizeof(ubd0), "ubd0=%s,%s", cow, base);
+		snprintf(ubd1, sizeof(ubd1), "ubd1r=%s", disk);
 	}
-	*log = b.console;
-	if (strstr(b.console, "fed-init: imported") != NULL)
-		return 0;
-	failed = strstr(b.console, "fed-init: import failed");
-	machine_last_words(b.console, b.console_len, words, sizeof(words));
-	if (b.timed_out)
-		snprintf(why, CREATE_WHY_MAX, "the import boot did not finish "
-			 "within %u s; the console's last words: %s", timeout_s,
-			 words[0] ? words : "(none)");
-	else if (failed != NULL)
-		snprintf(why, CREATE_WHY_MAX, "the guest says: %.200s", failed);
-	else
-		snprintf(why, CREATE_WHY_MAX, "the guest did not say 'fed-init: "
-			 "imported' (UML %s %d); the kernel's last words: %s",
-			 WIFEXITED(b.status) ? "exit status" : "killed by signal",
-			 WIFEXITED(b.status) ? WEXITSTATUS(b.status) :
-			 WTERMSIG(b.status), words[0] ? words : "(none)");
-	return -1;
+	rc = create_boot_run(&b, timeout_s, log, why);
+	if (b.jail != NULL)
+		create_jail_free(&j);
+	return rc;
 }
 
 /* rm -rf of the temporary directory (it holds only what we put there). */

@@ -46,6 +46,7 @@
 #include "common/io.h"
 #include "common/proc.h"
 #include "common/qemu.h"
+#include "machine/machine.h"
 #include "common/timefmt.h"
 
 #define RUNNING_LOG_MAX	(1u << 20)
@@ -442,7 +443,7 @@ create_running(const struct create_running *a, struct manifest *m,
 		cli_fail("a network namespace for the machine: %m (run as root)");
 		goto done;
 	}
-	if (qemu_net_setup(NULL, &e) < 0) {
+	if (machine_net_setup(NULL, 0, 0, &e) < 0) {
 		cli_fail("%s", e.msg);
 		goto done;
 	}

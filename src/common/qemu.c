@@ -14,17 +14,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/if_tun.h>
-#include <net/if.h>
-#include <net/if_arp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -291,170 +285,6 @@ qemu_argv_free(char **argv)
 	for (size_t i = 0; argv != NULL && argv[i] != NULL; i++)
 		free(argv[i]);
 	free(argv);
-}
-
-/* --------------------------------------------------------- the network */
-
-/* Where `ip netns` keeps named namespaces: a bind mount of each. */
-#define NETNS_RUN_DIR "/run/netns"
-
-/* Set or clear flags of interface name through socket s. */
-static int
-qemu_if_flags(int s, const char *name, short set, struct err *e)
-{
-	struct ifreq ifr;
-
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-		return err_sys(e, "%s: flags", name);
-	ifr.ifr_flags |= set;
-	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-		return err_sys(e, "%s: up", name);
-	return 0;
-}
-
-/* An IPv4 address into a struct sockaddr of an ifreq. */
-static void
-qemu_if_addr(struct sockaddr *sa, const char *dotted)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-
-	inet_pton(AF_INET, dotted, &sin.sin_addr);
-	memcpy(sa, &sin, sizeof(sin));
-}
-
-/*
- * The machine's network in the calling thread's namespace, with ioctls as
- * `ip` would make them: lo up; a persistent tap QEMU_TAP (QEMU opens it
- * by name) with QEMU_TAP_MAC and QEMU_HOST_ADDR/30, up.  Five `ip`
- * processes took 20-30 ms of each resume; this takes well under one.
- */
-static int
-qemu_net_config(struct err *e)
-{
-	unsigned int mac[6];
-	struct ifreq ifr;
-	int s, t = -1, rc = -1;
-
-	if ((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		return err_sys(e, "socket");
-	if (qemu_if_flags(s, "lo", IFF_UP, e) < 0)
-		goto done;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", QEMU_TAP);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-	if ((t = open("/dev/net/tun", O_RDWR | O_CLOEXEC)) < 0 ||
-	    ioctl(t, TUNSETIFF, &ifr) < 0 || ioctl(t, TUNSETPERSIST, 1) < 0) {
-		err_sys(e, "tap %s", QEMU_TAP);
-		goto done;
-	}
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", QEMU_TAP);
-	ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
-	sscanf(QEMU_TAP_MAC, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2],
-	       &mac[3], &mac[4], &mac[5]);
-	for (int i = 0; i < 6; i++)
-		ifr.ifr_hwaddr.sa_data[i] = (char)mac[i];
-	if (ioctl(s, SIOCSIFHWADDR, &ifr) < 0) {
-		err_sys(e, "%s: address %s", QEMU_TAP, QEMU_TAP_MAC);
-		goto done;
-	}
-	qemu_if_addr(&ifr.ifr_addr, QEMU_HOST_ADDR);
-	if (ioctl(s, SIOCSIFADDR, &ifr) < 0) {
-		err_sys(e, "%s: address %s", QEMU_TAP, QEMU_HOST_ADDR);
-		goto done;
-	}
-	qemu_if_addr(&ifr.ifr_netmask, "255.255.255.252");	/* /30 */
-	if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0) {
-		err_sys(e, "%s: netmask", QEMU_TAP);
-		goto done;
-	}
-	rc = qemu_if_flags(s, QEMU_TAP, IFF_UP, e);
-done:
-	if (t >= 0)
-		close(t);
-	close(s);
-	return rc;
-}
-
-struct qemu_netns_job {
-	const char *path;		/* NETNS_RUN_DIR/name, created empty */
-	struct err e;
-	int rc;
-};
-
-/* Thread: a new namespace for this thread alone, pinned at job->path as
- * `ip netns add` pins it, then configured.  The thread then ends; the
- * namespace lives on in its bind mount. */
-static void *
-qemu_netns_thread(void *arg)
-{
-	struct qemu_netns_job *job = arg;
-
-	job->rc = -1;
-	if (unshare(CLONE_NEWNET) < 0)
-		err_sys(&job->e, "new network namespace");
-	else if (mount("/proc/thread-self/ns/net", job->path, "none", MS_BIND,
-		       NULL) < 0)
-		err_sys(&job->e, "bind %s", job->path);
-	else
-		job->rc = qemu_net_config(&job->e);
-	return NULL;
-}
-
-int
-qemu_net_setup(const char *netns, struct err *e)
-{
-	struct qemu_netns_job job;
-	char path[PATH_MAX];
-	pthread_t t;
-	int fd;
-
-	if (netns == NULL)
-		return qemu_net_config(e);
-	if (netns[0] == '\0' || netns[0] == '.' || strchr(netns, '/') != NULL)
-		return err_set(e, "bad namespace name '%s'", netns);
-	qemu_net_delete(netns);		/* a leftover of a crash */
-	/* NETNS_RUN_DIR a shared mount point, as iproute2 makes it, so the
-	 * bind mounts in it show in every mount namespace */
-	if (mkdir(NETNS_RUN_DIR, 0755) < 0 && errno != EEXIST)
-		return err_sys(e, "mkdir %s", NETNS_RUN_DIR);
-	if (mount("", NETNS_RUN_DIR, "none", MS_SHARED | MS_REC, NULL) < 0 &&
-	    (errno != EINVAL ||
-	     mount(NETNS_RUN_DIR, NETNS_RUN_DIR, "none", MS_BIND | MS_REC,
-		   NULL) < 0 ||
-	     mount("", NETNS_RUN_DIR, "none", MS_SHARED | MS_REC, NULL) < 0))
-		return err_sys(e, "mount %s", NETNS_RUN_DIR);
-	snprintf(path, sizeof(path), "%s/%s", NETNS_RUN_DIR, netns);
-	if ((fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0)) < 0)
-		return err_sys(e, "create %s", path);
-	close(fd);
-	memset(&job, 0, sizeof(job));
-	job.path = path;
-	if (pthread_create(&t, NULL, qemu_netns_thread, &job) != 0) {
-		unlink(path);
-		return err_set(e, "namespace %s: cannot start a thread", netns);
-	}
-	pthread_join(t, NULL);
-	if (job.rc < 0) {
-		qemu_net_delete(netns);
-		return err_set(e, "network for the machine in %s: %s", netns,
-			       job.e.msg);
-	}
-	return 0;
-}
-
-void
-qemu_net_delete(const char *netns)
-{
-	char path[PATH_MAX];
-
-	if (netns[0] == '\0' || netns[0] == '.' || strchr(netns, '/') != NULL)
-		return;
-	snprintf(path, sizeof(path), "%s/%s", NETNS_RUN_DIR, netns);
-	umount2(path, MNT_DETACH);
-	unlink(path);
 }
 
 /* ------------------------------------------------------------------ QMP */

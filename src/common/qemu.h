@@ -5,10 +5,11 @@
  * the check that this peer can resume a snapshot, the machine's private
  * network, and a small QMP client (QEMU's JSON monitor).
  *
- * Every QEMU machine runs in a network namespace of its own, with a tap
+ * Every machine runs in a network namespace of its own, with a tap
  * QEMU_TAP holding QEMU_HOST_ADDR and the guest at QEMU_GUEST_ADDR: the
  * same addresses in every namespace, so a guest resumed from memory keeps
- * the address it had when it was saved (docs/vmrunner.md).
+ * the address it had when it was saved (machine/netns.c,
+ * docs/vmrunner.md).
  */
 #ifndef FED_QEMU_H
 #define FED_QEMU_H
@@ -92,18 +93,6 @@ struct qemu_paths {
 char **qemu_argv(const json_t *args, const struct qemu_paths *p,
 		 const char *const *extra);
 void qemu_argv_free(char **argv);
-
-/*
- * The machine's network in namespace netns (NULL: the calling process's
- * own): lo up, tap QEMU_TAP with QEMU_TAP_MAC and QEMU_HOST_ADDR/30.
- * With a name, the namespace is created first, pinned at /run/netns/NAME
- * as `ip netns add` does (one left by a crash is deleted first).  All
- * through system calls, no `ip` process.  Returns 0/-1.
- */
-int qemu_net_setup(const char *netns, struct err *e);
-
-/* Delete the named namespace (and with it the tap).  Quiet. */
-void qemu_net_delete(const char *netns);
 
 /* ------------------------------------------------------------------ QMP */
 

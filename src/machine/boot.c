@@ -13,6 +13,7 @@
 
 #include "common/proc.h"
 #include "common/timefmt.h"
+#include "machine/jail.h"
 #include "machine/machine.h"
 
 /* In the child: a session of its own (UML and its helpers are one process
@@ -33,6 +34,20 @@ boot_child(char *const *argv, int wfd)
 	proc_close_from(3);
 	execv(argv[0], argv);
 	_exit(127);
+}
+
+/* The jailed kernel: /dev/null, then the console pipe as 1 and 2. */
+static pid_t
+boot_jailed(const struct jail_plan *pl, int wfd, struct err *e)
+{
+	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pid_t pid;
+
+	if (nul < 0)
+		return err_sys(e, "/dev/null");
+	pid = jail_spawn(pl, (int[]){ nul, wfd, wfd }, 3, e);
+	close(nul);
+	return pid;
 }
 
 /* Append what the console pipe holds; false at EOF (every writer gone). */
@@ -69,15 +84,17 @@ uml_boot(struct uml_boot *b, struct err *e)
 	b->console[0] = '\0';
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return err_sys(e, "pipe");
-	if ((pid = fork()) < 0) {
+	if (b->jail != NULL)
+		pid = boot_jailed(b->jail, pfd[1], e);
+	else if ((pid = fork()) == 0)
+		boot_child(b->argv, pfd[1]);
+	else if (pid < 0)
 		err_sys(e, "fork");
+	close(pfd[1]);
+	if (pid < 0) {
 		close(pfd[0]);
-		close(pfd[1]);
 		return -1;
 	}
-	if (pid == 0)
-		boot_child(b->argv, pfd[1]);
-	close(pfd[1]);
 	for (;;) {
 		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
 		double left = deadline - mono_now();

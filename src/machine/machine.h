@@ -9,12 +9,15 @@
  *                 kernel dies at its first process on a CPU with AMX.)
  *   import disk   the ext2 image that carries an owner's files into the
  *                 import boot, with no hostfs (docs/base-image.md)
+ *   network       a machine's own network namespace, one tap, no way out
  */
 #ifndef FED_MACHINE_H
 #define FED_MACHINE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <linux/filter.h>
+#include <sys/types.h>
 
 #include "common/err.h"
 
@@ -25,12 +28,20 @@
 #define FED_UML_KERNEL		FED_LIBDIR "/linux.uml"
 #define FED_BUSYBOX		"/bin/busybox"	/* busybox-static */
 
+/* the uid and gid the owner's import boot runs as, when run by root: not
+ * in the vmrunner's default range (2000000-2000999) */
+#define FED_IMPORT_UID		2001000
+
 #define UML_CONSOLE_MAX		(1u << 20)	/* console bytes kept */
 #define LAST_WORDS_MAX		400	/* room for machine_last_words */
+
+struct jail_plan;
 
 struct uml_boot {
 	char *const *argv;	/* argv[0]: the kernel, run as is */
 	unsigned timeout_s;	/* killed after this */
+	const struct jail_plan *jail;	/* NULL: run argv as we are; else
+					   the plan's program, in its jail */
 	/* results */
 	char *console;		/* malloc'd, NUL-terminated, at most
 				   UML_CONSOLE_MAX bytes; free it */
@@ -76,5 +87,30 @@ int machine_probe(const char *kernel, const char *workdir, unsigned mem_mb,
  * (docs/base-image.md).  Not thread-safe (nftw).  Returns 0/-1.
  */
 int import_disk_make(const char *root, const char *out, struct err *e);
+
+/*
+ * The machine's network in namespace netns (NULL: the calling process's
+ * own, as the owner's --running boot uses it): lo up, a tap QEMU_TAP owned
+ * by owner:group with QEMU_TAP_MAC and QEMU_HOST_ADDR/30.  With a name, the
+ * namespace is created first, pinned at /run/netns/NAME as `ip netns add`
+ * does (one left by a crash is deleted first), and fenced: nftables drops
+ * every connection the guest opens (netns.c).  Returns 0/-1.
+ */
+int machine_net_setup(const char *netns, uid_t owner, gid_t group,
+		      struct err *e);
+
+/* Delete the named namespace (and with it the tap and rules).  Quiet. */
+void machine_net_delete(const char *netns);
+
+/* A jailed machine's system-call filter, compiled (seccomp.c says what it
+ * denies and why): load prog with prctl(PR_SET_SECCOMP) after
+ * PR_SET_NO_NEW_PRIVS. */
+struct machine_seccomp {
+	struct sock_filter *filter;	/* malloc'd */
+	struct sock_fprog prog;
+};
+
+int machine_seccomp_build(struct machine_seccomp *out, struct err *e);
+void machine_seccomp_free(struct machine_seccomp *s);
 
 #endif

@@ -19,7 +19,8 @@ static const char vmrunner_help[] =
 	"usage: fed-vmrunner --fed MOUNTPOINT --state DIR --authority URL\n"
 	"           --key KEYFILE [--public-addr ADDR] [--mem MB]\n"
 	"           [--lease-range CIDR] [--port-range A-B] [--no-follow]\n"
-	"           [--idle-timeout S] [--kernel FILE]\n"
+	"           [--idle-timeout S] [--kernel FILE] [--uids A-B]\n"
+	"           [--lend-mem MB] [--max-vms N] [--cpu-weight N] [--no-jail]\n"
 	"           [-f] [-v]\n"
 	"\n"
 	"Watch MOUNTPOINT/commit/ (a fedfs mount).  For each committed snapshot:\n"
@@ -51,6 +52,16 @@ static const char vmrunner_help[] =
 	"                      log line says why), no UML snapshot is taken.\n"
 	"                      Each other kernel a snapshot names is checked\n"
 	"                      the same way before its first boot.\n"
+	"  --uids A-B          the jails' uids and gids, one per VM (default\n"
+	"                      2000000-2000999; give no real user's)\n"
+	"  --lend-mem MB       host memory all VMs may take together (each: its\n"
+	"                      memory plus 24 MiB); a commit past it waits\n"
+	"                      (default: no bound)\n"
+	"  --max-vms N         VMs at most (default 256)\n"
+	"  --cpu-weight N      each VM's CPU weight, 1-10000, against 100 for a\n"
+	"                      host process (default 100)\n"
+	"  --no-jail           run machines as root, unconfined: only to measure\n"
+	"                      what the jail costs, never for strangers' VMs\n"
 	"  -f                  stay in the foreground (default: detach)\n"
 	"  -v                  debug logging\n";
 
@@ -76,10 +87,17 @@ main(int argc, char **argv)
 		{ "no-follow", no_argument, NULL, 'N' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "kernel", required_argument, NULL, 'K' },
+		{ "uids", required_argument, NULL, 'U' },
+		{ "lend-mem", required_argument, NULL, 'L' },
+		{ "max-vms", required_argument, NULL, 'X' },
+		{ "cpu-weight", required_argument, NULL, 'W' },
+		{ "no-jail", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct runner_config c = { .mem_mb = 64 };
+	struct runner_config c = { .mem_mb = 64, .uid_min = VM_UID_MIN,
+				   .uid_count = VM_UID_COUNT };
+	unsigned long u;
 	bool fg = false;
 	unsigned a, b;
 	char *end;
@@ -97,6 +115,29 @@ main(int argc, char **argv)
 		case 'l': c.lease_range = optarg; break;
 		case 'N': c.no_follow = true; break;
 		case 'K': c.probe_kernel = optarg; break;
+		case 'J': c.no_jail = true; break;
+		case 'U':
+			if (sscanf(optarg, "%u-%u", &a, &b) != 2 || a == 0 ||
+			    a > b || b - a >= 1000000)
+				return vmrunner_fail("bad --uids (A-B, A > 0) ",
+						     optarg);
+			c.uid_min = a;
+			c.uid_count = b - a + 1;
+			break;
+		case 'L':
+		case 'X':
+		case 'W':
+			u = strtoul(optarg, &end, 10);
+			if (*end != '\0' || end == optarg || u == 0 ||
+			    (o == 'W' && u > 10000) || u > 16u << 20)
+				return vmrunner_fail("bad number ", optarg);
+			if (o == 'L')
+				c.lend_mem_mb = (unsigned)u;
+			else if (o == 'X')
+				c.max_vms = (unsigned)u;
+			else
+				c.cpu_weight = (unsigned)u;
+			break;
 		case 'f': fg = true; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'm':

@@ -86,6 +86,8 @@ uml_argv(const struct uml_params *p)
 		ADD("fed.gw=%s", p->gateway);
 	}
 	ADD("hostfs=%s", p->hostfs);
+	if (ok && p->uml_dir)
+		ADD("uml_dir=%s", p->uml_dir);
 #undef ADD
 	if (!ok) {
 		uml_argv_free(argv);

@@ -63,6 +63,7 @@
 #include "common/proc.h"
 #include "common/qemu.h"
 #include "common/timefmt.h"
+#include "machine/jail.h"
 #include "machine/machine.h"
 #include "vmrunner/vmrunner.h"
 
@@ -114,6 +115,15 @@ struct runner {
 	/* Why this host cannot run UML machines ("" if it can), from the
 	 * probe of the start-up kernel: every UML snapshot is refused. */
 	char uml_broken[ERR_MSG_MAX];
+	/* The jails (docs/vmrunner.md, "The jail"): this runner's cgroups are
+	 * under cg_root and its namespaces are named netns_prefix + tap, so
+	 * that two vmrunners on one host (the test cluster's peers) never
+	 * meet; uid slot i is uid_min + i, taken while a VM holds it. */
+	char cg_root[32];		/* "fed/<8 hex of STATE's path>" */
+	char netns_prefix[16];		/* "fed<8 hex>-" */
+	bool uid_taken[RUNNER_MAX_VMS];
+	struct machine_seccomp seccomp;
+	uint64_t mem_lent;		/* MiB the VMs' limits take now */
 	struct {			/* each kernel probed before its first boot */
 		uint8_t sha[SHA256_LEN];
 		bool ok;
@@ -140,38 +150,6 @@ struct vm_report {
 	int peer_ttl;		/* what it said with it; 0: never expires */
 };
 static struct vm_report reports[RUNNER_MAX_VMS];
-
-/* ------------------------------------------------------ helper commands */
-
-static void
-tap_delete(const char *tap)
-{
-	char *argv[] = { "ip", "link", "del", (char *)tap, NULL };
-
-	proc_run(argv, -1, -1);
-}
-
-/* Create tap with the host end of the lease's /30 on it.  Returns 0/-1. */
-static int
-tap_create(const char *tap, const struct lease *l, struct err *e)
-{
-	char addr[INET_ADDRSTRLEN + 4], host[INET_ADDRSTRLEN];
-	char *add[] = { "ip", "tuntap", "add", "dev", (char *)tap, "mode",
-			"tap", NULL };
-	char *ad[] = { "ip", "addr", "add", addr, "dev", (char *)tap, NULL };
-	char *up[] = { "ip", "link", "set", (char *)tap, "up", NULL };
-
-	inet_ntop(AF_INET, &l->host, host, sizeof(host));
-	snprintf(addr, sizeof(addr), "%s/%u", host, l->prefix);
-	tap_delete(tap);	/* a leftover of a crash */
-	/* ip's own words on why it failed go to our log */
-	if (proc_run(add, 1, 2) != 0 || proc_run(ad, 1, 2) != 0 ||
-	    proc_run(up, 1, 2) != 0) {
-		tap_delete(tap);
-		return err_set(e, "cannot create tap %s with %s", tap, addr);
-	}
-	return 0;
-}
 
 /* ------------------------------------------------- the authority's view */
 
@@ -304,6 +282,183 @@ runner_refresh_due(size_t i, double now)
 	if (rep->pending || !rep->up)
 		return false;
 	return now - rep->taken_at >= (every >= 1 ? every : 1);
+}
+
+/* --no-jail: argv as root in v's network namespace, fds as 0.., nothing
+ * else, TMPDIR the VM's directory; for measuring what the jail costs. */
+static pid_t
+vm_spawn_unjailed(struct vm *v, char *const *argv, const int *fds,
+		  unsigned nfds, bool thp_off, struct err *e)
+{
+	char tmpdir[PATH_MAX + 8];
+	char *envp[] = { "PATH=/usr/bin:/bin", tmpdir, NULL };
+	int high[JAIL_FDS_MAX];
+	pid_t pid;
+
+	if (nfds > JAIL_FDS_MAX)
+		return err_set(e, "at most %d descriptors", JAIL_FDS_MAX);
+	snprintf(tmpdir, sizeof(tmpdir), "TMPDIR=%s", v->dir);
+	if ((pid = fork()) < 0)
+		return err_sys(e, "fork");
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setsid();
+		if (setns(v->netns_fd, CLONE_NEWNET) < 0)
+			_exit(126);
+		if (thp_off)
+			prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+		for (unsigned i = 0; i < nfds; i++)
+			high[i] = fcntl(fds[i], F_DUPFD, 64);
+		for (unsigned i = 0; i < nfds; i++)
+			dup2(high[i], (int)i);
+		proc_close_from(nfds);
+		execvpe(argv[0], argv, envp);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* ------------------------------------------------------------- the jail */
+
+/* Name this runner's cgroups and namespaces after its STATE directory,
+ * and compile the machines' system-call filter.  Returns 0/-1. */
+static int
+runner_jail_init(struct runner *r, struct err *e)
+{
+	char real[PATH_MAX], hex[2 * SHA256_LEN + 1];
+	uint8_t sha[SHA256_LEN];
+
+	if (realpath(r->cfg->state, real) == NULL)
+		return err_sys(e, "%s", r->cfg->state);
+	sha256(real, strlen(real), sha);
+	hex_encode(sha, SHA256_LEN, hex);
+	snprintf(r->cg_root, sizeof(r->cg_root), "fed/%.8s", hex);
+	snprintf(r->netns_prefix, sizeof(r->netns_prefix), "fed%.8s-", hex);
+	if (r->cfg->no_jail) {
+		log_warn("--no-jail: machines run as root, unconfined; only "
+			 "for measuring what the jail costs");
+		return 0;
+	}
+	return machine_seccomp_build(&r->seccomp, e);
+}
+
+/* v's uid (and gid): the lowest free slot.  Returns 0/-1. */
+static int
+vm_uid_take(struct runner *r, struct vm *v, struct err *e)
+{
+	unsigned n = r->cfg->uid_count < RUNNER_MAX_VMS ? r->cfg->uid_count :
+		     RUNNER_MAX_VMS;
+
+	if (v->uid != 0)
+		return 0;
+	for (unsigned i = 0; i < n; i++)
+		if (!r->uid_taken[i]) {
+			r->uid_taken[i] = true;
+			v->uid = r->cfg->uid_min + i;
+			return 0;
+		}
+	return err_set(e, "no free uid for a jail (%u in use)", n);
+}
+
+static void
+vm_uid_give(struct runner *r, struct vm *v)
+{
+	if (v->uid != 0 && v->uid >= r->cfg->uid_min &&
+	    v->uid - r->cfg->uid_min < RUNNER_MAX_VMS)
+		r->uid_taken[v->uid - r->cfg->uid_min] = false;
+	v->uid = 0;
+}
+
+/* The host memory a VM may take: its machine's memory and the jail's
+ * measured overhead (docs/vmrunner.md). */
+static unsigned
+vm_mem_limit_mb(const struct runner *r, const struct vm *v)
+{
+	return (v->qemu ? v->qemu_mem_mb : r->cfg->mem_mb) + VM_MEM_OVERHEAD_MB;
+}
+
+/* v's cgroup, made afresh for each boot.  Returns 0/-1. */
+static int
+vm_cgroup(struct runner *r, struct vm *v, struct err *e)
+{
+	struct cg_limits l = {
+		.mem_bytes = (uint64_t)vm_mem_limit_mb(r, v) << 20,
+		.pids_max = VM_PIDS_MAX,
+		.cpu_weight = r->cfg->cpu_weight ? r->cfg->cpu_weight : 100,
+	};
+	char name[CG_NAME_MAX + 1];
+
+	if (v->cg_made && cgroup_destroy(&v->cg, e) < 0)
+		log_warn("%s: %s", v->file, e->msg);
+	v->cg_made = false;
+	snprintf(name, sizeof(name), "%s/%.16s", r->cg_root, v->id);
+	if (cgroup_create(name, &l, &v->cg, e) < 0)
+		return -1;
+	v->cg_made = true;
+	return 0;
+}
+
+/* Give v's files to its uid: the machine opens its disks as that user. */
+static int
+vm_own_files(const struct vm *v, const char *const *paths, size_t n,
+	     struct err *e)
+{
+	for (size_t i = 0; i < n; i++)
+		if (chown(paths[i], v->uid, v->uid) < 0)
+			return err_sys(e, "chown %s", paths[i]);
+	return 0;
+}
+
+/*
+ * Start argv (paths inside the jail) for v in its jail, with fds as its
+ * descriptors 0.. and binds as its /vm.  Unjailed (--no-jail), the same
+ * program runs as root in v's network namespace, with host paths in
+ * host_argv.  Returns the pid, or -1 with e set.
+ */
+static pid_t
+vm_jail_spawn(struct runner *r, struct vm *v, char *const *argv,
+	      char *const *host_argv, const struct jail_bind *binds,
+	      size_t nbinds, const int *fds, unsigned nfds, unsigned tmp_mb,
+	      bool thp_off, struct err *e)
+{
+	struct jail_params p = {
+		.uid = v->uid, .gid = v->uid, .binds = binds, .nbinds = nbinds,
+		.usr = true, .tun = true, .tmp_mb = tmp_mb, .nofile = 1024,
+		.argv = argv, .thp_off = thp_off, .fixed_brk = !v->qemu,
+	};
+	char root[PATH_MAX];
+	struct jail_plan *pl;
+	pid_t pid;
+
+	if (r->cfg->no_jail)
+		return vm_spawn_unjailed(v, host_argv, fds, nfds, thp_off, e);
+	snprintf(root, sizeof(root), "%s/jail", v->dir);
+	if (mkdir(root, 0755) < 0 && errno != EEXIST)
+		return err_sys(e, "%s", root);
+	p.root = root;
+	/* no file it writes grows past its largest disk */
+	for (size_t i = 0; i < nbinds; i++) {
+		struct stat sb;
+
+		if (stat(binds[i].host, &sb) == 0 && (uint64_t)sb.st_size > p.fsize)
+			p.fsize = (uint64_t)sb.st_size;
+	}
+	p.fsize += (uint64_t)tmp_mb << 20;
+	if ((pl = malloc(sizeof(*pl))) == NULL)
+		return err_set(e, "out of memory");
+	if (jail_plan(&p, pl, e) < 0 || vm_cgroup(r, v, e) < 0) {
+		free(pl);
+		return -1;
+	}
+	pl->netns_fd = v->netns_fd;
+	pl->cg = &v->cg;
+	pl->seccomp = &r->seccomp.prog;
+	pid = jail_spawn(pl, fds, nfds, e);
+	free(pl);
+	return pid;
 }
 
 /* ------------------------------------------------------------ the VM */
@@ -448,102 +603,144 @@ done:
 	return rc;
 }
 
-/* Start QEMU for v, resumed from its memory state.  Returns 0/-1. */
+/* Is the cached kernel at path still the one whose SHA-256 is sha?  Asked
+ * before every boot: the cache is a file a root process could change.
+ * Returns 0, or -1 with e saying it is not (and the copy removed). */
 static int
-vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
+vm_kernel_intact(const char *path, const uint8_t sha[SHA256_LEN],
+		 struct err *e)
 {
-	static const char *const extra[] = {
-		"-S", "-snapshot", "-incoming", "defer",
-		"-chardev", "socket,id=qmp,fd=3",
-		"-mon", "chardev=qmp,mode=control", NULL };
-	char disk[PATH_MAX], state[PATH_MAX], ram[PATH_MAX], pidf[PATH_MAX],
-	     tmpdir[PATH_MAX + 8];
-	struct qemu_paths paths = { v->kernel_path, v->initrd_path, disk, ram,
-				    false };
-	char **argv, **envp = NULL;
-	size_t n, k;
-	int pfd[2] = { -1, -1 }, sv[2] = { -1, -1 }, state_fd = -1;
-	pid_t pid;
+	uint8_t got[SHA256_LEN];
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return err_sys(e, "kernel %s", path);
+	rc = sha256_fd(fd, got, e);
+	close(fd);
+	if (rc < 0)
+		return -1;
+	if (memcmp(got, sha, SHA256_LEN) != 0) {
+		log_warn("kernel %s changed in the cache: removed", path);
+		unlink(path);
+		return err_set(e, "kernel %s is not the trusted one any more",
+			       path);
+	}
+	return 0;
+}
+
+/* Record v's boot: its console, pid, state and deadline. */
+static void
+vm_started(struct vm *v, pid_t pid, int con_fd, double t0)
+{
+	char pidf[PATH_MAX];
 	FILE *f;
 
-	(void)r;
-	snprintf(disk, sizeof(disk), "%s/disk.raw", v->dir);
-	snprintf(state, sizeof(state), "%s/state.bin", v->dir);
-	snprintf(ram, sizeof(ram), "%s/ram.img", v->dir);
-	if ((argv = qemu_argv(v->qemu_args, &paths, extra)) == NULL)
-		return err_set(e, "cannot build the QEMU command line (a comma "
-			       "in %s?)", v->dir);
-	if ((state_fd = open(state, O_RDONLY | O_CLOEXEC)) < 0 ||
-	    pipe2(pfd, O_CLOEXEC) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		err_sys(e, "%s", state);
-		goto bad;
-	}
-	vm_open_log(v);
-	/* -snapshot's overlay goes to TMPDIR: the VM's directory (built
-	 * here, not in the child: the relay thread may hold malloc's lock) */
-	snprintf(tmpdir, sizeof(tmpdir), "TMPDIR=%s", v->dir);
-	for (n = 0; environ[n] != NULL; n++)
-		;
-	if ((envp = calloc(n + 2, sizeof(*envp))) == NULL) {
-		err_sys(e, "environment");
-		goto bad;
-	}
-	for (n = 0, k = 0; environ[n] != NULL; n++)
-		if (strncmp(environ[n], "TMPDIR=", 7) != 0)
-			envp[k++] = environ[n];
-	envp[k] = tmpdir;
-	v->boot_t0 = mono_now();
-	if ((pid = fork()) < 0) {
-		err_sys(e, "fork");
-		goto bad;
-	}
-	if (pid == 0) {
-		sigset_t none;
-		int nul = open("/dev/null", O_RDONLY), qfd, sfd;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (setns(v->netns_fd, CLONE_NEWNET) < 0)
-			_exit(126);
-		/* small pages for the guest's RAM: with transparent huge
-		 * pages, loading it into anonymous memory stalled now and
-		 * then on compaction (0.1 s at best, 0.45 s at worst); the
-		 * copy-on-write pages of the mapped memory file are
-		 * anonymous too */
-		prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
-		setsid();
-		if (nul >= 0)
-			dup2(nul, 0);
-		dup2(pfd[1], 1);
-		dup2(pfd[1], 2);
-		/* out of the way first: either may be 3 or 4 */
-		qfd = fcntl(sv[1], F_DUPFD, 10);
-		sfd = fcntl(state_fd, F_DUPFD, 10);
-		dup2(qfd, 3);		/* -chardev socket,fd=3: QMP */
-		dup2(sfd, 4);		/* migrate-incoming fd:4 */
-		proc_close_from(5);	/* nul, qfd, sfd, anything of ours */
-		execvpe(argv[0], argv, envp);
-		_exit(127);
-	}
-	close(pfd[1]);
-	close(sv[1]);
-	close(state_fd);
-	qemu_argv_free(argv);
-	free(envp);
-	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-	v->con_fd = pfd[0];
+	fcntl(con_fd, F_SETFL, O_NONBLOCK);
+	v->con_fd = con_fd;
 	v->pid = pid;
 	v->state = VM_STARTING;
 	v->next_probe = 0;	/* not a failed up's wait from the last boot */
 	v->started = time(NULL);
 	v->up_since = 0;
+	v->boot_t0 = t0;
 	v->boot_deadline = v->boot_t0 + VM_BOOT_TIMEOUT;
 	vm_pidfile(v, pidf);
 	if ((f = fopen(pidf, "w")) != NULL) {
 		fprintf(f, "%d\n", (int)pid);
 		fclose(f);
 	}
+}
+
+/* The QEMU command line for v: paths in its jail, or the host's. */
+static char **
+vm_qemu_argv(struct vm *v, bool host)
+{
+	static const char *const extra[] = {
+		"-S", "-snapshot", "-incoming", "defer",
+		"-chardev", "socket,id=qmp,fd=3",
+		"-mon", "chardev=qmp,mode=control",
+		/* QEMU's own filter on top of the jail's: it drops to no
+		 * privilege itself and spawns nothing */
+		"-sandbox", "on,obsolete=deny,elevateprivileges=deny,"
+		"spawn=deny,resourcecontrol=deny", NULL };
+	char disk[PATH_MAX], ram[PATH_MAX];
+	struct qemu_paths paths = { v->kernel_path, v->initrd_path, disk, ram,
+				    false };
+	char **argv;
+
+	snprintf(disk, sizeof(disk), "%s/disk.raw", v->dir);
+	snprintf(ram, sizeof(ram), "%s/ram.img", v->dir);
+	if (!host) {
+		paths.kernel = JAIL_VM_DIR "/vmlinuz";
+		paths.initrd = JAIL_VM_DIR "/initrd";
+		paths.disk = JAIL_VM_DIR "/disk.raw";
+		paths.ram = JAIL_VM_DIR "/ram.img";
+	}
+	if ((argv = qemu_argv(v->qemu_args, &paths, extra)) == NULL)
+		return NULL;
+	if (!host) {	/* the jail runs a path, not a name in PATH */
+		char *abs = NULL;
+
+		if (asprintf(&abs, "/usr/bin/%s", argv[0]) < 0) {
+			qemu_argv_free(argv);
+			return NULL;
+		}
+		free(argv[0]);
+		argv[0] = abs;
+	}
+	return argv;
+}
+
+/* Start QEMU for v, resumed from its memory state.  Returns 0/-1. */
+static int
+vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
+{
+	char disk[PATH_MAX], state[PATH_MAX], ram[PATH_MAX];
+	const char *own[] = { disk, ram };
+	struct jail_bind binds[4];
+	char **argv = NULL, **host_argv = NULL;
+	int pfd[2] = { -1, -1 }, sv[2] = { -1, -1 }, state_fd = -1, nul = -1;
+	double t0;
+	pid_t pid;
+
+	snprintf(disk, sizeof(disk), "%s/disk.raw", v->dir);
+	snprintf(state, sizeof(state), "%s/state.bin", v->dir);
+	snprintf(ram, sizeof(ram), "%s/ram.img", v->dir);
+	binds[0] = (struct jail_bind){ v->kernel_path, "vmlinuz", false };
+	binds[1] = (struct jail_bind){ v->initrd_path, "initrd", false };
+	binds[2] = (struct jail_bind){ disk, "disk.raw", false };
+	binds[3] = (struct jail_bind){ ram, "ram.img", true };
+	if ((argv = vm_qemu_argv(v, false)) == NULL ||
+	    (host_argv = vm_qemu_argv(v, true)) == NULL) {
+		err_set(e, "cannot build the QEMU command line (a comma in "
+			"%s?)", v->dir);
+		goto bad;
+	}
+	if (!r->cfg->no_jail && vm_own_files(v, own, 2, e) < 0)
+		goto bad;
+	if ((state_fd = open(state, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    (nul = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ||
+	    pipe2(pfd, O_CLOEXEC) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		err_sys(e, "%s", state);
+		goto bad;
+	}
+	vm_open_log(v);
+	t0 = mono_now();
+	/* fd 3 is QMP (-chardev socket,fd=3), 4 the memory state; /tmp takes
+	 * -snapshot's overlay of the disk */
+	pid = vm_jail_spawn(r, v, argv, host_argv, binds, 4,
+			    (int[]){ nul, pfd[1], pfd[1], sv[1], state_fd }, 5,
+			    128, true, e);
+	if (pid < 0)
+		goto bad;
+	close(pfd[1]);
+	close(sv[1]);
+	close(state_fd);
+	close(nul);
+	qemu_argv_free(argv);
+	qemu_argv_free(host_argv);
+	vm_started(v, pid, pfd[0], t0);
 	if (vm_resume(v, sv[0], e) < 0) {
 		/* reaped as a death: backoff and another try */
 		kill(-pid, SIGKILL);
@@ -553,15 +750,18 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 		return 0;
 	}
 	v->resume_s = mono_now() - v->boot_t0;
-	log_info("%s: resumed %s from its memory state in %.2f s (namespace "
-		 "%s, guest %s, pid %d)", v->file, v->service, v->resume_s,
-		 v->tap, QEMU_GUEST_ADDR, (int)pid);
+	log_info("%s: resumed %s from its memory state in %.2f s (uid %u, "
+		 "namespace %s, guest %s, pid %d)", v->file, v->service,
+		 v->resume_s, (unsigned)v->uid, v->netns, QEMU_GUEST_ADDR,
+		 (int)pid);
 	return 0;
 bad:
 	qemu_argv_free(argv);
-	free(envp);
+	qemu_argv_free(host_argv);
 	if (state_fd >= 0)
 		close(state_fd);
+	if (nul >= 0)
+		close(nul);
 	for (int i = 0; i < 2; i++) {
 		if (pfd[i] >= 0)
 			close(pfd[i]);
@@ -571,80 +771,82 @@ bad:
 	return -1;
 }
 
+/*
+ * The UML command line for v, in its jail (host: false) or with the
+ * host's paths (--no-jail): the same machine on the same tap of its own
+ * network namespace either way.
+ */
+static char **
+vm_uml_argv(struct runner *r, struct vm *v, bool host)
+{
+	char cow[PATH_MAX];
+	struct uml_params p = {
+		.kernel = host ? v->kernel_path : JAIL_VM_DIR "/kernel",
+		.cow = host ? cow : JAIL_VM_DIR "/disk.cow",
+		.base = host ? v->base_path : JAIL_VM_DIR "/base.img",
+		.mem_mb = r->cfg->mem_mb, .tap = QEMU_TAP,
+		.guest_addr = QEMU_GUEST_ADDR, .prefix = QEMU_PREFIX,
+		.gateway = QEMU_HOST_ADDR, .hostfs = VM_NOHOSTFS,
+		.uml_dir = host ? NULL : "/tmp",
+	};
+
+	snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
+	return uml_argv(&p);
+}
+
 /* Start linux.uml (or QEMU) for v.  Returns 0, or -1 (e set). */
 static int
 vm_spawn(struct runner *r, struct vm *v, struct err *e)
 {
-	char guest[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN], cow[PATH_MAX],
-	     pidf[PATH_MAX];
-	struct uml_params p;
-	char **argv;
-	int pfd[2];
+	char cow[PATH_MAX];
+	const char *own[] = { cow };
+	char **argv = NULL, **host_argv = NULL;
+	int pfd[2] = { -1, -1 }, nul = -1, rc = -1;
+	struct jail_bind binds[3];
+	double t0 = mono_now();
 	pid_t pid;
-	FILE *f;
 
 	if (v->qemu)
 		return vm_spawn_qemu(r, v, e);
-	inet_ntop(AF_INET, &v->lease.guest, guest, sizeof(guest));
-	inet_ntop(AF_INET, &v->lease.host, gw, sizeof(gw));
+	if (vm_kernel_intact(v->kernel_path, v->kernel_sha, e) < 0)
+		return -1;
 	snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
-	memset(&p, 0, sizeof(p));
-	p.kernel = v->kernel_path;
-	p.cow = cow;
-	p.base = v->base_path;
-	p.mem_mb = r->cfg->mem_mb;
-	p.tap = v->tap;
-	p.guest_addr = guest;
-	p.prefix = v->lease.prefix;
-	p.gateway = gw;
-	p.hostfs = VM_NOHOSTFS;
-	if ((argv = uml_argv(&p)) == NULL)
-		return err_set(e, "cannot build the UML command line");
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		uml_argv_free(argv);
-		return err_sys(e, "pipe");
+	binds[0] = (struct jail_bind){ v->kernel_path, "kernel", false };
+	binds[1] = (struct jail_bind){ cow, "disk.cow", true };
+	binds[2] = (struct jail_bind){ v->base_path, "base.img", false };
+	if ((argv = vm_uml_argv(r, v, false)) == NULL ||
+	    (host_argv = vm_uml_argv(r, v, true)) == NULL) {
+		err_set(e, "cannot build the UML command line");
+		goto done;
+	}
+	if (!r->cfg->no_jail && vm_own_files(v, own, 1, e) < 0)
+		goto done;
+	if (pipe2(pfd, O_CLOEXEC) < 0 ||
+	    (nul = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+		err_sys(e, "pipe");
+		goto done;
 	}
 	vm_open_log(v);
-	if ((pid = fork()) < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		uml_argv_free(argv);
-		return err_sys(e, "fork");
-	}
-	if (pid == 0) {
-		sigset_t none;
-		int nul = open("/dev/null", O_RDONLY);
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		setsid();
-		if (nul >= 0)
-			dup2(nul, 0);
-		dup2(pfd[1], 1);
-		dup2(pfd[1], 2);
-		proc_close_from(3);	/* UML is given its console on fd 1 only */
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(pfd[1]);
+	/* the kernel's memory file (mem=) lives in the jail's /tmp */
+	pid = vm_jail_spawn(r, v, argv, host_argv, binds, 3,
+			    (int[]){ nul, pfd[1], pfd[1] }, 3,
+			    r->cfg->mem_mb + 16, false, e);
+	if (pid < 0)
+		goto done;
+	vm_started(v, pid, pfd[0], t0);
+	pfd[0] = -1;
+	log_info("%s: booting %s (uid %u, namespace %s, pid %d)", v->file,
+		 v->service, (unsigned)v->uid, v->netns, (int)pid);
+	rc = 0;
+done:
 	uml_argv_free(argv);
-	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-	v->con_fd = pfd[0];
-	v->pid = pid;
-	v->state = VM_STARTING;
-	v->next_probe = 0;	/* not a failed up's wait from the last boot */
-	v->started = time(NULL);
-	v->up_since = 0;
-	v->boot_t0 = mono_now();
-	v->boot_deadline = v->boot_t0 + VM_BOOT_TIMEOUT;
-	vm_pidfile(v, pidf);
-	if ((f = fopen(pidf, "w")) != NULL) {
-		fprintf(f, "%d\n", (int)pid);
-		fclose(f);
-	}
-	log_info("%s: booting %s at %s (tap %s, pid %d)", v->file, v->service,
-		 guest, v->tap, (int)pid);
-	return 0;
+	uml_argv_free(host_argv);
+	for (int i = 0; i < 2; i++)
+		if (pfd[i] >= 0)
+			close(pfd[i]);
+	if (nul >= 0)
+		close(nul);
+	return rc;
 }
 
 /* SIGKILL every process of the group pgid and wait (bounded, 5 s) until
@@ -736,10 +938,11 @@ vm_remove_files(struct vm *v)
 static struct in_addr
 vm_guest_addr(const struct vm *v)
 {
-	struct in_addr a = v->lease.guest;
+	struct in_addr a;
 
-	if (v->qemu)
-		inet_pton(AF_INET, QEMU_GUEST_ADDR, &a);
+	(void)v;	/* every machine is at the same address in its own
+			   namespace */
+	inet_pton(AF_INET, QEMU_GUEST_ADDR, &a);
 	return a;
 }
 
@@ -827,13 +1030,15 @@ vm_release(struct runner *r, struct vm *v)
 		close(v->netns_fd);
 		v->netns_fd = -1;
 	}
-	if (v->netns) {
-		qemu_net_delete(v->tap);
-		v->netns = false;
+	if (v->netns_made) {
+		machine_net_delete(v->netns);
+		v->netns_made = false;
 	}
+	if (v->cg_made && cgroup_destroy(&v->cg, &e) < 0)
+		log_warn("%s: %s", v->file, e.msg);
+	v->cg_made = false;
+	vm_uid_give(r, v);
 	if (v->leased) {
-		if (!v->qemu)
-			tap_delete(v->tap);
 		if (lease_free(r->leases, v->id, &e) < 0)
 			log_warn("%s: %s", v->file, e.msg);
 		v->leased = false;
@@ -844,6 +1049,8 @@ vm_release(struct runner *r, struct vm *v)
 	}
 	snprintf(cow, sizeof(cow), "%s/disk.cow", v->dir);
 	unlink(cow);
+	snprintf(cow, sizeof(cow), "%s/jail", v->dir);
+	rmdir(cow);	/* the jail's mount point; its mounts went with it */
 	if (v->qemu)
 		vm_remove_files(v);
 	v->state = VM_STOPPED;
@@ -943,7 +1150,7 @@ runner_cache_kernel(struct runner *r, const uint8_t sha[SHA256_LEN],
 
 	hex_encode(sha, SHA256_LEN, hex);
 	snprintf(out, PATH_MAX, "%s/kernels/%s", r->cfg->state, hex);
-	if (access(out, X_OK) == 0)
+	if (access(out, X_OK) == 0 && vm_kernel_intact(out, sha, e) == 0)
 		return 0;
 	snprintf(src, sizeof(src), "%s/kernels/%s", r->cfg->fed, hex);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", out);
@@ -1008,17 +1215,21 @@ runner_split_qkernel(struct runner *r, struct vm *v, struct err *e)
 	return qkernel_split(obj, v->kernel_path, v->initrd_path, e);
 }
 
-/* The VM's own network namespace, named like its tap, with the tap QEMU
- * opens and the address every QEMU guest's gateway has.  Returns 0/-1. */
+/* The VM's own network namespace (this runner's prefix and its tap's
+ * name), with the tap its machine opens as its jail's uid, the address
+ * every guest's gateway has, and the egress rules.  Returns 0/-1. */
 static int
-runner_qemu_net(struct vm *v, struct err *e)
+runner_vm_net(struct runner *r, struct vm *v, struct err *e)
 {
 	char path[PATH_MAX];
 
-	if (qemu_net_setup(v->tap, e) < 0)
+	if (vm_uid_take(r, v, e) < 0)
 		return -1;
-	v->netns = true;
-	snprintf(path, sizeof(path), "/run/netns/%s", v->tap);
+	snprintf(v->netns, sizeof(v->netns), "%s%s", r->netns_prefix, v->tap);
+	if (machine_net_setup(v->netns, v->uid, v->uid, e) < 0)
+		return -1;
+	v->netns_made = true;
+	snprintf(path, sizeof(path), "/run/netns/%s", v->netns);
 	if ((v->netns_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return err_sys(e, "%s", path);
 	return 0;
@@ -1153,6 +1364,44 @@ runner_unpacked_kept(struct runner *r, const char *hex)
 	return true;
 }
 
+/* What the running VMs' limits take, MiB. */
+static unsigned long
+runner_mem_in_use(const struct runner *r)
+{
+	unsigned long sum = 0;
+
+	for (size_t i = 0; i < r->nvms; i++)
+		if (r->vms[i]->state != VM_STOPPED)
+			sum += vm_mem_limit_mb(r, r->vms[i]);
+	return sum;
+}
+
+/* Does what this peer lends (--max-vms, --lend-mem) leave room for a VM
+ * whose limit is need_mb?  If not, commit/<name> waits (runner_later). */
+static bool
+runner_admit(struct runner *r, const char *name, unsigned need_mb)
+{
+	unsigned max = r->cfg->max_vms ? r->cfg->max_vms : RUNNER_MAX_VMS;
+	unsigned long used = runner_mem_in_use(r);
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->nvms; i++)
+		if (r->vms[i]->state != VM_STOPPED)
+			n++;
+	if (n >= max) {
+		runner_later(r, name, "%zu VMs run, as many as --max-vms %u", n,
+			     max);
+		return false;
+	}
+	if (r->cfg->lend_mem_mb && used + need_mb > r->cfg->lend_mem_mb) {
+		runner_later(r, name, "it needs %u MiB, and %lu of the %u MiB "
+			     "lent (--lend-mem) are taken", need_mb, used,
+			     r->cfg->lend_mem_mb);
+		return false;
+	}
+	return true;
+}
+
 /*
  * A new file in commit/: check it, unpack it, lease, tap, boot.  A file
  * that fails a check is refused for good (one log line); one that fails
@@ -1270,6 +1519,10 @@ runner_commit(struct runner *r, const char *name)
 		goto done;
 	}
 
+	if (!runner_admit(r, name, (strcmp(s.m.machine, "qemu") == 0 ?
+				    s.m.qemu.mem_mb : r->cfg->mem_mb) +
+			  VM_MEM_OVERHEAD_MB))
+		goto done;
 	if ((v = calloc(1, sizeof(*v))) == NULL)
 		goto done;
 	v->con_fd = v->log_fd = v->netns_fd = v->probe_fd = -1;
@@ -1284,6 +1537,7 @@ runner_commit(struct runner *r, const char *name)
 	hex_encode(s.m.base, SHA256_LEN, bhex);
 	snprintf(v->base_path, sizeof(v->base_path), "%s/bases/%.64s",
 		 r->cfg->fed, bhex);
+	memcpy(v->kernel_sha, s.m.kernel, SHA256_LEN);
 	if (runner_cache_kernel(r, s.m.kernel, v->kernel_path, &e) < 0) {
 		runner_later(r, name, "%s", e.msg);
 		goto done;
@@ -1304,6 +1558,7 @@ runner_commit(struct runner *r, const char *name)
 		}
 		if ((v->qemu_args = json_incref(s.m.qemu.args)) == NULL)
 			goto done;
+		v->qemu_mem_mb = s.m.qemu.mem_mb;
 		snprintf(cow, sizeof(cow), "%s/disk.raw", v->dir);
 		snprintf(path, sizeof(path), "%s/state.bin", v->dir);
 		snprintf(ram, sizeof(ram), "%s/ram.img", v->dir);
@@ -1344,8 +1599,7 @@ runner_commit(struct runner *r, const char *name)
 	lease_ifname(&v->lease, v->tap);
 	v->prep_s = mono_now() - t0;
 	t0 = mono_now();
-	if ((v->qemu ? runner_qemu_net(v, &e) : tap_create(v->tap, &v->lease,
-							   &e)) < 0) {
+	if (runner_vm_net(r, v, &e) < 0) {
 		log_error("%s: %s", name, e.msg);
 		vm_release(r, v);
 		goto done;
@@ -1816,6 +2070,10 @@ runner_vm_died(struct runner *r, size_t i, int status)
 	v->up_since = 0;
 	v->next_start = mono_now() + delay;
 	vm_last_words(v, words, sizeof(words));
+	if (v->cg_made && cgroup_oom_kills(&v->cg) > 0)
+		log_error("%s: stopped: over its memory limit of %u MiB (the "
+			  "kernel's OOM killer ended it); other VMs go on",
+			  v->file, vm_mem_limit_mb(r, v));
 	log_warn("%s: %s %s %d; restarting in %u s; its last words: %s",
 		 v->file, v->qemu ? "QEMU" : "UML",
 		 WIFSIGNALED(status) ? "killed by signal" : "exited with",
@@ -1979,21 +2237,26 @@ runner_adopt(struct runner *r)
 		}
 		closedir(dp);
 	}
+	/* every jailed process of a previous run is in one of our cgroups:
+	 * this kills them all, whatever their pid files say */
+	if (cgroup_destroy_tree(r->cg_root, &e) < 0)
+		log_warn("cgroups of a previous run: %s", e.msg);
 	if (lease_list(r->leases, &ls, &n, &e) < 0) {
 		log_warn("%s", e.msg);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		char tap[LEASE_IFNAME_MAX];
+		char tap[LEASE_IFNAME_MAX], ns[64];
 
 		lease_ifname(&ls[i], tap);
-		tap_delete(tap);
-		qemu_net_delete(tap);	/* a QEMU VM's namespace, if any */
+		snprintf(ns, sizeof(ns), "%s%s", r->netns_prefix, tap);
+		machine_net_delete(ns);
 		if (lease_free(r->leases, ls[i].key, &e) < 0)
 			log_warn("%s", e.msg);
 	}
 	if (n > 0)
-		log_info("released %zu leases and taps of a previous run", n);
+		log_info("released %zu leases and namespaces of a previous "
+			 "run", n);
 	free(ls);
 }
 
@@ -2071,6 +2334,8 @@ runner_run(const struct runner_config *c, struct err *e)
 	snprintf(path, sizeof(path), "%s/kernels", c->state);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return err_sys(e, "%s", path);
+	if (runner_jail_init(&r, e) < 0)
+		return -1;
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGCHLD);
@@ -2166,6 +2431,7 @@ runner_run(const struct runner_config *c, struct err *e)
 		runner_reap(&r);	/* SIGCHLDs coalesce */
 	}
 	runner_shutdown(&r);
+	machine_seccomp_free(&r.seccomp);
 	relay_free(r.relay);
 	lease_db_close(r.leases);
 	close(r.ino_fd);

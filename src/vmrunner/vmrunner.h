@@ -31,6 +31,7 @@
 #include "common/err.h"
 #include "common/manifest.h"
 #include "common/qemu.h"
+#include "machine/cgroup.h"
 #include "netmap/netmap.h"
 
 #define VM_BACKOFF_FIRST	1	/* seconds before the first restart */
@@ -40,6 +41,10 @@
 #define VM_RESUME_TIMEOUT	60	/* s for QEMU to load its memory state */
 #define VM_DRAIN_S		10	/* s a superseded VM runs on for them */
 #define VM_NOHOSTFS		"/nonexistent-fed-hostfs"
+#define VM_UID_MIN		2000000	/* the jails' uids and gids: */
+#define VM_UID_COUNT		1000	/* 2000000-2000999 by default */
+#define VM_MEM_OVERHEAD_MB	24	/* host memory of a VM beyond its mem= */
+#define VM_PIDS_MAX		256	/* host processes of one VM */
 #define VM_UNPACKED		"unpacked"	/* QEMU: disk.raw + state.bin complete */
 
 enum vm_state {
@@ -57,11 +62,16 @@ struct vm {
 	int64_t version;
 	uint16_t guest_port;
 	char kernel_path[PATH_MAX];	/* the executable copy in the cache */
+	uint8_t kernel_sha[SHA256_LEN];	/* what it must hash to */
 	char base_path[PATH_MAX];	/* MOUNTPOINT/bases/<sha> */
 	char dir[PATH_MAX - 64];	/* STATE/vms/<id> */
 	struct lease lease;
 	bool leased;
 	char tap[LEASE_IFNAME_MAX];
+	char netns[64];			/* its network namespace's name */
+	uid_t uid;			/* its jail's uid and gid; 0: none yet */
+	struct cgroup cg;		/* its limits */
+	bool cg_made;
 	uint16_t host_port;		/* 0 until mapped */
 	bool mapped;			/* owns the relay mapping "service" */
 	enum vm_state state;
@@ -86,9 +96,10 @@ struct vm {
 	/* machine "qemu" only */
 	bool qemu;
 	json_t *qemu_args;		/* the recorded command line, owned */
+	unsigned qemu_mem_mb;		/* its machine's memory */
 	char initrd_path[PATH_MAX];	/* STATE/kernels/<sha>.initrd */
-	int netns_fd;			/* /run/netns/<tap>; -1 */
-	bool netns;			/* namespace <tap> exists */
+	int netns_fd;			/* /run/netns/<netns>; -1 */
+	bool netns_made;		/* namespace <netns> exists */
 	double resume_s;		/* exec to QMP cont, seconds */
 };
 
@@ -111,6 +122,8 @@ struct uml_params {
 	unsigned prefix;		/* 30 */
 	const char *gateway;		/* host end of the tap */
 	const char *hostfs;		/* VM_NOHOSTFS for untrusted guests */
+	const char *uml_dir;		/* UML's own files (~/.uml); NULL: its
+					   default */
 };
 
 /*
@@ -133,6 +146,13 @@ struct runner_config {
 	const char *lease_range;	/* NULL: netmap's default */
 	uint16_t port_min, port_max;	/* 0, 0: netmap's default */
 	unsigned mem_mb;		/* per VM */
+	uid_t uid_min;			/* the jails' uids: uid_min .. */
+	unsigned uid_count;		/* .. uid_min + uid_count - 1 */
+	unsigned lend_mem_mb;		/* what VMs may take in all; 0: no bound */
+	unsigned max_vms;		/* VMs at most; 0: RUNNER_MAX_VMS */
+	unsigned cpu_weight;		/* each VM's, 1..10000 (100: a host
+					   process's); 0: 100 */
+	bool no_jail;			/* run machines unjailed (measuring) */
 	bool no_follow;			/* do not follow new versions */
 	int idle_timeout_s;		/* the relay's (netmap.h); 0: its
 					   default, negative: never */

@@ -5,6 +5,8 @@
 # in reverse order when the script exits, however it exits.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# kill_jails, jail_hash (and a wait_for this file defines again its way)
+source "$ROOT/scripts/lib.sh"
 BINDIR=${BINDIR:-bin}
 case $BINDIR in /*) ;; *) BINDIR=$ROOT/$BINDIR ;; esac
 FED=$BINDIR/fed

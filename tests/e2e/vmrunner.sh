@@ -59,6 +59,10 @@ auth_up() {	# auth_up SERVICE PEERKEY -> "true" iff any of its commitments is up
 		jq -r "[.peers[] | select(.peer==\"$2\") | .up] | any" 2>/dev/null
 }
 auth_is() { [ "$(auth_up "$1" "$2")" = "$3" ]; }	# polled: re-asks each time
+# netns_prefix STATE: the names of the machine namespaces the vmrunner with
+# state dir STATE makes start with it ("fed" + 8 hex of STATE's path + "-")
+netns_prefix() { echo "fed$(printf %s "$(realpath "$1")" | sha256sum | cut -c1-8)-"; }
+machine_namespaces() { ip netns list | grep -c "^$(netns_prefix "$1")"; }
 start_vmrunner() {	# start_vmrunner STATE LOG MNT KEY [options]
 	local state=$1 log=$2 mnt=$3 key=$4
 	shift 4
@@ -67,6 +71,7 @@ start_vmrunner() {	# start_vmrunner STATE LOG MNT KEY [options]
 		>>"$log" 2>&1 &
 	VMR_PID=$!
 	disown "$VMR_PID"
+	on_exit "kill_jails '$state'"
 	on_exit "kill $VMR_PID; sleep 1; kill -9 $VMR_PID"
 }
 
@@ -214,8 +219,8 @@ check "the service is up again after the restart" is_up web.fedsnap
 web_port=$(vm '.vms[] | select(.file=="web.fedsnap") | .host_port')
 check "and serves the page" \
 	test "$(http "$web_port")" = "$(cat "$d/web/var/www/index.html")"
-check "one tap, one UML session after the restart" \
-	test "$(ip -o link show | grep -c ': fed')" = 1
+check "one machine namespace after the restart" \
+	test "$(machine_namespaces "$d/vmr")" = 1
 
 # refusals, by a second vmrunner over a plain directory laid out like the
 # mount (fedfs itself refuses these in commit/, so the vmrunner's own
@@ -282,10 +287,10 @@ check "a service name too long for the relay is refused with a clear line" \
 check "a kernel that cannot boot is refused with its last words, before any boot" \
 	wait_for 30 grep -q "refusing broken-kernel.fedsnap: kernel .*/kernels/$k3 \(could not be run\|died before its first process ran\)" "$d/vmr2.log"
 check "and it is refused once, not booted again and again" \
-	test "$(grep -c 'broken-kernel.fedsnap' "$d/vmr2.log")" = 1
+	test "$(grep -c 'refusing broken-kernel.fedsnap' "$d/vmr2.log")" = 1
 check "and it is no VM of the vmrunner's" \
 	sh -c "! jq -e '.vms[] | select(.file==\"broken-kernel.fedsnap\")' '$d/vmr2/status.json' >/dev/null"
-check "nothing boots" sh -c "! grep -q booting '$d/vmr2.log' && test \$(ip -o link show | grep -c ': fed') = 1"
+check "nothing boots" sh -c "! grep -q booting '$d/vmr2.log' && test \$(ip netns list | grep -c '^$(netns_prefix "$d/vmr2")') = 0"
 check "fedfs refuses the bad signature in commit/ too" \
 	sh -c "! cp '$fake/commit/badsig.fedsnap' '$MNT_peer/commit/' 2>/dev/null"
 grep refusing "$d/vmr2.log" | sed 's/^/# /'
@@ -380,8 +385,8 @@ check "version 2 serves on the same host port" \
 	test "$(vm '.vms[] | select(.file=="web2.fedsnap") | .host_port')" = "$web_port"
 check "the host port returns the new page" \
 	test "$(http "$web_port")" = "$(cat "$d/web2/var/www/index.html")"
-check "one tap is left (version 1's is gone)" \
-	test "$(ip -o link show | grep -c ': fed')" = 1
+check "one machine namespace is left (version 1's is gone)" \
+	test "$(machine_namespaces "$d/vmr")" = 1
 
 # SIGTERM: everything released
 uml_pid=$(vm '.vms[] | select(.file=="web2.fedsnap") | .pid')
@@ -389,26 +394,26 @@ uml_pid=$(vm '.vms[] | select(.file=="web2.fedsnap") | .pid')
 # in one line and takes no UML snapshot, instead of booting and
 # crash-looping it
 fake2=$d/fake2
-mkdir -p "$fake2/commit" "$d/vmr4"
+mkdir -p "$fake2/commit" "$d/vmr5"
 ln -s "$MNT_peer/kernels" "$fake2/kernels"
 ln -s "$MNT_peer/bases" "$fake2/bases"
 cp "$d/blog.fedsnap" "$fake2/commit/blog.fedsnap"
 chmod 0444 "$fake2/commit/blog.fedsnap"
-start_vmrunner "$d/vmr4" "$d/vmr4.log" "$fake2" "$KEY_peer" \
+start_vmrunner "$d/vmr5" "$d/vmr5.log" "$fake2" "$KEY_peer" \
 	--lease-range 10.79.0.0/16 --port-range 30001-30001 --kernel "$d/kernel3"
-vmr4=$VMR_PID
+vmr5=$VMR_PID
 check "a vmrunner whose kernel cannot boot here says why at start-up, in one line" \
-	wait_for 30 grep -q "this host cannot run UML machines: kernel $d/kernel3 .*; refusing every UML snapshot" "$d/vmr4.log"
+	wait_for 30 grep -q "this host cannot run UML machines: kernel $d/kernel3 .*; refusing every UML snapshot" "$d/vmr5.log"
 check "and refuses the snapshot in commit/ instead of booting it" \
-	wait_for 20 grep -q "refusing blog.fedsnap: this host cannot run UML machines: " "$d/vmr4.log"
-check "and runs no VM" test "$(jq '.vms | length' "$d/vmr4/status.json")" = 0
-grep -E 'cannot run|refusing' "$d/vmr4.log" | sed 's/^/# /'
-kill "$vmr4"
-wait_for 15 sh -c "! kill -0 $vmr4 2>/dev/null"
+	wait_for 20 grep -q "refusing blog.fedsnap: this host cannot run UML machines: " "$d/vmr5.log"
+check "and runs no VM" test "$(jq '.vms | length' "$d/vmr5/status.json")" = 0
+grep -E 'cannot run|refusing' "$d/vmr5.log" | sed 's/^/# /'
+kill "$vmr5"
+wait_for 15 sh -c "! kill -0 $vmr5 2>/dev/null"
 kill "$vmr2"
 check "SIGTERM stops the vmrunner" wait_for 15 sh -c "! kill -0 $vmr2 2>/dev/null"
 check "and its UML" sh -c "! kill -0 $uml_pid 2>/dev/null"
-check "no tap is left" test "$(ip -o link show | grep -c ': fed')" = 0
+check "no machine namespace is left" test "$(machine_namespaces "$d/vmr")" = 0
 check "no lease is left" test "$(jq '.leases | length' "$d/vmr/leases.json")" = 0
 check "the port is closed" sh -c "! curl -fsS --max-time 2 http://127.0.0.1:$web_port/ >/dev/null 2>&1"
 check "the authority has it down" \

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# The jail, end to end: a hostile owner's snapshot whose service probes its
+# way out and writes what it found into the page it serves, run by a real
+# vmrunner on a peer (a network namespace this test makes, with a "host
+# network" 10.66.0.1/24 on its lo).  From inside, the guest must
+# not load a module, reach the host's own addresses (a listener the test
+# starts on 0.0.0.0, the fedfs object server, the gateway, another VM's
+# host port), 169.254.169.254 or the host over IPv6 link-local; a fork storm
+# and a full tmpfs stop at its limits.  The page is still served through
+# the relay.  From outside, every process of the VM has a uid and gid of its
+# own, no capability, NO_NEW_PRIVS, a seccomp filter, its own mount, pid
+# and network namespaces and a cgroup with its limits; withdrawing, and
+# kill -9 of the vmrunner followed by a restart, leave no mount, cgroup,
+# namespace or process behind.
+source "$(dirname "$0")/lib.sh"
+need_uml
+
+if [ -z "${FED_JAIL_NS:-}" ]; then
+	if [ "$(id -u)" != 0 ] || [ ! -e /dev/net/tun ]; then
+		echo "ok - # SKIP needs root and /dev/net/tun"
+		exit 0
+	fi
+	ns=fedjail$$
+	ip netns add "$ns" || { not_ok "ip netns add $ns"; exit 1; }
+	on_exit "ip netns del $ns"
+	on_exit "for p in \$(ip netns pids $ns); do kill -9 \$p; done; sleep 0.2"
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add 10.66.0.1/24 dev lo
+	FED_JAIL_NS=$ns nsenter --net="/run/netns/$ns" bash "$0"
+	exit $?
+fi
+
+mktempdir d
+HOST=10.66.0.1
+vm() { jq -r "$1" "$d/vmr/status.json" 2>/dev/null; }
+is_up() { [ "$(vm ".vms[] | select(.file==\"$1\") | .state")" = up ]; }
+prefix() { echo "fed$(printf %s "$(realpath "$1")" | sha256sum | cut -c1-8)"; }
+start_vmrunner() {	# start_vmrunner STATE LOG [options]
+	"$BINDIR/fed-vmrunner" --fed "$MNT_peer" --state "$1" --authority "$AUTH" \
+		--key "$KEY_peer" --public-addr "$HOST" --mem 48 --no-follow -f \
+		"${@:3}" >>"$2" 2>&1 &
+	VMR_PID=$!
+	disown "$VMR_PID"
+	on_exit "kill_jails '$1'"
+	on_exit "kill -9 $VMR_PID"
+}
+
+# what the guest will try to reach: a listener on every host address, the
+# peer's object server, and later the other VM's host port
+socat TCP-LISTEN:7777,fork,reuseaddr SYSTEM:'echo host-secret' &
+on_exit "kill $!"
+bash "$ROOT/scripts/mkbase.sh" "$d/base.img" >/dev/null
+cp "$UML" "$d/kernel"
+"$FED" keygen -o "$d/owner.key" >/dev/null
+start_authority "$d/auth" --publish-allowance 10 || { not_ok "the authority starts"; exit 1; }
+"$FED" trust add "$d/base.img" --kind base --authority "$AUTH" --key "$ADMIN_KEY" >/dev/null
+"$FED" trust add "$d/kernel" --kind kernel --authority "$AUTH" --key "$ADMIN_KEY" >/dev/null
+start_fedfs owner 127.0.0.1 "$d"
+start_fedfs peer "$HOST" "$d"
+objsrv_port=${SERVE_peer##*:}
+
+# the other VM: a plain web page
+mkdir -p "$d/plain/var/www"
+echo "plain page" >"$d/plain/var/www/index.html"
+"$FED" snapshot create --kernel "$d/kernel" --base "$d/base.img" --files "$d/plain" \
+	--run 'httpd -f -p 80 -h /var/www' --service plain.example.org:80 \
+	--guest-port 80 --key "$d/owner.key" -o "$d/plain.fedsnap" --version 1 >/dev/null
+
+# the hostile one: /etc/fed/service probes, writes the page, then serves it
+mkdir -p "$d/evil/var/www" "$d/evil/lib" "$d/evil/etc/fed"
+head -c 4096 /dev/urandom >"$d/evil/lib/evil.ko"
+cat >"$d/evil/probe.sh" <<EOF
+out=/var/www/index.html
+r() { echo "\$*" >>\$out; }
+: >\$out
+r hostile page
+insmod /lib/evil.ko 2>/dev/null && r insmod loaded || r insmod refused
+try() {	# try NAME HOST PORT
+	if echo | nc -w 2 "\$2" "\$3" >/tmp/got 2>/dev/null && [ -s /tmp/got ]; then
+		r reach \$1 yes
+	else
+		r reach \$1 no
+	fi
+}
+try listener $HOST 7777
+try objsrv $HOST $objsrv_port
+try gateway 10.255.255.1 7777
+try metadata 169.254.169.254 80
+try othervm $HOST \$(cat /etc/fed/otherport 2>/dev/null || echo 1)
+own=\$(ip -6 addr show dev vec0 | sed -n 's/.*inet6 \\(fe80[^/]*\\).*/\\1/p')
+ping -6 -c 2 -W 1 -I vec0 ff02::1 >/tmp/p6 2>&1
+r link-local-replies \$(grep 'bytes from fe80' /tmp/p6 | grep -vc "from \$own")
+# the storm in a subshell: whatever the guest's own OOM killer ends, the
+# count is in /tmp/forks
+( n=0; i=0; last=
+  while [ \$i -lt 2000 ]; do
+	sleep 60 &
+	[ "\$!" != "\$last" ] && n=\$((n + 1))
+	last=\$!; i=\$((i + 1)); echo \$n >/tmp/forks
+  done ) 2>/dev/null
+# (the guest's OOM killer may end the subshell as it writes the count)
+n=\$(cat /tmp/forks 2>/dev/null)
+[ -n "\$n" ] || n=\$(ps | grep -c '[s]leep 60')
+r forks \$n
+killall sleep 2>/dev/null
+mount -t tmpfs -o size=40m none /mnt
+dd if=/dev/zero of=/mnt/fill bs=1M count=400 2>/dev/null
+r tmpfs-filled-mib \$(( \$(stat -c %s /mnt/fill 2>/dev/null || echo 0) / 1048576 ))
+rm -f /mnt/fill
+umount /mnt
+r done
+EOF
+
+start_vmrunner "$d/vmr" "$d/vmr.log"
+vmr=$VMR_PID
+for f in base.img kernel plain.fedsnap; do cp "$d/$f" "$MNT_owner/publish/"; done
+plain_id=$("$FED" snapshot inspect "$d/plain.fedsnap" --json | jq -r .id)
+wait_for 30 test -e "$MNT_peer/deltas/$plain_id.fedsnap"
+cp "$MNT_peer/deltas/$plain_id.fedsnap" "$MNT_peer/commit/plain.fedsnap"
+check "a plain VM comes up jailed" wait_for 60 is_up plain.fedsnap
+other_port=$(vm '.vms[] | select(.file=="plain.fedsnap") | .host_port')
+echo "$other_port" >"$d/evil/etc/fed/otherport"
+"$FED" snapshot create --kernel "$d/kernel" --base "$d/base.img" --files "$d/evil" \
+	--run 'sh /probe.sh; httpd -f -p 80 -h /var/www' --service evil.example.org:80 \
+	--guest-port 80 --key "$d/owner.key" -o "$d/evil.fedsnap" --version 1 >/dev/null ||
+	not_ok "the hostile snapshot is made"
+cp "$d/evil.fedsnap" "$MNT_owner/publish/"
+evil_id=$("$FED" snapshot inspect "$d/evil.fedsnap" --json | jq -r .id)
+wait_for 30 test -e "$MNT_peer/deltas/$evil_id.fedsnap"
+cp "$MNT_peer/deltas/$evil_id.fedsnap" "$MNT_peer/commit/evil.fedsnap"
+check "the hostile VM comes up and serves through the relay" wait_for 120 is_up evil.fedsnap
+evil_port=$(vm '.vms[] | select(.file=="evil.fedsnap") | .host_port')
+page() { curl -fsS --max-time 3 "http://127.0.0.1:$evil_port/"; }
+wait_for 60 sh -c "curl -fsS --max-time 3 http://127.0.0.1:$evil_port/ | grep -q '^done$'"
+page | sed 's/^/# guest: /'
+said() { page | grep -qx "$1"; }
+check "the page is served through the relay" said "hostile page"
+check "insmod is refused" said "insmod refused"
+check "a listener on the host's address is unreachable" said "reach listener no"
+check "the fedfs object server is unreachable" said "reach objsrv no"
+check "the gateway is unreachable" said "reach gateway no"
+check "169.254.169.254 is unreachable" said "reach metadata no"
+check "another VM's host port is unreachable" said "reach othervm no"
+check "nothing answers over IPv6 link-local" said "link-local-replies 0"
+check "a fork storm of 2,000 stops short (pids.max, guest memory)" \
+	sh -c "n=\$(curl -fsS --max-time 3 http://127.0.0.1:$evil_port/ | sed -n 's/^forks //p'); [ \"\$n\" -lt 2000 ]"
+check "a tmpfs filled in the guest stops at its size" \
+	sh -c "n=\$(curl -fsS --max-time 3 http://127.0.0.1:$evil_port/ | sed -n 's/^tmpfs-filled-mib //p'); [ \"\$n\" -le 40 ]"
+check "the host can still fork" sh -c 'for i in $(seq 50); do true & done; wait'
+
+# --- from outside ---------------------------------------------------------
+cg=$(prefix "$d/vmr")
+cgdir=/sys/fs/cgroup/memory/fed/${cg#fed}/${evil_id:0:16}
+[ -d /sys/fs/cgroup/memory ] || cgdir=/sys/fs/cgroup/fed/${cg#fed}/${evil_id:0:16}
+pids=$(cat "$cgdir/cgroup.procs" 2>/dev/null)
+echo "# $(echo $pids | wc -w) processes in $cgdir"
+check "the VM's processes are in its cgroup" test -n "$pids"
+all_jailed() {
+	local p st
+	for p in $pids; do
+		st=/proc/$p/status
+		[ -e "$st" ] || continue
+		awk '/^Uid:|^Gid:/ { for (i = 2; i <= 5; i++) if ($i == 0) exit 1 }' "$st" || return 1
+		grep -q '^CapEff:	0000000000000000$' "$st" || return 1
+		grep -q '^NoNewPrivs:	1$' "$st" || return 1
+		grep -q '^Seccomp:	2$' "$st" || return 1
+		for n in mnt pid net; do
+			[ "$(readlink "/proc/$p/ns/$n")" != "$(readlink "/proc/$vmr/ns/$n")" ] || return 1
+		done
+	done
+}
+check "every VM process: uid and gid not 0, CapEff 0, NoNewPrivs, seccomp, own mount/pid/net namespaces" all_jailed
+limit=$(cat "$cgdir/memory.limit_in_bytes" 2>/dev/null || cat "$cgdir/memory.max")
+peak=$(cat "$cgdir/memory.max_usage_in_bytes" 2>/dev/null || cat "$cgdir/memory.peak" 2>/dev/null || echo 0)
+echo "# memory limit $((limit >> 20)) MiB, peak $((peak >> 20)) MiB (fork storm and tmpfs included)"
+check "its memory limit is the machine's plus the jail's overhead" test "$limit" = $(((48 + 24) << 20))
+check "and its peak stayed within it" test "$peak" -le "$limit"
+pcg=/sys/fs/cgroup/pids/fed/${cg#fed}/${evil_id:0:16}
+[ -d /sys/fs/cgroup/pids ] || pcg=$cgdir
+check "its pids limit is 256" test "$(cat "$pcg/pids.max")" = 256
+check "the guest sees no host path on its command line" \
+	sh -c "! grep -a 'Kernel command line' '$d/vmr/vms/$evil_id/console.log' | grep -q '$d'"
+
+# --- clean-up --------------------------------------------------------------
+ns_left() { ip netns list | grep -c "^$(prefix "$1")-"; }
+rm "$MNT_peer/commit/evil.fedsnap"
+check "withdrawn: its cgroup is gone" wait_for 15 test ! -e "$cgdir"
+all_gone() { local p; for p in "$@"; do gone "$p" || return 1; done; }
+check "and its processes" wait_for 10 all_gone $pids
+check "and its namespace (one VM's left)" test "$(ns_left "$d/vmr")" = 1
+check "and no mount of its jail" sh -c "! grep -q '$d/vmr/vms/$evil_id' /proc/mounts"
+plain_cg=/sys/fs/cgroup/memory/fed/${cg#fed}/${plain_id:0:16}
+[ -d /sys/fs/cgroup/memory ] || plain_cg=/sys/fs/cgroup/fed/${cg#fed}/${plain_id:0:16}
+plain_pids=$(cat "$plain_cg/cgroup.procs" 2>/dev/null)
+kill -9 "$vmr"
+wait_for 10 gone "$vmr"
+start_vmrunner "$d/vmr" "$d/vmr.log"
+vmr=$VMR_PID
+check "after kill -9 and a restart the old VM's processes are gone" \
+	wait_for 20 all_gone $plain_pids
+check "and the VM is up again" wait_for 60 is_up plain.fedsnap
+kill "$vmr"
+check "SIGTERM: the vmrunner stops" wait_for 20 gone "$vmr"
+check "and leaves no cgroup" test ! -e "$plain_cg"
+check "no namespace" test "$(ns_left "$d/vmr")" = 0
+check "no jail mount" sh -c "! grep -q '$d/vmr/vms' /proc/mounts"
+no_jail_uid() { ! ps -eo uid= | awk '$1 >= 2000000 && $1 < 2001000' | grep -q .; }
+check "no process of a jail's uid" wait_for 10 no_jail_uid
+exit 0
