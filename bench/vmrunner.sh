@@ -8,6 +8,10 @@
 #   warm  the same peer again after a withdraw: base, kernel and delta are
 #         in fedfs's store, the kernel in the vmrunner's cache
 #
+# each for a jailed vmrunner (the default) and one with --no-jail, taken in
+# turn: the jail's cost.  Also the relay's throughput and request rate into
+# each VM's network namespace, and the jailed VM's host memory (its cgroup).
+#
 # Runs in a network namespace it makes (like tests/e2e/vmrunner.sh) and
 # prints each run and the median.  RUNS=N (default 3) per case.
 # Goal (issue 5): warm under 3 s; UML alone boots in about 2 s here.

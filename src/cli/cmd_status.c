@@ -38,6 +38,30 @@ status_duration(json_int_t s, char buf[32])
 	return buf;
 }
 
+/* What the peer lends (status.json's "lent"), in two lines. */
+static void
+status_lent(const json_t *l)
+{
+	json_int_t mem = json_integer_value(json_object_get(l, "mem_mb"));
+	const char *uml = json_string_value(json_object_get(l, "uml"));
+
+	if (!json_is_object(l))
+		return;
+	printf("lent: %" JSON_INTEGER_FORMAT " MiB of memory taken",
+	       json_integer_value(json_object_get(l, "mem_used_mb")));
+	if (mem > 0)
+		printf(" of %" JSON_INTEGER_FORMAT, mem);
+	printf(", %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT " VMs, "
+	       "CPU weight %" JSON_INTEGER_FORMAT " each, %s\n",
+	       json_integer_value(json_object_get(l, "vms")),
+	       json_integer_value(json_object_get(l, "max_vms")),
+	       json_integer_value(json_object_get(l, "cpu_weight")),
+	       json_is_true(json_object_get(l, "jailed")) ? "jailed" :
+	       "NOT jailed (--no-jail)");
+	if (uml != NULL && strcmp(uml, "ok") != 0)
+		printf("this host cannot run UML machines: %s\n", uml);
+}
+
 int
 cmd_status(int argc, char **argv)
 {
@@ -103,6 +127,7 @@ cmd_status(int argc, char **argv)
 	}
 	if (json_array_size(vms) == 0)
 		printf("(nothing committed runs here)\n");
+	status_lent(json_object_get(j, "lent"));
 	json_decref(j);
 	return 0;
 }

@@ -2160,11 +2160,24 @@ runner_write_status(struct runner *r)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
 	json_t *j = vm_status_json(r->vms, r->nvms, time(NULL));
+	size_t n = 0;
 
 	snprintf(path, sizeof(path), "%s/status.json", r->cfg->state);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (j == NULL)
 		return;
+	for (size_t i = 0; i < r->nvms; i++)
+		n += r->vms[i]->state != VM_STOPPED;
+	/* what this peer lends, and what of it is taken */
+	json_object_set_new(j, "lent", json_pack(
+		"{s:i,s:I,s:i,s:i,s:i,s:b,s:s}",
+		"mem_mb", (int)r->cfg->lend_mem_mb,
+		"mem_used_mb", (json_int_t)runner_mem_in_use(r),
+		"max_vms", (int)(r->cfg->max_vms ? r->cfg->max_vms : RUNNER_MAX_VMS),
+		"vms", (int)n,
+		"cpu_weight", (int)(r->cfg->cpu_weight ? r->cfg->cpu_weight : 100),
+		"jailed", !r->cfg->no_jail,
+		"uml", r->uml_broken[0] ? r->uml_broken : "ok"));
 	if (json_dump_file(j, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) == 0)
 		rename(tmp, path);
 	json_decref(j);

@@ -5,9 +5,12 @@
 # network" 10.66.0.1/24 on its lo).  From inside, the guest must
 # not load a module, reach the host's own addresses (a listener the test
 # starts on 0.0.0.0, the fedfs object server, the gateway, another VM's
-# host port), 169.254.169.254 or the host over IPv6 link-local; a fork storm
-# and a full tmpfs stop at its limits.  The page is still served through
-# the relay.  From outside, every process of the VM has a uid and gid of its
+# host port), 169.254.169.254 or the host over IPv6 link-local; a full
+# tmpfs stops at its size and the VM's host memory within its limit.  (No
+# guest fork storm here: one stopped by pids.max leaves the guest unable to
+# fork its service while the storm's processes live, which made this test
+# flaky; pids.max is checked from outside, and test_cgroup stops a storm
+# with it.)  The page is still served through the relay.  From outside, every process of the VM has a uid and gid of its
 # own, no capability, NO_NEW_PRIVS, a seccomp filter, its own mount, pid
 # and network namespaces and a cgroup with its limits; withdrawing, and
 # kill -9 of the vmrunner followed by a restart, leave no mount, cgroup,
@@ -90,19 +93,6 @@ try othervm $HOST \$(cat /etc/fed/otherport 2>/dev/null || echo 1)
 own=\$(ip -6 addr show dev vec0 | sed -n 's/.*inet6 \\(fe80[^/]*\\).*/\\1/p')
 ping -6 -c 2 -W 1 -I vec0 ff02::1 >/tmp/p6 2>&1
 r link-local-replies \$(grep 'bytes from fe80' /tmp/p6 | grep -vc "from \$own")
-# the storm in a subshell: whatever the guest's own OOM killer ends, the
-# count is in /tmp/forks
-( n=0; i=0; last=
-  while [ \$i -lt 2000 ]; do
-	sleep 60 &
-	[ "\$!" != "\$last" ] && n=\$((n + 1))
-	last=\$!; i=\$((i + 1)); echo \$n >/tmp/forks
-  done ) 2>/dev/null
-# (the guest's OOM killer may end the subshell as it writes the count)
-n=\$(cat /tmp/forks 2>/dev/null)
-[ -n "\$n" ] || n=\$(ps | grep -c '[s]leep 60')
-r forks \$n
-killall sleep 2>/dev/null
 mount -t tmpfs -o size=40m none /mnt
 dd if=/dev/zero of=/mnt/fill bs=1M count=400 2>/dev/null
 r tmpfs-filled-mib \$(( \$(stat -c %s /mnt/fill 2>/dev/null || echo 0) / 1048576 ))
@@ -128,10 +118,10 @@ cp "$d/evil.fedsnap" "$MNT_owner/publish/"
 evil_id=$("$FED" snapshot inspect "$d/evil.fedsnap" --json | jq -r .id)
 wait_for 30 test -e "$MNT_peer/deltas/$evil_id.fedsnap"
 cp "$MNT_peer/deltas/$evil_id.fedsnap" "$MNT_peer/commit/evil.fedsnap"
-check "the hostile VM comes up and serves through the relay" wait_for 120 is_up evil.fedsnap
+check "the hostile VM comes up and serves through the relay" wait_for 180 is_up evil.fedsnap
 evil_port=$(vm '.vms[] | select(.file=="evil.fedsnap") | .host_port')
 page() { curl -fsS --max-time 3 "http://127.0.0.1:$evil_port/"; }
-wait_for 60 sh -c "curl -fsS --max-time 3 http://127.0.0.1:$evil_port/ | grep -q '^done$'"
+wait_for 120 sh -c "curl -fsS --max-time 3 http://127.0.0.1:$evil_port/ | grep -q '^done$'"
 page | sed 's/^/# guest: /'
 said() { page | grep -qx "$1"; }
 check "the page is served through the relay" said "hostile page"
@@ -142,8 +132,6 @@ check "the gateway is unreachable" said "reach gateway no"
 check "169.254.169.254 is unreachable" said "reach metadata no"
 check "another VM's host port is unreachable" said "reach othervm no"
 check "nothing answers over IPv6 link-local" said "link-local-replies 0"
-check "a fork storm of 2,000 stops short (pids.max, guest memory)" \
-	sh -c "n=\$(curl -fsS --max-time 3 http://127.0.0.1:$evil_port/ | sed -n 's/^forks //p'); [ \"\$n\" -lt 2000 ]"
 check "a tmpfs filled in the guest stops at its size" \
 	sh -c "n=\$(curl -fsS --max-time 3 http://127.0.0.1:$evil_port/ | sed -n 's/^tmpfs-filled-mib //p'); [ \"\$n\" -le 40 ]"
 check "the host can still fork" sh -c 'for i in $(seq 50); do true & done; wait'
@@ -172,7 +160,7 @@ all_jailed() {
 check "every VM process: uid and gid not 0, CapEff 0, NoNewPrivs, seccomp, own mount/pid/net namespaces" all_jailed
 limit=$(cat "$cgdir/memory.limit_in_bytes" 2>/dev/null || cat "$cgdir/memory.max")
 peak=$(cat "$cgdir/memory.max_usage_in_bytes" 2>/dev/null || cat "$cgdir/memory.peak" 2>/dev/null || echo 0)
-echo "# memory limit $((limit >> 20)) MiB, peak $((peak >> 20)) MiB (fork storm and tmpfs included)"
+echo "# memory limit $((limit >> 20)) MiB, peak $((peak >> 20)) MiB (tmpfs fill included)"
 check "its memory limit is the machine's plus the jail's overhead" test "$limit" = $(((48 + 24) << 20))
 check "and its peak stayed within it" test "$peak" -le "$limit"
 pcg=/sys/fs/cgroup/pids/fed/${cg#fed}/${evil_id:0:16}
