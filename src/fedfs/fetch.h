@@ -6,13 +6,19 @@
  * valid copy.  One fetch thread drives up to FETCH_PARALLEL transfers with
  * libcurl's multi interface; concurrent readers of the same chunk wait for
  * one transfer.  Sources come from the authority (through a callback) and
- * are tried best first, by measured speed; a source that sends bytes that
- * fail their hash is marked bad for that object and never asked for it
- * again; one that times out or refuses is skipped for that chunk.
+ * are raced: a job starts on the best source known to answer and, while
+ * none has answered, on the next one every FETCH_STAGGER_MS (fetch_int.h),
+ * a few at once; the first complete copy is verified.  A source that sends
+ * bytes that fail their hash is marked bad for that object, never asked for
+ * it again, and reported (fetcher_on_liar); one that fails or does not
+ * answer within the first-byte deadline is down for a while (doubling per
+ * failure in a row), across reads, and not asked meanwhile.
  *
- * Every wait is bounded: connect timeout, a low-speed limit (as CernVM-FS
- * does) and a total time per transfer, so a dead network gives EIO within
- * seconds, never a reader stuck in the kernel.
+ * Every wait is bounded: connect and first byte within FETCH_FIRST_BYTE_MS,
+ * a low-speed limit (as CernVM-FS does) and a total time per transfer.
+ * Sources are probed in parallel, never waited on one after another, so a
+ * dead network gives EIO within about FETCH_FIRST_BYTE_MS whatever their
+ * number, and at once while they are all known down.
  */
 #ifndef FED_FEDFS_FETCH_H
 #define FED_FEDFS_FETCH_H
@@ -53,11 +59,28 @@ struct fetch_object {
 
 struct fetcher;
 
+/* A source caught sending bytes that are not the chunk they were asked
+ * for: the evidence, for the authority. */
+struct fetch_liar {
+	uint8_t object[SHA256_LEN];	/* the fetch_object's id */
+	char addr[FETCH_ADDR_MAX];	/* the source */
+	uint32_t chunk;
+	uint8_t expected[SHA256_LEN];	/* the index's hash of the chunk */
+	uint8_t received[SHA256_LEN];	/* the hash of what it sent */
+};
+
+/* Called (from a verifier thread, no lock held) once per source and
+ * object it lied about; must not block long: queue and return. */
+typedef void (*fetch_liar_fn)(void *arg, const struct fetch_liar *l);
+
 /* Start the fetch thread.  self: this peer's own object-server address,
  * never used as a source (may be NULL). */
 int fetcher_start(struct store *s, fetch_sources_fn sources, void *arg,
 		  const char *self, struct fetcher **out, struct err *e);
 void fetcher_stop(struct fetcher *f);
+
+/* Have liars reported to fn (call before the first fetch). */
+void fetcher_on_liar(struct fetcher *f, fetch_liar_fn fn, void *arg);
 
 /*
  * Make chunk i of o held in the store, fetching it if needed, and start

@@ -20,6 +20,7 @@
 
 #include "common/crypto.h"
 #include "fedfs/fetch.h"
+#include "fedfs/fetch_int.h"
 #include "fedfs/objsrv.h"
 #include "fedfs/store.h"
 #include "lib/testutil.h"
@@ -81,6 +82,21 @@ sources(void *arg, const uint8_t id[SHA256_LEN], char addrs[][FETCH_ADDR_MAX],
 	for (int i = 0; i < norder && i < max; i++)
 		snprintf(addrs[i], FETCH_ADDR_MAX, "%s", order[i]);
 	return norder;
+}
+
+/* Another sources callback, for lists longer than two. */
+static const char **multi_order;
+static int multi_n;
+
+static int
+multi_sources(void *arg, const uint8_t id[SHA256_LEN],
+	      char addrs[][FETCH_ADDR_MAX], int max)
+{
+	(void)arg;
+	(void)id;
+	for (int i = 0; i < multi_n && i < max; i++)
+		snprintf(addrs[i], FETCH_ADDR_MAX, "%s", multi_order[i]);
+	return multi_n;
 }
 
 static void
@@ -663,7 +679,7 @@ static bool
 chunk0_on_its_way(void *arg)
 {
 	json_t *st = fetcher_status(arg);
-	bool yes = json_integer_value(json_object_get(st, "in_flight")) >= 1;
+	bool yes = json_integer_value(json_object_get(st, "jobs")) >= 1;
 
 	json_decref(st);
 	return yes;
@@ -699,4 +715,132 @@ Test(fetch, a_shared_chunk_comes_from_the_readers_own_sources_when_the_others_fa
 	fetcher_stop(f);
 	close(fds[0]);
 	close(fds[1]);
+}
+
+/* A loopback port that accepts and never answers, as a peer whose process
+ * is stopped (SIGSTOP) does: a listener nobody accepts from, whose kernel
+ * completes the handshakes and queues the requests. */
+static int
+stalled_addr(char *out)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert(fd >= 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(fd, 128), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	snprintf(out, FETCH_ADDR_MAX, "127.0.0.1:%u", ntohs(a.sin_port));
+	return fd;
+}
+
+Test(fetch, a_source_that_accepts_and_stalls_costs_less_than_the_first_byte_deadline)
+{
+	char stalled[FETCH_ADDR_MAX];
+	int fd = stalled_addr(stalled);
+	struct timespec t0;
+	struct fetcher *f;
+	struct err e;
+	double first, all;
+
+	order[0] = stalled;	/* unmeasured both: asked in random order */
+	order[1] = live;
+	norder = 2;
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(fetcher_get(f, &obj, 0, 0, &e), 0, "%s", e.msg);
+	first = since(&t0);
+	cr_assert(first < FETCH_FIRST_BYTE_MS / 1000.0 + 0.5,
+		  "the first chunk took %.2f s", first);
+	for (uint32_t i = 1; i < NCHUNKS; i++)
+		cr_assert_eq(fetcher_get(f, &obj, i, 0, &e), 0, "chunk %u: %s",
+			     i, e.msg);
+	all = since(&t0);
+	/* each job races the stalled one for a stagger at most until its
+	 * first try is cut off, then it is down and not asked */
+	cr_assert(all < 2 * FETCH_FIRST_BYTE_MS / 1000.0 + 1.0,
+		  "%d chunks took %.2f s", NCHUNKS, all);
+	cr_assert_eq(source_stat(f, live, "chunks"), NCHUNKS);
+	fetcher_stop(f);
+	close(fd);
+}
+
+/* The stalled source alone: cut off at the deadline, said in .status. */
+Test(fetch, a_stalled_only_source_fails_at_the_first_byte_deadline)
+{
+	char stalled[FETCH_ADDR_MAX];
+	int fd = stalled_addr(stalled);
+	struct timespec t0;
+	struct fetcher *f;
+	struct err e;
+	double secs;
+
+	order[0] = stalled;
+	norder = 1;
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(fetcher_get(f, &obj, 0, 0, &e), -1);
+	secs = since(&t0);
+	cr_assert(secs >= FETCH_FIRST_BYTE_MS / 1000.0 - 0.05 &&
+		  secs < FETCH_FIRST_BYTE_MS / 1000.0 + 0.5, "took %.2f s", secs);
+	cr_assert(strstr(e.msg, "no answer within") != NULL, "%s", e.msg);
+	cr_assert_eq(source_stat(f, stalled, "cut_off"), 1);
+	fetcher_stop(f);
+	close(fd);
+}
+
+/* Sources whose addresses drop packets, n of them: a read fails within
+ * about one probe deadline whatever n, and the next read at once. */
+static void
+dead_sources_fail_fast(int n)
+{
+	static char holes[8][FETCH_ADDR_MAX];
+	static const char *list[8];
+	int fds[8][2];
+	struct timespec t0;
+	struct fetcher *f;
+	struct err e;
+	double first, second;
+
+	for (int i = 0; i < n; i++) {
+		hole_addr(holes[i], fds[i]);
+		list[i] = holes[i];
+	}
+	multi_order = list;
+	multi_n = n;
+	cr_assert_eq(fetcher_start(reader, multi_sources, NULL, NULL, &f, &e),
+		     0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(fetcher_get(f, &obj, 0, 4, &e), -1);
+	first = since(&t0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(fetcher_get(f, &obj, 9, 0, &e), -1);
+	second = since(&t0);
+	cr_assert(first < FETCH_FIRST_BYTE_MS / 1000.0 + 1.0,
+		  "%d dead sources: the first read took %.2f s", n, first);
+	cr_assert(second < 0.3, "%d dead sources, known down: the next read "
+		  "took %.2f s", n, second);
+	/* it says whom it asked, as far as an error line holds */
+	cr_assert(strstr(e.msg, "down: ") != NULL, "%s", e.msg);
+	for (int i = 0, named = 0; i < n; i++) {
+		named += strstr(e.msg, holes[i]) != NULL;
+		cr_assert(i < n - 1 || named >= (n < 4 ? n : 4), "%s", e.msg);
+	}
+	fetcher_stop(f);
+	for (int i = 0; i < n; i++) {
+		close(fds[i][0]);
+		close(fds[i][1]);
+	}
+}
+
+Test(fetch, one_dead_source_gives_an_error_within_the_bound)
+{
+	dead_sources_fail_fast(1);
+}
+
+Test(fetch, eight_dead_sources_give_an_error_within_the_same_bound)
+{
+	dead_sources_fail_fast(8);
 }
