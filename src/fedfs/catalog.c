@@ -35,6 +35,10 @@
 #define CATALOG_REGISTER_EVERY_S 60
 #define CATALOG_REGISTER_RETRY_S 5	/* after a failed registration */
 #define CATALOG_FILE "catalog.json"
+/* a reader waits on GET /v1/sources: at most this, then it uses the
+ * sources it knows (and the authority is down for a while: authlink.c) */
+#define CATALOG_SOURCES_TIMEOUT_MS 1000L
+#define CATALOG_ANNOUNCE_TIMEOUT_MS 5000L
 
 /* --- nodes ---------------------------------------------------------------- */
 
@@ -657,19 +661,23 @@ catalog_register_every(const struct fedfs *fs)
 
 /* Tell the authority this peer holds (part of) object id (POST
  * /v1/sources/<id>).  If it could not be told, the object is marked not
- * announced, so its next fetch tries again.  Returns whether it was. */
-static bool
+ * announced, so its next fetch tries again.  Returns whether it was.
+ * Called by the catalogue and authlink threads, never a reader. */
+bool
 catalog_announce(struct fedfs *fs, const uint8_t id[SHA256_LEN])
 {
 	char hex[2 * SHA256_LEN + 1], path[128];
 	long status = 0;
 	struct err e;
+	int rc;
 
 	hex_encode(id, SHA256_LEN, hex);
 	snprintf(path, sizeof(path), "/v1/sources/%s", hex);
-	if (authority_call(fs->authority, "POST", path, NULL, fs->seed,
-			   &status, NULL, &e) == 0 &&
-	    (status == 200 || status == 201))
+	rc = authority_call_within(fs->authority, "POST", path, NULL, fs->seed,
+				   CATALOG_ANNOUNCE_TIMEOUT_MS, &status, NULL,
+				   &e);
+	authlink_result(fs, rc == 0, rc == 0 ? NULL : e.msg);
+	if (rc == 0 && (status == 200 || status == 201))
 		return true;
 	log_warn("could not announce holding %.16s..: %s (again at its next "
 		 "fetch)", hex, status ? "refused" : e.msg);
@@ -808,6 +816,13 @@ catalog_stop(struct fedfs *fs)
 
 /* --- sources --------------------------------------------------------------- */
 
+/*
+ * The fetcher's sources callback, on a reader's thread: GET
+ * /v1/sources/<id>, bounded by CATALOG_SOURCES_TIMEOUT_MS, and not asked
+ * at all while the authority is known down (the fetcher keeps what it
+ * learnt last).  The first time an object is fetched, this peer's
+ * holding it is announced, in the background (authlink.c).
+ */
 int
 catalog_sources(void *arg, const uint8_t id[SHA256_LEN],
 		char addrs[][FETCH_ADDR_MAX], int max)
@@ -822,6 +837,8 @@ catalog_sources(void *arg, const uint8_t id[SHA256_LEN],
 	size_t i;
 	int n = 0;
 
+	if (authlink_down(fs, NULL))
+		return -1;
 	hex_encode(id, SHA256_LEN, hex);
 	/* the first time we fetch an object, tell the authority we hold
 	 * (part of) it, so other peers can fetch from us early */
@@ -835,14 +852,17 @@ catalog_sources(void *arg, const uint8_t id[SHA256_LEN],
 	}
 	pthread_rwlock_unlock(&fs->lock);
 	if (announce)
-		catalog_announce(fs, id);
+		authlink_announce(fs, id);
 	snprintf(path, sizeof(path), "/v1/sources/%s", hex);
-	if (authority_call(fs->authority, "GET", path, NULL, NULL, &status,
-			   &reply, &e) < 0) {
+	if (authority_call_within(fs->authority, "GET", path, NULL, NULL,
+				  CATALOG_SOURCES_TIMEOUT_MS, &status, &reply,
+				  &e) < 0) {
+		authlink_result(fs, false, e.msg);
 		catalog_contact(fs, e.msg);
-		log_warn("sources of %.16s..: %s", hex, e.msg);
+		log_debug("sources of %.16s..: %s", hex, e.msg);
 		return -1;
 	}
+	authlink_result(fs, true, NULL);
 	catalog_contact(fs, NULL);
 	if (status != 200) {
 		json_decref(reply);

@@ -102,6 +102,26 @@ struct node {
 	bool copy_broken;		/* written some other way too */
 };
 
+/* What the read path tells the authority, in the background (authlink.c). */
+struct authlink_tell;
+
+/*
+ * The link to the authority as the read path sees it: whether it is known
+ * down (then readers use the sources they last learnt, without waiting on
+ * it), and what is to be told to it off the read path.  Locks: fs->lock
+ * may be held when link.lock is taken, never the other way round.
+ */
+struct authlink {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* something to tell, or stop */
+	pthread_t thread;
+	bool started, stop;		/* lock */
+	double down_until;		/* lock: mono_now(); not asked till */
+	unsigned fails;			/* lock: calls failed in a row */
+	struct authlink_tell *head, *tail;	/* lock: to tell, in order */
+	unsigned queued;		/* lock */
+};
+
 struct fedfs {
 	/* configuration */
 	char *mountpoint, *state_dir, *authority, *serve, *public_addr;
@@ -132,7 +152,21 @@ struct fedfs {
 	time_t register_next;		/* when to register (again), mono s */
 	int peer_ttl;			/* the authority said: again within */
 	struct fuse_session *session;
+	struct authlink link;
 };
+
+/* authlink.c */
+int authlink_start(struct fedfs *fs);
+void authlink_stop(struct fedfs *fs);
+/* Is the authority known unreachable now?  Then a reader does not ask
+ * it: *left (may be NULL) says for how many more seconds. */
+bool authlink_down(struct fedfs *fs, double *left);
+/* A call to the authority reached it (or not: why), for authlink_down. */
+void authlink_result(struct fedfs *fs, bool reached, const char *why);
+/* Announce holding object id, in the background. */
+void authlink_announce(struct fedfs *fs, const uint8_t id[SHA256_LEN]);
+/* A fetch_liar_fn (arg: the fedfs): report the liar, in the background. */
+void authlink_liar(void *arg, const struct fetch_liar *l);
 
 /* catalog.c */
 int catalog_load(struct fedfs *fs);	/* from the state dir */
@@ -144,6 +178,9 @@ int catalog_start(struct fedfs *fs);	/* the periodic refresher */
 void catalog_stop(struct fedfs *fs);
 int catalog_sources(void *arg, const uint8_t id[SHA256_LEN],
 		    char addrs[][FETCH_ADDR_MAX], int max);
+/* Tell the authority this peer holds (part of) id; false if it could not
+ * (then the object is marked not announced, to be tried again). */
+bool catalog_announce(struct fedfs *fs, const uint8_t id[SHA256_LEN]);
 /* Lock held (write): */
 struct fobj *catalog_find(struct fedfs *fs, enum fobj_kind kind,
 			  const uint8_t id[SHA256_LEN]);

@@ -338,11 +338,16 @@ main(int argc, char **argv)
 		goto out_store;
 	}
 	snprintf(self, sizeof(self), "%s", fs.public_addr);
+	if (authlink_start(&fs) < 0) {
+		log_error("cannot start the thread that tells the authority");
+		goto out_objsrv;
+	}
 	if (fetcher_start(fs.store, catalog_sources, &fs, self, &fs.fetcher,
 			  &e) < 0) {
 		log_error("%s", e.msg);
-		goto out_objsrv;
+		goto out_link;
 	}
+	fetcher_on_liar(fs.fetcher, authlink_liar, &fs);
 	catalog_load(&fs);
 	pins_load(&fs);
 	store_enforce_quota(fs.store);	/* now that it knows what stays */
@@ -397,6 +402,8 @@ out_session:
 	fuse_session_destroy(fs.session);
 out_fetcher:
 	fetcher_stop(fs.fetcher);
+out_link:
+	authlink_stop(&fs);
 out_objsrv:
 	objsrv_stop(fs.objsrv);
 out_store:
