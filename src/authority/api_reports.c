@@ -7,6 +7,9 @@
  * dropped (their up time credited), and from then on the peer is absent
  * from the service's lookups and sources and may not commit to it again.
  * Its other services are untouched.
+ *
+ * A body with "kind": "bad_chunk" is another report, from any registered
+ * peer: api_bad_chunks.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +29,10 @@ api_reports_post(struct call *c, struct reply *r)
 
 	if (call_signed(c, r) == -1 || call_body(c, r) == -1)
 		return;
+	if (authapi_report_is_bad_chunk(c->json)) {
+		api_reports_bad_chunk(c, r);
+		return;
+	}
 	if (authapi_report_parse(c->json, &in, &e) == -1) {
 		call_error(r, 400, "%s", e.msg);
 		return;

@@ -333,5 +333,7 @@ void api_commitment_delete(struct call *c, struct reply *r);
 void api_lookup(struct call *c, struct reply *r);
 void api_service_peers(struct call *c, struct reply *r);
 void api_reports_post(struct call *c, struct reply *r);
+/* The "bad_chunk" kind of report (api_bad_chunks.c), after call_body. */
+void api_reports_bad_chunk(struct call *c, struct reply *r);
 
 #endif

@@ -16,6 +16,9 @@
  *   commitment  (snapshot, peer) -> up?, serving address and port, up since
  *   holding     (sha256, peer): the peer announced it holds that object
  *   report      service, peer, reporter, reason, time (all kept)
+ *   bad source  (sha256, peer, reporter) -> chunk, expected and received
+ *               hashes, time: peer was caught serving bad bytes of that
+ *               object; it is no longer among its sources
  *   seen sig    signature -> expiry (replay protection across restarts)
  *
  * Threads: every function may be called from any thread; each thread gets
@@ -235,6 +238,28 @@ int authstore_report_list(struct authstore *st, int64_t service,
 		      int (*cb)(void *arg, const struct authstore_report *r),
 		      void *arg, struct err *e);
 
+/* ---- bad sources ---- */
+
+struct authstore_bad_source {
+	char sha256[AUTHSTORE_HEX];	/* the object */
+	char peer[AUTHSTORE_HEX];	/* who served bad bytes of it */
+	char reporter[AUTHSTORE_HEX];
+	uint32_t chunk;
+	char expected[AUTHSTORE_HEX], received[AUTHSTORE_HEX];
+	int64_t at;
+};
+/* Keep the mark (inside a transaction): from then on b->peer is not among
+ * the sources of b->sha256, but when it is the owner of that snapshot.
+ * The same reporter marking the same peer for the same object again
+ * changes nothing (*created false).  *id: the mark's number. */
+int authstore_bad_source_add(struct authstore *st,
+			     const struct authstore_bad_source *b, int64_t *id,
+			     bool *created, struct err *e);
+/* Every peer registered with object-server address addr ("host:port"). */
+int authstore_peers_at(struct authstore *st, const char *addr,
+		       int (*cb)(void *arg, const char *peer), void *arg,
+		       struct err *e);
+
 /* ---- sources (who holds an object) ---- */
 
 /* Record that peer holds sha256; *created tells whether it is new. */
@@ -249,7 +274,8 @@ enum authstore_role { AUTHSTORE_ROLE_OWNER, AUTHSTORE_ROLE_COMMITTED, AUTHSTORE_
 /*
  * Sources of a snapshot (service > 0: excluding peers reported for it) or
  * of a kernel or base (service == 0): the owner, peers committed to it (for
- * a kernel or base: to any snapshot that uses it) and peers holding it;
+ * a kernel or base: to any snapshot that uses it) and peers holding it,
+ * less those caught serving bad chunks of it (a snapshot's owner stays);
  * each peer once, with its best role, owners first; at most max.  Only
  * peers registered (or refreshed) at or after cutoff.
  */

@@ -113,6 +113,22 @@ static const char *const authstore_migrations[] = {
 	"CREATE INDEX commitments_up_updated ON commitments(up, updated);",
 	/* 2 -> 3: peers long lapsed are forgotten (sweep.c) */
 	"CREATE INDEX peers_updated ON peers(updated);",
+	/* 3 -> 4: peers caught serving bad chunks of an object, by the peers
+	 * that caught them, with the evidence; no longer its sources.  A
+	 * report names the source by its address (what the reporter
+	 * fetched from): peers_addr finds whose it is */
+	"CREATE TABLE bad_sources("
+	"  id INTEGER PRIMARY KEY,"
+	"  sha256 TEXT NOT NULL,"
+	"  peer TEXT NOT NULL,"
+	"  reporter TEXT NOT NULL,"
+	"  chunk INTEGER NOT NULL,"
+	"  expected TEXT NOT NULL,"
+	"  received TEXT NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  UNIQUE (sha256, peer, reporter)"
+	");"
+	"CREATE INDEX peers_addr ON peers(addr);",
 };
 #define AUTHSTORE_SCHEMA_VERSION \
 	((int)(sizeof(authstore_migrations) / sizeof(authstore_migrations[0])))
@@ -132,6 +148,7 @@ enum authstore_stmt_id {
 	S_COMMIT_DELETE_SERVICE, S_EXPIRE_UPTIME, S_EXPIRE_DOWN,
 	S_FORGET_HOLDINGS, S_FORGET_PEERS,
 	S_REPORTED, S_REPORT_ADD, S_REPORT_LIST,
+	S_BAD_ADD, S_BAD_GET, S_PEERS_AT,
 	S_HOLD_GET, S_HOLD_PUT, S_HOLD_DELETE,
 	S_SOURCES_SNAP, S_SOURCES_OBJ,
 	S_LOOKUP,
@@ -158,6 +175,12 @@ enum authstore_stmt_id {
 	"AND NOT EXISTS (SELECT 1 FROM services v WHERE v.owner = p.key) " \
 	"AND NOT EXISTS (SELECT 1 FROM commitments c WHERE c.peer = p.key) " \
 	"ORDER BY p.updated, p.key LIMIT ?2"
+
+/* x.peer was not caught serving bad chunks of ?1 (a snapshot's owner
+ * stays its source whatever is said: see authstore_bad_source_add) */
+#define NOT_BAD_SOURCE \
+	"NOT EXISTS (SELECT 1 FROM bad_sources b WHERE b.sha256 = ?1 " \
+	"AND b.peer = x.peer)"
 
 static const char *const authstore_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
@@ -250,6 +273,12 @@ static const char *const authstore_sql[S_COUNT] = {
 	    "reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_REPORT_LIST] = "SELECT id, peer, reporter, reason, at "
 	    "FROM reports WHERE service = ?1 ORDER BY id",
+	[S_BAD_ADD] = "INSERT OR IGNORE INTO bad_sources(sha256, peer, "
+	    "reporter, chunk, expected, received, at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_BAD_GET] = "SELECT id FROM bad_sources WHERE sha256 = ?1 "
+	    "AND peer = ?2 AND reporter = ?3",
+	[S_PEERS_AT] = "SELECT key FROM peers WHERE addr = ?1 ORDER BY key",
 	[S_HOLD_GET] = "SELECT 1 FROM holdings WHERE sha256 = ?1 "
 	    "AND peer = ?2",
 	[S_HOLD_PUT] = "INSERT INTO holdings(sha256, peer, updated) "
@@ -263,7 +292,7 @@ static const char *const authstore_sql[S_COUNT] = {
 	    " UNION ALL SELECT peer, 2 FROM holdings WHERE sha256 = ?1"
 	    ") AS x JOIN peers p ON p.key = x.peer AND p.updated >= ?4 "
 	    "WHERE NOT EXISTS (SELECT 1 FROM reports r WHERE r.service = ?2 "
-	    "AND r.peer = x.peer) "
+	    "AND r.peer = x.peer) AND (x.prio = 0 OR " NOT_BAD_SOURCE ") "
 	    "GROUP BY x.peer ORDER BY prio, random() LIMIT ?3",
 	[S_SOURCES_OBJ] = "SELECT x.peer, p.addr, min(x.prio) AS prio FROM ("
 	    " SELECT c.peer AS peer, 1 AS prio FROM snapshots n"
@@ -271,6 +300,7 @@ static const char *const authstore_sql[S_COUNT] = {
 	    "  WHERE n.base = ?1 OR n.kernel = ?1"
 	    " UNION ALL SELECT peer, 2 FROM holdings WHERE sha256 = ?1"
 	    ") AS x JOIN peers p ON p.key = x.peer AND p.updated >= ?4 "
+	    "WHERE " NOT_BAD_SOURCE " "
 	    "GROUP BY x.peer ORDER BY prio, random() LIMIT ?3",
 	/* One statement, so one read lock: a row per serving peer, or one
 	 * row of NULLs when the service exists but nobody serves it (or
@@ -1319,6 +1349,65 @@ authstore_report_list(struct authstore *st, int64_t service,
 		r.reason = (const char *)sqlite3_column_text(s, 3);
 		r.at = sqlite3_column_int64(s, 4);
 		if ((rc = cb(arg, &r)) != 0) {
+			authstore_done(s);
+			return rc;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		return authstore_fail(s, e);
+	authstore_done(s);
+	return 0;
+}
+
+/* ---- bad sources ---- */
+
+int
+authstore_bad_source_add(struct authstore *st,
+			 const struct authstore_bad_source *b, int64_t *id,
+			 bool *created, struct err *e)
+{
+	sqlite3_stmt *s = authstore_stmt(st, S_BAD_ADD, e);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	authstore_bind_text(s, 1, b->sha256);
+	authstore_bind_text(s, 2, b->peer);
+	authstore_bind_text(s, 3, b->reporter);
+	sqlite3_bind_int64(s, 4, b->chunk);
+	authstore_bind_text(s, 5, b->expected);
+	authstore_bind_text(s, 6, b->received);
+	sqlite3_bind_int64(s, 7, b->at);
+	if (authstore_run(s, e) == -1)
+		return -1;
+	*created = sqlite3_changes(sqlite3_db_handle(s)) > 0;
+	if ((s = authstore_stmt(st, S_BAD_GET, e)) == NULL)
+		return -1;
+	authstore_bind_text(s, 1, b->sha256);
+	authstore_bind_text(s, 2, b->peer);
+	authstore_bind_text(s, 3, b->reporter);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW)
+		return rc == SQLITE_DONE ? (authstore_done(s), 0)
+					 : authstore_fail(s, e);
+	*id = sqlite3_column_int64(s, 0);
+	authstore_done(s);
+	return 0;
+}
+
+int
+authstore_peers_at(struct authstore *st, const char *addr,
+		   int (*cb)(void *, const char *), void *arg, struct err *e)
+{
+	sqlite3_stmt *s = authstore_stmt(st, S_PEERS_AT, e);
+	char key[AUTHSTORE_HEX];
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	authstore_bind_text(s, 1, addr);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		authstore_col(s, 0, key, sizeof(key));
+		if ((rc = cb(arg, key)) != 0) {
 			authstore_done(s);
 			return rc;
 		}

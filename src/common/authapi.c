@@ -279,6 +279,41 @@ authapi_report_parse(const json_t *j, struct authapi_report *r,
 	return 0;
 }
 
+bool
+authapi_report_is_bad_chunk(const json_t *j)
+{
+	const char *kind = json_string_value(json_object_get(j, "kind"));
+
+	return kind != NULL && strcmp(kind, AUTHAPI_REPORT_BAD_CHUNK) == 0;
+}
+
+int
+authapi_bad_chunk_parse(const json_t *j, struct authapi_bad_chunk *b,
+			struct err *e)
+{
+	json_int_t n;
+
+	memset(b, 0, sizeof(*b));
+	if (!authapi_report_is_bad_chunk(j))
+		return err_set(e, "'kind' must be \"%s\"",
+			       AUTHAPI_REPORT_BAD_CHUNK);
+	if (authapi_get_hex64(j, "object", b->object, e) == -1 ||
+	    authapi_copy_string(j, "addr", b->addr, sizeof(b->addr), e) == -1)
+		return -1;
+	if (authapi_addr_check(b->addr, e) == -1)
+		return err_wrap(e, "'addr'");
+	if (authapi_get_int(j, "chunk", 0, UINT32_MAX, &n, e) == -1)
+		return -1;
+	b->chunk = (uint32_t)n;
+	if (authapi_get_hex64(j, "expected", b->expected, e) == -1 ||
+	    authapi_get_hex64(j, "received", b->received, e) == -1)
+		return -1;
+	if (strcmp(b->expected, b->received) == 0)
+		return err_set(e, "'received' is 'expected': that chunk was "
+			       "good");
+	return 0;
+}
+
 int
 authapi_lookup_parse(const json_t *j, struct authapi_lookup *l,
 		     struct err *e)

@@ -112,6 +112,24 @@ struct authapi_report {
 int authapi_report_parse(const json_t *j, struct authapi_report *r,
 			 struct err *e);
 
+/* POST /v1/reports with "kind": "bad_chunk": a peer caught serving bytes
+ * that fail their hash.  {"kind": "bad_chunk", "object": "<sha256 of the
+ * object whose sources it was listed in>", "addr": "host:port" (the
+ * source, as listed), "chunk": 0..2^32-1, "expected": "<sha256>",
+ * "received": "<sha256>"}; expected and received must differ. */
+#define AUTHAPI_REPORT_BAD_CHUNK "bad_chunk"
+struct authapi_bad_chunk {
+	char object[SHA256_HEX_LEN + 1];
+	char addr[AUTHAPI_ADDR_MAX + 1];
+	uint32_t chunk;
+	char expected[SHA256_HEX_LEN + 1];
+	char received[SHA256_HEX_LEN + 1];
+};
+/* Is j a bad_chunk report (else the owner's kind, above)? */
+bool authapi_report_is_bad_chunk(const json_t *j);
+int authapi_bad_chunk_parse(const json_t *j, struct authapi_bad_chunk *b,
+			    struct err *e);
+
 /* A reply of GET /v1/lookup: {"host", "port", "ttl", "peers": [{"peer",
  * "addr", "port"}]}.  On success l->peers is malloc'd (npeers entries, NULL
  * if none): release with authapi_lookup_free(). */

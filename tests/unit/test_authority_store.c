@@ -67,16 +67,18 @@ Test(store, migrations_are_versioned)
 				    &e), 0, "%s", e.msg);
 	cr_assert_eq(authstore_commit(st, &e), 0, "%s", e.msg);
 	authstore_close(st);
-	cr_assert_eq(pragma_int(db, "user_version"), 3);
+	cr_assert_eq(pragma_int(db, "user_version"), 4);
 
-	/* A database of version 1 (before the sweep's indexes) is taken to
-	 * 3, its data kept. */
+	/* A database of version 1 (before the sweep's indexes and the bad
+	 * sources) is taken to 4, its data kept. */
 	{
 		sqlite3 *h;
 
 		cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
 		cr_assert_eq(sqlite3_exec(h, "DROP INDEX commitments_up_updated;"
 					  "DROP INDEX peers_updated;"
+					  "DROP INDEX peers_addr;"
+					  "DROP TABLE bad_sources;"
 					  "PRAGMA user_version = 1", NULL, NULL,
 					  NULL), SQLITE_OK);
 		sqlite3_close(h);
@@ -84,7 +86,7 @@ Test(store, migrations_are_versioned)
 	st = authstore_open(db, &e);
 	cr_assert_not_null(st, "%s", e.msg);
 	authstore_close(st);
-	cr_assert_eq(pragma_int(db, "user_version"), 3);
+	cr_assert_eq(pragma_int(db, "user_version"), 4);
 	{
 		sqlite3 *h;
 		sqlite3_stmt *q;
