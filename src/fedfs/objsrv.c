@@ -4,6 +4,16 @@
  * libmicrohttpd with its own epoll thread pool.  A chunk is answered from
  * its file with MHD_create_response_from_fd_at_offset64, which sends it
  * with sendfile(2): no copy through this process.  Nothing here writes.
+ *
+ * Which connections are taken, and how many from whom, is objsrv_conn.c's:
+ * a total well under the fd limit, a share per address, and room made for
+ * newcomers by evicting idle connections of the busiest address.  Idle
+ * connections are closed after OBJSRV_TIMEOUT_S.  libmicrohttpd's own
+ * messages (a malformed request, a refusal) go to the log at most one per
+ * OBJSRV_LOG_EVERY_S, with how many were not said.
+ *
+ * Locks: upload_lock, objsrv_recent_lock and the connection table's lock
+ * (objsrv_conn.c) are each taken alone, never one inside another.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,10 +30,16 @@
 
 #include <microhttpd.h>
 
+#include <sys/resource.h>
+
+#include <jansson.h>
+
 #include "common/hex.h"
 #include "common/log.h"
+#include "common/timefmt.h"
 #include "fedfs/fetch.h"
 #include "fedfs/objsrv.h"
+#include "fedfs/objsrv_conn.h"
 
 #define OBJSRV_PREFIX "/objects/"
 /* threads serving connections: more than cores, as a chunk not in the page
@@ -31,11 +47,10 @@
  * connection on it, meanwhile (2 threads: a peer's 16 parallel fetches
  * were served two disk reads at a time) */
 #define OBJSRV_THREADS 8
-#define OBJSRV_TIMEOUT_S 30
-/* connections from one address; what it may be sent at once is bounded
- * below (OBJSRV_CLIENT_UPLOADS), as a connection waiting for its 503 or
- * idle between requests costs little */
-#define OBJSRV_PER_IP 64
+/* a connection idle this long is closed (a fetcher reconnects in a
+ * round trip; a flood's idle ones hold nothing longer) */
+#define OBJSRV_TIMEOUT_S 15
+#define OBJSRV_LOG_EVERY_S 10.0	/* libmicrohttpd's lines: at most one per */
 #define OBJSRV_MAX_UPLOADS 32	/* chunks sent at once; then 503 */
 #define OBJSRV_CLIENT_UPLOADS (OBJSRV_MAX_UPLOADS / 2)	/* ... to one client */
 #define OBJSRV_SPREAD 1			/* sends of one chunk per window ... */
@@ -69,6 +84,10 @@ struct objsrv {
 	pthread_t starter;
 	bool starting;
 	char why[512];
+	struct objsrv_conns conns;
+	pthread_mutex_t log_lock;	/* guards the two below */
+	double logged;			/* mono_now() of the last MHD line */
+	unsigned long unlogged;		/* MHD lines not said since */
 };
 
 /* A chunk recently sent, and how often in its window. */
@@ -139,21 +158,8 @@ objsrv_client_key(struct MHD_Connection *c, uint8_t key[16])
 {
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
 
-	memset(key, 0, 16);		/* unknown: all such share one */
-	if (sa == NULL)
-		return;
-	if (sa->sa_family == AF_INET) {
-		key[10] = key[11] = 0xff;
-		memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr,
-		       4);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a =
-		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
-
-		memcpy(key, a, IN6_IS_ADDR_V4MAPPED(a) ? 16 : 8);
-	}
+	objsrv_addr_key(ci != NULL ? ci->client_addr : NULL, key);
 }
 
 /*
@@ -240,12 +246,33 @@ static enum MHD_Result
 objsrv_error(struct objsrv *o, struct MHD_Connection *c, unsigned status,
 	     const char *why)
 {
-	char body[256];
+	json_t *j = json_pack("{s:s}", "error", why);
+	char *body = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	enum MHD_Result ret;
 
+	json_decref(j);
 	if (status == MHD_HTTP_NOT_FOUND)
 		o->not_found++;
-	snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", why);
-	return objsrv_reply_text(c, status, body, "application/json");
+	if (body == NULL)
+		return MHD_NO;
+	ret = objsrv_reply_text(c, status, body, "application/json");
+	free(body);
+	return ret;
+}
+
+/* Does the request on c come with a body?  None is expected: it is
+ * refused (400) on the first call, before libmicrohttpd reads it, as a
+ * response can be queued then and not while the body comes in (queued
+ * later, it failed, and the asker got an empty reply). */
+static bool
+objsrv_has_body(struct MHD_Connection *c)
+{
+	const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL ||
+	       (len != NULL && strspn(len, "0") != strlen(len));
 }
 
 /*
@@ -389,6 +416,8 @@ static enum MHD_Result
 objsrv_metrics(struct objsrv *o, struct MHD_Connection *c)
 {
 	struct store_stats st;
+	unsigned open;
+	uint64_t refused, evicted;
 	char *buf = NULL, *more = NULL;
 	size_t len = 0, mlen = 0;
 	struct MHD_Response *r;
@@ -396,7 +425,14 @@ objsrv_metrics(struct objsrv *o, struct MHD_Connection *c)
 	int n;
 
 	store_get_stats(o->store, &st);
+	objsrv_conns_counts(&o->conns, &open, &refused, &evicted);
 	n = asprintf(&buf,
+	    "# TYPE fedfs_served_connections gauge\n"
+	    "fedfs_served_connections %u\n"
+	    "# TYPE fedfs_served_connections_refused_total counter\n"
+	    "fedfs_served_connections_refused_total %" PRIu64 "\n"
+	    "# TYPE fedfs_served_connections_evicted_total counter\n"
+	    "fedfs_served_connections_evicted_total %" PRIu64 "\n"
 	    "# TYPE fedfs_served_bytes_total counter\n"
 	    "fedfs_served_bytes_total %" PRIu64 "\n"
 	    "# TYPE fedfs_served_requests_total counter\n"
@@ -412,6 +448,7 @@ objsrv_metrics(struct objsrv *o, struct MHD_Connection *c)
 	    "fedfs_cache_evictions_total %" PRIu64 "\n"
 	    "# TYPE fedfs_cache_unsynced_chunks gauge\n"
 	    "fedfs_cache_unsynced_chunks %" PRIu64 "\n",
+	    open, refused, evicted,
 	    (uint64_t)o->bytes, (uint64_t)o->requests, (uint64_t)o->not_found,
 	    (uint64_t)o->busy,
 	    st.bytes, st.max_bytes, st.chunks, st.evictions,
@@ -456,11 +493,14 @@ objsrv_handle(void *cls, struct MHD_Connection *c, const char *url,
 	(void)upload;
 	if (*state == NULL) {		/* first call: headers only */
 		*state = o;
+		objsrv_conns_busy(c, true);
+		if (objsrv_has_body(c))
+			return objsrv_error(o, c, MHD_HTTP_BAD_REQUEST,
+					    "no request body expected");
 		return MHD_YES;
 	}
-	if (*upload_size != 0)
-		return objsrv_error(o, c, MHD_HTTP_BAD_REQUEST,
-				    "no request body expected");
+	if (*upload_size != 0)		/* refused above: never here */
+		return MHD_NO;
 	o->requests++;
 	if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
 		return objsrv_error(o, c, MHD_HTTP_METHOD_NOT_ALLOWED,
@@ -487,8 +527,8 @@ objsrv_completed(void *cls, struct MHD_Connection *c, void **state,
 {
 	struct objsrv *o = cls;
 
-	(void)c;
 	(void)why;
+	objsrv_conns_busy(c, false);
 	if (*state != NULL && *state != o)	/* its reply was a chunk body */
 		objsrv_upload_give(o, *state);
 	*state = NULL;
@@ -512,10 +552,23 @@ objsrv_mhd_log(void *arg, const char *fmt, va_list ap)
 		msg[--n] = '\0';
 	/* the pool's threads may log before the start returns: theirs go on
 	 * to the log, not into why, which only the starter reads */
-	if (pthread_equal(pthread_self(), o->starter) && o->starting)
+	if (pthread_equal(pthread_self(), o->starter) && o->starting) {
 		snprintf(o->why, sizeof(o->why), "%s", msg);
-	else
-		log_warn("object server: %s", msg);
+		return;
+	}
+	/* one line per OBJSRV_LOG_EVERY_S: hostile traffic makes one per
+	 * connection */
+	pthread_mutex_lock(&o->log_lock);
+	if (o->logged > 0 && mono_now() - o->logged < OBJSRV_LOG_EVERY_S) {
+		o->unlogged++;
+		pthread_mutex_unlock(&o->log_lock);
+		return;
+	}
+	log_warn("object server: %s (and %lu more such lines unsaid in the "
+		 "last %.0f s at most)", msg, o->unlogged, OBJSRV_LOG_EVERY_S);
+	o->logged = mono_now();
+	o->unlogged = 0;
+	pthread_mutex_unlock(&o->log_lock);
 }
 
 int
@@ -527,6 +580,8 @@ objsrv_start(const char *listen, struct store *s, objsrv_metrics_fn metrics,
 	char host[64];
 	struct objsrv *o;
 	const union MHD_DaemonInfo *info;
+	unsigned limit, per_addr;
+	struct rlimit rl;
 	long port;
 	char *end;
 
@@ -543,8 +598,16 @@ objsrv_start(const char *listen, struct store *s, objsrv_metrics_fn metrics,
 	sin.sin_port = htons((uint16_t)port);
 	if ((o = calloc(1, sizeof(*o))) == NULL)
 		return err_sys(e, "object server");
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		rl.rlim_cur = 1024;
+	objsrv_conns_limits((unsigned long)rl.rlim_cur, &limit, &per_addr);
+	if (objsrv_conns_init(&o->conns, limit, per_addr) != 0) {
+		free(o);
+		return err_set(e, "object server: cannot start");
+	}
 	o->store = s;
 	pthread_mutex_init(&o->upload_lock, NULL);
+	pthread_mutex_init(&o->log_lock, NULL);
 	o->metrics = metrics;
 	o->metrics_arg = metrics_arg;
 	o->starter = pthread_self();
@@ -553,18 +616,24 @@ objsrv_start(const char *listen, struct store *s, objsrv_metrics_fn metrics,
 	 * would otherwise say "port 0" */
 	o->mhd = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
-	    (uint16_t)port, NULL, NULL, objsrv_handle, o,
+	    (uint16_t)port, objsrv_conns_accept, &o->conns, objsrv_handle, o,
 	    /* first, or what MHD checks before reading it goes to stderr */
 	    MHD_OPTION_EXTERNAL_LOGGER, objsrv_mhd_log, o,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)OBJSRV_THREADS,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)OBJSRV_TIMEOUT_S,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)OBJSRV_PER_IP,
+	    /* the same share as objsrv_conns_accept; in all, room for the
+	     * evicted ones until their threads have closed them */
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_addr,
+	    MHD_OPTION_CONNECTION_LIMIT, limit + limit / 8,
+	    MHD_OPTION_NOTIFY_CONNECTION, objsrv_conns_notify, &o->conns,
 	    MHD_OPTION_NOTIFY_COMPLETED, objsrv_completed, o,
 	    MHD_OPTION_END);
 	o->starting = false;
 	if (o->mhd == NULL) {
 		pthread_mutex_destroy(&o->upload_lock);
+		pthread_mutex_destroy(&o->log_lock);
+		objsrv_conns_destroy(&o->conns);
 		err_set(e, "object server: cannot listen on %s%s%s", listen,
 			o->why[0] ? ": " : "", o->why);
 		free(o);
@@ -572,6 +641,8 @@ objsrv_start(const char *listen, struct store *s, objsrv_metrics_fn metrics,
 	}
 	if (o->why[0])	/* said, but started all the same */
 		log_warn("object server: %s", o->why);
+	log_info("object server: at most %u connections, %u from one address",
+		 limit, per_addr);
 	info = MHD_get_daemon_info(o->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	o->port = info ? info->port : (uint16_t)port;
 	*out = o;
@@ -600,5 +671,7 @@ objsrv_stop(struct objsrv *o)
 		return;
 	MHD_stop_daemon(o->mhd);
 	pthread_mutex_destroy(&o->upload_lock);
+	pthread_mutex_destroy(&o->log_lock);
+	objsrv_conns_destroy(&o->conns);
 	free(o);
 }

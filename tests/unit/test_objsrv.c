@@ -23,6 +23,7 @@
 
 #include "common/crypto.h"
 #include "common/hex.h"
+#include "common/proc.h"
 #include "fedfs/fetch.h"
 #include "fedfs/objsrv.h"
 #include "fedfs/store.h"
@@ -144,7 +145,7 @@ request(const char *from, const char *method, const char *hex,
 	int fd = connect_from(from, 0);
 	size_t len;
 
-	snprintf(hdrs, sizeof(hdrs), "%sConnection: close\r\n", extra);
+	snprintf(hdrs, sizeof(hdrs), "%.200sConnection: close\r\n", extra);
 	ask(fd, method, hex, hdrs);
 	len = read_reply(fd, buf, max);
 	close(fd);
@@ -316,4 +317,81 @@ Test(objsrv, one_slow_asker_cannot_take_every_upload_slot)
 		close(greedy[i]);
 	cr_assert(tu_poll(10000, greedy_served_again, NULL),
 		  "the slots of closed connections were not given back");
+}
+
+/* A request with a body is answered 400, with why, not an empty reply. */
+Test(objsrv, a_request_with_a_body_gets_400)
+{
+	char buf[4096];
+	int fd = connect_from("127.0.0.1", 0);
+
+	ask(fd, "POST", small_hex, "Content-Length: 5\r\nConnection: close\r\n");
+	cr_assert_eq(send(fd, "hello", 5, MSG_NOSIGNAL), 5);
+	read_reply(fd, buf, sizeof(buf));
+	close(fd);
+	cr_assert_eq(status_of(buf), 400, "%.200s", buf);
+	cr_assert(strstr(buf, "no request body expected") != NULL, "%s", buf);
+	fd = connect_from("127.0.0.1", 0);
+	ask(fd, "GET", small_hex, "Transfer-Encoding: chunked\r\n"
+	    "Connection: close\r\n");
+	cr_assert_eq(send(fd, "5\r\nhello\r\n0\r\n\r\n", 15, MSG_NOSIGNAL), 15);
+	read_reply(fd, buf, sizeof(buf));
+	close(fd);
+	cr_assert_eq(status_of(buf), 400, "%.200s", buf);
+}
+
+static long
+served_connections(void)
+{
+	char buf[1 << 16];
+	const char *p;
+	int fd = connect_from("127.0.3.1", 0);
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: t\r\n"
+				  "Connection: close\r\n\r\n";
+
+	cr_assert_eq(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL),
+		     (ssize_t)sizeof(req) - 1);
+	read_reply(fd, buf, sizeof(buf));
+	close(fd);
+	p = strstr(buf, "\nfedfs_served_connections ");
+	return p != NULL ? strtol(p + 26, NULL, 10) : -1;
+}
+
+static bool
+flood_in(void *arg)
+{
+	(void)arg;
+	return served_connections() >= 960;
+}
+
+/* 16 addresses holding 64 idle connections each fill every slot; a peer
+ * that comes next is still served, in full, and so is the next one. */
+Test(objsrv, a_flood_of_idle_connections_from_16_addresses_leaves_room_for_a_peer)
+{
+	static int flood[16 * 64];
+	char buf[1 << 20], from[32];
+	struct err e;
+
+	/* the server's limits follow the fd limit: restart it raised */
+	objsrv_stop(srv);
+	proc_raise_nofile();
+	cr_assert_eq(objsrv_start("127.0.0.1:0", store, NULL, NULL, &srv, &e),
+		     0, "%s", e.msg);
+	for (int a = 0; a < 16; a++) {
+		snprintf(from, sizeof(from), "127.0.1.%d", a + 1);
+		for (int k = 0; k < 64; k++)
+			flood[a * 64 + k] = connect_from(from, 0);
+	}
+	cr_assert(tu_poll(10000, flood_in, NULL), "the flood is not in: %ld",
+		  served_connections());
+	for (int i = 0; i < 2; i++) {
+		snprintf(from, sizeof(from), "127.0.2.%d", i + 1);
+		/* a chunk each: a second send of one within its window
+		 * would be told busy, as it should */
+		request(from, "GET", i == 0 ? big_hex : small_hex, "", buf,
+			sizeof(buf));
+		cr_assert_eq(status_of(buf), 200, "%.200s", buf);
+	}
+	for (size_t i = 0; i < sizeof(flood) / sizeof(flood[0]); i++)
+		close(flood[i]);
 }
