@@ -4,7 +4,8 @@
  *
  * Down.  A reader that needs the sources of an object asks the authority
  * (catalog_sources), bounded by CATALOG_SOURCES_TIMEOUT_MS.  When such a
- * call cannot reach it, the authority is down for AUTHLINK_DOWN_S,
+ * call cannot reach it, the authority is down for AUTHLINK_DOWN_S (longer
+ * than a source's: it is one server, and the sources it gave stay good),
  * doubling per failure in a row up to AUTHLINK_DOWN_MAX_S, and readers
  * meanwhile do not ask it at all: the fetcher uses the sources it last
  * learnt (or has none, and the read fails at once).  One answer clears it.
@@ -32,7 +33,7 @@
 #include "common/timefmt.h"
 #include "fedfs/fedfs.h"
 
-#define AUTHLINK_DOWN_S 1.0
+#define AUTHLINK_DOWN_S 4.0
 #define AUTHLINK_DOWN_MAX_S 16.0
 #define AUTHLINK_QUEUE_MAX 256
 #define AUTHLINK_TRIES 5

@@ -58,7 +58,10 @@
 #define FETCH_POOL 64			/* chunk buffers kept for reuse */
 #define FETCH_BUSY_DEADLINE_S 20	/* keep asking busy sources this long */
 #define FETCH_BACKOFF_MS 100		/* first wait when every source was busy */
-#define FETCH_DOWN_S 1.0		/* a source that failed: not asked for */
+/* a source that failed: not asked for this long, doubling per failure in
+ * a row.  Twice the first-byte deadline: finding a source dead takes one,
+ * and a read the kernel retries at once must find it still down */
+#define FETCH_DOWN_S 2.0
 #define FETCH_DOWN_MAX_S 16.0		/* ... doubling per failure, up to this */
 #define FETCH_LOG_EVERY_S 10.0		/* cut-off lines: at most one per */
 

@@ -91,11 +91,13 @@ fetch_peer_failed(struct fetcher *f, struct fetch_peer *p, const char *why)
 	bool was_down = p->down_until > now;
 
 	(void)f;
+	p->errors++;
+	p->alive = false;
+	if (was_down)		/* tries in flight at once: one failure */
+		return;
 	if (down > FETCH_DOWN_MAX_S)
 		down = FETCH_DOWN_MAX_S;
-	p->errors++;
 	p->fails++;
-	p->alive = false;
 	p->down_until = now + down;
 	snprintf(p->why, sizeof(p->why), "%s", why);
 	if (!was_down)
