@@ -805,6 +805,21 @@ fetch_job_finished(struct fetcher *f, struct fetch_job *j, CURLcode rc)
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* A good chunk from addr could not be stored here (disk full of pinned
+ * chunks, an I/O error): this peer's failure, not the source's, which is
+ * not counted against it; the job fails, as another source's copy would
+ * fail the same way.  Lock held. */
+static void
+fetch_store_failed(struct fetcher *f, struct fetch_job *j, const char *addr,
+		   const struct err *e)
+{
+	log_warn("chunk %u of %s from %s: good, but not stored here: %s "
+		 "(a local error, not the source's)", j->chunk, j->obj->label,
+		 addr, e->msg);
+	fetch_tried(j, "this peer's store", e->msg);
+	fetch_job_fail(f, j);
+}
+
 /* Verifier thread: hash and store chunks as they arrive. */
 static void *
 fetch_verifier(void *arg)
@@ -859,9 +874,13 @@ fetch_verifier(void *arg)
 				fetch_job_put(j);
 				continue;
 			}
+			if (rc == STORE_LOCAL_ERROR) {
+				fetch_store_failed(f, j, addr, &e);
+				continue;
+			}
 			if (p != NULL)
 				p->errors++;
-			if (strstr(e.msg, "hash mismatch") != NULL) {
+			if (rc == STORE_BAD_HASH) {
 				if (p != NULL)
 					p->bad_chunks++;
 				log_warn("chunk %u of %s from %s: hash mismatch; "
