@@ -81,6 +81,14 @@ relay_figures() {
 		"$2" "$(echo "$m / 1000000" | bc -l)" "${rps:-?}"
 }
 
+# commit_200 STATE MNT: seconds from cp into MNT/commit/ to the first 200
+commit_200() {
+	local t0
+	t0=$(now)
+	cp "$2/deltas/$id.fedsnap" "$2/commit/web.fedsnap"
+	first_200 "$1" web.fedsnap "$t0"
+}
+
 # One peer per run and mode, jailed (the default) and --no-jail, taken in
 # turn so that both see the same machine state.
 declare -A cold warm
@@ -101,16 +109,12 @@ for ((i = 1; i <= RUNS; i++)); do
 		pid=$!
 		on_exit "kill $pid; kill_jails '$d/vmr$n'"
 		wait_for 10 test -e "$d/vmr$n/status.json"
-		t0=$(now)
-		cp "$mnt/deltas/$id.fedsnap" "$mnt/commit/web.fedsnap"
-		t=$(first_200 "$d/vmr$n" web.fedsnap "$t0") || { echo "cold run $i ($mode): no 200"; exit 1; }
+		t=$(commit_200 "$d/vmr$n" "$mnt") || { echo "cold run $i ($mode): no 200"; exit 1; }
 		cold[$mode]+="$t "
 		# warm: withdraw, wait until released, commit again
 		rm "$mnt/commit/web.fedsnap"
 		wait_for 20 sh -c "! jq -e '.vms[0]' '$d/vmr$n/status.json' >/dev/null"
-		t0=$(now)
-		cp "$mnt/deltas/$id.fedsnap" "$mnt/commit/web.fedsnap"
-		t2=$(first_200 "$d/vmr$n" web.fedsnap "$t0") || { echo "warm run $i ($mode): no 200"; exit 1; }
+		t2=$(commit_200 "$d/vmr$n" "$mnt") || { echo "warm run $i ($mode): no 200"; exit 1; }
 		warm[$mode]+="$t2 "
 		printf 'run %d, %-6s: cold %.2f s, warm %.2f s\n' "$i" "$mode" "$t" "$t2"
 		if [ "$i" = "$RUNS" ]; then
@@ -133,7 +137,7 @@ printf '  jailed:   cold %.2f s, warm %.2f s\n' "$(med "${cold[jail]}")" "$(med 
 printf '  no jail:  cold %.2f s, warm %.2f s\n' "$(med "${cold[nojail]}")" "$(med "${warm[nojail]}")"
 printf '  warm jailed / warm unjailed: %.2fx (goal: <= 1.10)\n' \
 	"$(echo "$(med "${warm[jail]}") / $(med "${warm[nojail]}")" | bc -l)"
-echo "vmrunner's own view (exec -> guest port accepts; check + unpack + tap before it):"
+echo "vmrunner's own view (exec -> guest port accepts; check + unpack + namespace before it):"
 grep -h -o '[0-9.]* s after the commit (check and unpack .*)' "$d"/vmr*.log | sed 's/^/  /'
 printf 'UML alone (local base, boot to power-off), median of %d: %.2f s\n' \
 	"$RUNS" "$(printf '%s\n' "${base_runs[@]}" | median)"

@@ -6,7 +6,7 @@
  *   import  as for a UML snapshot (cmd_create.c): the owner's files and
  *           --run CMD go into a COW over the base with linux.uml
  *   disk    that COW becomes a raw image (base + changed blocks)
- *   boot    QEMU (TCG, the recorded command line of common/qemu.c) boots
+ *   boot    QEMU (TCG, the recorded command line of machine/qemu.c) boots
  *           the QEMU kernel object over the raw image, in a network
  *           namespace of this process's own with the tap every peer gives
  *           the machine, until the guest port accepts
@@ -45,7 +45,7 @@
 #include "common/hex.h"
 #include "common/io.h"
 #include "common/proc.h"
-#include "common/qemu.h"
+#include "machine/qemu.h"
 #include "machine/machine.h"
 #include "common/timefmt.h"
 

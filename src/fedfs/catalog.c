@@ -107,6 +107,35 @@ catalog_find(struct fedfs *fs, enum fobj_kind kind,
 	return NULL;
 }
 
+void
+catalog_describe_chunk(void *arg, const uint8_t hash[SHA256_LEN], char *buf,
+		       size_t bufsz)
+{
+	struct fedfs *fs = arg;
+	char hex[2 * SHA256_LEN + 1];
+	struct timespec t;
+	bool found = false;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += 1;
+	/* never under the write lock of this thread: EDEADLK, not a hang */
+	if (pthread_rwlock_timedrdlock(&fs->lock, &t) != 0)
+		return;
+	hex_encode(hash, SHA256_LEN, hex);
+	for (size_t i = 0; i < fs->nobjs && !found; i++) {
+		const struct fobj *o = fs->objs[i];
+
+		for (uint32_t c = 0; c < o->index.nchunks && !found; c++) {
+			if (memcmp(o->index.chunks[c], hash, SHA256_LEN) != 0)
+				continue;
+			snprintf(buf, bufsz, "chunk %u (%.16s..) of %s", c, hex,
+				 o->fo.label);
+			found = true;
+		}
+	}
+	pthread_rwlock_unlock(&fs->lock);
+}
+
 static struct fobj *
 catalog_insert(struct fedfs *fs, struct fobj *o)
 {

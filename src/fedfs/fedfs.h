@@ -132,6 +132,7 @@ struct fedfs {
 	struct store *store;
 	struct fetcher *fetcher;
 	struct objsrv *objsrv;
+	struct scrubber *scrubber;	/* NULL: not scrubbing */
 
 	pthread_rwlock_t lock;
 	struct fobj **objs;
@@ -181,6 +182,11 @@ int catalog_sources(void *arg, const uint8_t id[SHA256_LEN],
 /* Tell the authority this peer holds (part of) id; false if it could not
  * (then the object is marked not announced, to be tried again). */
 bool catalog_announce(struct fedfs *fs, const uint8_t id[SHA256_LEN]);
+/* Name the chunk hash for a log line ("chunk 3 of base 3f2a.."), into
+ * buf, if an object has it (store_describe_fn).  Takes the lock (read),
+ * waiting for it 1 s at most; buf is left as it was if it cannot. */
+void catalog_describe_chunk(void *arg, const uint8_t hash[SHA256_LEN],
+			    char *buf, size_t bufsz);
 /* Lock held (write): */
 struct fobj *catalog_find(struct fedfs *fs, enum fobj_kind kind,
 			  const uint8_t id[SHA256_LEN]);

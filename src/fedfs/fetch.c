@@ -319,6 +319,20 @@ fetch_report_liar(struct fetcher *f, const struct fetch_job *j)
 	f->liar(f->liar_arg, &l);
 }
 
+/* A good chunk from j->from could not be stored here (disk full of pinned
+ * chunks, an I/O error): this peer's failure, not the source's, which is
+ * not counted against it; the job fails, as another source's copy would
+ * fail the same way.  Lock held. */
+static void
+fetch_store_failed(struct fetcher *f, struct fetch_job *j, const struct err *e)
+{
+	log_warn("chunk %u of %s from %s: good, but not stored here: %s "
+		 "(a local error, not the source's)", j->chunk, j->obj->label,
+		 j->from, e->msg);
+	fetch_tried(j, "this peer's store", e->msg);
+	fetch_job_fail(f, j);
+}
+
 /* Verifier thread: hash and store chunks as they arrive. */
 static void *
 fetch_verifier(void *arg)
@@ -348,7 +362,7 @@ fetch_verifier(void *arg)
 		secs = mono_now() - j->started;
 		/* store_put hashes what it is given: the one place that
 		 * knows a copy is not the chunk */
-		liar = rc != 0 && strstr(e.msg, "hash mismatch") != NULL;
+		liar = rc == STORE_BAD_HASH;
 		if (liar) {
 			pthread_mutex_lock(&f->lock);
 			first = !fetch_is_bad(f, j->obj->id, j->from);
@@ -359,6 +373,8 @@ fetch_verifier(void *arg)
 		pthread_mutex_lock(&f->lock);
 		if (rc == 0)
 			fetch_verified(f, j, secs);
+		else if (rc == STORE_LOCAL_ERROR)
+			fetch_store_failed(f, j, &e);
 		else
 			fetch_unverified(f, j, liar, &e);
 	}

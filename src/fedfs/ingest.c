@@ -18,7 +18,9 @@
  *
  * Anything else, or any failed check, refuses the close with EINVAL (bad
  * bytes) or EACCES (not allowed), logs why, and stores or announces
- * nothing.
+ * nothing.  So does (ENOSPC) a file whose chunks, pinned, would not fit in
+ * the store: pinned chunks are never evicted, so what the store's disk
+ * cannot hold besides them is refused here, not found missing at a read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,6 +80,25 @@ ingest_store_delta(struct fedfs *fs, struct fedsnap *s, bool *pinned,
 	*pinned = true;
 	return ingest_store_chunks(fs, s->fd, s->payload_offset, &s->m.delta,
 				   e);
+}
+
+/* Would pinning ix (and, for a delta, its base and kernel, if known) fit
+ * in the store?  Counts the chunks not held yet.  Returns 0, or -ENOSPC
+ * with e saying how much is missing. */
+static int
+ingest_check_room(struct fedfs *fs, const struct chunk_index *ix,
+		  const uint8_t *base, const uint8_t *kernel, struct err *e)
+{
+	uint64_t need = store_missing_bytes(fs->store, ix);
+	const struct fobj *dep;
+
+	pthread_rwlock_rdlock(&fs->lock);
+	if (base && (dep = catalog_find(fs, OBJ_BASE, base)) != NULL)
+		need += store_missing_bytes(fs->store, &dep->index);
+	if (kernel && (dep = catalog_find(fs, OBJ_KERNEL, kernel)) != NULL)
+		need += store_missing_bytes(fs->store, &dep->index);
+	pthread_rwlock_unlock(&fs->lock);
+	return store_room_for_pinned(fs->store, need, e) < 0 ? -ENOSPC : 0;
 }
 
 /* Is sha trusted as kind and not revoked?  Lock held (read). */
@@ -153,6 +174,10 @@ ingest_snapshot(struct fedfs *fs, struct node *n, int fd, struct err *e)
 	exact = ingest_exact_copy(fs, n, s.id);
 	if (!exact && fedsnap_verify_payload(&s, e) < 0)
 		goto done;
+	if ((rc = ingest_check_room(fs, &s.m.delta, s.m.base, s.m.kernel,
+				    e)) < 0)
+		goto done;
+	rc = -EINVAL;
 
 	if (commit) {
 		/* stored before the authority hears of it: a commitment is a
@@ -298,6 +323,8 @@ ingest_image(struct fedfs *fs, struct node *n, int fd, struct err *e)
 		rc = -EINVAL;
 		goto done;
 	}
+	if ((rc = ingest_check_room(fs, &ix, NULL, NULL, e)) < 0)
+		goto done;
 	pins_chunks(fs, &ix, true);
 	pinned = true;
 	if (ingest_store_chunks(fs, fd, 0, &ix, e) < 0) {

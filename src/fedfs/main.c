@@ -3,6 +3,7 @@
  *
  *   fedfs MOUNTPOINT --state DIR --authority URL --key KEYFILE
  *         --serve ADDR:PORT [--public ADDR:PORT] [--cache-max BYTES] [-f]
+ *   fedfs --fsck --state DIR [--json]
  *
  * Start-up order matters: everything that can fail for a reason worth
  * telling (key, state dir, object-server port, mount) happens before the
@@ -38,11 +39,13 @@
 #include "common/proc.h"
 #include "fedfs/fedfs.h"
 #include "fedfs/fs.h"
+#include "fedfs/scrub.h"
 
 static const char usage[] =
 	"usage: fedfs MOUNTPOINT --state DIR --authority URL --key KEYFILE\n"
 	"             --serve ADDR:PORT [--public ADDR:PORT] [--cache-max BYTES]\n"
-	"             [-f] [--json-logs] [--debug]\n"
+	"             [--scrub-rate BYTES] [-f] [--json-logs] [--debug]\n"
+	"       fedfs --fsck --state DIR [--json]\n"
 	"\n"
 	"Mount the federation's filesystem at MOUNTPOINT: trusted kernels and\n"
 	"bases, published delta snapshots, the newest snapshot of each service,\n"
@@ -58,8 +61,18 @@ static const char usage[] =
 	"                     with the owner's key to publish\n"
 	"  --serve ADDR:PORT  where the object server listens\n"
 	"  --public ADDR:PORT where other peers reach it (default: --serve)\n"
-	"  --cache-max BYTES  chunk store quota (suffixes K, M, G); chunks of\n"
-	"                     committed or published snapshots are never evicted\n"
+	"  --cache-max BYTES  chunk store quota (suffixes K, M, G; 0: none but\n"
+	"                     the disk); default 80% of what the store's\n"
+	"                     filesystem can hold (free + held) at start.  Chunks\n"
+	"                     of committed or published snapshots are never\n"
+	"                     evicted; a full disk evicts the others\n"
+	"  --scrub-rate BYTES a background scrub re-hashes every stored chunk at\n"
+	"                     this many bytes/s (default 8M; 0: off)\n"
+	"  --no-verify-store  do not hash chunks read from the store (a benchmark\n"
+	"                     knob: fedfs then serves whatever is on its disk)\n"
+	"  --fsck             check every chunk under DIR (fedfs not running),\n"
+	"                     drop bad ones, print a summary (--json: as JSON);\n"
+	"                     exit status 1 if any was bad\n"
 	"  -f                 stay in the foreground (logs on stderr; otherwise\n"
 	"                     in DIR/fedfs.log, and a failure to start on\n"
 	"                     stderr too)\n";
@@ -231,6 +244,100 @@ libfuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
 			"fuse: %s", m);
 }
 
+/* Bytes as "12.3 MiB", for log lines. */
+static const char *
+fmt_mib(uint64_t n, char *buf, size_t bufsz)
+{
+	snprintf(buf, bufsz, "%.1f MiB", (double)n / 1048576);
+	return buf;
+}
+
+/*
+ * The store's quota: an explicit --cache-max (0: none), said if it is more
+ * than the store's filesystem can hold; by default 80% of what it can hold
+ * now (bytes free there plus bytes the store holds already), which leaves
+ * the disk room for the rest of fedfs's state and for other programs.
+ */
+static void
+quota_choose(struct fedfs *fs, bool given)
+{
+	uint64_t cap = store_capacity(fs->store);
+	char a[32], b[32];
+
+	if (!given) {
+		fs->cache_max = cap / 10 * 8;
+		log_info("chunk store quota %s: 80%% of the %s its filesystem "
+			 "can hold (free + held; --cache-max to choose)",
+			 fmt_mib(fs->cache_max, a, sizeof(a)),
+			 fmt_mib(cap, b, sizeof(b)));
+	} else if (fs->cache_max > cap && cap > 0) {
+		log_warn("--cache-max %s is more than the %s the store's "
+			 "filesystem can hold: the disk fills first, and then "
+			 "fedfs evicts", fmt_mib(fs->cache_max, a, sizeof(a)),
+			 fmt_mib(cap, b, sizeof(b)));
+	}
+	store_set_quota(fs->store, fs->cache_max);
+}
+
+/* fedfs --fsck: check every chunk of STATE's store, drop bad ones, say
+ * what was found.  Returns the exit status: 0 all good, 1 some bad, 2
+ * the store could not be opened. */
+static int
+fsck_main(const char *state, bool json)
+{
+	struct scrub_report r;
+	struct store *s;
+	struct err e;
+	char a[32];
+
+	if (store_open(state, 0, &s, &e) < 0) {
+		log_error("chunk store: %s", e.msg);
+		return 2;
+	}
+	scrub_all(s, &r);
+	store_close(s);
+	if (json) {
+		json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:o}",
+		    "store", state, "chunks", (json_int_t)r.chunks,
+		    "bytes", (json_int_t)r.bytes, "good", (json_int_t)r.good,
+		    "bad", (json_int_t)r.bad,
+		    "unreadable", (json_int_t)r.unreadable, "dropped",
+		    r.bad_list ? r.bad_list : json_array());
+
+		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		putchar('\n');
+		json_decref(j);
+	} else {
+		printf("fsck %s: %" PRIu64 " chunks (%s) checked: %" PRIu64
+		       " good, %" PRIu64 " bad (dropped), %" PRIu64
+		       " unreadable\n", state, r.chunks,
+		       fmt_mib(r.bytes, a, sizeof(a)), r.good, r.bad,
+		       r.unreadable);
+		json_decref(r.bad_list);
+	}
+	return r.bad > 0 || r.unreadable > 0 ? 1 : 0;
+}
+
+/* Start the background scrubber (rate 0: none), and say so. */
+static int
+scrub_begin(struct fedfs *fs, uint64_t rate, bool verify)
+{
+	struct err e;
+
+	if (!verify) {
+		log_warn("--no-verify-store: chunks read from the store are not "
+			 "hashed, nor scrubbed (a benchmark knob)");
+		return 0;
+	}
+	if (rate == 0)
+		return 0;
+	if (scrub_start(fs->store, rate, &fs->scrubber, &e) < 0) {
+		log_error("%s", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -244,6 +351,10 @@ main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "json-logs", no_argument, NULL, 'j' },
 		{ "debug", no_argument, NULL, 'd' },
+		{ "scrub-rate", required_argument, NULL, 'r' },
+		{ "no-verify-store", no_argument, NULL, 'V' },
+		{ "fsck", no_argument, NULL, 'F' },
+		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -251,6 +362,8 @@ main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *loop;
 	bool foreground = false, json = false, have_key = false;
+	bool quota_given = false, verify = true, fsck = false, fsck_json = false;
+	uint64_t scrub_rate = SCRUB_RATE_DEFAULT;
 	char *argv0 = argv[0], self[FETCH_ADDR_MAX];
 	int c, rc = 1, ready = -1, logfd = -1;
 	struct err e;
@@ -275,7 +388,19 @@ main(int argc, char **argv)
 					optarg);
 				return 2;
 			}
+			quota_given = true;
 			break;
+		case 'r':
+			if (parse_bytes(optarg, &scrub_rate) < 0) {
+				fprintf(stderr, "fedfs: --scrub-rate %s: expected "
+					"bytes per second (K, M, G allowed)\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'V': verify = false; break;
+		case 'F': fsck = true; break;
+		case 'J': fsck_json = true; break;
 		case 'f': foreground = true; break;
 		case 'j': json = true; break;
 		case 'd': log_set_level(LOG_DEBUG); break;
@@ -284,6 +409,19 @@ main(int argc, char **argv)
 			fputs(usage, stderr);
 			return 2;
 		}
+	}
+	if (fsck) {
+		if (optind != argc || !fs.state_dir) {
+			fprintf(stderr, "fedfs: --fsck needs --state DIR and "
+				"nothing else to do (see fedfs --help)\n");
+			return 2;
+		}
+		log_init("fedfs", json);
+		if (crypto_init(&e) < 0) {
+			log_error("%s", e.msg);
+			return 2;
+		}
+		return fsck_main(fs.state_dir, fsck_json);
 	}
 	if (optind != argc - 1 || !fs.state_dir || !fs.authority ||
 	    !fs.serve || !have_key) {
@@ -332,6 +470,8 @@ main(int argc, char **argv)
 		log_error("chunk store: %s", e.msg);
 		goto out;
 	}
+	store_set_verify(fs.store, verify);
+	store_set_describe(fs.store, catalog_describe_chunk, &fs);
 	if (objsrv_start(fs.serve, fs.store, fedfs_metrics, &fs, &fs.objsrv,
 			 &e) < 0) {
 		log_error("%s", e.msg);
@@ -350,7 +490,10 @@ main(int argc, char **argv)
 	fetcher_on_liar(fs.fetcher, authlink_liar, &fs);
 	catalog_load(&fs);
 	pins_load(&fs);
+	quota_choose(&fs, quota_given);
 	store_enforce_quota(fs.store);	/* now that it knows what stays */
+	if (scrub_begin(&fs, scrub_rate, verify) < 0)
+		goto out_fetcher;
 
 	fuse_opt_add_arg(&args, argv0);
 	fuse_opt_add_arg(&args, "-o");
@@ -401,6 +544,7 @@ out_unmount:
 out_session:
 	fuse_session_destroy(fs.session);
 out_fetcher:
+	scrub_stop(fs.scrubber);
 	fetcher_stop(fs.fetcher);
 out_link:
 	authlink_stop(&fs);

@@ -1,5 +1,9 @@
 /*
  * status.c - /fed/.status (JSON) and the fedfs half of GET /metrics.
+ *
+ * .status "cache" also says what the store found wrong with itself:
+ * bad_chunks dropped, disk_full events, write_errors, and the scrubber's
+ * figures ("scrub").
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,6 +13,21 @@
 #include "common/hex.h"
 #include "common/timefmt.h"
 #include "fedfs/fedfs.h"
+#include "fedfs/scrub.h"
+
+/* The store's checks and faults, into the "cache" object c. */
+static void
+status_store(json_t *c, struct fedfs *fs, const struct store_stats *st)
+{
+	json_object_set_new(c, "verify", json_boolean(store_verifying(fs->store)));
+	json_object_set_new(c, "bad_chunks", json_integer((json_int_t)st->bad_chunks));
+	json_object_set_new(c, "verified_bytes",
+			    json_integer((json_int_t)st->verified_bytes));
+	json_object_set_new(c, "disk_full", json_integer((json_int_t)st->disk_full));
+	json_object_set_new(c, "write_errors",
+			    json_integer((json_int_t)st->write_errors));
+	json_object_set_new(c, "scrub", scrub_status(fs->scrubber));
+}
 
 json_t *
 fedfs_status(struct fedfs *fs)
@@ -66,8 +85,10 @@ fedfs_status(struct fedfs *fs)
 	    "ingest", "accepted", (json_int_t)fs->ingest_ok,
 		"refused", (json_int_t)fs->ingest_refused);
 	pthread_rwlock_unlock(&fs->lock);
-	if (j != NULL)
-		json_object_set_new(j, "fetch", fetcher_status(fs->fetcher));
+	if (j == NULL)
+		return NULL;
+	json_object_set_new(j, "fetch", fetcher_status(fs->fetcher));
+	status_store(json_object_get(j, "cache"), fs, &st);
 	return j;
 }
 

@@ -26,6 +26,9 @@
 #endif
 /* fed's own UML kernel, as scripts/deps.sh installs it */
 #define FED_UML_KERNEL		FED_LIBDIR "/linux.uml"
+/* hostfs= a path that is not there: no host directory for the guest
+ * (fed's kernel has no hostfs at all; a Debian one would) */
+#define MACHINE_NOHOSTFS	"/nonexistent-fed-hostfs"
 #define FED_BUSYBOX		"/bin/busybox"	/* busybox-static */
 
 /* the uid and gid the owner's import boot runs as, when run by root: not
@@ -36,6 +39,17 @@
 #define LAST_WORDS_MAX		400	/* room for machine_last_words */
 
 struct jail_plan;
+
+/* What kind of machine a snapshot is (its manifest's "machine"): a UML
+ * kernel booted over a disk, or a QEMU resumed from its running state. */
+enum machine_kind { MACHINE_UML, MACHINE_QEMU };
+
+/* "uml", "qemu" (static strings). */
+const char *machine_kind_name(enum machine_kind k);
+
+/* The kind a manifest's "machine" names.  Returns 0, or -1 for any other
+ * word (not run here). */
+int machine_kind_parse(const char *name, enum machine_kind *k);
 
 struct uml_boot {
 	char *const *argv;	/* argv[0]: the kernel, run as is */
@@ -112,5 +126,27 @@ struct machine_seccomp {
 
 int machine_seccomp_build(struct machine_seccomp *out, struct err *e);
 void machine_seccomp_free(struct machine_seccomp *s);
+
+/* ------------------------------------------- a UML machine's command line */
+
+struct uml_params {
+	const char *kernel, *cow, *base;
+	unsigned mem_mb;
+	const char *tap;		/* NULL: no network */
+	const char *guest_addr;		/* "10.77.0.2" */
+	unsigned prefix;		/* 30 */
+	const char *gateway;		/* host end of the tap */
+	const char *hostfs;		/* MACHINE_NOHOSTFS for untrusted guests */
+	const char *uml_dir;		/* UML's own files (~/.uml); NULL: its
+					   default */
+};
+
+/*
+ * The argv of linux.uml for p: a NULL-terminated malloc'd array of malloc'd
+ * strings (argv[0] is p->kernel); free with uml_argv_free.  Returns NULL
+ * on a missing field or out of memory.
+ */
+char **uml_argv(const struct uml_params *p);
+void uml_argv_free(char **argv);
 
 #endif

@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "common/proc.h"
-#include "common/qemu.h"
+#include "machine/qemu.h"
 #include "machine/machine.h"
 
 /* Where `ip netns` keeps named namespaces: a bind mount of each. */

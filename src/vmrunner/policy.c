@@ -1,8 +1,8 @@
 /*
  * policy.c - the vmrunner's pure decisions, kept apart so unit tests can
  * check them without a VM: the restart backoff (kubelet's: 1 s doubling to
- * a 5 min cap, reset after 10 min up), the linux.uml command line, and the
- * status.json document `fed status` reads.
+ * a 5 min cap, reset after 10 min up) and the status.json document
+ * `fed status` reads.  The machines' command lines are machine/'s.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -44,58 +44,6 @@ vm_state_name(enum vm_state s)
 	return "unknown";
 }
 
-void
-uml_argv_free(char **argv)
-{
-	if (argv == NULL)
-		return;
-	for (char **a = argv; *a != NULL; a++)
-		free(*a);
-	free(argv);
-}
-
-char **
-uml_argv(const struct uml_params *p)
-{
-	char **argv;
-	int n = 0, ok = 1;
-
-	if (!p->kernel || !p->cow || !p->base || !p->hostfs || p->mem_mb == 0)
-		return NULL;
-	if (p->tap && (!p->guest_addr || !p->gateway || !p->prefix))
-		return NULL;
-	if ((argv = calloc(20, sizeof(*argv))) == NULL)
-		return NULL;
-#define ADD(...) do { if (asprintf(&argv[n], __VA_ARGS__) < 0) { argv[n] = NULL; ok = 0; } else n++; } while (0)
-	ADD("%s", p->kernel);
-	ADD("ubd0=%s,%s", p->cow, p->base);
-	ADD("root=/dev/ubda");
-	ADD("rw");
-	ADD("init=/init");
-	ADD("mem=%uM", p->mem_mb);
-	ADD("con=null");
-	ADD("con0=null,fd:1");
-	/* boot time: no serial lines, no BSD ptys (allocating 256 of them
-	 * took 0.7-2.4 s of a 2-6 s boot, measured with initcall_debug) */
-	ADD("ssl=null");
-	ADD("pty.legacy_count=0");
-	ADD("quiet");
-	if (ok && p->tap) {
-		ADD("vec0:transport=tap,ifname=%s", p->tap);
-		ADD("fed.ip=%s/%u", p->guest_addr, p->prefix);
-		ADD("fed.gw=%s", p->gateway);
-	}
-	ADD("hostfs=%s", p->hostfs);
-	if (ok && p->uml_dir)
-		ADD("uml_dir=%s", p->uml_dir);
-#undef ADD
-	if (!ok) {
-		uml_argv_free(argv);
-		return NULL;
-	}
-	return argv;
-}
-
 json_t *
 vm_status_json(struct vm *const *vms, size_t n, time_t now)
 {
@@ -105,7 +53,7 @@ vm_status_json(struct vm *const *vms, size_t n, time_t now)
 	for (size_t i = 0; i < n; i++) {
 		const struct vm *v = vms[i];
 
-		if (v->qemu && v->leased)
+		if (v->kind == MACHINE_QEMU && v->leased)
 			snprintf(addr, sizeof(addr), "%s", QEMU_GUEST_ADDR);
 		else if (v->leased)
 			inet_ntop(AF_INET, &v->lease.guest, addr, sizeof(addr));
@@ -123,7 +71,7 @@ vm_status_json(struct vm *const *vms, size_t n, time_t now)
 						      v->up_since ? now - v->up_since : 0),
 			      "tap", v->leased ? v->tap : "",
 			      "pid", (int)v->pid,
-			      "machine", v->qemu ? "qemu" : "uml");
+			      "machine", machine_kind_name(v->kind));
 		if (o != NULL)
 			json_array_append_new(arr, o);
 	}

@@ -5,16 +5,17 @@
  *
  * Data flow (docs/vmrunner.md): commit/<file> appears -> vm_check (signature,
  * payload, trusted and not revoked) -> kernel copied into the cache and
- * hashed -> delta unpacked into STATE/vms/<id>/disk.cow over bases/<sha> ->
- * lease + host port (netmap) -> tap -> linux.uml -> guest port accepts ->
- * relay mapping -> PUT /v1/commitments/<id> up.  A dead UML goes to backoff
- * and comes back; commit/<file> gone -> everything above undone in reverse.
+ * hashed, and probed once -> delta unpacked into STATE/vms/<id>/disk.cow
+ * over bases/<sha> -> room in what the peer lends -> lease + host port
+ * (netmap) -> jail uid, the VM's own network namespace with its tap ->
+ * linux.uml in its jail (machine/jail.h) -> guest port accepts -> relay
+ * mapping -> PUT /v1/commitments/<id> up.  A dead UML goes to backoff and
+ * comes back; commit/<file> gone -> everything above undone in reverse.
  *
- * A running-state snapshot (machine "qemu") differs in three steps: the
+ * A running-state snapshot (machine "qemu") differs in two steps: the
  * resume check (QEMU version, machine type, memory, command line: qemu.h)
- * before anything else; disk.raw + state.bin unpacked instead of a COW;
- * and QEMU resumed from state.bin in a network namespace of the VM's own
- * (named like its tap) instead of linux.uml booted on a tap.
+ * before anything else; disk.raw + state.bin unpacked instead of a COW,
+ * and QEMU resumed from state.bin instead of linux.uml booted.
  */
 #ifndef FED_VMRUNNER_H
 #define FED_VMRUNNER_H
@@ -30,8 +31,9 @@
 #include "common/crypto.h"
 #include "common/err.h"
 #include "common/manifest.h"
-#include "common/qemu.h"
+#include "machine/qemu.h"
 #include "machine/cgroup.h"
+#include "machine/machine.h"
 #include "netmap/netmap.h"
 
 #define VM_BACKOFF_FIRST	1	/* seconds before the first restart */
@@ -40,11 +42,11 @@
 #define VM_BOOT_TIMEOUT		90	/* s from exec to the guest port accepting */
 #define VM_RESUME_TIMEOUT	60	/* s for QEMU to load its memory state */
 #define VM_DRAIN_S		10	/* s a superseded VM runs on for them */
-#define VM_NOHOSTFS		"/nonexistent-fed-hostfs"
 #define VM_UID_MIN		2000000	/* the jails' uids and gids: */
 #define VM_UID_COUNT		1000	/* 2000000-2000999 by default */
 #define VM_MEM_OVERHEAD_MB	24	/* host memory of a VM beyond its mem= */
-#define VM_PIDS_MAX		256	/* host processes of one VM */
+#define VM_PIDS_MAX		128	/* host processes of one VM (each guest
+					   process is one: see docs/vmrunner.md) */
 #define VM_UNPACKED		"unpacked"	/* QEMU: disk.raw + state.bin complete */
 
 enum vm_state {
@@ -53,6 +55,19 @@ enum vm_state {
 	VM_BACKOFF,		/* dead, waiting to be restarted */
 	VM_STOPPED,		/* superseded by a newer version, or shut down */
 	VM_DRAINING,		/* superseded: finishing the connections it had */
+};
+
+/* The report a VM owes the authority, retried until taken.  A VM reported
+ * up is reported up again at a third of the authority's peer ttl (its reply
+ * says how long): a commitment not re-reported within it goes down by
+ * itself, so a peer that vanishes leaves the lookups. */
+struct vm_report {
+	bool pending;
+	bool up;
+	bool refresh;		/* the pending report only repeats the last */
+	double next_try;	/* monotonic */
+	double taken_at;	/* the last one the authority took */
+	int peer_ttl;		/* what it said with it; 0: never expires */
 };
 
 struct vm {
@@ -67,7 +82,8 @@ struct vm {
 	char dir[PATH_MAX - 64];	/* STATE/vms/<id> */
 	struct lease lease;
 	bool leased;
-	char tap[LEASE_IFNAME_MAX];
+	char tap[LEASE_IFNAME_MAX];	/* the lease's name; the namespace's
+					   is netns (the tap inside: fedq0) */
 	char netns[64];			/* its network namespace's name */
 	uid_t uid;			/* its jail's uid and gid; 0: none yet */
 	struct cgroup cg;		/* its limits */
@@ -93,14 +109,16 @@ struct vm {
 	double probe_t;			/* monotonic: that connect began */
 	double next_probe;		/* monotonic: the next one, at most */
 	bool seen;			/* still in commit/ at the last scan */
-	/* machine "qemu" only */
-	bool qemu;
+	struct vm_report report;	/* owed to the authority */
+	enum machine_kind kind;
+	/* MACHINE_QEMU only */
 	json_t *qemu_args;		/* the recorded command line, owned */
 	unsigned qemu_mem_mb;		/* its machine's memory */
 	char initrd_path[PATH_MAX];	/* STATE/kernels/<sha>.initrd */
+	double resume_s;		/* exec to QMP cont, seconds */
+	/* every machine: its network namespace */
 	int netns_fd;			/* /run/netns/<netns>; -1 */
 	bool netns_made;		/* namespace <netns> exists */
-	double resume_s;		/* exec to QMP cont, seconds */
 };
 
 /* Seconds to wait before restart number `failures` (1, 2, 4 ... capped at
@@ -113,26 +131,6 @@ unsigned vm_backoff_next(unsigned failures, double up_seconds);
 
 /* "starting", "up", "backoff", "stopped" (static strings). */
 const char *vm_state_name(enum vm_state s);
-
-struct uml_params {
-	const char *kernel, *cow, *base;
-	unsigned mem_mb;
-	const char *tap;		/* NULL: no network */
-	const char *guest_addr;		/* "10.77.0.2" */
-	unsigned prefix;		/* 30 */
-	const char *gateway;		/* host end of the tap */
-	const char *hostfs;		/* VM_NOHOSTFS for untrusted guests */
-	const char *uml_dir;		/* UML's own files (~/.uml); NULL: its
-					   default */
-};
-
-/*
- * The argv of linux.uml for p: a NULL-terminated malloc'd array of malloc'd
- * strings (argv[0] is p->kernel); free with uml_argv_free.  Returns NULL
- * on a missing field or out of memory.
- */
-char **uml_argv(const struct uml_params *p);
-void uml_argv_free(char **argv);
 
 /* status.json's object for vms[0..n) at wall time now (new reference). */
 json_t *vm_status_json(struct vm *const *vms, size_t n, time_t now);

@@ -2,7 +2,7 @@
  * test_machine.c - src/machine: a dead kernel's last words (the AMX panic,
  * an out-of-memory, a console with no cause, hostile bytes, bounds), a boot
  * whose console and time are bounded, and an import disk that holds its
- * tree (read back with e2fsprogs' debugfs).
+ * tree (read back with e2fsprogs' debugfs), and the UML command line.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -143,4 +143,89 @@ Test(import_disk, refuses_a_tree_that_is_not_there)
 	cr_assert_eq(import_disk_make("/nonexistent-fed-tree", "/tmp/x.img",
 				      &e), -1);
 	cr_assert(strstr(e.msg, "/nonexistent-fed-tree") != NULL, "%s", e.msg);
+}
+
+/* ------------------------------------------------ the UML command line */
+
+static int
+argv_has(char **argv, const char *word)
+{
+	for (char **a = argv; *a; a++)
+		if (strcmp(*a, word) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+argv_count(char **argv)
+{
+	int n = 0;
+
+	while (argv[n])
+		n++;
+	return n;
+}
+
+Test(machine, uml_command_line_with_network)
+{
+	struct uml_params p = {
+		.kernel = "/s/kernels/abc", .cow = "/s/vms/id/disk.cow",
+		.base = "/fed/bases/def", .mem_mb = 96, .tap = "fed0a4d0002",
+		.guest_addr = "10.77.0.2", .prefix = 30, .gateway = "10.77.0.1",
+		.hostfs = MACHINE_NOHOSTFS,
+	};
+	char **argv = uml_argv(&p);
+
+	cr_assert_not_null(argv);
+	cr_expect_str_eq(argv[0], "/s/kernels/abc");
+	cr_expect_str_eq(argv[1], "ubd0=/s/vms/id/disk.cow,/fed/bases/def");
+	cr_expect(argv_has(argv, "root=/dev/ubda"));
+	cr_expect(argv_has(argv, "rw"));
+	cr_expect(argv_has(argv, "init=/init"));
+	cr_expect(argv_has(argv, "mem=96M"));
+	cr_expect(argv_has(argv, "con=null"));
+	cr_expect(argv_has(argv, "con0=null,fd:1"));
+	cr_expect(argv_has(argv, "pty.legacy_count=0"));
+	cr_expect(argv_has(argv, "vec0:transport=tap,ifname=fed0a4d0002"));
+	cr_expect(argv_has(argv, "fed.ip=10.77.0.2/30"));
+	cr_expect(argv_has(argv, "fed.gw=10.77.0.1"));
+	cr_expect(argv_has(argv, "hostfs=/nonexistent-fed-hostfs"));
+	cr_expect(!argv_has(argv, "fed.import=/"));
+	cr_expect_eq(argv_count(argv), 15);
+	uml_argv_free(argv);
+}
+
+Test(machine, uml_command_line_without_network)
+{
+	struct uml_params p = {
+		.kernel = "k", .cow = "c", .base = "b", .mem_mb = 64,
+		.hostfs = MACHINE_NOHOSTFS,
+	};
+	char **argv = uml_argv(&p);
+
+	cr_assert_not_null(argv);
+	for (char **a = argv; *a; a++) {
+		cr_expect(strncmp(*a, "vec0", 4) != 0);
+		cr_expect(strncmp(*a, "fed.ip", 6) != 0);
+	}
+	cr_expect_eq(argv_count(argv), 12);
+	uml_argv_free(argv);
+}
+
+Test(machine, uml_command_line_refuses_missing_fields)
+{
+	struct uml_params p = {
+		.kernel = "k", .cow = "c", .base = "b", .mem_mb = 64,
+		.hostfs = MACHINE_NOHOSTFS,
+	};
+
+	p.hostfs = NULL;	/* never boot a guest with the host's files */
+	cr_expect_null(uml_argv(&p));
+	p.hostfs = MACHINE_NOHOSTFS;
+	p.mem_mb = 0;
+	cr_expect_null(uml_argv(&p));
+	p.mem_mb = 64;
+	p.tap = "fed0";		/* a tap without an address */
+	cr_expect_null(uml_argv(&p));
+	uml_argv_free(NULL);
 }

@@ -23,7 +23,7 @@
 #include <linux/if_tun.h>
 #include <stdlib.h>
 
-#include "common/qemu.h"
+#include "machine/qemu.h"
 #include "machine/machine.h"
 
 #define OWNER 2000123	/* a uid no one has */

@@ -1,5 +1,5 @@
 /*
- * test_qemu.c - the pure parts of common/qemu.c: QMP replies (return,
+ * test_qemu.c - the pure parts of machine/qemu.c: QMP replies (return,
  * error, event, garbage), a QMP session over a socketpair with a fake QEMU,
  * the resume check's messages, argv placeholders, and the kernel object.
  */
@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/qemu.h"
+#include "machine/qemu.h"
 #include "common/timefmt.h"
 #include "lib/testutil.h"
 

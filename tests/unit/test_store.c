@@ -153,7 +153,7 @@ Test(store, refuses_bytes_that_do_not_match_their_name)
 	cr_assert_eq(store_open(dir, 0, &s, &e), 0);
 	chunk(buf, h, 2);
 	buf[100] ^= 1;
-	cr_assert_eq(store_put(s, h, buf, CHUNK, STORE_COPIED_IN, &e), -1);
+	cr_assert_eq(store_put(s, h, buf, CHUNK, STORE_COPIED_IN, &e), STORE_BAD_HASH);
 	cr_assert(strstr(e.msg, "hash mismatch") != NULL, "%s", e.msg);
 	cr_assert(!store_has(s, h));
 	store_chunk_path(s, h, path, sizeof(path));

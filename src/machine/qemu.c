@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "common/proc.h"
-#include "common/qemu.h"
+#include "machine/qemu.h"
 #include "common/timefmt.h"
 
 #define QMP_LINE_MAX (1u << 20)
