@@ -141,7 +141,7 @@ demo:
 	$(MAKE) all
 	bash scripts/demo.sh
 
-bench: all
+bench: all $(TOOL_BINS)
 	@for b in bench/*.sh; do [ $$b = bench/lib.sh ] && continue; \
 		echo "== $$b"; bash $$b || exit 1; done
 

@@ -14,6 +14,7 @@
 set -Eeuo pipefail
 trap 'echo "bench/fedfs_net.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 source "$(dirname "$0")/../tests/e2e/lib.sh"
+FLOOD=$ROOT/${BUILD:-build}/tests/tools/flood
 set +u
 if [ -z "${FED_NET_NS:-}" ]; then
 	[ "$(id -u)" = 0 ] || { echo "bench/fedfs_net.sh: needs root" >&2; exit 1; }
@@ -88,21 +89,7 @@ cluster() {
 	done
 	for r in calm flood; do
 		if [ $r = flood ]; then
-			python3 - "$(host "$so")" "${so##*:}" >"$d/flood$tag" 2>&1 <<'EOF' &
-import socket, sys, time
-socks = []
-for a in range(16):
-	for k in range(64):
-		s = socket.socket()
-		s.bind(("127.99.1.%d" % (a + 1), 0))
-		try:
-			s.connect((sys.argv[1], int(sys.argv[2])))
-		except OSError:
-			pass
-		socks.append(s)
-print("ready", flush=True)
-time.sleep(600)
-EOF
+			"$FLOOD" 127.99.1. "$(host "$so")" "${so##*:}" >"$d/flood$tag" 2>&1 &
 			fpid=$!
 			on_exit "kill $fpid"
 			wait_for 60 grep -q ready "$d/flood$tag"

@@ -32,9 +32,8 @@ packages=(
 	# bench/uml.sh boots Debian's own UML kernel beside fed's
 	user-mode-linux
 	# e2e/federation.sh: a tampering peer redirects its port (nft DNAT);
-	# e2e/fedfs_net.sh and bench/fedfs_net.sh drop packets with it, and
-	# hold a flood of idle connections with python3
-	nftables python3
+	# e2e/fedfs_net.sh and bench/fedfs_net.sh drop packets with it
+	nftables
 	# running-state snapshots: QEMU (TCG), and cpio for the initramfs that
 	# scripts/mkqemukernel.sh packs beside Debian's kernel
 	qemu-system-x86 cpio

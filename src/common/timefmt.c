@@ -47,3 +47,12 @@ mono_now(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
+
+void
+timespec_add(struct timespec *t, double secs)
+{
+	long long ns = (long long)(secs * 1e9) + t->tv_nsec;
+
+	t->tv_sec += (time_t)(ns / 1000000000);
+	t->tv_nsec = (long)(ns % 1000000000);
+}

@@ -19,4 +19,8 @@ int rfc3339_parse(const char *s, time_t *out);
  * change of the wall clock must not move. */
 double mono_now(void);
 
+/* t advanced by secs (>= 0), nanoseconds kept below a second: deadlines
+ * for pthread_cond_timedwait on a CLOCK_MONOTONIC condition. */
+void timespec_add(struct timespec *t, double secs);
+
 #endif

@@ -94,6 +94,19 @@ authlink_result(struct fedfs *fs, bool reached, const char *why)
 			 fs->authority, why ? why : "no answer", AUTHLINK_DOWN_S);
 }
 
+/* t last in the queue.  Lock held. */
+static void
+authlink_append(struct authlink *l, struct authlink_tell *t)
+{
+	t->next = NULL;
+	if (l->tail != NULL)
+		l->tail->next = t;
+	else
+		l->head = t;
+	l->tail = t;
+	l->queued++;
+}
+
 /* Queue t (taken) to be told; dropped with a line if the queue is full. */
 static void
 authlink_queue(struct fedfs *fs, struct authlink_tell *t)
@@ -108,13 +121,7 @@ authlink_queue(struct fedfs *fs, struct authlink_tell *t)
 		free(t);
 		return;
 	}
-	t->next = NULL;
-	if (l->tail != NULL)
-		l->tail->next = t;
-	else
-		l->head = t;
-	l->tail = t;
-	l->queued++;
+	authlink_append(l, t);
 	pthread_cond_broadcast(&l->cond);
 	pthread_mutex_unlock(&l->lock);
 }
@@ -226,12 +233,7 @@ authlink_next(struct authlink *l)
 			double left = l->down_until - now;
 
 			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_sec += (time_t)left;
-			until.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
+			timespec_add(&until, left);
 			pthread_cond_timedwait(&l->cond, &l->lock, &until);
 		}
 	}
@@ -260,13 +262,7 @@ authlink_loop(void *arg)
 			continue;
 		}
 		pthread_mutex_lock(&l->lock);
-		t->next = NULL;		/* again, last */
-		if (l->tail != NULL)
-			l->tail->next = t;
-		else
-			l->head = t;
-		l->tail = t;
-		l->queued++;
+		authlink_append(l, t);	/* again, last */
 	}
 	pthread_mutex_unlock(&l->lock);
 	return NULL;

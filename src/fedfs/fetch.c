@@ -240,12 +240,7 @@ void
 fetch_job_defer(struct fetcher *f, struct fetch_job *j, long ms)
 {
 	clock_gettime(CLOCK_MONOTONIC, &j->not_before);
-	j->not_before.tv_sec += ms / 1000;
-	j->not_before.tv_nsec += (ms % 1000) * 1000000L;
-	if (j->not_before.tv_nsec >= 1000000000L) {
-		j->not_before.tv_sec++;
-		j->not_before.tv_nsec -= 1000000000L;
-	}
+	timespec_add(&j->not_before, ms / 1000.0);
 	fetch_queue_push(f, j, false);
 }
 

@@ -19,6 +19,7 @@
 
 #include "common/hex.h"
 #include "common/log.h"
+#include "common/timefmt.h"
 #include "fedfs/scrub.h"
 
 struct scrubber {
@@ -87,15 +88,6 @@ scrub_wait_until(struct scrubber *sc, const struct timespec *t)
 	return sc->stopping;
 }
 
-static void
-scrub_advance(struct timespec *t, double secs)
-{
-	long long ns = (long long)(secs * 1e9) + t->tv_nsec;
-
-	t->tv_sec += (time_t)(ns / 1000000000);
-	t->tv_nsec = (long)(ns % 1000000000);
-}
-
 /* One pass over what is held now, paced.  Returns true if stopping. */
 static bool
 scrub_pass(struct scrubber *sc)
@@ -117,7 +109,7 @@ scrub_pass(struct scrubber *sc)
 		if (now.tv_sec > next.tv_sec ||
 		    (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec))
 			next = now;		/* no burst after a slow read */
-		scrub_advance(&next, (double)bytes / (double)sc->rate);
+		timespec_add(&next, (double)bytes / (double)sc->rate);
 		pthread_mutex_lock(&sc->lock);
 		sc->chunks++;
 		sc->bytes += bytes;

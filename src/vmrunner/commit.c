@@ -554,9 +554,9 @@ runner_commit(struct runner *r, const char *name)
 	}
 	c.s.fd = -1;
 	snprintf(c.path, sizeof(c.path), "%s/commit/%s", r->cfg->fed, name);
-	(void)(commit_admit(r, &c) == 0 && commit_check(r, &c) == 0 &&
-	       commit_unpack(r, &c) == 0 && commit_net(r, &c) == 0 &&
-	       commit_spawn(r, &c) == 0);
+	if (commit_admit(r, &c) == 0 && commit_check(r, &c) == 0 &&
+	    commit_unpack(r, &c) == 0 && commit_net(r, &c) == 0)
+		commit_spawn(r, &c);
 	commit_end(r, &c);
 }
 

@@ -9,6 +9,7 @@
 # gets 400; a peer caught serving bad chunks is reported and disappears
 # from GET /v1/sources, also after the authority restarts.
 source "$(dirname "$0")/lib.sh"
+FLOOD=$ROOT/${BUILD:-build}/tests/tools/flood
 
 if [ -z "${FED_NET_NS:-}" ]; then
 	if [ "$(id -u)" != 0 ]; then
@@ -128,22 +129,7 @@ kill -CONT "$PID_p"
 
 # --- a connection flood ----------------------------------------------------------
 flood=$(newbase flood)
-python3 - "$(host "$SERVE_owner")" "${SERVE_owner##*:}" >"$d/flood.out" 2>&1 <<'EOF' &
-import socket, sys, time
-host, port = sys.argv[1], int(sys.argv[2])
-socks = []
-for a in range(16):
-	for k in range(64):
-		s = socket.socket()
-		s.bind(("127.0.1.%d" % (a + 1), 0))
-		try:
-			s.connect((host, port))
-		except OSError:
-			pass
-		socks.append(s)
-print("ready", flush=True)
-time.sleep(600)
-EOF
+"$FLOOD" 127.0.1. "$(host "$SERVE_owner")" "${SERVE_owner##*:}" >"$d/flood.out" 2>&1 &
 fpid=$!
 on_exit "kill $fpid"
 wait_for 30 grep -q ready "$d/flood.out"

@@ -37,9 +37,10 @@ static char live[FETCH_ADDR_MAX], gone[FETCH_ADDR_MAX];
 static const char *order[2];		/* what the sources callback says */
 static int norder;
 
-/* A loopback port nobody listens on: bound, then closed. */
-static void
-gone_addr(char *out)
+/* A socket bound to a free loopback port, listening or not; out is its
+ * "127.0.0.1:port". */
+static int
+loopback_socket(char *out, bool listening)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t len = sizeof(a);
@@ -48,9 +49,18 @@ gone_addr(char *out)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	cr_assert(fd >= 0);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	if (listening)
+		cr_assert_eq(listen(fd, 128), 0);
 	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
 	snprintf(out, FETCH_ADDR_MAX, "127.0.0.1:%u", ntohs(a.sin_port));
-	close(fd);
+	return fd;
+}
+
+/* A loopback port nobody listens on: bound, then closed. */
+static void
+gone_addr(char *out)
+{
+	close(loopback_socket(out, false));
 }
 
 /* A loopback port that drops connections, as the address of a peer whose
@@ -723,17 +733,7 @@ Test(fetch, a_shared_chunk_comes_from_the_readers_own_sources_when_the_others_fa
 static int
 stalled_addr(char *out)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert(fd >= 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(fd, 128), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	snprintf(out, FETCH_ADDR_MAX, "127.0.0.1:%u", ntohs(a.sin_port));
-	return fd;
+	return loopback_socket(out, true);
 }
 
 Test(fetch, a_source_that_accepts_and_stalls_costs_less_than_the_first_byte_deadline)
