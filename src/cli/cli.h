@@ -49,6 +49,7 @@ int cmd_snapshot(int argc, char **argv);
 struct snap_opts {
 	const char *service, *key, *name;
 	uint64_t guest_port, version, chunk_size;
+	struct egress egress;	/* --egress: what the guest asks to open */
 	bool json;
 };
 #define SNAP_LONG_OPTS \
@@ -58,6 +59,7 @@ struct snap_opts {
 	{ "name", required_argument, NULL, 'n' }, \
 	{ "version", required_argument, NULL, 'v' }, \
 	{ "chunk-size", required_argument, NULL, 'C' }, \
+	{ "egress", required_argument, NULL, 'E' }, \
 	{ "json", no_argument, NULL, 'j' }
 
 /* Defaults: version = now, the default chunk size, nothing else set. */
@@ -69,7 +71,7 @@ void snap_opts_init(struct snap_opts *o);
 int snap_opt(struct snap_opts *o, int ch, const char *cmd);
 
 /* Load the key into seed and fill m's owner, service, guest port, name,
- * created, version, machine "uml" and delta format from o (--service,
+ * created, version, egress, machine "uml" and delta format from o (--service,
  * --guest-port and --key given).  Returns 0, or 1 after one line on stderr. */
 int snap_manifest_fill(const struct snap_opts *o, struct manifest *m,
 		       uint8_t seed[ED25519_SEED_LEN]);

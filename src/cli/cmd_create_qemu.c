@@ -443,7 +443,7 @@ create_running(const struct create_running *a, struct manifest *m,
 		cli_fail("a network namespace for the machine: %m (run as root)");
 		goto done;
 	}
-	if (machine_net_setup(NULL, 0, 0, &e) < 0) {
+	if (machine_net_setup(NULL, 0, 0, NULL, &e) < 0) {
 		cli_fail("%s", e.msg);
 		goto done;
 	}

@@ -37,7 +37,8 @@ static const char snapshot_help[] =
 static const char pack_help[] =
 	"usage: fed snapshot pack --base IMG --cow COW --service HOST:PORT\n"
 	"           --guest-port N --kernel-hash SHA256 --key KEYFILE -o OUT\n"
-	"           [--name NAME] [--version N] [--chunk-size BYTES] [--json]\n"
+	"           [--name NAME] [--version N] [--chunk-size BYTES]\n"
+	"           [--egress PROTO/PORT]... [--json]\n"
 	"\n"
 	"Turn a UML copy-on-write file over the base image IMG into a signed\n"
 	"delta snapshot OUT holding only the sectors that differ from the base,\n"
@@ -48,7 +49,12 @@ static const char pack_help[] =
 	"  --name NAME        snapshot name (default: the service host)\n"
 	"  --version N        newer versions of a service win (default: the\n"
 	"                     current Unix time, so a later pack is newer)\n"
-	"  --chunk-size BYTES power of two, 4 KiB..16 MiB (default 1 MiB)\n";
+	"  --chunk-size BYTES power of two, 4 KiB..16 MiB (default 1 MiB)\n"
+	"  --egress PROTO/PORT ask peers to let the guest open connections to\n"
+	"                     public addresses on that port (tcp/443, udp/53;\n"
+	"                     repeatable).  Each peer decides what it lends\n"
+	"                     (fed-vmrunner --egress-allow); by default a guest\n"
+	"                     opens no connection at all\n";
 
 static void
 print_json(json_t *j)
@@ -85,6 +91,17 @@ snap_opt(struct snap_opts *o, int ch, const char *cmd)
 			return cli_usage(cmd, "--version must be a positive "
 					 "integer");
 		return 1;
+	case 'E': {	/* repeatable, each a word or a list */
+		struct egress more;
+		struct err e;
+
+		if (egress_parse_list(optarg, &more, &e) < 0)
+			return cli_usage(cmd, "%s", e.msg);
+		for (unsigned i = 0; i < more.n; i++)
+			if (egress_add(&o->egress, &more.r[i], &e) < 0)
+				return cli_usage(cmd, "%s", e.msg);
+		return 1;
+	}
 	case 'C':
 		if (cli_parse_u64(optarg, 1, UINT32_MAX, &o->chunk_size) < 0 ||
 		    !chunkidx_valid_chunk_size(o->chunk_size))
@@ -117,6 +134,7 @@ snap_manifest_fill(const struct snap_opts *o, struct manifest *m,
 	rfc3339_format(time(NULL), m->created);
 	m->version = (int64_t)o->version;
 	m->guest_port = (uint16_t)o->guest_port;
+	m->egress = o->egress;
 	snprintf(m->machine, sizeof(m->machine), "uml");
 	snprintf(m->format, sizeof(m->format), "%s", DELTA_FORMAT_FEDCOW1);
 	return 0;

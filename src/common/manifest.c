@@ -20,7 +20,7 @@
 
 static const char *const manifest_known[] = {
 	"base", "created", "delta", "kernel", "machine", "name", "owner",
-	"qemu", "service", "version", NULL,
+	"qemu", "service", "version", "egress", NULL,
 };
 
 /* s as it may appear in an error message: at most outsz - 1 bytes, each
@@ -220,6 +220,8 @@ manifest_validate(const struct manifest *m, struct err *e)
 			return err_set(e, "manifest: field 'qemu' is only for "
 				       "machine \"qemu\"");
 	}
+	if (m->egress.n > EGRESS_MAX)
+		return err_set(e, "manifest: at most %d egress rules", EGRESS_MAX);
 	if (!chunkidx_valid_chunk_size(m->delta.chunk_size))
 		return err_set(e, "manifest: 'delta.chunk_size' is not a power "
 			       "of two in [%u, %u]", CHUNK_SIZE_MIN,
@@ -401,6 +403,9 @@ manifest_from_json(const json_t *root, struct manifest *m, struct err *e)
 	if ((qemu = json_object_get(root, "qemu")) != NULL &&
 	    manifest_qemu_from_json(qemu, &m->qemu, e) < 0)
 		return -1;
+	if ((v = json_object_get(root, "egress")) != NULL &&
+	    egress_from_json(v, &m->egress, e) < 0)
+		return -1;
 
 	/* keep what a newer writer added */
 	json_object_foreach((json_t *)root, key, v) {
@@ -482,6 +487,9 @@ manifest_to_json(const struct manifest *m)
 			"mem_mb", (int)m->qemu.mem_mb,
 			"state_size", (json_int_t)m->qemu.state_size,
 			"version", m->qemu.version)) < 0)
+		goto bad;
+	if (m->egress.n > 0 &&
+	    json_object_set_new(root, "egress", egress_to_json(&m->egress)) < 0)
 		goto bad;
 	if (m->extra != NULL) {
 		const char *key;

@@ -16,8 +16,13 @@
  *    "owner":"<hex key>","service":{"guest_port":80,"host":"www.example.org","port":80},
  *    "version":1}
  *
+ * An owner whose guest must open connections lists what it asks for
+ * (common/egress.h; the peer decides what it grants), signed like the rest:
+ *
+ *   "egress":["tcp/443","udp/53"]
+ *
  * A running-state snapshot (machine "qemu", delta format "fedqemu2+zlib")
- * adds what its resume depends on, signed like the rest:
+ * adds what its resume depends on:
  *
  *   "qemu":{"args":["-M","pc-q35-7.2",..],"machine":"pc-q35-7.2",
  *           "mem_mb":128,"state_size":N,"version":"7.2.22"}
@@ -39,6 +44,7 @@
 
 #include "common/chunkidx.h"
 #include "common/crypto.h"
+#include "common/egress.h"
 #include "common/err.h"
 #include "common/timefmt.h"
 
@@ -81,6 +87,7 @@ struct manifest {
 	char format[32];		/* delta payload format */
 	struct chunk_index delta;	/* payload index, no file hash */
 	struct manifest_qemu qemu;	/* machine "qemu" only (args != NULL) */
+	struct egress egress;		/* outbound access asked for (egress.h) */
 	json_t *extra;			/* members not listed above; may be NULL */
 };
 

@@ -17,8 +17,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <linux/filter.h>
+#include <netinet/in.h>
 #include <sys/types.h>
 
+#include "common/egress.h"
 #include "common/err.h"
 
 #ifndef FED_LIBDIR
@@ -103,15 +105,78 @@ int machine_probe(const char *kernel, const char *workdir, unsigned mem_mb,
 int import_disk_make(const char *root, const char *out, struct err *e);
 
 /*
+ * A guest's way out, for a machine whose owner asked for egress
+ * (common/egress.h) and whose peer granted some: a veth pair, host_if in
+ * the caller's namespace holding host_addr/30 and MACHINE_UPLINK_IF in the
+ * machine's holding ns_addr/30 and the default route.  The namespace's
+ * rules then let the guest open new connections for the granted rules
+ * only, to public IPv4 addresses only (never private, loopback,
+ * link-local, shared, multicast or reserved ones), NATed out of the
+ * uplink; the host's own table (machine_uplink_host_setup) keeps them off
+ * the host itself and its networks.
+ */
+struct machine_uplink {
+	struct egress grant;		/* what the guest may open; n > 0 */
+	char host_if[16];		/* the host's end, e.g. "fx1a2b3c4d7" */
+	struct in_addr host_addr;	/* .1 of the machine's /30 */
+	struct in_addr ns_addr;		/* .2: the namespace's end */
+};
+
+#define MACHINE_UPLINK_IF	"up0"		/* its end in the namespace */
+#define MACHINE_UPLINK_IF_ROOT	"fx"		/* every host end's name starts so */
+#define MACHINE_UPLINK_POOL	"100.127.0.0"	/* the /30s of the uplinks: */
+#define MACHINE_UPLINK_POOL_LEN	16		/* 100.127.0.0/16 */
+
+/* The uplink of the machine in slot (0..16383) of the pool, its host end
+ * named prefix + slot, granted grant.  Returns 0/-1. */
+int machine_uplink_plan(const char *prefix, unsigned slot,
+			const struct egress *grant, struct machine_uplink *up,
+			struct err *e);
+
+/*
  * The machine's network in namespace netns (NULL: the calling process's
  * own, as the owner's --running boot uses it): lo up, a tap QEMU_TAP owned
  * by owner:group with QEMU_TAP_MAC and QEMU_HOST_ADDR/30.  With a name, the
  * namespace is created first, pinned at /run/netns/NAME as `ip netns add`
  * does (one left by a crash is deleted first), and fenced: nftables drops
- * every connection the guest opens (netns.c).  Returns 0/-1.
+ * every connection the guest opens (netns.c), except what up grants
+ * (NULL: nothing).  Returns 0/-1.
  */
 int machine_net_setup(const char *netns, uid_t owner, gid_t group,
+		      const struct machine_uplink *up, struct err *e);
+
+/* The namespace's nftables rules for up (NULL: none) into out: pure, for
+ * the tests.  Returns the length, or -1 if size is too small. */
+int machine_net_rules(const struct machine_uplink *up, char *out,
+		      size_t size);
+
+/*
+ * The host's side of the uplinks whose host ends are named ifprefix*: an
+ * nftables table (ip) that drops what they send to the host itself, to
+ * each other and to the host's own networks (hostnets: "A.B.C.D/N, ..."
+ * or ""), and masquerades the rest out of the host's route; IPv4
+ * forwarding turned on.  A table of that name left by a crash is
+ * replaced.  Returns 0/-1.
+ */
+int machine_uplink_host_setup(const char *table, const char *ifprefix,
+			      struct err *e);
+/* Its rules into out (pure); returns the length or -1. */
+int machine_uplink_host_rules(const char *table, const char *ifprefix,
+			      const char *hostnets, char *out, size_t size);
+/* Delete the table (quiet if there is none). */
+void machine_uplink_host_delete(const char *table);
+
+/* Run argv with input on its stdin, in the network namespace pinned at
+ * nspath (NULL: this one), having turned IPv4 forwarding on there first if
+ * forward; what it prints goes to our stderr.  Returns 0, or -1 with e
+ * saying it could not do what ("nft could not load the egress rules"). */
+int machine_run_input(const char *nspath, char *const argv[],
+		      const char *input, bool forward, const char *what,
 		      struct err *e);
+
+/* Write text into the file at path, as into a sysctl (open, write,
+ * close).  Returns 0/-1 (errno). */
+int machine_write_file(const char *path, const char *text);
 
 /* Delete the named namespace (and with it the tap and rules).  Quiet. */
 void machine_net_delete(const char *netns);

@@ -6,11 +6,16 @@
  * is QEMU_GUEST_ADDR), and no route anywhere else: no veth, no forwarding.
  * Clients reach the guest through the relay, which makes its sockets in
  * the namespace (netmap's netns_socket).  On top, an nftables table
- * ("fed", netns.nft) refuses every connection the guest opens: into the
- * namespace's own addresses over IPv4 or IPv6 (link-local included), and
- * onwards should a route ever appear; only what the relay opened comes
- * back.  nft runs in the namespace (setns, then exec), so the rules go
- * with it.
+ * ("fed", machine_net_rules) refuses every connection the guest opens:
+ * into the namespace's own addresses over IPv4 or IPv6 (link-local
+ * included), and onwards should a route ever appear; only what the relay
+ * opened comes back.  nft runs in the namespace (setns, then exec), so the
+ * rules go with it.
+ *
+ * The one exception is a machine granted egress (machine.h, "A guest's
+ * way out"): its namespace also gets an uplink, a veth pair to the host
+ * (net_uplink, with iproute2), and rules that forward the granted ports
+ * only, to public IPv4 only, NATed; uplink.c is the host's side.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +27,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -31,6 +38,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/io.h"
 #include "common/proc.h"
 #include "machine/qemu.h"
 #include "machine/machine.h"
@@ -150,12 +158,14 @@ net_thread(void *arg)
 }
 
 /*
- * The egress rules, in the namespace pinned at path.  A guest may answer
- * what reaches it (the relay's connections: established, related); any
- * packet it starts a connection with is dropped, whatever its address, and
- * nothing is forwarded.  ICMP errors of established flows pass as related.
+ * The egress rules.  A guest may answer what reaches it (the relay's
+ * connections: established, related); any packet it starts a connection
+ * with is dropped, whatever its address, and nothing is forwarded, except,
+ * with an uplink, new connections for the granted rules to public IPv4
+ * addresses, out of the uplink and NATed.  ICMP errors of established
+ * flows pass as related.
  */
-static const char net_rules[] =
+static const char net_rules_head[] =
 	"table inet fed {\n"
 	"	chain input {\n"
 	"		type filter hook input priority filter; policy drop;\n"
@@ -163,22 +173,101 @@ static const char net_rules[] =
 	"		ct state established,related accept\n"
 	"	}\n"
 	"	chain forward {\n"
-	"		type filter hook forward priority filter; policy drop;\n"
-	"	}\n"
-	"}\n";
+	"		type filter hook forward priority filter; policy drop;\n";
 
-static int
-net_fence(const char *path, struct err *e)
+/* Where no guest may go, however much egress it is granted: "this"
+ * network, private (RFC 1918), shared (RFC 6598, holding the uplinks
+ * themselves), loopback, link-local (the cloud metadata address among
+ * them), IETF protocol assignments, benchmarking, multicast, reserved and
+ * broadcast. */
+static const char net_blocked[] =
+	"0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, "
+	"172.16.0.0/12, 192.0.0.0/24, 192.168.0.0/16, 198.18.0.0/15, "
+	"224.0.0.0/3";
+
+/* Append printf output to out[*used..size); false once it does not fit. */
+static bool
+net_put(char *out, size_t size, size_t *used, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static bool
+net_put(char *out, size_t size, size_t *used, const char *fmt, ...)
 {
-	char *argv[] = { "nft", "-f", "-", NULL };
-	int in[2], ns, status = 0;
+	va_list ap;
+	int n;
+
+	if (*used >= size)
+		return false;
+	va_start(ap, fmt);
+	n = vsnprintf(out + *used, size - *used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size - *used)
+		return false;
+	*used += (size_t)n;
+	return true;
+}
+
+int
+machine_net_rules(const struct machine_uplink *up, char *out, size_t size)
+{
+	size_t used = 0;
+	bool ok = net_put(out, size, &used, "%s", net_rules_head);
+
+	if (up != NULL) {
+		ok = ok && net_put(out, size, &used,
+				   "		ct state established,related accept\n"
+				   "		ip daddr { %s } drop\n", net_blocked);
+		for (unsigned i = 0; ok && i < up->grant.n; i++)
+			ok = net_put(out, size, &used,
+				     "		iifname \"%s\" oifname \"%s\" "
+				     "ct state new %s dport %u accept\n",
+				     QEMU_TAP, MACHINE_UPLINK_IF,
+				     up->grant.r[i].proto == EGRESS_TCP ?
+				     "tcp" : "udp", (unsigned)up->grant.r[i].port);
+	}
+	ok = ok && net_put(out, size, &used, "	}\n");
+	if (up != NULL)
+		ok = ok && net_put(out, size, &used,
+				   "	chain postrouting {\n"
+				   "		type nat hook postrouting priority "
+				   "srcnat;\n"
+				   "		oifname \"%s\" masquerade\n"
+				   "	}\n", MACHINE_UPLINK_IF);
+	ok = ok && net_put(out, size, &used, "}\n");
+	return ok ? (int)used : -1;
+}
+
+int
+machine_write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = write_full(fd, text, strlen(text));
+	close(fd);
+	return rc;
+}
+
+/*
+ * Run argv with input on its stdin, in the network namespace pinned at
+ * nspath (NULL: this one), having turned IPv4 forwarding on there first if
+ * forward.  What it prints goes to our stderr.  Returns 0, or -1 with e
+ * naming what (as "nft could not load the egress rules").
+ */
+int
+machine_run_input(const char *nspath, char *const argv[], const char *input,
+	 bool forward, const char *what, struct err *e)
+{
+	int in[2], ns = -1, status = 0;
 	ssize_t w;
 	pid_t pid;
 
-	if ((ns = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return err_sys(e, "%s", path);
+	if (nspath != NULL && (ns = open(nspath, O_RDONLY | O_CLOEXEC)) < 0)
+		return err_sys(e, "%s", nspath);
 	if (pipe2(in, O_CLOEXEC) < 0) {
-		close(ns);
+		if (ns >= 0)
+			close(ns);
 		return err_sys(e, "pipe");
 	}
 	if ((pid = fork()) == 0) {
@@ -186,32 +275,89 @@ net_fence(const char *path, struct err *e)
 
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (setns(ns, CLONE_NEWNET) < 0)
+		if (ns >= 0 && setns(ns, CLONE_NEWNET) < 0)
 			_exit(126);
+		/* /proc/sys/net is the namespace of whoever opens it */
+		if (forward && machine_write_file("/proc/sys/net/ipv4/ip_forward",
+					      "1\n") < 0)
+			_exit(125);
 		dup2(in[0], 0);
 		proc_close_from(3);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
-	close(ns);
+	if (ns >= 0)
+		close(ns);
 	close(in[0]);
 	if (pid < 0) {
 		close(in[1]);
 		return err_sys(e, "fork");
 	}
-	w = write(in[1], net_rules, sizeof(net_rules) - 1);
+	w = write(in[1], input, strlen(input));
 	close(in[1]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (w < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return err_set(e, "nft could not load the egress rules (status "
-			       "%d; is nftables installed?)", WIFEXITED(status) ?
-			       WEXITSTATUS(status) : -1);
+		return err_set(e, "%s could not %s (status %d%s)", argv[0],
+			       what, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			       WIFEXITED(status) && WEXITSTATUS(status) == 127 ?
+			       ": is it installed?" : "");
 	return 0;
 }
 
+static int
+net_fence(const char *path, const struct machine_uplink *up, struct err *e)
+{
+	char *argv[] = { "nft", "-f", "-", NULL };
+	char rules[4096];
+
+	if (machine_net_rules(up, rules, sizeof(rules)) < 0)
+		return err_set(e, "egress rules: too many");
+	return machine_run_input(path, argv, rules, up != NULL, "load the egress rules",
+			e);
+}
+
+/* The veth pair of up, its host end here and MACHINE_UPLINK_IF in the
+ * namespace netns (pinned at path), addressed, up, and the namespace's
+ * default route through it (iproute2, in batch mode: two processes). */
+static int
+net_uplink(const char *netns, const char *path,
+	   const struct machine_uplink *up, struct err *e)
+{
+	char host_cmds[512], ns_cmds[256], h[INET_ADDRSTRLEN], n[INET_ADDRSTRLEN];
+	char *host_argv[] = { "ip", "-batch", "-", NULL };
+	char *ns_argv[] = { "ip", "-batch", "-", NULL };
+
+	/* one left by a crash (its namespace kept alive by a machine the
+	 * restart has not killed yet) */
+	if (if_nametoindex(up->host_if) != 0) {
+		char *del[] = { "ip", "link", "del", (char *)up->host_if, NULL };
+
+		machine_run_input(NULL, del, "", false, "delete a stale uplink", e);
+	}
+	inet_ntop(AF_INET, &up->host_addr, h, sizeof(h));
+	inet_ntop(AF_INET, &up->ns_addr, n, sizeof(n));
+	snprintf(host_cmds, sizeof(host_cmds),
+		 "link add %s type veth peer name %s netns %s\n"
+		 "addr add %s/30 dev %s\n"
+		 "link set %s up\n",
+		 up->host_if, MACHINE_UPLINK_IF, netns, h, up->host_if,
+		 up->host_if);
+	snprintf(ns_cmds, sizeof(ns_cmds),
+		 "addr add %s/30 dev %s\n"
+		 "link set %s up\n"
+		 "route add default via %s dev %s\n",
+		 n, MACHINE_UPLINK_IF, MACHINE_UPLINK_IF, h, MACHINE_UPLINK_IF);
+	if (machine_run_input(NULL, host_argv, host_cmds, false, "make the uplink",
+		     e) < 0)
+		return -1;
+	return machine_run_input(path, ns_argv, ns_cmds, false,
+			"address the uplink", e);
+}
+
 int
-machine_net_setup(const char *netns, uid_t owner, gid_t group, struct err *e)
+machine_net_setup(const char *netns, uid_t owner, gid_t group,
+		  const struct machine_uplink *up, struct err *e)
 {
 	struct net_job job;
 	char path[PATH_MAX];
@@ -246,8 +392,10 @@ machine_net_setup(const char *netns, uid_t owner, gid_t group, struct err *e)
 		return err_set(e, "namespace %s: cannot start a thread", netns);
 	}
 	pthread_join(t, NULL);
+	if (job.rc == 0 && up != NULL)
+		job.rc = net_uplink(netns, path, up, &job.e);
 	if (job.rc == 0)
-		job.rc = net_fence(path, &job.e);
+		job.rc = net_fence(path, up, &job.e);
 	if (job.rc < 0) {
 		machine_net_delete(netns);
 		return err_set(e, "network for the machine in %s: %s", netns,

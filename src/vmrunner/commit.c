@@ -282,6 +282,26 @@ commit_vm_new(struct runner *r, const struct commit *c)
 	return v;
 }
 
+/* What of the egress c's owner asks for this peer lends (v->egress); what
+ * it does not is said, and the VM runs without it. */
+static void
+commit_egress(struct runner *r, const struct commit *c, struct vm *v)
+{
+	char want[EGRESS_LIST_MAX + 1], got[EGRESS_LIST_MAX + 1];
+
+	egress_grant(&c->s.m.egress, &r->cfg->egress_allow, &v->egress);
+	if (c->s.m.egress.n == 0)
+		return;
+	egress_format(&c->s.m.egress, want, sizeof(want));
+	egress_format(&v->egress, got, sizeof(got));
+	if (v->egress.n < c->s.m.egress.n)
+		log_warn("%s: its owner asks for egress %s; this peer lends %s of "
+			 "it (--egress-allow), so it runs with that", c->name,
+			 want, got);
+	else
+		log_info("%s: egress %s granted", c->name, got);
+}
+
 /* Step 1: read c's manifest; is it worth running, of a kind run here, and
  * is there room for it in what the peer lends?  Returns 0/-1. */
 static int
@@ -310,6 +330,7 @@ commit_admit(struct runner *r, struct commit *c)
 		log_error("%s: out of memory", c->name);
 		return -1;
 	}
+	commit_egress(r, c, c->v);
 	return 0;
 }
 

@@ -200,18 +200,31 @@ bad_hashed:
 	return -1;
 }
 
-/* The QEMU kernel object in the cache (v->kernel_path, hash-checked) split
- * into STATE/kernels/<sha>.vmlinuz and .initrd, once.  Returns 0/-1. */
+/* The QEMU kernel object in the cache (v->kernel_path, hash-checked when
+ * copied in) becomes v->qobj_path, and the files QEMU boots are named
+ * STATE/kernels/<sha>.vmlinuz and .initrd: made from it by
+ * runner_qkernel_fresh before each boot.  Returns 0/-1. */
 int
 runner_split_qkernel(struct runner *r, struct vm *v, struct err *e)
 {
-	char obj[PATH_MAX];
-
 	(void)r;
-	snprintf(obj, sizeof(obj), "%s", v->kernel_path);
-	snprintf(v->kernel_path, sizeof(v->kernel_path), "%.4000s.vmlinuz", obj);
-	snprintf(v->initrd_path, sizeof(v->initrd_path), "%.4000s.initrd", obj);
-	if (access(v->kernel_path, R_OK) == 0 && access(v->initrd_path, R_OK) == 0)
-		return 0;
-	return qkernel_split(obj, v->kernel_path, v->initrd_path, e);
+	(void)e;
+	snprintf(v->qobj_path, sizeof(v->qobj_path), "%s", v->kernel_path);
+	snprintf(v->kernel_path, sizeof(v->kernel_path), "%.4000s.vmlinuz",
+		 v->qobj_path);
+	snprintf(v->initrd_path, sizeof(v->initrd_path), "%.4000s.initrd",
+		 v->qobj_path);
+	return 0;
+}
+
+/* Before each QEMU boot, as vm_kernel_intact before each UML one: the
+ * object hashed again, and its kernel and initrd split out of it afresh,
+ * so what QEMU boots is the trusted object's bytes, whatever became of
+ * the files split at an earlier boot.  Returns 0/-1. */
+int
+runner_qkernel_fresh(const struct vm *v, struct err *e)
+{
+	if (vm_kernel_intact(v->qobj_path, v->kernel_sha, e) < 0)
+		return -1;
+	return qkernel_split(v->qobj_path, v->kernel_path, v->initrd_path, e);
 }

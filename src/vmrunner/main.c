@@ -21,7 +21,7 @@ static const char vmrunner_help[] =
 	"           [--lease-range CIDR] [--port-range A-B] [--no-follow]\n"
 	"           [--idle-timeout S] [--kernel FILE] [--uids A-B]\n"
 	"           [--lend-mem MB] [--max-vms N] [--cpu-weight N] [--no-jail]\n"
-	"           [-f] [-v]\n"
+	"           [--egress-allow LIST] [-f] [-v]\n"
 	"\n"
 	"Watch MOUNTPOINT/commit/ (a fedfs mount).  For each committed snapshot:\n"
 	"check its signature, payload and that its base and kernel are trusted\n"
@@ -60,6 +60,12 @@ static const char vmrunner_help[] =
 	"  --max-vms N         VMs at most (default 256)\n"
 	"  --cpu-weight N      each VM's CPU weight, 1-10000, against 100 for a\n"
 	"                      host process (default 100)\n"
+	"  --egress-allow LIST what guests may open to public IPv4 addresses\n"
+	"                      when their owner asks for it in the signed\n"
+	"                      manifest, e.g. tcp/443,udp/53 (default: none,\n"
+	"                      no connection out at all).  Never the host, its\n"
+	"                      networks, other VMs or private ranges; turns\n"
+	"                      IPv4 forwarding on (docs/vmrunner.md)\n"
 	"  --no-jail           run machines as root, unconfined: only to measure\n"
 	"                      what the jail costs, never for strangers' VMs\n"
 	"  -f                  stay in the foreground (default: detach)\n"
@@ -92,6 +98,7 @@ main(int argc, char **argv)
 		{ "max-vms", required_argument, NULL, 'X' },
 		{ "cpu-weight", required_argument, NULL, 'W' },
 		{ "no-jail", no_argument, NULL, 'J' },
+		{ "egress-allow", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -116,6 +123,10 @@ main(int argc, char **argv)
 		case 'N': c.no_follow = true; break;
 		case 'K': c.probe_kernel = optarg; break;
 		case 'J': c.no_jail = true; break;
+		case 'E':
+			if (egress_parse_list(optarg, &c.egress_allow, &e) < 0)
+				return vmrunner_fail("--egress-allow: ", e.msg);
+			break;
 		case 'U':
 			if (sscanf(optarg, "%u-%u", &a, &b) != 2 || a == 0 ||
 			    a > b || b - a >= 1000000)

@@ -72,6 +72,8 @@ vm_status_json(struct vm *const *vms, size_t n, time_t now)
 			      "tap", v->leased ? v->tap : "",
 			      "pid", (int)v->pid,
 			      "machine", machine_kind_name(v->kind));
+		if (o != NULL && v->egress.n > 0)
+			json_object_set_new(o, "egress", egress_to_json(&v->egress));
 		if (o != NULL)
 			json_array_append_new(arr, o);
 	}

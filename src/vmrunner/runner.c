@@ -320,6 +320,8 @@ runner_start(struct runner *r, const struct runner_config *c, struct err *e)
 static void
 runner_free(struct runner *r)
 {
+	if (r->cfg != NULL && r->cfg->egress_allow.n > 0 && r->uplink_table[0])
+		machine_uplink_host_delete(r->uplink_table);
 	machine_seccomp_free(&r->seccomp);
 	relay_free(r->relay);
 	lease_db_close(r->leases);

@@ -80,6 +80,8 @@ struct runner {
 	 * meet; uid slot i is uid_min + i, taken while a VM holds it. */
 	char cg_root[32];		/* "fed/<8 hex of STATE's path>" */
 	char netns_prefix[16];		/* "fed<8 hex>-" */
+	char uplink_prefix[12];		/* "fx<8 hex>": its VMs' uplinks */
+	char uplink_table[16];		/* "fed_<8 hex>": their host table */
 	bool uid_taken[RUNNER_MAX_VMS];
 	struct machine_seccomp seccomp;
 	struct {			/* each kernel probed before its first boot */
@@ -128,6 +130,7 @@ void runner_probe_host(struct runner *r);
 int runner_cache_kernel(struct runner *r, const uint8_t sha[SHA256_LEN],
 		    char out[PATH_MAX], struct err *e);
 int runner_split_qkernel(struct runner *r, struct vm *v, struct err *e);
+int runner_qkernel_fresh(const struct vm *v, struct err *e);
 
 /* commit.c */
 struct runner_held *runner_held_find(struct runner *r, const char *name);

@@ -72,6 +72,26 @@ vm_spawn_unjailed(struct vm *v, char *const *argv, const int *fds,
 
 /* Name this runner's cgroups and namespaces after its STATE directory,
  * and compile the machines' system-call filter.  Returns 0/-1. */
+/* The host's side of the uplinks, if this peer lends any egress (one left
+ * by a crash is replaced, or deleted if it lends none now). */
+static int
+runner_uplinks_init(struct runner *r, struct err *e)
+{
+	char lent[EGRESS_LIST_MAX + 1];
+
+	if (r->cfg->egress_allow.n == 0) {
+		machine_uplink_host_delete(r->uplink_table);
+		return 0;
+	}
+	if (machine_uplink_host_setup(r->uplink_table, r->uplink_prefix, e) < 0)
+		return -1;
+	egress_format(&r->cfg->egress_allow, lent, sizeof(lent));
+	log_info("egress: guests whose owners ask may open %s to public IPv4 "
+		 "addresses (nft table ip %s; IPv4 forwarding on)", lent,
+		 r->uplink_table);
+	return 0;
+}
+
 int
 runner_jail_init(struct runner *r, struct err *e)
 {
@@ -84,6 +104,11 @@ runner_jail_init(struct runner *r, struct err *e)
 	hex_encode(sha, SHA256_LEN, hex);
 	snprintf(r->cg_root, sizeof(r->cg_root), "fed/%.8s", hex);
 	snprintf(r->netns_prefix, sizeof(r->netns_prefix), "fed%.8s-", hex);
+	snprintf(r->uplink_prefix, sizeof(r->uplink_prefix), "%s%.8s",
+		 MACHINE_UPLINK_IF_ROOT, hex);
+	snprintf(r->uplink_table, sizeof(r->uplink_table), "fed_%.8s", hex);
+	if (runner_uplinks_init(r, e) < 0)
+		return -1;
 	if (r->cfg->no_jail) {
 		log_warn("--no-jail: machines run as root, unconfined; only "
 			 "for measuring what the jail costs");
@@ -427,6 +452,8 @@ vm_spawn_qemu(struct runner *r, struct vm *v, struct err *e)
 	snprintf(disk, sizeof(disk), "%s/disk.raw", v->dir);
 	snprintf(state, sizeof(state), "%s/state.bin", v->dir);
 	snprintf(ram, sizeof(ram), "%s/ram.img", v->dir);
+	if (runner_qkernel_fresh(v, e) < 0)
+		return -1;
 	binds[0] = (struct jail_bind){ v->kernel_path, "vmlinuz", false };
 	binds[1] = (struct jail_bind){ v->initrd_path, "initrd", false };
 	binds[2] = (struct jail_bind){ disk, "disk.raw", false };
@@ -781,16 +808,23 @@ vm_release(struct runner *r, struct vm *v)
 
 /* The VM's own network namespace (this runner's prefix and its tap's
  * name), with the tap its machine opens as its jail's uid, the address
- * every guest's gateway has, and the egress rules.  Returns 0/-1. */
+ * every guest's gateway has, the egress rules, and an uplink if it was
+ * granted egress.  Returns 0/-1. */
 int
 runner_vm_net(struct runner *r, struct vm *v, struct err *e)
 {
+	struct machine_uplink up;
 	char path[PATH_MAX];
 
 	if (vm_uid_take(r, v, e) < 0)
 		return -1;
 	snprintf(v->netns, sizeof(v->netns), "%s%s", r->netns_prefix, v->tap);
-	if (machine_net_setup(v->netns, v->uid, v->uid, e) < 0)
+	if (v->egress.n > 0 &&
+	    machine_uplink_plan(r->uplink_prefix, v->uid - r->cfg->uid_min,
+				&v->egress, &up, e) < 0)
+		return -1;
+	if (machine_net_setup(v->netns, v->uid, v->uid,
+			      v->egress.n > 0 ? &up : NULL, e) < 0)
 		return -1;
 	v->netns_made = true;
 	snprintf(path, sizeof(path), "/run/netns/%s", v->netns);

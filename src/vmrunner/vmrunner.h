@@ -115,9 +115,11 @@ struct vm {
 	json_t *qemu_args;		/* the recorded command line, owned */
 	unsigned qemu_mem_mb;		/* its machine's memory */
 	char initrd_path[PATH_MAX];	/* STATE/kernels/<sha>.initrd */
+	char qobj_path[PATH_MAX];	/* the kernel object both come from */
 	double resume_s;		/* exec to QMP cont, seconds */
 	/* every machine: its network namespace */
 	int netns_fd;			/* /run/netns/<netns>; -1 */
+	struct egress egress;		/* granted: its manifest's and the peer's */
 	bool netns_made;		/* namespace <netns> exists */
 };
 
@@ -155,6 +157,7 @@ struct runner_config {
 	int idle_timeout_s;		/* the relay's (netmap.h); 0: its
 					   default, negative: never */
 	const char *probe_kernel;	/* checked at start-up; NULL: fed's */
+	struct egress egress_allow;	/* what guests may be granted (egress.h) */
 };
 
 /*

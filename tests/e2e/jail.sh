@@ -31,6 +31,24 @@ if [ -z "${FED_JAIL_NS:-}" ]; then
 	on_exit "for p in \$(ip netns pids $ns); do kill -9 \$p; done; sleep 0.2"
 	ip -n "$ns" link set lo up
 	ip -n "$ns" addr add 10.66.0.1/24 dev lo
+	# the Internet: a namespace behind the peer's uplink 203.0.113.1/30,
+	# holding a server at 198.51.100.1 (ports 8443 and 8444)
+	wan=fedjailwan$$
+	ip netns add "$wan" || { not_ok "ip netns add $wan"; exit 1; }
+	on_exit "ip netns del $wan"
+	on_exit "for p in \$(ip netns pids $wan); do kill -9 \$p; done"
+	ip -n "$ns" link add wan0 type veth peer name wan0 netns "$wan"
+	ip -n "$ns" addr add 203.0.113.1/30 dev wan0
+	ip -n "$ns" link set wan0 up
+	ip -n "$ns" route add default via 203.0.113.2
+	ip -n "$wan" link set lo up
+	ip -n "$wan" addr add 198.51.100.1/32 dev lo
+	ip -n "$wan" addr add 203.0.113.2/30 dev wan0
+	ip -n "$wan" link set wan0 up
+	for port in 8443 8444; do
+		ip netns exec "$wan" socat TCP-LISTEN:$port,bind=198.51.100.1,fork,reuseaddr \
+			SYSTEM:"echo internet-$port" &
+	done
 	FED_JAIL_NS=$ns nsenter --net="/run/netns/$ns" bash "$0"
 	exit $?
 fi
@@ -43,6 +61,7 @@ prefix() { echo "fed$(printf %s "$(realpath "$1")" | sha256sum | cut -c1-8)"; }
 start_vmrunner() {	# start_vmrunner STATE LOG [options]
 	"$BINDIR/fed-vmrunner" --fed "$MNT_peer" --state "$1" --authority "$AUTH" \
 		--key "$KEY_peer" --public-addr "$HOST" --mem 48 --no-follow -f \
+		--egress-allow tcp/8443 \
 		"${@:3}" >>"$2" 2>&1 &
 	VMR_PID=$!
 	disown "$VMR_PID"
@@ -64,12 +83,34 @@ start_fedfs owner 127.0.0.1 "$d"
 start_fedfs peer "$HOST" "$d"
 objsrv_port=${SERVE_peer##*:}
 
-# the other VM: a plain web page
+# the other VM: a web page whose owner asks for egress to tcp/8443 and
+# tcp/8444; this peer lends tcp/8443 only.  It probes and says what it
+# reached in its page
 mkdir -p "$d/plain/var/www"
-echo "plain page" >"$d/plain/var/www/index.html"
+cat >"$d/plain/probe.sh" <<EOF
+out=/var/www/index.html
+r() { echo "\$*" >>\$out; }
+echo "plain page" >\$out
+try() {	# try NAME HOST PORT
+	if echo | nc -w 2 "\$2" "\$3" >/tmp/got 2>/dev/null && [ -s /tmp/got ]; then
+		r reach \$1 yes
+	else
+		r reach \$1 no
+	fi
+}
+try internet-granted 198.51.100.1 8443
+try internet-not-granted 198.51.100.1 8444
+try host-uplink 203.0.113.1 7777
+try host-listener $HOST 7777
+try metadata 169.254.169.254 80
+r done
+EOF
 "$FED" snapshot create --kernel "$d/kernel" --base "$d/base.img" --files "$d/plain" \
-	--run 'httpd -f -p 80 -h /var/www' --service plain.example.org:80 \
+	--run 'sh /probe.sh; httpd -f -p 80 -h /var/www' --service plain.example.org:80 \
+	--egress tcp/8443 --egress tcp/8444 \
 	--guest-port 80 --key "$d/owner.key" -o "$d/plain.fedsnap" --version 1 >/dev/null
+check "the owner's egress request is in the signed manifest" \
+	test "$("$FED" snapshot inspect "$d/plain.fedsnap" --json | jq -c .manifest.egress)" = '["tcp/8443","tcp/8444"]'
 
 # the hostile one: /etc/fed/service probes, writes the page, then serves it
 mkdir -p "$d/evil/var/www" "$d/evil/lib" "$d/evil/etc/fed"
@@ -92,6 +133,7 @@ try objsrv $HOST $objsrv_port
 try gateway 10.255.255.1 7777
 try metadata 169.254.169.254 80
 try othervm $HOST \$(cat /etc/fed/otherport 2>/dev/null || echo 1)
+try internet 198.51.100.1 8443
 own=\$(ip -6 addr show dev vec0 | sed -n 's/.*inet6 \\(fe80[^/]*\\).*/\\1/p')
 ping -6 -c 2 -W 1 -I vec0 ff02::1 >/tmp/p6 2>&1
 r link-local-replies \$(grep 'bytes from fe80' /tmp/p6 | grep -vc "from \$own")
@@ -119,6 +161,18 @@ wait_for 30 test -e "$MNT_peer/deltas/$plain_id.fedsnap"
 cp "$MNT_peer/deltas/$plain_id.fedsnap" "$MNT_peer/commit/plain.fedsnap"
 check "a plain VM comes up jailed" wait_for 60 is_up plain.fedsnap
 other_port=$(vm '.vms[] | select(.file=="plain.fedsnap") | .host_port')
+plain_page() { curl -fsS --max-time 3 "http://127.0.0.1:$other_port/"; }
+wait_for 60 sh -c "curl -fsS --max-time 3 http://127.0.0.1:$other_port/ | grep -q '^done$'"
+plain_page | sed 's/^/# egress guest: /'
+plain_said() { plain_page | grep -qx "$1"; }
+check "egress: the granted port of an Internet server is reached" plain_said "reach internet-granted yes"
+check "egress: a port the peer does not lend is not" plain_said "reach internet-not-granted no"
+check "egress: the host's own uplink address is unreachable" plain_said "reach host-uplink no"
+check "egress: nor the host's network" plain_said "reach host-listener no"
+check "egress: nor 169.254.169.254" plain_said "reach metadata no"
+check "status.json says what was granted" \
+	test "$(vm '.vms[] | select(.file=="plain.fedsnap") | .egress | join(",")')" = tcp/8443
+check "the log says what was not" grep -q "asks for egress tcp/8443,tcp/8444; this peer lends tcp/8443" "$d/vmr.log"
 echo "$other_port" >"$d/evil/etc/fed/otherport"
 "$FED" snapshot create --kernel "$d/kernel" --base "$d/base.img" --files "$d/evil" \
 	--run 'sh /probe.sh; httpd -f -p 80 -h /var/www' --service evil.example.org:80 \
@@ -141,6 +195,7 @@ check "the fedfs object server is unreachable" said "reach objsrv no"
 check "the gateway is unreachable" said "reach gateway no"
 check "169.254.169.254 is unreachable" said "reach metadata no"
 check "another VM's host port is unreachable" said "reach othervm no"
+check "a guest that asked for no egress reaches no Internet server" said "reach internet no"
 check "nothing answers over IPv6 link-local" said "link-local-replies 0"
 check "a tmpfs filled in the guest stops at its size" \
 	sh -c "n=\$(curl -fsS --max-time 3 http://127.0.0.1:$evil_port/ | sed -n 's/^tmpfs-filled-mib //p'); [ \"\$n\" -le 40 ]"
@@ -206,6 +261,8 @@ check "SIGTERM: the vmrunner stops" wait_for 20 gone "$vmr"
 check "and leaves no cgroup" test ! -e "$plain_cg"
 check "no namespace" test "$(ns_left "$d/vmr")" = 0
 check "no jail mount" sh -c "! grep -q '$d/vmr/vms' /proc/mounts"
+check "no uplink left" wait_for 10 sh -c "! ip -o link | grep -q ': fx'"
+check "nor the uplinks' host table" sh -c "! nft list tables | grep -q 'fed_'"
 no_jail_uid() { ! ps -eo uid= | awk '$1 >= 2000000 && $1 < 2001000' | grep -q .; }
 check "no process of a jail's uid" wait_for 10 no_jail_uid
 exit 0

@@ -146,6 +146,11 @@ check "both answer, each with the saved token, from the same private address" \
 		test \"\$(curl -fsS --max-time 3 http://127.0.0.1:$port2/)\" = 'token $token'"
 check "in two namespaces" test "$(machine_ns | wc -l)" = 2
 
+# the kernel QEMU boots is split out of the cached object again before
+# each boot: a split file changed meanwhile is not what boots next
+vmlinuz=$(ls "$d"/vmr/kernels/*.vmlinuz | head -n 1)
+good_vmlinuz=$(sha256sum <"$vmlinuz")
+printf 'not a kernel' >"$vmlinuz"
 pid=$(vm_field "$d/vmr" web.fedsnap pid)
 # (a pid of 0 would be this test's own process group)
 [ "${pid:-0}" -gt 1 ] && kill -9 "$pid"
@@ -155,6 +160,8 @@ check "with the same token, on the same host port" \
 	test "$(http "$port")" = "token $token"
 check "the kill was logged with what happened" \
 	grep -aq "web.fedsnap: QEMU killed by signal 9; restarting" "$d/vmr.log"
+check "and it booted the trusted kernel, split afresh, not the changed file" \
+	test "$(sha256sum <"$vmlinuz")" = "$good_vmlinuz"
 
 cp "$MNT_peer/deltas/$bad_id.fedsnap" "$MNT_peer/commit/badargs.fedsnap"
 check "a QEMU command-line mismatch is refused with a line saying which argument" \

@@ -347,3 +347,69 @@ Test(manifest, service_parse)
 	cr_assert_eq(service_parse(":80", host, &port, &e), -1);
 	cr_assert_eq(service_parse("a/b:80", host, &port, &e), -1);
 }
+
+/* An owner's egress request: signed with the rest, one byte string per
+ * request, and every malformed word refused with what is wrong. */
+Test(manifest, egress_request)
+{
+	char *text = edited(set_raw, "egress=[\"tcp/443\",\"udp/53\"]");
+	struct manifest m;
+	struct err e;
+	size_t len;
+	char *again;
+
+	cr_assert_eq(manifest_parse(text, strlen(text), &m, &e), 0, "%s", e.msg);
+	cr_assert_eq(m.egress.n, 2);
+	cr_assert_eq(m.egress.r[0].proto, EGRESS_TCP);
+	cr_assert_eq(m.egress.r[0].port, 443);
+	cr_assert_eq(m.egress.r[1].proto, EGRESS_UDP);
+	again = manifest_serialize(&m, &len, &e);
+	cr_assert_str_eq(again, text, "round trip is byte exact");
+	cr_assert_null(m.extra, "a known field, not kept as extra");
+	manifest_free(&m);
+	free(again);
+	free(text);
+	expect_edit_refused("egress=[\"udp/53\",\"tcp/443\"]", "sorted");
+	expect_edit_refused("egress=[\"tcp/443\",\"tcp/443\"]", "sorted");
+	expect_edit_refused("egress=[]", "array of 1..");
+	expect_edit_refused("egress=\"tcp/443\"", "array of 1..");
+	expect_edit_refused("egress=[443]", "must be a string");
+	expect_edit_refused("egress=[\"icmp/1\"]", "tcp or udp");
+	expect_edit_refused("egress=[\"tcp/0\"]", "1..65535");
+	expect_edit_refused("egress=[\"tcp/65536\"]", "1..65535");
+	expect_edit_refused("egress=[\"tcp/0443\"]", "1..65535");
+	expect_edit_refused("egress=[\"tcp/+443\"]", "1..65535");
+	expect_edit_refused("egress=[\"tcp443\"]", "PROTO/PORT");
+}
+
+/* A peer's --egress-allow list, and what a guest is granted. */
+Test(manifest, egress_lists_and_grant)
+{
+	struct egress want, allow, got;
+	char s[EGRESS_LIST_MAX + 1];
+	struct err e;
+
+	cr_assert_eq(egress_parse_list("udp/53,tcp/8443,tcp/443", &allow, &e), 0,
+		     "%s", e.msg);
+	egress_format(&allow, s, sizeof(s));
+	cr_assert_str_eq(s, "tcp/443,tcp/8443,udp/53", "kept in order");
+	cr_assert_eq(egress_parse_list("none", &want, &e), 0);
+	cr_assert_eq(want.n, 0);
+	egress_format(&want, s, sizeof(s));
+	cr_assert_str_eq(s, "none");
+	cr_assert_eq(egress_parse_list("tcp/443,", &want, &e), -1);
+	cr_assert(strstr(e.msg, "comma") != NULL, "%s", e.msg);
+	cr_assert_eq(egress_parse_list("tcp/443,,udp/53", &want, &e), -1);
+	cr_assert_eq(egress_parse_list("tcp/1,tcp/1", &want, &e), -1);
+	cr_assert(strstr(e.msg, "twice") != NULL, "%s", e.msg);
+	cr_assert_eq(egress_parse_list("tcp/1,tcp/2,tcp/3,tcp/4,tcp/5,tcp/6,"
+				       "tcp/7,tcp/8,tcp/9,tcp/10,tcp/11,tcp/12,"
+				       "tcp/13,tcp/14,tcp/15,tcp/16,tcp/17",
+				       &want, &e), -1, "at most 16");
+	cr_assert_eq(egress_parse_list("tcp/443,tcp/25", &want, &e), 0);
+	egress_grant(&want, &allow, &got);
+	cr_assert_eq(got.n, 1, "only what both name");
+	cr_assert_eq(got.r[0].port, 443);
+	egress_grant(&allow, &(struct egress){ 0 }, &got);
+	cr_assert_eq(got.n, 0, "a peer that lends nothing grants nothing");
+}
