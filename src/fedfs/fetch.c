@@ -296,6 +296,18 @@ fetch_unverified(struct fetcher *f, struct fetch_job *j, bool liar,
 	curl_multi_wakeup(f->multi);
 }
 
+void
+fetch_liar_evidence(struct fetch_liar *l, const struct fetch_job *j,
+		    const char *addr, const void *buf, size_t got)
+{
+	memset(l, 0, sizeof(*l));
+	memcpy(l->object, j->obj->id, SHA256_LEN);
+	snprintf(l->addr, sizeof(l->addr), "%s", addr);
+	l->chunk = j->chunk;
+	memcpy(l->expected, j->hash, SHA256_LEN);
+	sha256(buf, got, l->received);
+}
+
 /* Tell whoever wants to know (fetcher_on_liar) that j->from sent bytes
  * that hash to something else than chunk j.  Lock not held. */
 static void
@@ -305,12 +317,7 @@ fetch_report_liar(struct fetcher *f, const struct fetch_job *j)
 
 	if (f->liar == NULL)
 		return;
-	memset(&l, 0, sizeof(l));
-	memcpy(l.object, j->obj->id, SHA256_LEN);
-	snprintf(l.addr, sizeof(l.addr), "%s", j->from);
-	l.chunk = j->chunk;
-	memcpy(l.expected, j->hash, SHA256_LEN);
-	sha256(j->buf, j->got, l.received);
+	fetch_liar_evidence(&l, j, j->from, j->buf, j->got);
 	f->liar(f->liar_arg, &l);
 }
 

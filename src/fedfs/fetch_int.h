@@ -151,6 +151,10 @@ struct fetcher {
 	void *sources_arg;
 	fetch_liar_fn liar;		/* set before the first fetch */
 	void *liar_arg;
+	/* A source caught sending a wrong-length copy, to be reported once the
+	 * fetch thread lets go of the lock (fetch_try_finished); lock */
+	struct fetch_liar wrong_length;
+	bool wrong_length_pending;
 	char self[FETCH_ADDR_MAX];
 
 	pthread_mutex_t lock;
@@ -208,6 +212,9 @@ void fetch_race_stop(struct fetcher *f);
 
 /* fetch_peers.c (lock held unless said) */
 struct fetch_peer *fetch_peer(struct fetcher *f, const char *addr);
+/* The evidence against addr, which sent buf (got bytes) for chunk j. */
+void fetch_liar_evidence(struct fetch_liar *l, const struct fetch_job *j,
+			 const char *addr, const void *buf, size_t got);
 bool fetch_is_bad(struct fetcher *f, const uint8_t id[SHA256_LEN],
 		  const char *addr);
 void fetch_mark_bad(struct fetcher *f, const uint8_t id[SHA256_LEN],

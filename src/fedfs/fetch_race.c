@@ -375,6 +375,16 @@ fetch_job_start(struct fetcher *f, struct fetch_job *j)
 
 /* --- ends of tries ------------------------------------------------------ */
 
+/* t's source sent a copy of the wrong length: the evidence (what it sent,
+ * hashed; for one too long, its first bytes) kept to be reported as for a
+ * copy that fails its hash.  Lock held. */
+static void
+fetch_hold_wrong_length(struct fetcher *f, const struct fetch_try *t)
+{
+	fetch_liar_evidence(&f->wrong_length, t->job, t->addr, t->buf, t->got);
+	f->wrong_length_pending = true;
+}
+
 /* What the end of a try that did not bring the chunk says of its source
  * (cut: no answer within the deadline); counted in its job if the job
  * still races. */
@@ -420,6 +430,8 @@ fetch_try_judge(struct fetcher *f, struct fetch_try *t, CURLcode rc,
 		if (bad)
 			p->bad_chunks++;
 	}
+	if (bad && f->liar != NULL && !fetch_is_bad(f, j->obj->id, t->addr))
+		fetch_hold_wrong_length(f, t);
 	if (bad) {
 		log_warn("chunk %u of %s from %s: %s; %s is now a bad source "
 			 "for it", j->chunk, j->obj->label, t->addr, why,
@@ -475,6 +487,8 @@ void
 fetch_try_finished(struct fetcher *f, CURL *easy, CURLcode rc)
 {
 	struct fetch_try *t = NULL;
+	struct fetch_liar l;
+	bool report;
 
 	pthread_mutex_lock(&f->lock);
 	if (!fetch_probe_finished(f, easy, rc)) {
@@ -482,7 +496,12 @@ fetch_try_finished(struct fetcher *f, CURL *easy, CURLcode rc)
 		if (t != NULL)
 			fetch_try_ended(f, t, rc, false);
 	}
+	if ((report = f->wrong_length_pending))
+		l = f->wrong_length;
+	f->wrong_length_pending = false;
 	pthread_mutex_unlock(&f->lock);
+	if (report)		/* set before the first fetch: read unlocked */
+		f->liar(f->liar_arg, &l);
 }
 
 /*

@@ -844,3 +844,81 @@ Test(fetch, eight_dead_sources_give_an_error_within_the_same_bound)
 {
 	dead_sources_fail_fast(8);
 }
+
+/* A source that answers 200 with a complete body of the wrong length: the
+ * first 100 bytes of chunk 0.  (curl took the whole of what it said it
+ * would send: a liar, not a broken connection.) */
+static enum MHD_Result
+short_answer(void *cls, struct MHD_Connection *c, const char *url,
+	     const char *method, const char *version, const char *upload,
+	     size_t *upload_len, void **state)
+{
+	static uint8_t chunk[CHUNK];
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	(void)cls, (void)url, (void)method, (void)version, (void)upload;
+	(void)upload_len, (void)state;
+	tu_fill(chunk, CHUNK, 1000);		/* chunk 0 */
+	r = MHD_create_response_from_buffer(100, chunk, MHD_RESPMEM_MUST_COPY);
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static struct {
+	int n;
+	struct fetch_liar l;
+	pthread_mutex_t lock;
+} reported = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void
+on_liar(void *arg, const struct fetch_liar *l)
+{
+	(void)arg;
+	pthread_mutex_lock(&reported.lock);
+	reported.n++;
+	reported.l = *l;
+	pthread_mutex_unlock(&reported.lock);
+}
+
+/* A source caught sending a copy of the wrong length is a liar like one
+ * whose copy fails its hash: marked bad for the object and reported, once,
+ * with the evidence (chunk, expected hash, hash of what it sent), and
+ * not asked again for that object. */
+Test(fetch, a_wrong_length_copy_is_reported_as_a_lie)
+{
+	struct MHD_Daemon *mhd;
+	struct fetcher *f;
+	char addr[FETCH_ADDR_MAX];
+	uint8_t sent[SHA256_LEN], buf[CHUNK];
+	struct err e;
+
+	mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+			       short_answer, NULL, MHD_OPTION_END);
+	cr_assert(mhd != NULL);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u",
+		 MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT)->port);
+	order[0] = addr;	/* the only source: it is asked */
+	norder = 1;
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
+	fetcher_on_liar(f, on_liar, NULL);
+	cr_assert_eq(fetcher_get(f, &obj, 0, 0, &e), -1, "a wrong copy taken");
+	cr_assert(strstr(e.msg, "sent 100 bytes, the chunk has") != NULL, "%s",
+		  e.msg);
+	/* a bad source for the object: not asked for its other chunks */
+	cr_assert_eq(fetcher_get(f, &obj, 1, 0, &e), -1);
+	pthread_mutex_lock(&reported.lock);
+	cr_assert_eq(reported.n, 1, "reported once, not per chunk: %d",
+		     reported.n);
+	cr_assert_str_eq(reported.l.addr, addr);
+	cr_assert_eq(reported.l.chunk, 0);
+	cr_assert_arr_eq(reported.l.expected, ix.chunks[0], SHA256_LEN);
+	tu_fill(buf, CHUNK, 1000);
+	sha256(buf, 100, sent);
+	cr_assert_arr_eq(reported.l.received, sent, SHA256_LEN);
+	pthread_mutex_unlock(&reported.lock);
+	cr_assert_eq(source_stat(f, addr, "bad_chunks"), 1);
+	fetcher_stop(f);
+	MHD_stop_daemon(mhd);
+}
