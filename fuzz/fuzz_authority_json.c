@@ -5,8 +5,8 @@
  *
  * The input is one request body.  It goes through authapi_parse_object()
  * exactly as the server does, then through every body parser in turn
- * (register, trust, announce, commit, serving, report) and the lookup
- * parser; an announcement that parses also goes through
+ * (register, trust, announce, commit, serving, report, bad_chunk) and the
+ * lookup parser; an announcement that parses also goes through
  * fedsnap_check_signed_manifest(), as the handler does next.
  *
  * Checked after each run:
@@ -54,6 +54,7 @@ fuzz_parsers(const json_t *j)
 	struct authapi_commit c;
 	struct authapi_serving s;
 	struct authapi_report rp;
+	struct authapi_bad_chunk bc;
 	struct authapi_lookup l;
 	struct err e;
 	char hex[SHA256_HEX_LEN + 1];
@@ -129,6 +130,17 @@ fuzz_parsers(const json_t *j)
 			fuzz_fail("report", "accepted a bad report");
 	} else {
 		fuzz_check_refusal("report", &e);
+	}
+
+	e.msg[0] = '\0';
+	if (authapi_bad_chunk_parse(j, &bc, &e) == 0) {
+		if (!authapi_report_is_bad_chunk(j) || !hex_is_sha256(bc.object) ||
+		    !hex_is_sha256(bc.expected) || !hex_is_sha256(bc.received) ||
+		    strcmp(bc.expected, bc.received) == 0 ||
+		    authapi_addr_check(bc.addr, &e) != 0)
+			fuzz_fail("bad_chunk", "accepted a bad report");
+	} else {
+		fuzz_check_refusal("bad_chunk", &e);
 	}
 
 	e.msg[0] = '\0';
