@@ -31,6 +31,7 @@
 #include "cli/cli.h"
 #include "client/client.h"
 #include "common/authapi.h"
+#include "common/authurls.h"
 #include "common/chunkidx.h"
 #include "common/hex.h"
 #include "common/http.h"
@@ -67,11 +68,16 @@ auth_opt(struct auth_opts *o, int ch)
 static int
 auth_check(struct auth_opts *o, const char *cmd, bool need_key)
 {
+	static struct authurls urls;	/* only checked; too big for a stack */
+	struct err e;
+
 	if (o->url == NULL)
 		o->url = getenv("FED_AUTHORITY");
 	if (o->url == NULL || o->url[0] == '\0')
 		return cli_usage(cmd, "--authority URL is required (or set "
 				 "FED_AUTHORITY)");
+	if (authurls_parse(o->url, &urls, &e) == -1)
+		return cli_usage(cmd, "--authority: %s", e.msg);
 	if (need_key && o->key == NULL)
 		return cli_usage(cmd, "--key KEYFILE is required");
 	return 0;

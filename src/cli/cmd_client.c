@@ -21,19 +21,30 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "common/authurls.h"
 #include "client/client.h"
 #include "common/keyfile.h"
 #include "common/log.h"
 #include "common/manifest.h"
 #include "common/proc.h"
 
-/* The authority URL from the option or $FED_AUTHORITY; NULL if neither. */
+/* The authority list from the option or $FED_AUTHORITY; NULL if neither
+ * or if it does not parse (after saying why on stderr). */
 static const char *
 client_authority(const char *opt)
 {
+	static struct authurls urls;	/* only checked; too big for a stack */
+	struct err e;
+
 	if (opt == NULL)
 		opt = getenv("FED_AUTHORITY");
-	return opt != NULL && opt[0] != '\0' ? opt : NULL;
+	if (opt == NULL || opt[0] == '\0')
+		return NULL;
+	if (authurls_parse(opt, &urls, &e) == -1) {
+		fprintf(stderr, "fed: --authority: %s\n", e.msg);
+		return NULL;
+	}
+	return opt;
 }
 
 /* Open the cache and its statistics; 0 or 1 after printing why. */

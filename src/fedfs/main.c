@@ -33,6 +33,7 @@
 #include <fuse_log.h>
 #include <fuse_lowlevel.h>
 
+#include "common/authurls.h"
 #include "common/hex.h"
 #include "common/keyfile.h"
 #include "common/log.h"
@@ -40,6 +41,9 @@
 #include "fedfs/fedfs.h"
 #include "fedfs/fs.h"
 #include "fedfs/scrub.h"
+
+/* --authority, parsed only to refuse a bad list before starting. */
+static struct authurls fedfs_urls;
 
 static const char usage[] =
 	"usage: fedfs MOUNTPOINT --state DIR --authority URL --key KEYFILE\n"
@@ -427,6 +431,10 @@ main(int argc, char **argv)
 	    !fs.serve || !have_key) {
 		fprintf(stderr, "fedfs: need MOUNTPOINT, --state, --authority, "
 			"--key and --serve (see fedfs --help)\n");
+		return 2;
+	}
+	if (authurls_parse(fs.authority, &fedfs_urls, &e) == -1) {
+		fprintf(stderr, "fedfs: --authority: %s\n", e.msg);
 		return 2;
 	}
 	fs.mountpoint = argv[optind];

@@ -9,11 +9,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/authurls.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "machine/machine.h"
 #include "vmrunner/vmrunner.h"
+
+/* --authority, parsed only to refuse a bad list before starting. */
+static struct authurls vmrunner_urls;
 
 static const char vmrunner_help[] =
 	"usage: fed-vmrunner --fed MOUNTPOINT --state DIR --authority URL\n"
@@ -169,6 +173,8 @@ main(int argc, char **argv)
 	if (!c.fed || !c.state || !c.authority || !c.key_path || optind != argc)
 		return vmrunner_fail("--fed, --state, --authority and --key are "
 				     "required", "");
+	if (authurls_parse(c.authority, &vmrunner_urls, &e) == -1)
+		return vmrunner_fail("--authority: ", e.msg);
 	if (crypto_init(&e) < 0) {
 		fprintf(stderr, "fed-vmrunner: %s\n", e.msg);
 		return 1;
