@@ -4,6 +4,7 @@
  */
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/authurls.h"
 
@@ -15,6 +16,8 @@
 struct authurls_slot {
 	char list[AUTHURLS_INPUT_MAX];	/* "" if free */
 	size_t good;			/* index that answered last */
+	unsigned fails[AUTHURLS_MAX];	/* failures in a row, per URL */
+	double down_until[AUTHURLS_MAX];	/* CLOCK_MONOTONIC s, per URL */
 };
 
 static pthread_mutex_t authurls_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -94,33 +97,76 @@ authurls_find(const char *list)
 	return NULL;
 }
 
-size_t
-authurls_first(const char *list, size_t n)
+static double
+authurls_now(void)
 {
-	struct authurls_slot *s;
-	size_t i = 0;
+	struct timespec ts;
 
-	pthread_mutex_lock(&authurls_lock);
-	if ((s = authurls_find(list)) != NULL)
-		i = s->good;
-	pthread_mutex_unlock(&authurls_lock);
-	return i < n ? i : 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 void
-authurls_good(const char *list, size_t i)
+authurls_order(const char *list, size_t n, size_t order[])
+{
+	struct authurls_slot *s;
+	bool down[AUTHURLS_MAX] = { false };
+	double now = authurls_now();
+	size_t first = 0, k, i, m = 0;
+	int pass;
+
+	pthread_mutex_lock(&authurls_lock);
+	if ((s = authurls_find(list)) != NULL) {
+		first = s->good < n ? s->good : 0;
+		for (i = 0; i < n && i < AUTHURLS_MAX; i++)
+			down[i] = s->down_until[i] > now;
+	}
+	pthread_mutex_unlock(&authurls_lock);
+	for (pass = 0; pass < 2; pass++)
+		for (k = 0; k < n; k++) {
+			i = (first + k) % n;
+			if (down[i] == (pass == 1))
+				order[m++] = i;
+		}
+}
+
+/* list's slot, taken (the oldest replaced) if it has none.  Lock held. */
+static struct authurls_slot *
+authurls_slot(const char *list)
 {
 	struct authurls_slot *s;
 
-	if (strlen(list) >= AUTHURLS_INPUT_MAX)
+	if ((s = authurls_find(list)) != NULL)
+		return s;
+	s = &authurls_slots[authurls_next_slot];
+	authurls_next_slot = (authurls_next_slot + 1) % AUTHURLS_SLOTS;
+	memset(s, 0, sizeof(*s));
+	strcpy(s->list, list);
+	return s;
+}
+
+void
+authurls_result(const char *list, size_t i, bool ok)
+{
+	struct authurls_slot *s;
+	double down;
+
+	if (strlen(list) >= AUTHURLS_INPUT_MAX || i >= AUTHURLS_MAX)
 		return;
 	pthread_mutex_lock(&authurls_lock);
-	if ((s = authurls_find(list)) == NULL) {
-		s = &authurls_slots[authurls_next_slot];
-		authurls_next_slot = (authurls_next_slot + 1) % AUTHURLS_SLOTS;
-		strcpy(s->list, list);
+	s = authurls_slot(list);
+	if (ok) {
+		s->good = i;
+		s->fails[i] = 0;
+		s->down_until[i] = 0;
+	} else {
+		down = AUTHURLS_DOWN_S *
+		    (double)(1u << (s->fails[i] < 4 ? s->fails[i] : 4));
+		if (down > AUTHURLS_DOWN_MAX_S)
+			down = AUTHURLS_DOWN_MAX_S;
+		s->fails[i]++;
+		s->down_until[i] = authurls_now() + down;
 	}
-	s->good = i;
 	pthread_mutex_unlock(&authurls_lock);
 }
 

@@ -8,10 +8,13 @@
  * URL on a connection error, a timeout or a 5xx, and stops at the first
  * one that answers anything else (a 4xx is an answer).  The URL that
  * answered is remembered for that list, so the next call starts with it.
+ * A URL that failed is tried last for AUTHURLS_DOWN_S, doubling per failure
+ * in a row up to AUTHURLS_DOWN_MAX_S (as fedfs's authlink does for the
+ * authority as a whole), so a dead one is not paid for by every call.
  *
- * The memory of the last good URL is process-wide, one slot per distinct
- * list string, under one mutex (authurls_lock in authurls.c): fedfs and
- * fed-vmrunner call from several threads.
+ * This memory is process-wide, one slot per distinct list string, under
+ * one mutex (authurls_lock in authurls.c): fedfs and fed-vmrunner call
+ * from several threads.
  */
 #ifndef FED_AUTHURLS_H
 #define FED_AUTHURLS_H
@@ -24,6 +27,8 @@
 #define AUTHURLS_MAX       8	/* URLs in one list */
 #define AUTHURLS_URL_MAX   512	/* bytes in one URL, NUL included */
 #define AUTHURLS_INPUT_MAX 2048	/* bytes in the whole list */
+#define AUTHURLS_DOWN_S     4.0	/* a failed URL is tried last this long */
+#define AUTHURLS_DOWN_MAX_S 16.0
 
 struct authurls {
 	size_t n;
@@ -39,11 +44,15 @@ struct authurls {
  */
 int authurls_parse(const char *list, struct authurls *out, struct err *e);
 
-/* The index to try first for list (the last that answered; 0 at first). */
-size_t authurls_first(const char *list, size_t n);
+/*
+ * The order to try list's n URLs in, into order[n]: from the one that
+ * answered last (0 at first) round the list, those not known down first,
+ * then those that are.
+ */
+void authurls_order(const char *list, size_t n, size_t order[]);
 
-/* Remember that index i of list answered. */
-void authurls_good(const char *list, size_t i);
+/* Remember how index i of list did: answered (ok), or failed. */
+void authurls_result(const char *list, size_t i, bool ok);
 
 /* Should a call go on with the next URL after this outcome?  rc is -1 for
  * no usable reply (connection error, timeout, not JSON), else status. */

@@ -307,8 +307,9 @@ bad:
 }
 
 /*
- * Walk the list from the last good URL: on to the next after no usable
- * reply or a 5xx, stop at any other answer and remember it.  The signature
+ * Walk the list from the last good URL, those known down last
+ * (authurls_order): on to the next after no usable reply or a 5xx, stop
+ * at any other answer; remember each outcome.  The signature
  * covers method, path, date and body, not the host, so the same request is
  * valid at each authority; each attempt signs afresh (authority_call_one).
  * When every URL fails, the last one's outcome is returned.
@@ -319,8 +320,8 @@ authority_call_within(const char *base_url, const char *method,
 		      long timeout_ms, long *status, json_t **reply,
 		      struct err *e)
 {
+	size_t order[AUTHURLS_MAX], k, i;
 	struct authurls *l;
-	size_t first, k, i;
 	int rc = -1;
 
 	if (reply != NULL)
@@ -331,25 +332,22 @@ authority_call_within(const char *base_url, const char *method,
 		free(l);
 		return -1;
 	}
-	first = authurls_first(base_url, l->n);
+	authurls_order(base_url, l->n, order);
 	for (k = 0; k < l->n; k++) {
-		i = (first + k) % l->n;
+		i = order[k];
 		*status = 0;
 		rc = authority_call_one(l->url[i], method, path, body, seed,
 					timeout_ms, status, reply, e);
-		if (!authurls_failover(rc, *status)) {
-			authurls_good(base_url, i);
-			break;
-		}
-		if (k + 1 == l->n)
+		authurls_result(base_url, i, !authurls_failover(rc, *status));
+		if (!authurls_failover(rc, *status) || k + 1 == l->n)
 			break;
 		if (rc == -1)
 			log_warn("authority %s: %s; trying %s", l->url[i], e->msg,
-				 l->url[(i + 1) % l->n]);
+				 l->url[order[k + 1]]);
 		else
 			log_warn("authority %s: %s %s answered %ld; trying %s",
 				 l->url[i], method, path, *status,
-				 l->url[(i + 1) % l->n]);
+				 l->url[order[k + 1]]);
 		if (reply != NULL) {
 			json_decref(*reply);
 			*reply = NULL;

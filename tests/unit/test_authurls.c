@@ -280,3 +280,25 @@ Test(authurls, a_signed_request_verifies_at_the_next_authority)
 	cr_expect(atomic_load(&SOK.bad_sig) == 0, "signature did not verify");
 	cr_expect(atomic_load(&S503.bad_sig) == 0);
 }
+
+Test(authurls, known_down_urls_are_tried_last)
+{
+	const char *l = "http://a,http://b,http://c";
+	size_t o[3];
+
+	authurls_order(l, 3, o);
+	cr_expect(o[0] == 0 && o[1] == 1 && o[2] == 2);
+	authurls_result(l, 0, false);
+	authurls_result(l, 1, true);
+	authurls_order(l, 3, o);
+	cr_expect(o[0] == 1 && o[1] == 2 && o[2] == 0, "%zu %zu %zu", o[0],
+		  o[1], o[2]);
+	/* the one that answered dies too: the third before the dead first */
+	authurls_result(l, 1, false);
+	authurls_order(l, 3, o);
+	cr_expect(o[0] == 2, "%zu %zu %zu", o[0], o[1], o[2]);
+	authurls_result(l, 0, true);
+	authurls_order(l, 3, o);
+	cr_expect(o[0] == 0 && o[1] == 2 && o[2] == 1, "%zu %zu %zu", o[0],
+		  o[1], o[2]);
+}
