@@ -46,7 +46,7 @@
 static struct authurls fedfs_urls;
 
 static const char usage[] =
-	"usage: fedfs MOUNTPOINT --state DIR --authority URL --key KEYFILE\n"
+	"usage: fedfs MOUNTPOINT --state DIR --authority URL[,URL...] --key KEYFILE\n"
 	"             --serve ADDR:PORT [--public ADDR:PORT] [--cache-max BYTES]\n"
 	"             [--scrub-rate BYTES] [-f] [--json-logs] [--debug]\n"
 	"       fedfs --fsck --state DIR [--json]\n"
@@ -60,7 +60,9 @@ static const char usage[] =
 	"\n"
 	"  --state DIR        chunk store, catalogue, commitments (kept across\n"
 	"                     restarts)\n"
-	"  --authority URL    the authority, e.g. http://10.0.0.1:8080\n"
+	"  --authority URL    the authority, e.g. http://10.0.0.1:8080; a list\n"
+	"                     URL1,URL2,... (at most 8) is tried in turn, from\n"
+	"                     the one that answered last\n"
 	"  --key KEYFILE      this peer's key (fed keygen); an owner's fedfs runs\n"
 	"                     with the owner's key to publish\n"
 	"  --serve ADDR:PORT  where the object server listens\n"

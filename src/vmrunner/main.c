@@ -20,7 +20,7 @@
 static struct authurls vmrunner_urls;
 
 static const char vmrunner_help[] =
-	"usage: fed-vmrunner --fed MOUNTPOINT --state DIR --authority URL\n"
+	"usage: fed-vmrunner --fed MOUNTPOINT --state DIR --authority URL[,URL...]\n"
 	"           --key KEYFILE [--public-addr ADDR] [--mem MB]\n"
 	"           [--lease-range CIDR] [--port-range A-B] [--no-follow]\n"
 	"           [--idle-timeout S] [--kernel FILE] [--uids A-B]\n"
