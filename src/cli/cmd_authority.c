@@ -9,7 +9,7 @@
  *   fed hosts HOST:PORT                     the owner's view of its hosts
  *   fed report HOST:PORT PEER --reason T    owner: a peer misbehaves
  *
- * Every one takes --authority URL (default: $FED_AUTHORITY); those that
+ * Every one takes --authority URL[,URL...] (default: $FED_AUTHORITY); those that
  * change something take --key KEYFILE and sign with it.  Each prints what
  * happened for people, or the authority's JSON answer with --json; on a
  * refusal it prints the authority's error on one line and exits 1.
@@ -31,6 +31,7 @@
 #include "cli/cli.h"
 #include "client/client.h"
 #include "common/authapi.h"
+#include "common/authurls.h"
 #include "common/chunkidx.h"
 #include "common/hex.h"
 #include "common/http.h"
@@ -67,11 +68,16 @@ auth_opt(struct auth_opts *o, int ch)
 static int
 auth_check(struct auth_opts *o, const char *cmd, bool need_key)
 {
+	static struct authurls urls;	/* only checked; too big for a stack */
+	struct err e;
+
 	if (o->url == NULL)
 		o->url = getenv("FED_AUTHORITY");
 	if (o->url == NULL || o->url[0] == '\0')
-		return cli_usage(cmd, "--authority URL is required (or set "
+		return cli_usage(cmd, "a valid --authority URL[,URL...] is required (or set "
 				 "FED_AUTHORITY)");
+	if (authurls_parse(o->url, &urls, &e) == -1)
+		return cli_usage(cmd, "--authority: %s", e.msg);
 	if (need_key && o->key == NULL)
 		return cli_usage(cmd, "--key KEYFILE is required");
 	return 0;
@@ -164,7 +170,7 @@ auth_str(const json_t *j, const char *name)
 /* ---- fed register ---- */
 
 static const char register_help[] =
-	"usage: fed register --addr HOST:PORT --authority URL --key KEYFILE "
+	"usage: fed register --addr HOST:PORT --authority URL[,URL...] --key KEYFILE "
 	"[--json]\n"
 	"\n"
 	"Register this key with the authority as a peer whose object server\n"
@@ -223,9 +229,9 @@ cmd_register(int argc, char **argv)
 
 static const char trust_help[] =
 	"usage: fed trust add FILE --kind kernel|base [--name NAME]\n"
-	"                 [--chunk-size BYTES] --authority URL --key ADMINKEY\n"
-	"       fed trust revoke SHA256 --authority URL --key ADMINKEY\n"
-	"       fed trust list --authority URL [--json]\n"
+	"                 [--chunk-size BYTES] --authority URL[,URL...] --key ADMINKEY\n"
+	"       fed trust revoke SHA256 --authority URL[,URL...] --key ADMINKEY\n"
+	"       fed trust list --authority URL[,URL...] [--json]\n"
 	"\n"
 	"add     index FILE (SHA-256 of the whole file and of each chunk) and\n"
 	"        ask the authority to trust it as a kernel or base; the index\n"
@@ -395,7 +401,7 @@ cmd_trust(int argc, char **argv)
 /* ---- fed lookup ---- */
 
 static const char lookup_help[] =
-	"usage: fed lookup HOST:PORT --authority URL [--json]\n"
+	"usage: fed lookup HOST:PORT --authority URL[,URL...] [--json]\n"
 	"\n"
 	"Ask the authority which peers serve HOST:PORT now, and at which\n"
 	"address and port.  When the authority does not know the service it\n"
@@ -504,7 +510,7 @@ cmd_lookup(int argc, char **argv)
 /* ---- fed hosts ---- */
 
 static const char hosts_help[] =
-	"usage: fed hosts HOST:PORT --authority URL [--json]\n"
+	"usage: fed hosts HOST:PORT --authority URL[,URL...] [--json]\n"
 	"\n"
 	"The owner's view of a service: every peer committed to any version of\n"
 	"it, whether it is up, where it serves and for how long, and every\n"
@@ -563,7 +569,7 @@ cmd_hosts(int argc, char **argv)
 /* ---- fed report ---- */
 
 static const char report_help[] =
-	"usage: fed report HOST:PORT PEER --reason TEXT --authority URL "
+	"usage: fed report HOST:PORT PEER --reason TEXT --authority URL[,URL...] "
 	"--key KEYFILE [--json]\n"
 	"\n"
 	"As the owner of HOST:PORT, report that PEER (its 64-hex key)\n"

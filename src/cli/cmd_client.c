@@ -21,19 +21,30 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "common/authurls.h"
 #include "client/client.h"
 #include "common/keyfile.h"
 #include "common/log.h"
 #include "common/manifest.h"
 #include "common/proc.h"
 
-/* The authority URL from the option or $FED_AUTHORITY; NULL if neither. */
+/* The authority list from the option or $FED_AUTHORITY; NULL if neither
+ * or if it does not parse (after saying why on stderr). */
 static const char *
 client_authority(const char *opt)
 {
+	static struct authurls urls;	/* only checked; too big for a stack */
+	struct err e;
+
 	if (opt == NULL)
 		opt = getenv("FED_AUTHORITY");
-	return opt != NULL && opt[0] != '\0' ? opt : NULL;
+	if (opt == NULL || opt[0] == '\0')
+		return NULL;
+	if (authurls_parse(opt, &urls, &e) == -1) {
+		fprintf(stderr, "fed: --authority: %s\n", e.msg);
+		return NULL;
+	}
+	return opt;
 }
 
 /* Open the cache and its statistics; 0 or 1 after printing why. */
@@ -61,7 +72,7 @@ client_open_cache(const char *opt, char **dir, struct client_stats **st)
 /* ---- fed get ---- */
 
 static const char get_help[] =
-	"usage: fed get URL [-o FILE] [--authority URL] [--cache DIR] [--json] "
+	"usage: fed get URL [-o FILE] [--authority URL[,URL...]] [--cache DIR] [--json] "
 	"[-v]\n"
 	"\n"
 	"Fetch URL (http:// or https://) like curl, but through the best peer\n"
@@ -73,7 +84,8 @@ static const char get_help[] =
 	"not know are fetched directly (DNS).\n"
 	"\n"
 	"  -o FILE        write the body to FILE (default: standard output)\n"
-	"  --authority U  the authority (default $FED_AUTHORITY)\n"
+	"  --authority U  the authority (default $FED_AUTHORITY); U1,U2,... are\n"
+	"                 tried in turn, from the one that answered last\n"
 	"  --cache DIR    lookups and peer statistics (default $FED_CACHE,\n"
 	"                 $XDG_CACHE_HOME/fed or ~/.cache/fed)\n"
 	"  --json         print what happened as JSON on stderr\n"
@@ -118,7 +130,7 @@ cmd_get(int argc, char **argv)
 	if (optind + 1 != argc)
 		return cli_usage("get", "need exactly one URL");
 	if ((authority = client_authority(authority)) == NULL)
-		return cli_usage("get", "--authority URL is required (or set "
+		return cli_usage("get", "a valid --authority URL[,URL...] is required (or set "
 				 "FED_AUTHORITY)");
 	if (verbose)
 		log_set_level(LOG_DEBUG);
@@ -200,7 +212,7 @@ done:
 /* ---- fed proxy ---- */
 
 static const char proxy_help[] =
-	"usage: fed proxy --listen ADDR:PORT [--authority URL] [--cache DIR]\n"
+	"usage: fed proxy --listen ADDR:PORT [--authority URL[,URL...]] [--cache DIR]\n"
 	"\n"
 	"An HTTP proxy: point curl -x, a browser or any program at ADDR:PORT.\n"
 	"Requests for services the authority knows go to their best peer\n"
@@ -252,7 +264,7 @@ cmd_proxy(int argc, char **argv)
 		return cli_usage("proxy", "need --listen ADDR:PORT and no "
 				 "other argument");
 	if ((authority = client_authority(authority)) == NULL)
-		return cli_usage("proxy", "--authority URL is required (or set "
+		return cli_usage("proxy", "a valid --authority URL[,URL...] is required (or set "
 				 "FED_AUTHORITY)");
 	if ((rc = client_open_cache(cache, &dir, &st)) != 0)
 		return rc;
@@ -294,7 +306,7 @@ cmd_proxy(int argc, char **argv)
 /* ---- fed audit ---- */
 
 static const char audit_help[] =
-	"usage: fed audit HOST:PORT --path P --expect SHA256 --authority URL\n"
+	"usage: fed audit HOST:PORT --path P --expect SHA256 --authority URL[,URL...]\n"
 	"                 --key KEY [--report] [--json]\n"
 	"\n"
 	"As the owner of HOST:PORT, check what every peer hosting it serves:\n"
@@ -347,7 +359,7 @@ cmd_audit(int argc, char **argv)
 		return cli_usage("audit", "need HOST:PORT --path P --expect "
 				 "SHA256");
 	if ((authority = client_authority(authority)) == NULL)
-		return cli_usage("audit", "--authority URL is required (or set "
+		return cli_usage("audit", "a valid --authority URL[,URL...] is required (or set "
 				 "FED_AUTHORITY)");
 	if (key == NULL)
 		return cli_usage("audit", "--key KEYFILE is required");

@@ -18,7 +18,9 @@
 
 #include <curl/curl.h>
 
+#include "common/authurls.h"
 #include "common/http.h"
+#include "common/log.h"
 #include "common/sigreq.h"
 
 static pthread_once_t http_once = PTHREAD_ONCE_INIT;
@@ -206,11 +208,12 @@ authority_call(const char *base_url, const char *method, const char *path,
 				     status, reply, e);
 }
 
-int
-authority_call_within(const char *base_url, const char *method,
-		      const char *path, json_t *body, const uint8_t *seed,
-		      long timeout_ms, long *status, json_t **reply,
-		      struct err *e)
+/* One authority, one request (with its replay and rate re-sign). */
+static int
+authority_call_one(const char *base_url, const char *method,
+		   const char *path, json_t *body, const uint8_t *seed,
+		   long timeout_ms, long *status, json_t **reply,
+		   struct err *e)
 {
 	char url[2048], hkey[160], hdate[80], hsig[200];
 	const char *headers[5];
@@ -301,6 +304,57 @@ bad:
 	http_reply_free(&r);
 	free(text);
 	return -1;
+}
+
+/*
+ * Walk the list from the last good URL, those known down last
+ * (authurls_order): on to the next after no usable reply or a 5xx, stop
+ * at any other answer; remember each outcome.  The signature
+ * covers method, path, date and body, not the host, so the same request is
+ * valid at each authority; each attempt signs afresh (authority_call_one).
+ * When every URL fails, the last one's outcome is returned.
+ */
+int
+authority_call_within(const char *base_url, const char *method,
+		      const char *path, json_t *body, const uint8_t *seed,
+		      long timeout_ms, long *status, json_t **reply,
+		      struct err *e)
+{
+	size_t order[AUTHURLS_MAX], k, i;
+	struct authurls *l;
+	int rc = -1;
+
+	if (reply != NULL)
+		*reply = NULL;
+	if ((l = malloc(sizeof(*l))) == NULL)
+		return err_set(e, "authority: out of memory");
+	if (authurls_parse(base_url, l, e) == -1) {
+		free(l);
+		return -1;
+	}
+	authurls_order(base_url, l->n, order);
+	for (k = 0; k < l->n; k++) {
+		i = order[k];
+		*status = 0;
+		rc = authority_call_one(l->url[i], method, path, body, seed,
+					timeout_ms, status, reply, e);
+		authurls_result(base_url, i, !authurls_failover(rc, *status));
+		if (!authurls_failover(rc, *status) || k + 1 == l->n)
+			break;
+		if (rc == -1)
+			log_warn("authority %s: %s; trying %s", l->url[i], e->msg,
+				 l->url[order[k + 1]]);
+		else
+			log_warn("authority %s: %s %s answered %ld; trying %s",
+				 l->url[i], method, path, *status,
+				 l->url[order[k + 1]]);
+		if (reply != NULL) {
+			json_decref(*reply);
+			*reply = NULL;
+		}
+	}
+	free(l);
+	return rc;
 }
 
 int

@@ -33,6 +33,7 @@
 #include <fuse_log.h>
 #include <fuse_lowlevel.h>
 
+#include "common/authurls.h"
 #include "common/hex.h"
 #include "common/keyfile.h"
 #include "common/log.h"
@@ -41,8 +42,11 @@
 #include "fedfs/fs.h"
 #include "fedfs/scrub.h"
 
+/* --authority, parsed only to refuse a bad list before starting. */
+static struct authurls fedfs_urls;
+
 static const char usage[] =
-	"usage: fedfs MOUNTPOINT --state DIR --authority URL --key KEYFILE\n"
+	"usage: fedfs MOUNTPOINT --state DIR --authority URL[,URL...] --key KEYFILE\n"
 	"             --serve ADDR:PORT [--public ADDR:PORT] [--cache-max BYTES]\n"
 	"             [--scrub-rate BYTES] [-f] [--json-logs] [--debug]\n"
 	"       fedfs --fsck --state DIR [--json]\n"
@@ -56,7 +60,9 @@ static const char usage[] =
 	"\n"
 	"  --state DIR        chunk store, catalogue, commitments (kept across\n"
 	"                     restarts)\n"
-	"  --authority URL    the authority, e.g. http://10.0.0.1:8080\n"
+	"  --authority URL    the authority, e.g. http://10.0.0.1:8080; a list\n"
+	"                     URL1,URL2,... (at most 8) is tried in turn, from\n"
+	"                     the one that answered last\n"
 	"  --key KEYFILE      this peer's key (fed keygen); an owner's fedfs runs\n"
 	"                     with the owner's key to publish\n"
 	"  --serve ADDR:PORT  where the object server listens\n"
@@ -427,6 +433,10 @@ main(int argc, char **argv)
 	    !fs.serve || !have_key) {
 		fprintf(stderr, "fedfs: need MOUNTPOINT, --state, --authority, "
 			"--key and --serve (see fedfs --help)\n");
+		return 2;
+	}
+	if (authurls_parse(fs.authority, &fedfs_urls, &e) == -1) {
+		fprintf(stderr, "fedfs: --authority: %s\n", e.msg);
 		return 2;
 	}
 	fs.mountpoint = argv[optind];

@@ -9,14 +9,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/authurls.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "machine/machine.h"
 #include "vmrunner/vmrunner.h"
 
+/* --authority, parsed only to refuse a bad list before starting. */
+static struct authurls vmrunner_urls;
+
 static const char vmrunner_help[] =
-	"usage: fed-vmrunner --fed MOUNTPOINT --state DIR --authority URL\n"
+	"usage: fed-vmrunner --fed MOUNTPOINT --state DIR --authority URL[,URL...]\n"
 	"           --key KEYFILE [--public-addr ADDR] [--mem MB]\n"
 	"           [--lease-range CIDR] [--port-range A-B] [--no-follow]\n"
 	"           [--idle-timeout S] [--kernel FILE] [--uids A-B]\n"
@@ -180,6 +184,8 @@ main(int argc, char **argv)
 	if (!c.fed || !c.state || !c.authority || !c.key_path || optind != argc)
 		return vmrunner_fail("--fed, --state, --authority and --key are "
 				     "required", "");
+	if (authurls_parse(c.authority, &vmrunner_urls, &e) == -1)
+		return vmrunner_fail("--authority: ", e.msg);
 	if (crypto_init(&e) < 0) {
 		fprintf(stderr, "fed-vmrunner: %s\n", e.msg);
 		return 1;
