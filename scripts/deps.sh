@@ -25,6 +25,8 @@ packages=(
 	libseccomp-dev
 	# tests
 	libcriterion-dev curl jq
+	# e2e/authority_failover.sh: a listener that never answers, a web server
+	python3
 	# building fed's UML kernel from Debian's source (scripts/mkumlkernel.sh)
 	flex bison bc xz-utils patch
 	# runtime: base image, import disks, networking
