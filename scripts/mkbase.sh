@@ -55,7 +55,7 @@ debian_key() {
 		cat "$here/base/debian/packages" "$here/base/debian/debs" "$0"
 		echo "$DEBIAN_SUITE $DEBIAN_MIRROR"
 		mmdebstrap --version 2>/dev/null
-		mke2fs -V 2>&1 | head -n 1
+		mke2fs -V 2>&1 | sed -n 1p    # (head would SIGPIPE mke2fs: pipefail)
 	} | sha256sum | cut -c1-16
 }
 debian_entry_ok() {
@@ -285,7 +285,8 @@ debian_tree() {
 			chroot \"\$1\" apt-get install -d -y -q \$set >/dev/null &&
 			mkdir -p '$DEBS_OUT'/\$name &&
 			cp \"\$1\"/var/cache/apt/archives/*.deb '$DEBS_OUT'/\$name/ || exit 1
-		done; rm -f \"\$1\"/var/cache/apt/archives/*.deb"
+		done; rm -f \"\$1\"/var/cache/apt/archives/*.deb &&
+		chown 0:0 \"\$1\"/var/cache/apt/archives/partial"
 	fi
 	SOURCE_DATE_EPOCH=$FIXED_TIME mmdebstrap --quiet --variant=minbase --mode=root \
 		--include="$pkgs" \
@@ -310,6 +311,11 @@ debian_tree() {
 	ln -s /bin/busybox usr/sbin/poweroff
 	mkdir -p etc/fed var/www mnt
 	chmod 0755 etc/fed var/www mnt
+	# Packages installed at import time must not start their daemons (no
+	# init system runs; the service is /etc/fed/service): invoke-rc.d asks
+	# policy-rc.d, and 101 is "not allowed".
+	printf '#!/bin/sh\n# fed: no daemon starts at install time (invoke-rc.d)\nexit 101\n' >usr/sbin/policy-rc.d
+	chmod 0755 usr/sbin/policy-rc.d
 	rm -f etc/resolv.conf
 	printf 'fed\n' >etc/hostname
 	# Apache asks the resolver for its own hostname (AH00558 without it).
