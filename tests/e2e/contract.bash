@@ -82,7 +82,7 @@ show_log() {
 # --- 2. import from an import disk into a fresh COW ------------------------
 token=tok-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 mkdir -p "$tmp/import/files/etc/deep/er"
-printf 'motd %s\n' "$token" >"$tmp/import/files/etc/motd"
+printf 'motd %s\n' "$token" >"$tmp/import/files/etc/fed-test-motd"
 printf 'nested %s\n' "$token" >"$tmp/import/files/etc/deep/er/file"
 chmod 0600 "$tmp/import/files/etc/deep/er/file"
 import_disk "$tmp/import" "$tmp/import.img"
@@ -142,13 +142,13 @@ fi
 
 # --- 3. probe the COW, then the pristine base ---------------------------------
 res=1
-if uml_boot_wait "$tmp/probe.log" -- "ubd0=$tmp/snap.cow,$base" fed.probe=/etc/motd; then
+if uml_boot_wait "$tmp/probe.log" -- "ubd0=$tmp/snap.cow,$base" fed.probe=/etc/fed-test-motd; then
 	echo "# probe boot: ${boot_ms} ms"
 	if [ "$(probe_content "$tmp/probe.log")" = "motd $token" ] &&
 		uml_boot_wait "$tmp/probe2.log" -- "ubd0=$tmp/snap.cow,$base" fed.probe=/etc/deep/er/file &&
 		[ "$(probe_content "$tmp/probe2.log")" = "nested $token" ]; then
-		if uml_boot_wait "$tmp/probe0.log" -- "ubd0=$tmp/pristine.cow,$base" fed.probe=/etc/motd &&
-			grep -a -q '^fed-init: probe missing /etc/motd$' "$tmp/probe0.log" &&
+		if uml_boot_wait "$tmp/probe0.log" -- "ubd0=$tmp/pristine.cow,$base" fed.probe=/etc/fed-test-motd &&
+			grep -a -q '^fed-init: probe missing /etc/fed-test-motd$' "$tmp/probe0.log" &&
 			! grep -a -q "$token" "$tmp/probe0.log" &&
 			[ "$(sha256sum "$base" | cut -d' ' -f1)" = "$base_sha" ]; then
 			res=0
@@ -229,15 +229,15 @@ fi
 # (ENOSYS, whatever the file: busybox says "kernel does not support
 # requested operation"), and hostfs is no filesystem it knows.
 jail=$tmp/escape/files
-mkdir -p "$jail/etc/fed" "$jail/lib"
-head -c 4096 /dev/urandom >"$jail/lib/evil.ko"
+mkdir -p "$jail/etc/fed" "$jail/root"
+head -c 4096 /dev/urandom >"$jail/root/evil.ko"
 cat >"$jail/etc/fed/service" <<'SVC'
 for i in 1 2 3 4; do
 	busybox awk 'BEGIN { s = 0; for (i = 1; i <= 300000; i++) s += 1 / i; printf "%.15f\n", s }' >/tmp/fp$i &
 done
 wait
 for i in 1 2 3 4; do echo "escape: fp $(cat /tmp/fp$i)"; done
-busybox insmod /lib/evil.ko 2>&1 | sed 's/^/escape: insmod: /'
+busybox insmod /root/evil.ko 2>&1 | sed 's/^/escape: insmod: /'
 [ -e /proc/modules ] && echo "escape: /proc/modules exists"
 busybox mount -t hostfs -o / none /mnt 2>&1 | sed 's/^/escape: hostfs: /'
 grep -q hostfs /proc/filesystems && echo "escape: hostfs is in /proc/filesystems"
@@ -256,7 +256,7 @@ if uml_boot_wait "$tmp/escape-import.log" -- "ubd0=$tmp/escape.cow,$base" \
 fi
 [ $res -eq 0 ] || show_log "escape boot" "$tmp/escape.log"
 check "$L: a guest's insmod fails: the kernel has no module loader" \
-	grep -a -q "^escape: insmod: .*can't insert '/lib/evil.ko': kernel does not support requested operation" "$tmp/escape.log"
+	grep -a -q "^escape: insmod: .*can't insert '/root/evil.ko': kernel does not support requested operation" "$tmp/escape.log"
 check "$L: and there is no /proc/modules" \
 	sh -c "! grep -a -q '^escape: /proc/modules exists' '$tmp/escape.log'"
 check "$L: a guest's mount -t hostfs fails: no such filesystem" \
