@@ -29,7 +29,9 @@
 # different names live side by side), FED_CLUSTER_DIR (default
 # /tmp/$FED_CLUSTER), BINDIR (default bin), FED_CLUSTER_BASE (a base image
 # to use instead of building one, e.g. the Debian base), FED_CLUSTER_MEM
-# (MiB each peer's machines get, default 48), FED_UML_KERNEL (the UML kernel the admin
+# (MiB each peer's machines get, default 48), FED_CLUSTER_BASE_CHUNK (the
+# base's chunk size when the admin trusts it, default 1 MiB; peers fetch
+# whole chunks, so a large base read lazily wants small ones), FED_UML_KERNEL (the UML kernel the admin
 # trusts and the owner publishes; default fed's, as scripts/deps.sh
 # installs it in /usr/local/lib/fed).
 set -euo pipefail
@@ -45,6 +47,7 @@ NET=10.99.0
 UML=${FED_UML_KERNEL:-${FED_LIBDIR:-/usr/local/lib/fed}/linux.uml}
 AUTH_URL=http://$NET.1:8080
 MEM=${FED_CLUSTER_MEM:-48}	# each peer's machines, MiB
+BASE_CHUNK=${FED_CLUSTER_BASE_CHUNK:-1048576}	# the base's chunks, bytes
 
 say() { printf 'cluster: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -171,6 +174,7 @@ cmd_up() {
 	on client "$BINDIR/fed" trust add "$DIR/kernel" --kind kernel \
 		--authority "$AUTH_URL" --key "$DIR/admin.key" >/dev/null
 	on client "$BINDIR/fed" trust add "$DIR/base.img" --kind base \
+		--chunk-size "$BASE_CHUNK" \
 		--authority "$AUTH_URL" --key "$DIR/admin.key" >/dev/null
 
 	for host in owner $(seq -f 'p%g' 1 "$n"); do
