@@ -7,7 +7,8 @@
 #   scripts/cluster.sh exec HOST CMD...   run CMD on HOST's network
 #   scripts/cluster.sh kill HOST   kill every process of HOST (a failure)
 #   scripts/cluster.sh start HOST  start HOST's daemons again (same state)
-#   scripts/cluster.sh env         the cluster's facts as shell variables
+#   scripts/cluster.sh env         the cluster's facts as shell variables,
+#                                  FED_CLUSTER first (which cluster)
 #   scripts/cluster.sh status      hosts, addresses, processes
 #
 # Each host is a network namespace with one veth into a bridge that lives in
@@ -27,7 +28,10 @@
 # Environment: FED_CLUSTER (name prefix, default "fedc"; two clusters with
 # different names live side by side), FED_CLUSTER_DIR (default
 # /tmp/$FED_CLUSTER), BINDIR (default bin), FED_CLUSTER_BASE (a base image
-# to use instead of building one), FED_UML_KERNEL (the UML kernel the admin
+# to use instead of building one, e.g. the Debian base), FED_CLUSTER_MEM
+# (MiB each peer's machines get, default 48), FED_CLUSTER_BASE_CHUNK (the
+# base's chunk size when the admin trusts it, default 1 MiB; peers fetch
+# whole chunks, so a large base read lazily wants small ones), FED_UML_KERNEL (the UML kernel the admin
 # trusts and the owner publishes; default fed's, as scripts/deps.sh
 # installs it in /usr/local/lib/fed).
 set -euo pipefail
@@ -42,6 +46,8 @@ NET=10.99.0
 # fed's UML kernel as scripts/deps.sh installs it
 UML=${FED_UML_KERNEL:-${FED_LIBDIR:-/usr/local/lib/fed}/linux.uml}
 AUTH_URL=http://$NET.1:8080
+MEM=${FED_CLUSTER_MEM:-48}	# each peer's machines, MiB
+BASE_CHUNK=${FED_CLUSTER_BASE_CHUNK:-1048576}	# the base's chunks, bytes
 
 say() { printf 'cluster: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -114,7 +120,7 @@ start_vmrunner() {	# start_vmrunner HOST
 	spawn "$host" "$DIR/$host/vmrunner.log" "$BINDIR/fed-vmrunner" \
 		--fed "$DIR/$host/fed" --state "$DIR/$host/vmrunner" \
 		--authority "$AUTH_URL" --key "$DIR/$host/key" \
-		--public-addr "$(host_addr "$host")" --mem 48 \
+		--public-addr "$(host_addr "$host")" --mem "$MEM" \
 		--lease-range "10.$((100 + ${host#p})).0.0/16" -f
 	wait_for 10 test -e "$DIR/$host/vmrunner/status.json" ||
 		die "$host: vmrunner did not start (see $DIR/$host/vmrunner.log)"
@@ -168,6 +174,7 @@ cmd_up() {
 	on client "$BINDIR/fed" trust add "$DIR/kernel" --kind kernel \
 		--authority "$AUTH_URL" --key "$DIR/admin.key" >/dev/null
 	on client "$BINDIR/fed" trust add "$DIR/base.img" --kind base \
+		--chunk-size "$BASE_CHUNK" \
 		--authority "$AUTH_URL" --key "$DIR/admin.key" >/dev/null
 
 	for host in owner $(seq -f 'p%g' 1 "$n"); do
@@ -262,6 +269,7 @@ cmd_start() {	# start HOST's daemons again after a kill (same keys, state)
 cmd_env() {
 	local host
 	[ -f "$DIR/peers" ] || die "env: cluster '$NAME' is not up"
+	echo "FED_CLUSTER=$NAME"
 	echo "CLUSTER_DIR=$DIR"
 	echo "CLUSTER_PEERS=$(cat "$DIR/peers")"
 	echo "AUTH=$AUTH_URL"

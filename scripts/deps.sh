@@ -7,6 +7,9 @@
 #   linux.uml     fed's UML kernel (scripts/mkumlkernel.sh; ~6 min cold)
 #   qkernel.bin   the QEMU kernel object (scripts/mkqemukernel.sh)
 #
+# and the Debian base with the .debs the tests install into it, built or
+# taken from FED_KERNEL_CACHE/debian (scripts/mkbase.sh --debian-cache).
+#
 # Every download happens here, never in a test.  Idempotent: packages
 # already installed are left alone, `apt-get update` runs only when
 # something is missing, and a kernel whose inputs did not change is copied
@@ -45,6 +48,8 @@ packages=(
 	openssl
 	# bench/netmap.sh: userland relay and throughput baselines
 	socat iperf3
+	# the Debian base (scripts/mkbase.sh --debian)
+	mmdebstrap
 )
 
 missing=()
@@ -72,3 +77,4 @@ fi
 $sudo mkdir -p "$LIBDIR"
 echo "deps: fed's UML kernel $($sudo bash scripts/mkumlkernel.sh "$LIBDIR/linux.uml")"
 echo "deps: QEMU kernel object $($sudo bash scripts/mkqemukernel.sh "$LIBDIR/qkernel.bin")"
+echo "deps: Debian base and .debs in $($sudo bash scripts/mkbase.sh --debian-cache)"

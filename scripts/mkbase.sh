@@ -4,6 +4,14 @@
 # /init follows is in docs/base-image.md).
 #
 #   scripts/mkbase.sh OUT.img [SIZE_MIB]        (default 64)
+#   scripts/mkbase.sh --debian OUT.img [SIZE_MIB]
+#       a Debian 12 base instead (default 512 MiB): mmdebstrap minbase with
+#       the packages of base/debian/packages, a lean dpkg/apt setup, the same
+#       /init; needs the network (Debian's archive) and root
+#   scripts/mkbase.sh --debian-cache     build the Debian base and the .debs
+#       of base/debian/debs into FED_KERNEL_CACHE (default /var/cache/fed)
+#       unless already there (scripts/deps.sh runs it); prints the entry
+#   scripts/mkbase.sh --debian-cached    print that entry, or fail
 #
 # The image is reproducible: the same inputs (busybox binary, e2fsprogs
 # version, size) give the same bytes whoever runs it, wherever, whenever,
@@ -25,25 +33,77 @@ BUSYBOX=${BUSYBOX:-/bin/busybox}
 
 die() { echo "mkbase: $*" >&2; exit 1; }
 
+here=$(cd "$(dirname -- "$0")/.." && pwd)
+CACHE=${FED_KERNEL_CACHE:-/var/cache/fed}
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+DEBIAN_SUITE=bookworm
+
+mode=busybox
 case ${1:-} in
 -h | --help)
-	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 	;;
-'') die "usage: mkbase.sh OUT.img [SIZE_MIB]" ;;
+--debian) mode=debian; shift ;;
+--debian-cache | --debian-cached) mode=${1#--}; shift ;;
+-*) die "unknown option $1 (see --help)" ;;
 esac
+
+# The Debian cache entry's key: every input of the build, hashed.
+debian_key() {
+	{
+		cat "$here/base/debian/packages" "$here/base/debian/debs" "$0"
+		echo "$DEBIAN_SUITE $DEBIAN_MIRROR"
+		mmdebstrap --version 2>/dev/null
+		mke2fs -V 2>&1 | sed -n 1p    # (head would SIGPIPE mke2fs: pipefail)
+	} | sha256sum | cut -c1-16
+}
+debian_entry_ok() {
+	local d=$1
+	[ -f "$d/base.img" ] && [ -f "$d/base.sha256" ] && [ -f "$d/manifest" ] &&
+		[ "$(sha256sum <"$d/base.img" | cut -c1-64)" = "$(cat "$d/base.sha256")" ]
+}
+if [ "$mode" = debian-cached ] || [ "$mode" = debian-cache ]; then
+	command -v mmdebstrap >/dev/null || die "missing mmdebstrap (scripts/deps.sh installs it)"
+	entry=$CACHE/debian/$(debian_key)
+	if debian_entry_ok "$entry"; then
+		echo "$entry"
+		exit 0
+	fi
+	[ "$mode" = debian-cached ] &&
+		die "the Debian base is not built in $entry: run scripts/deps.sh"
+	[ "$(id -u)" -eq 0 ] || die "--debian-cache needs root (mmdebstrap --mode=root)"
+	mkdir -p "$CACHE/debian"
+	tmpentry=$(mktemp -d "$CACHE/debian/.build.XXXXXX")
+	trap 'rm -rf -- "$tmpentry"' EXIT
+	DEBS_OUT=$tmpentry/debs MANIFEST_OUT=$tmpentry/manifest \
+		bash "$0" --debian "$tmpentry/base.img" >"$tmpentry/base.sha256"
+	debian_entry_ok "$tmpentry" || die "the new Debian base in $tmpentry fails its own hash"
+	rm -rf -- "$entry"
+	mv -- "$tmpentry" "$entry"
+	trap - EXIT
+	echo "$entry"
+	exit 0
+fi
+
+[ -n "${1:-}" ] || die "usage: mkbase.sh [--debian] OUT.img [SIZE_MIB]"
 out=$1
-size=${2:-64}
+if [ "$mode" = debian ]; then size=${2:-512}; else size=${2:-64}; fi
 if ! [[ $size =~ ^[0-9]+$ ]] || [ "$size" -lt 8 ] || [ "$size" -gt 65536 ]; then
 	die "SIZE_MIB must be an integer from 8 to 65536, got '$size'"
 fi
 for t in mke2fs debugfs e2fsck sha256sum; do
 	command -v "$t" >/dev/null || die "missing $t (install e2fsprogs)"
 done
-[ -x "$BUSYBOX" ] || die "missing $BUSYBOX (install busybox-static)"
-# A dynamically linked busybox would not run in the image.
-if LC_ALL=C ldd "$BUSYBOX" >/dev/null 2>&1; then
-	die "$BUSYBOX is dynamically linked; need busybox-static"
+if [ "$mode" = debian ]; then
+	command -v mmdebstrap >/dev/null || die "missing mmdebstrap (scripts/deps.sh installs it)"
+	[ "$(id -u)" -eq 0 ] || die "--debian needs root (mmdebstrap --mode=root keeps owners)"
+else
+	[ -x "$BUSYBOX" ] || die "missing $BUSYBOX (install busybox-static)"
+	# A dynamically linked busybox would not run in the image.
+	if LC_ALL=C ldd "$BUSYBOX" >/dev/null 2>&1; then
+		die "$BUSYBOX is dynamically linked; need busybox-static"
+	fi
 fi
 
 outdir=$(cd "$(dirname -- "$out")" && pwd) || die "no directory for $out"
@@ -53,35 +113,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/fed-mkbase.XXXXXX")
 partial=$out.partial.$$
 trap 'rm -rf -- "$work" "$partial"' EXIT
 root=$work/root
-mkdir "$root"
 
 # --- the tree -------------------------------------------------------------
-(
-	cd "$root"
-	mkdir -p bin etc/fed proc sys dev tmp mnt root var/www usr
-	chmod 0755 bin etc etc/fed proc sys dev mnt var var/www usr .
-	chmod 1777 tmp
-	chmod 0700 root
-
-	cp -- "$BUSYBOX" bin/busybox
-	chmod 0755 bin/busybox
-	"$BUSYBOX" --list | while IFS= read -r applet; do
-		case $applet in
-		busybox | */* | '') continue ;;
-		esac
-		ln -s busybox "bin/$applet"
-	done
-	ln -s bin sbin
-	ln -s ../bin usr/bin
-	ln -s ../bin usr/sbin
-
-	printf 'root:x:0:0:root:/root:/bin/sh\n' >etc/passwd
-	printf 'root:x:0:\n' >etc/group
-	printf 'fed\n' >etc/hostname
-	printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >etc/hosts
-	chmod 0644 etc/passwd etc/group etc/hostname etc/hosts
-
-	cat >init <<'INIT'
+# /init, the same text in both bases (the contract: docs/base-image.md).
+write_init() {
+	cat >"$1" <<'INIT'
 #!/bin/sh
 # fed base image /init (PID 1).  Contract: docs/base-image.md.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
@@ -144,9 +180,21 @@ if [ -n "$import" ]; then
 		if [ -d /mnt/files ] && cp -a /mnt/files/. /; then
 			# cp -a also gave / the files directory's owner and mode.
 			chown 0:0 / && chmod 0755 /
+			# The owner's setup commands, in the guest, disk on /mnt.
+			rc=0
+			if [ -f /mnt/setup ]; then
+				log "setup running"
+				(cd /mnt && DEBIAN_FRONTEND=noninteractive sh -e /mnt/setup) \
+					>/tmp/setup.log 2>&1 </dev/null || rc=$?
+				sed 's/^/fed-init: setup: /' /tmp/setup.log
+			fi
 			umount /mnt
 			sync
-			log "imported"
+			if [ "$rc" = 0 ]; then
+				log "imported"
+			else
+				log "import failed: setup exited $rc"
+			fi
 		else
 			umount /mnt
 			log "import failed: copy from $import"
@@ -190,8 +238,98 @@ while :; do
 	wait $!
 done
 INIT
-	chmod 0755 init
-)
+	chmod 0755 "$1"
+}
+
+busybox_tree() {
+	mkdir "$root"
+	cd "$root"
+	mkdir -p bin etc/fed proc sys dev tmp mnt root var/www usr
+	chmod 0755 bin etc etc/fed proc sys dev mnt var var/www usr .
+	chmod 1777 tmp
+	chmod 0700 root
+
+	cp -- "$BUSYBOX" bin/busybox
+	chmod 0755 bin/busybox
+	"$BUSYBOX" --list | while IFS= read -r applet; do
+		case $applet in
+		busybox | */* | '') continue ;;
+		esac
+		ln -s busybox "bin/$applet"
+	done
+	ln -s bin sbin
+	ln -s ../bin usr/bin
+	ln -s ../bin usr/sbin
+
+	printf 'root:x:0:0:root:/root:/bin/sh\n' >etc/passwd
+	printf 'root:x:0:\n' >etc/group
+	printf 'fed\n' >etc/hostname
+	printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >etc/hosts
+	chmod 0644 etc/passwd etc/group etc/hostname etc/hosts
+
+	write_init init
+}
+
+# mmdebstrap's minbase of Debian 12 with base/debian/packages, a lean dpkg
+# (no docs, man pages or locales) and apt (no recommends) that stay in the
+# base for whatever an owner installs later, then what /init needs.  With
+# DEBS_OUT set, the package sets of base/debian/debs are downloaded (with
+# their hard dependencies) into DEBS_OUT/NAME/ from inside the new system.
+debian_tree() {
+	local pkgs hook=true
+	pkgs=$(grep -v -E '^(#|$)' "$here/base/debian/packages" | paste -sd, -)
+	if [ -n "${DEBS_OUT:-}" ]; then
+		mkdir -p "$DEBS_OUT"
+		hook="grep -v -E '^(#|\$)' '$here/base/debian/debs' | while read -r name set; do
+			rm -f \"\$1\"/var/cache/apt/archives/*.deb &&
+			chroot \"\$1\" apt-get install -d -y -q \$set >/dev/null &&
+			mkdir -p '$DEBS_OUT'/\$name &&
+			cp \"\$1\"/var/cache/apt/archives/*.deb '$DEBS_OUT'/\$name/ || exit 1
+		done; rm -f \"\$1\"/var/cache/apt/archives/*.deb &&
+		chown 0:0 \"\$1\"/var/cache/apt/archives/partial"
+	fi
+	SOURCE_DATE_EPOCH=$FIXED_TIME mmdebstrap --quiet --variant=minbase --mode=root \
+		--include="$pkgs" \
+		--aptopt='APT::Install-Recommends "false"' \
+		--aptopt='APT::Install-Suggests "false"' \
+		--dpkgopt='path-exclude=/usr/share/doc/*' \
+		--dpkgopt='path-include=/usr/share/doc/*/copyright' \
+		--dpkgopt='path-exclude=/usr/share/man/*' \
+		--dpkgopt='path-exclude=/usr/share/info/*' \
+		--dpkgopt='path-exclude=/usr/share/locale/*' \
+		--dpkgopt='path-include=/usr/share/locale/locale.alias' \
+		--dpkgopt='path-exclude=/usr/share/lintian/*' \
+		--customize-hook="$hook" \
+		"$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" >"$work/mmdebstrap.log" 2>&1 ||
+		{ tail -n 30 "$work/mmdebstrap.log" >&2; die "mmdebstrap failed"; }
+	if [ -n "${MANIFEST_OUT:-}" ]; then
+		chroot "$root" dpkg-query -W -f='${Package} ${Version} ${Architecture}\n' >"$MANIFEST_OUT"
+	fi
+	cd "$root"
+	# minbase has neither ip (iproute2) nor poweroff (an init system).
+	ln -s /bin/busybox usr/sbin/ip
+	ln -s /bin/busybox usr/sbin/poweroff
+	mkdir -p etc/fed var/www mnt
+	chmod 0755 etc/fed var/www mnt
+	# Packages installed at import time must not start their daemons (no
+	# init system runs; the service is /etc/fed/service): invoke-rc.d asks
+	# policy-rc.d, and 101 is "not allowed".
+	printf '#!/bin/sh\n# fed: no daemon starts at install time (invoke-rc.d)\nexit 101\n' >usr/sbin/policy-rc.d
+	chmod 0755 usr/sbin/policy-rc.d
+	rm -f etc/resolv.conf
+	printf 'fed\n' >etc/hostname
+	# Apache asks the resolver for its own hostname (AH00558 without it).
+	printf '127.0.0.1\tlocalhost\n127.0.1.1\tfed\n::1\tlocalhost ip6-localhost ip6-loopback\n' >etc/hosts
+	chmod 0644 etc/hostname etc/hosts
+	write_init init
+}
+
+if [ "$mode" = debian ]; then
+	debian_tree
+else
+	busybox_tree
+fi
+cd /
 
 # Every source entry gets the same times; ctime is fixed later in the image.
 find "$root" -exec touch -h -d "@$FIXED_TIME" {} +
@@ -229,7 +367,8 @@ mke2fs -q -F -t ext2 -T ext2 -b 4096 -I 128 -i 16384 -m 5 -L "$LABEL" \
 		for f in atime mtime ctime; do
 			printf 'sif "%s" %s @%s\n' "$p" "$f" "$FIXED_TIME"
 		done
-		printf 'sif "%s" uid 0\nsif "%s" gid 0\n' "$p" "$p"
+		# The busybox tree is root's; Debian's keeps its packages' owners.
+		[ "$mode" = debian ] || printf 'sif "%s" uid 0\nsif "%s" gid 0\n' "$p" "$p"
 	done
 	for p in '<2>' '<11>'; do   # the root directory and lost+found
 		for f in atime mtime ctime; do

@@ -51,7 +51,7 @@ static const char create_help[] =
 	"           -o OUT [--name NAME] [--version N] [--mem MB]\n"
 	"           [--timeout SECONDS] [--chunk-size BYTES] [--keep-log FILE]\n"
 	"           [--running [--uml-kernel FILE]] [--egress PROTO/PORT]...\n"
-	"           [--json]\n"
+	"           [--setup CMD]... [--setup-files DIR] [--json]\n"
 	"\n"
 	"Boot the UML kernel FILE (default fed's, " FED_UML_KERNEL ")\n"
 	"over the base image IMG with a fresh copy-on-write file, copy DIR's\n"
@@ -60,6 +60,12 @@ static const char create_help[] =
 	"/etc/fed/service, the command the base's /init starts at every boot;\n"
 	"then pack and sign the delta as `fed snapshot pack` does.\n"
 	"\n"
+	"  --setup CMD        run CMD (sh -e, as root) inside the guest at\n"
+	"                     import time, after DIR is copied; repeatable,\n"
+	"                     in order; a failing CMD fails the import.  E.g.\n"
+	"                     'dpkg -i /mnt/setup-files/*.deb'\n"
+	"  --setup-files DIR  put DIR on the import disk as /mnt/setup-files\n"
+	"                     for the setup commands (not copied into the root)\n"
 	"  --mem MB           guest memory for the import boot (default 64;\n"
 	"                     with --running, of the QEMU machine: default 128)\n"
 	"  --timeout SECONDS  give up on a boot (default 120)\n"
@@ -109,14 +115,51 @@ create_stage_service(const char *stage, const char *cmd)
 	return 0;
 }
 
+#define CREATE_SETUP_MAX 16	/* --setup commands */
+
+/* What goes on the import disk besides files/. */
+struct create_setup {
+	const char *cmd[CREATE_SETUP_MAX];
+	int n;
+	const char *files;	/* --setup-files DIR, or NULL */
+};
+
+/* Write the setup commands as ROOT/setup, the script the base's /init
+ * runs after the copy (docs/base-image.md).  Returns 0/-1. */
+static int
+create_stage_setup(const char *root, const struct create_setup *su)
+{
+	char path[PATH_MAX + 16];
+	FILE *f;
+	int i;
+
+	if (su->n == 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/setup", root);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	for (i = 0; i < su->n; i++)
+		fprintf(f, "%s\n", su->cmd[i]);
+	if (fclose(f) != 0 || chmod(path, 0644) < 0)
+		return -1;
+	if (su->files != NULL) {
+		snprintf(path, sizeof(path), "%s/setup-files", root);
+		if (mkdir(path, 0755) < 0 || create_copy_tree(su->files, path) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /*
  * The import disk at disk: tmp/import/files/ gets a copy of files and
- * etc/fed/service holding run, and tmp/import becomes an ext2 image.
+ * etc/fed/service holding run, tmp/import/setup the setup commands (and
+ * setup-files/ their files), and tmp/import becomes an ext2 image.
  * Returns 0/-1.
  */
 static int
 create_import_disk(const char *tmp, const char *files, const char *run,
-		   const char *disk, struct err *e)
+		   const struct create_setup *su, const char *disk,
+		   struct err *e)
 {
 	char root[PATH_MAX], stage[PATH_MAX + 8];
 
@@ -126,6 +169,9 @@ create_import_disk(const char *tmp, const char *files, const char *run,
 	    create_copy_tree(files, stage) < 0 ||
 	    create_stage_service(stage, run) < 0)
 		return err_set(e, "staging %s into %s failed", files, stage);
+	if (create_stage_setup(root, su) < 0)
+		return err_set(e, "staging the setup commands into %s failed",
+			       root);
 	return import_disk_make(root, disk, e);
 }
 
@@ -306,6 +352,8 @@ cmd_snapshot_create(int argc, char **argv)
 		{ "keep-log", required_argument, NULL, 'L' },
 		{ "running", no_argument, NULL, 'R' },
 		{ "uml-kernel", required_argument, NULL, 'U' },
+		{ "setup", required_argument, NULL, 'S' },
+		{ "setup-files", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -314,6 +362,7 @@ cmd_snapshot_create(int argc, char **argv)
 		   *uml_kernel = FED_UML_KERNEL;
 	uint64_t mem = 0, timeout_s = 120;
 	struct snap_opts so;
+	struct create_setup su = { .n = 0 };
 	const char *kernel_boot;
 	char tmp[PATH_MAX] = "", cow[PATH_MAX], disk[PATH_MAX],
 	     kexec[PATH_MAX], base_abs[PATH_MAX], why[CREATE_WHY_MAX],
@@ -341,6 +390,15 @@ cmd_snapshot_create(int argc, char **argv)
 		case 'L': keep_log = optarg; break;
 		case 'R': running = true; break;
 		case 'U': uml_kernel = optarg; break;
+		case 'S':
+			if (su.n == CREATE_SETUP_MAX || optarg[0] == '\0' ||
+			    strlen(optarg) > 4096)
+				return cli_usage("snapshot create", "--setup: "
+						 "at most 16 commands, each "
+						 "1..4096 bytes");
+			su.cmd[su.n++] = optarg;
+			break;
+		case 'F': su.files = optarg; break;
 		case 'm':
 			if (cli_parse_u64(optarg, 16, 65536, &mem) < 0)
 				return cli_usage("snapshot create",
@@ -370,6 +428,12 @@ cmd_snapshot_create(int argc, char **argv)
 				 "with --running");
 	if (stat(files, &sb) < 0 || !S_ISDIR(sb.st_mode))
 		return cli_fail("--files %s: not a directory", files);
+	if (su.files != NULL && su.n == 0)
+		return cli_usage("snapshot create",
+				 "--setup-files needs --setup");
+	if (su.files != NULL &&
+	    (stat(su.files, &sb) < 0 || !S_ISDIR(sb.st_mode)))
+		return cli_fail("--setup-files %s: not a directory", su.files);
 	if (realpath(base, base_abs) == NULL)
 		return cli_fail("base %s: %m", base);
 	if (snap_manifest_fill(&so, &m, seed) != 0)
@@ -389,7 +453,7 @@ cmd_snapshot_create(int argc, char **argv)
 	}
 	snprintf(disk, sizeof(disk), "%s/import.img", tmp);
 	snprintf(cow, sizeof(cow), "%s/disk.cow", tmp);
-	if (create_import_disk(tmp, files, run, disk, &e) < 0) {
+	if (create_import_disk(tmp, files, run, &su, disk, &e) < 0) {
 		cli_fail("%s", e.msg);
 		goto bad;
 	}
