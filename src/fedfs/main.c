@@ -33,6 +33,7 @@
 #include <fuse_log.h>
 #include <fuse_lowlevel.h>
 
+#include "common/config.h"
 #include "common/hex.h"
 #include "common/keyfile.h"
 #include "common/log.h"
@@ -54,6 +55,8 @@ static const char usage[] =
 	"(SHA-256), cached under DIR and served on to other peers at\n"
 	"http://ADDR:PORT/objects/<sha256>.\n"
 	"\n"
+	"  --config FILE      key = value options (default /etc/fed/fedfs.conf);\n"
+	"                     the command line overrides them\n"
 	"  --state DIR        chunk store, catalogue, commitments (kept across\n"
 	"                     restarts)\n"
 	"  --authority URL    the authority, e.g. http://10.0.0.1:8080\n"
@@ -368,6 +371,8 @@ main(int argc, char **argv)
 	int c, rc = 1, ready = -1, logfd = -1;
 	struct err e;
 
+	if (config_apply("fedfs", opts, 1, &argc, &argv) < 0)
+		return 2;
 	while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': fs.state_dir = optarg; break;

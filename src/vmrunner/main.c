@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/proc.h"
@@ -21,7 +22,7 @@ static const char vmrunner_help[] =
 	"           [--lease-range CIDR] [--port-range A-B] [--no-follow]\n"
 	"           [--idle-timeout S] [--kernel FILE] [--uids A-B]\n"
 	"           [--lend-mem MB] [--max-vms N] [--cpu-weight N] [--no-jail]\n"
-	"           [-f] [-v]\n"
+	"           [-f|--foreground] [-v|--verbose]\n"
 	"\n"
 	"Watch MOUNTPOINT/commit/ (a fedfs mount).  For each committed snapshot:\n"
 	"check its signature, payload and that its base and kernel are trusted\n"
@@ -36,6 +37,8 @@ static const char vmrunner_help[] =
 	"commits to it too, boots it, moves the host port over and stops the\n"
 	"old one.\n"
 	"\n"
+	"  --config FILE      key = value options (default /etc/fed/fed-vmrunner.conf);\n"
+	"                     the command line overrides them\n"
 	"  --public-addr ADDR  the address clients reach this peer at (default:\n"
 	"                      the first non-loopback IPv4 address)\n"
 	"  --mem MB            memory per VM (default 64)\n"
@@ -92,6 +95,8 @@ main(int argc, char **argv)
 		{ "max-vms", required_argument, NULL, 'X' },
 		{ "cpu-weight", required_argument, NULL, 'W' },
 		{ "no-jail", no_argument, NULL, 'J' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -105,6 +110,8 @@ main(int argc, char **argv)
 	int o;
 
 	log_init("fed-vmrunner", false);
+	if (config_apply("fed-vmrunner", opts, 1, &argc, &argv) < 0)
+		return 2;
 	while ((o = getopt_long(argc, argv, "fvh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'F': c.fed = optarg; break;
