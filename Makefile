@@ -196,8 +196,10 @@ install: all
 		install -D -m 0644 $$m $(I_MAN)/man$$s/$$(basename $$m); done
 	@set -e; for c in $(CONF_EXAMPLES); do \
 		install -m 0644 $$c $(I_ETC)/$$(basename $$c).example; done
+	install -d $(I_UNIT)
 	@set -e; for u in $(UNITS); do \
-		install -D -m 0644 $$u $(I_UNIT)/$$(basename $$u); done
+		sed 's|@bindir@|$(PREFIX)/bin|g' $$u >$(I_UNIT)/$$(basename $$u); \
+		chmod 0644 $(I_UNIT)/$$(basename $$u); done
 
 uninstall:
 	rm -f $(addprefix $(I_BIN)/,$(notdir $(BINS)))

@@ -25,6 +25,8 @@ packages=(
 	libseccomp-dev
 	# tests
 	libcriterion-dev curl jq
+	# e2e/systemd.sh: systemd-analyze verify/security on the units
+	systemd
 	# building fed's UML kernel from Debian's source (scripts/mkumlkernel.sh)
 	flex bison bc xz-utils patch
 	# runtime: base image, import disks, networking
