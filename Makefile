@@ -100,6 +100,17 @@ $(BINDIR)/$(BIN_$(1)): $(BUILD)/$(1)/main.o $(call bin_libs,$(1))
 endef
 $(foreach c,$(BIN_COMPONENTS),$(eval $(call binary_rules,$(c))))
 
+# the authority's dashboard page, built in as one C string
+$(BUILD)/authority/dashboard_page.c: src/authority/dashboard.html
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from $< by the Makefile: do not edit */'; \
+	  echo 'extern const char dashboard_page[];'; \
+	  echo 'const char dashboard_page[] ='; \
+	  sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/' $<; echo ';'; } >$@
+$(BUILD)/authority/dashboard_page.o: $(BUILD)/authority/dashboard_page.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+$(BUILD)/libauthority.a: $(BUILD)/authority/dashboard_page.o
+
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -MMD -MP -c -o $@ $<
