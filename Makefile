@@ -15,6 +15,7 @@
 #   make install    binaries, man pages, units, scripts under $(DESTDIR)$(PREFIX),
 #                   example configuration in $(DESTDIR)/etc/fed/
 #   make uninstall  remove exactly what install put
+#   make man        remake man/ from the programs' --help
 #   make clean
 
 CC       ?= cc
@@ -77,7 +78,7 @@ TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests
 # keep test objects: they are not temporaries
 .SECONDARY:
 
-.PHONY: all check unit e2e asan fuzz cppcheck bench demo clean install uninstall
+.PHONY: all check unit e2e asan fuzz cppcheck bench demo clean install uninstall man
 all: $(BINS)
 
 $(BUILD)/%.o: src/%.c
@@ -196,6 +197,12 @@ CONF_EXAMPLES := $(wildcard etc/*.conf)
 UNITS    := $(wildcard systemd/*.service)
 I_SCRIPTS := deps.sh lib.sh mkbase.sh mkumlkernel.sh mkqemukernel.sh
 I_KERNEL := $(shell git ls-files kernel 2>/dev/null || find kernel -type f)
+
+# man/ is made from the programs' --help (scripts/mkman.sh) and committed;
+# tests/e2e/install.sh fails when it is not what the binaries say
+man: all
+	rm -f man/*.[1-8]
+	bash scripts/mkman.sh $(BINDIR) man
 
 install: all
 	install -d $(I_BIN) $(I_SHARE)/scripts $(I_ETC)

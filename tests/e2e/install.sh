@@ -12,6 +12,13 @@ mk() {
 }
 
 check "make install DESTDIR= succeeds" mk install
+bash "$ROOT/scripts/mkman.sh" "$BINDIR" "$dir/man" >/dev/null
+check "man/ is what the binaries' --help say (make man)" \
+	diff -r "$ROOT/man" "$dir/man"
+check "a man page for each binary and fed subcommand" \
+	test "$(ls "$ROOT"/man/*.[1-8] | wc -l)" = $((5 + $("$FED" --help | grep -c '^  [a-z]')))
+check "the pages render (man -l)" \
+	sh -c "for m in '$ROOT'/man/*; do MANWIDTH=80 man -l \"\$m\" 2>&1 >/dev/null | grep . && exit 1; done; true"
 for b in fed fedfs fed-authority fed-vmrunner fed-netmap; do
 	check "installed $b runs (--help)" \
 		sh -c "'$dest/usr/local/bin/$b' --help >/dev/null 2>&1"
