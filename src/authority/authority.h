@@ -1,6 +1,6 @@
 /*
  * authority.h - fed-authority: the REST service peers, owners and clients
- * talk to (DESIGN.md "Authority REST"; docs/authority-api.md).
+ * talk to (docs/design.md "Authority REST"; docs/authority-api.md).
  *
  * The daemon's rooms:
  *
