@@ -101,16 +101,18 @@ $(BINDIR)/$(BIN_$(1)): $(BUILD)/$(1)/main.o $(call bin_libs,$(1))
 endef
 $(foreach c,$(BIN_COMPONENTS),$(eval $(call binary_rules,$(c))))
 
-# the authority's dashboard page, built in as one C string
-$(BUILD)/authority/dashboard_page.c: src/authority/dashboard.html
+# pages built in as one C string each: the authority's dashboard and a
+# peer's own page (src/<component>/<name>.html -> const char <name>_page[])
+$(BUILD)/%_page.c: src/%.html
 	@mkdir -p $(dir $@)
 	{ echo '/* generated from $< by the Makefile: do not edit */'; \
-	  echo 'extern const char dashboard_page[];'; \
-	  echo 'const char dashboard_page[] ='; \
+	  echo 'extern const char $(notdir $*)_page[];'; \
+	  echo 'const char $(notdir $*)_page[] ='; \
 	  sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/' $<; echo ';'; } >$@
-$(BUILD)/authority/dashboard_page.o: $(BUILD)/authority/dashboard_page.c
+$(BUILD)/%_page.o: $(BUILD)/%_page.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 $(BUILD)/libauthority.a: $(BUILD)/authority/dashboard_page.o
+$(BUILD)/libfedfs.a: $(BUILD)/fedfs/peer_page.o
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)

@@ -532,6 +532,7 @@ main(int argc, char **argv)
 	log_info("mounted on %s; state %s; objects served at %s (port %u); "
 		 "authority %s", fs.mountpoint, fs.state_dir, fs.serve,
 		 objsrv_port(fs.objsrv), fs.authority);
+	objsrv_set_status(fs.objsrv, fedfs_status_text);	/* all is up now */
 	daemon_ready(ready, 0);
 	ready = -1;
 

@@ -52,6 +52,13 @@ out=$(browse wait-service www.example.org:80 2 2>&1); rc=$?
 echo "# $out" | tail -n 1
 check "the dashboard shows the service with both peers up" test $rc = 0
 
+out=$("$CLUSTER" exec client /usr/bin/python3 "$ROOT/tests/e2e/dashboard_browser.py" \
+	"http://$ADDR_p2:7000/" "$shots" peer-runs www.example.org:80 2>&1); rc=$?
+echo "# $out" | tail -n 1
+check "p2's object server page shows what it runs and serves" test $rc = 0
+check "p2's /status is its .status" test "$("$CLUSTER" exec client curl -fsS \
+	"http://$ADDR_p2:7000/status" | jq -r .peer)" = "$("$FED" pubkey "$KEY_p2")"
+
 p1=$("$FED" pubkey "$KEY_p1")
 "$CLUSTER" kill p1 2>/dev/null
 out=$(browse wait-down www.example.org:80 "$p1" $((TTL * 2 + 4)) 2>&1); rc=$?

@@ -9,6 +9,8 @@ bench/dashboard.sh.
     text-shown TEXT               TEXT appears as text in the reports table,
                                   and no script from the page data ran
     load SERVICE                  seconds until the page shows SERVICE
+    peer-runs SERVICE             (a peer's object server page) its runs
+                                  table lists SERVICE, and figures show
 Prints "ok ..." or "fail ..." and exits 0/1; saves SHOTDIR/CMD.png.
 """
 import sys
@@ -86,6 +88,15 @@ def main():
             ok = bool(got) and not ran and scripts == 0
             print(("ok" if ok else "fail"), "shown as text:", bool(got),
                   "script ran:", bool(ran), "script elements:", scripts)
+        elif cmd == "peer-runs":
+            svc = args[0]
+            got = poll(30, lambda: any(svc == td.text for td in
+                       d.find_elements(By.CSS_SELECTOR, "#runs td")) and
+                       "requests" in d.find_element(By.ID, "serves").text)
+            ok = bool(got)
+            print(("ok" if ok else "fail"), "peer page:",
+                  d.find_element(By.TAG_NAME, "body").text[:300]
+                  .replace("\n", " | "))
         elif cmd == "load":
             svc = args[0]
             got = poll(120, lambda: any(r.get_attribute("data-service") == svc
