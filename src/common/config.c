@@ -176,6 +176,9 @@ find_config_arg(int argc, char **argv, int keep, const char **path,
 	return -1;
 }
 
+/* The vector config_apply made: reachable, so never a leak. */
+static char **volatile config_argv_kept;	/* volatile: the store stays */
+
 int
 config_apply(const char *name, const struct option *opts, int keep,
 	     int *argc, char ***argv)
@@ -207,7 +210,7 @@ config_apply(const char *name, const struct option *opts, int keep,
 			goto fail;
 	}
 	*argc = n;
-	*argv = v;	/* lives as long as the process: getopt points into it */
+	*argv = config_argv_kept = v;	/* lives as long as the process */
 	return 0;
 fail:
 	fprintf(stderr, "%s: configuration: %s\n", name, e.msg);

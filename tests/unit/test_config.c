@@ -33,6 +33,14 @@ conf(const char *text)
 	return p;
 }
 
+static void
+free_vec(char **v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
 /* Parse text; returns -1 or the count, error message in *e. */
 static int
 parse(const char *text, char ***v, struct err *e)
@@ -62,6 +70,7 @@ Test(config, lines_become_long_options)
 	cr_assert_str_eq(v[2], "--quiet");
 	cr_assert_str_eq(v[3], "--db=a = b");	/* first '=' splits */
 	cr_assert_null(v[4]);
+	free_vec(v);
 }
 
 static void
@@ -71,6 +80,7 @@ refused(const char *text, const char *want)
 	struct err e;
 
 	cr_assert_eq(parse(text, &v, &e), -1, "accepted: %s", text);
+	free_vec(v);
 	cr_assert(strstr(e.msg, want) != NULL, "'%s' lacks '%s'", e.msg, want);
 	cr_assert(strstr(e.msg, "d.conf:") != NULL, "no file: %s", e.msg);
 }
@@ -150,6 +160,7 @@ Test(config, apply_inserts_before_command_line_which_wins)
 	cr_assert_str_eq(db, "file.db");
 	cr_assert_eq(optind, argc - 1);
 	cr_assert_str_eq(argv[optind], "mnt");
+	free_vec(argv);
 	free(p);
 }
 
@@ -166,6 +177,7 @@ Test(config, apply_default_dir_and_absent_file)
 	cr_assert_eq(config_apply("prog23", opts, 1, &argc, &argv), 0);
 	cr_assert_eq(argc, 2);
 	cr_assert_str_eq(argv[1], "--quiet");
+	free_vec(argv);	/* made by config_apply, kept for the process */
 	tu_write_file(p, "bogus\n", 6);
 	argv = args, argc = 1;
 	cr_assert_eq(config_apply("prog23", opts, 1, &argc, &argv), -1);
