@@ -27,6 +27,8 @@ packages=(
 	libcriterion-dev curl jq
 	# e2e/systemd.sh: systemd-analyze verify/security on the units
 	systemd
+	# e2e/install.sh renders the man pages (man -l)
+	man-db
 	# e2e/dashboard.sh: the authority's page in real headless Chromium
 	chromium chromium-driver python3-selenium
 	# building fed's UML kernel from Debian's source (scripts/mkumlkernel.sh)
