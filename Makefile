@@ -12,6 +12,10 @@
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
 #   make cppcheck   static analysis, warnings are errors
 #   make bench      benchmarks in bench/ (figures against a baseline)
+#   make install    binaries, man pages, units, scripts under $(DESTDIR)$(PREFIX),
+#                   example configuration in $(DESTDIR)/etc/fed/
+#   make uninstall  remove exactly what install put
+#   make man        remake man/ from the programs' --help
 #   make clean
 
 CC       ?= cc
@@ -23,7 +27,8 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -fno-strict-aliasing -pthread \
             $(shell pkg-config --cflags $(PKGS))
-LDLIBS   += $(shell pkg-config --libs $(PKGS)) -pthread
+LDLIBS   += -pthread
+ALL_LIBS := $(shell pkg-config --libs $(PKGS))
 TEST_LDLIBS := $(shell pkg-config --libs criterion)
 
 ifeq ($(SAN),1)
@@ -39,6 +44,21 @@ BIN_authority := fed-authority
 BIN_vmrunner  := fed-vmrunner
 BIN_netmap    := fed-netmap
 COMPONENTS    := common cli client fedfs authority vmrunner netmap machine
+
+# The rooms: each binary links only its own component, the components it
+# may use, and the packages those need.  A call across a wall (fedfs into
+# the authority, say) is an undefined reference at link time.
+PKGS_common    := libgcrypt zlib libcurl jansson
+USES_cli       := cli client machine
+PKGS_cli       := libseccomp
+USES_fedfs     := fedfs
+PKGS_fedfs     := fuse3 libmicrohttpd
+USES_authority := authority
+PKGS_authority := libmicrohttpd sqlite3
+USES_vmrunner  := vmrunner machine netmap
+PKGS_vmrunner  := libseccomp
+USES_netmap    := netmap
+PKGS_netmap    :=
 
 srcs = $(wildcard src/$(1)/*.c)
 objs = $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/$(1)/main.c,$(call srcs,$(1))))
@@ -58,7 +78,7 @@ TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests
 # keep test objects: they are not temporaries
 .SECONDARY:
 
-.PHONY: all check unit e2e asan fuzz cppcheck bench demo clean
+.PHONY: all check unit e2e asan fuzz cppcheck bench demo clean install uninstall man
 all: $(BINS)
 
 $(BUILD)/%.o: src/%.c
@@ -72,12 +92,27 @@ $(BUILD)/lib$(1).a: $(call objs,$(1))
 endef
 $(foreach c,$(LIB_COMPONENTS),$(eval $(call component_rules,$(c))))
 
+bin_libs = $(foreach u,$(USES_$(1)),$(if $(call objs,$(u)),$(BUILD)/lib$(u).a)) $(BUILD)/libcommon.a
 define binary_rules
-$(BINDIR)/$(BIN_$(1)): $(BUILD)/$(1)/main.o $(LIBS)
+$(BINDIR)/$(BIN_$(1)): $(BUILD)/$(1)/main.o $(call bin_libs,$(1))
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS) -o $$@ $$< $(LIBS) $$(LDLIBS)
+	$$(CC) $$(LDFLAGS) -Wl,--as-needed -o $$@ $$< $(call bin_libs,$(1)) \
+		$$(shell pkg-config --libs $(PKGS_common) $(PKGS_$(1))) $$(LDLIBS)
 endef
 $(foreach c,$(BIN_COMPONENTS),$(eval $(call binary_rules,$(c))))
+
+# pages built in as one C string each: the authority's dashboard and a
+# peer's own page (src/<component>/<name>.html -> const char <name>_page[])
+$(BUILD)/%_page.c: src/%.html
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from $< by the Makefile: do not edit */'; \
+	  echo 'extern const char $(notdir $*)_page[];'; \
+	  echo 'const char $(notdir $*)_page[] ='; \
+	  sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/' $<; echo ';'; } >$@
+$(BUILD)/%_page.o: $(BUILD)/%_page.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+$(BUILD)/libauthority.a: $(BUILD)/authority/dashboard_page.o
+$(BUILD)/libfedfs.a: $(BUILD)/fedfs/peer_page.o
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
@@ -85,11 +120,11 @@ $(BUILD)/tests/%.o: tests/%.c
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(TEST_HELPERS) $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPERS) $(LIBS) $(LDLIBS) $(TEST_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPERS) $(LIBS) $(ALL_LIBS) $(LDLIBS) $(TEST_LDLIBS)
 
 $(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(ALL_LIBS) $(LDLIBS)
 
 # Unit tests and end-to-end tests both report to tests/run.sh, which prints
 # the one summary line.
@@ -122,7 +157,7 @@ fuzz:
 	@mkdir -p $(BUILD)/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		clang $(CPPFLAGS) $(FUZZ_CFLAGS) -o $(BUILD)/fuzz/$$t fuzz/$$t.c \
-			$(wildcard src/common/*.c) $(LDLIBS); \
+			$(wildcard src/common/*.c) $(ALL_LIBS) $(LDLIBS); \
 		mkdir -p fuzz/corpus/$$t; \
 		echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
 		$(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
@@ -144,6 +179,58 @@ demo:
 bench: all $(TOOL_BINS)
 	@for b in bench/*.sh; do [ $$b = bench/lib.sh ] && continue; \
 		echo "== $$b"; bash $$b || exit 1; done
+
+# Installation (FHS).  /usr/local/lib/fed/ holds the kernels scripts/deps.sh
+# builds; install and uninstall never touch it: scripts and the kernel
+# build inputs go to $(PREFIX)/share/fed/.  Every installed path is listed
+# here, and uninstall removes exactly these, then only directories it
+# created and left empty.
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+SYSCONFDIR ?= /etc/fed
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+I_BIN    := $(DESTDIR)$(PREFIX)/bin
+I_MAN    := $(DESTDIR)$(PREFIX)/share/man
+I_SHARE  := $(DESTDIR)$(PREFIX)/share/fed
+I_ETC    := $(DESTDIR)$(SYSCONFDIR)
+I_UNIT   := $(DESTDIR)$(UNITDIR)
+MAN_PAGES := $(wildcard man/*.[1-8])
+CONF_EXAMPLES := $(wildcard etc/*.conf)
+UNITS    := $(wildcard systemd/*.service)
+I_SCRIPTS := deps.sh lib.sh mkbase.sh mkumlkernel.sh mkqemukernel.sh
+I_KERNEL := $(shell git ls-files kernel 2>/dev/null || find kernel -type f)
+
+# man/ is made from the programs' --help (scripts/mkman.sh) and committed;
+# tests/e2e/install.sh fails when it is not what the binaries say
+man: all
+	rm -f man/*.[1-8]
+	bash scripts/mkman.sh $(BINDIR) man
+
+install: all
+	install -d $(I_BIN) $(I_SHARE)/scripts $(I_ETC)
+	install -m 0755 $(BINS) $(I_BIN)/
+	install -m 0755 $(addprefix scripts/,$(I_SCRIPTS)) $(I_SHARE)/scripts/
+	@set -e; for f in $(I_KERNEL); do \
+		install -D -m 0644 $$f $(I_SHARE)/$$f; done
+	@set -e; for m in $(MAN_PAGES); do s=$${m##*.}; \
+		install -D -m 0644 $$m $(I_MAN)/man$$s/$$(basename $$m); done
+	@set -e; for c in $(CONF_EXAMPLES); do \
+		install -m 0644 $$c $(I_ETC)/$$(basename $$c).example; done
+	install -d $(I_UNIT)
+	@set -e; for u in $(UNITS); do \
+		sed 's|@bindir@|$(PREFIX)/bin|g' $$u >$(I_UNIT)/$$(basename $$u); \
+		chmod 0644 $(I_UNIT)/$$(basename $$u); done
+
+uninstall:
+	rm -f $(addprefix $(I_BIN)/,$(notdir $(BINS)))
+	rm -f $(addprefix $(I_SHARE)/scripts/,$(I_SCRIPTS))
+	rm -f $(addprefix $(I_SHARE)/,$(I_KERNEL))
+	rm -f $(foreach m,$(MAN_PAGES),$(I_MAN)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+	rm -f $(foreach c,$(CONF_EXAMPLES),$(I_ETC)/$(notdir $(c)).example)
+	rm -f $(addprefix $(I_UNIT)/,$(notdir $(UNITS)))
+	@for d in $(sort $(dir $(addprefix $(I_SHARE)/,$(I_KERNEL)))) $(I_SHARE)/scripts \
+		$(I_SHARE) $(I_ETC) $(I_UNIT); do \
+		[ -d $$d ] && find $$d -depth -type d -empty -delete; true; done
 
 clean:
 	rm -rf build build-asan bin

@@ -30,6 +30,12 @@ packages=(
 	libcriterion-dev curl jq
 	# e2e/authority_failover.sh: a listener that never answers, a web server
 	python3
+	# e2e/systemd.sh: systemd-analyze verify/security on the units
+	systemd
+	# e2e/install.sh renders the man pages (man -l)
+	man-db
+	# e2e/dashboard.sh: the authority's page in real headless Chromium
+	chromium chromium-driver python3-selenium
 	# building fed's UML kernel from Debian's source (scripts/mkumlkernel.sh)
 	flex bison bc xz-utils patch
 	# runtime: base image, import disks, networking

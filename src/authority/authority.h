@@ -1,6 +1,6 @@
 /*
  * authority.h - fed-authority: the REST service peers, owners and clients
- * talk to (DESIGN.md "Authority REST"; docs/authority-api.md).
+ * talk to (docs/design.md "Authority REST"; docs/authority-api.md).
  *
  * The daemon's rooms:
  *
@@ -157,7 +157,7 @@ void lookup_cache_put(struct lookup_cache *c, const char *key, uint64_t gen,
 /* ---- metrics (metrics.c) ---- */
 
 enum route_id {
-	ROUTE_HEALTHZ, ROUTE_METRICS,
+	ROUTE_DASHBOARD, ROUTE_HEALTHZ, ROUTE_METRICS,
 	ROUTE_PEERS, ROUTE_PEER,
 	ROUTE_TRUSTED, ROUTE_TRUSTED_ONE,
 	ROUTE_SNAPSHOTS, ROUTE_SNAPSHOT,
@@ -314,6 +314,7 @@ json_t *call_time_json(int64_t t);
 /* ---- handlers (api_*.c) ---- */
 
 void api_healthz(struct call *c, struct reply *r);
+void api_dashboard(struct call *c, struct reply *r);
 void api_metrics(struct call *c, struct reply *r);
 void api_peers_post(struct call *c, struct reply *r);
 void api_peer_get(struct call *c, struct reply *r);

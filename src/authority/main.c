@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "authority/authority.h"
+#include "common/config.h"
 #include "common/keyfile.h"
 #include "common/log.h"
 #include "common/proc.h"
@@ -29,6 +30,8 @@ usage(FILE *f)
 "trusted kernels and bases, the snapshot catalogue, commitments and\n"
 "reports.  See docs/authority-api.md.\n"
 "\n"
+"  --config FILE      key = value options (default /etc/fed/fed-authority.conf);\n"
+"                     the command line overrides them\n"
 "  --listen ADDR:PORT       address to listen on (IPv4, or [IPv6]); port 0\n"
 "                           picks a free one (see --port-file)\n"
 "  --db FILE                SQLite database (created if missing)\n"
@@ -139,6 +142,8 @@ main(int argc, char **argv)
 	int ch, sig;
 
 	authority_config_defaults(&cfg);
+	if (config_apply("fed-authority", opts, 1, &argc, &argv) < 0)
+		return 2;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l': cfg.listen = optarg; break;

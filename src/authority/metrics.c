@@ -18,6 +18,7 @@
 #include "authority/authority.h"
 
 static const char *const route_names[ROUTE_COUNT] = {
+	[ROUTE_DASHBOARD] = "/",
 	[ROUTE_HEALTHZ] = "/healthz",
 	[ROUTE_METRICS] = "/metrics",
 	[ROUTE_PEERS] = "/v1/peers",

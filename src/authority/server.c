@@ -65,6 +65,7 @@ struct route {
 };
 
 static const struct route server_routes[] = {
+	{ ROUTE_DASHBOARD, "/", 0, NULL, api_dashboard, NULL, NULL, NULL },
 	{ ROUTE_HEALTHZ, "/healthz", 0, NULL, api_healthz, NULL, NULL, NULL },
 	{ ROUTE_METRICS, "/metrics", 0, NULL, api_metrics, NULL, NULL, NULL },
 	{ ROUTE_PEERS, "/v1/peers", 0, NULL, NULL, api_peers_post, NULL,

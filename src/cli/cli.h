@@ -111,6 +111,9 @@ int cmd_get(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 
+/* this host's readiness (cmd_doctor.c) */
+int cmd_doctor(int argc, char **argv);
+
 /* what the vmrunner runs (cmd_status.c) */
 int cmd_status(int argc, char **argv);
 

@@ -23,6 +23,7 @@
 #include "cli/cli.h"
 #include "common/authurls.h"
 #include "client/client.h"
+#include "common/config.h"
 #include "common/keyfile.h"
 #include "common/log.h"
 #include "common/manifest.h"
@@ -221,7 +222,8 @@ static const char proxy_help[] =
 	"CONNECT tunnels.  One connection carries one request; request heads\n"
 	"over 16 KiB get 431; no peer answering gets 502 naming the peers\n"
 	"tried.  One log line per request on stderr.  SIGTERM or SIGINT stop\n"
-	"it.\n";
+	"it.  --config FILE: key = value options (default\n"
+	"/etc/fed/fed-proxy.conf); the command line overrides them.\n";
 
 static volatile sig_atomic_t proxy_signalled;
 
@@ -251,6 +253,8 @@ cmd_proxy(int argc, char **argv)
 	char *dir;
 	int ch, rc;
 
+	if (config_apply("fed-proxy", opts, 1, &argc, &argv) < 0)
+		return 2;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l': listen_on = optarg; break;

@@ -22,6 +22,7 @@ static const struct cli_command commands[] = {
 	{ "proxy", cmd_proxy, "HTTP proxy to federated services for any program" },
 	{ "audit", cmd_audit, "check what every peer serves for your service" },
 	{ "status", cmd_status, "what the vmrunner runs on this peer" },
+	{ "doctor", cmd_doctor, "check this host's readiness, say what to fix" },
 };
 
 static void

@@ -1,5 +1,5 @@
 /*
- * fedsnap.h - the signed delta snapshot container (DESIGN.md ".fedsnap").
+ * fedsnap.h - the signed delta snapshot container (docs/design.md ".fedsnap format"; docs/formats.md).
  *
  *   "FEDSNAP 1\n"
  *   <manifest: canonical JSON, one line> "\n"

@@ -9,7 +9,7 @@
  *                     the reply's size (a bigger reply is an error, not a
  *                     truncated success).
  *   authority_call()  one request to the authority's REST API: the body is a
- *                     JSON object, the request is signed (DESIGN.md "Keys and
+ *                     JSON object, the request is signed (docs/design.md "Keys and
  *                     signatures") when a seed is given, and the reply is
  *                     parsed as JSON.
  *

@@ -1,5 +1,6 @@
 /*
- * keyfile.h - key files as DESIGN.md fixes them.
+ * keyfile.h - key files as docs/design.md ("Keys and signatures") and
+ * docs/formats.md fix them.
  *
  * A key file holds the 32-byte secret seed as 64 hex digits and a newline,
  * mode 0600.  A key file that group or others may read is refused: a secret

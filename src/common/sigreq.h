@@ -1,5 +1,5 @@
 /*
- * sigreq.h - signed requests to the authority (DESIGN.md "Keys and
+ * sigreq.h - signed requests to the authority (docs/design.md "Keys and
  * signatures").
  *
  * Every request that changes the authority's state carries

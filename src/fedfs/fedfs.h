@@ -221,5 +221,7 @@ int commit_withdraw(struct fedfs *fs, struct node *n);
 /* status.c */
 json_t *fedfs_status(struct fedfs *fs);
 void fedfs_metrics(void *arg, char **buf, size_t *len);
+/* .status as JSON text (objsrv_set_status: the peer's /status). */
+void fedfs_status_text(void *arg, char **buf, size_t *len);
 
 #endif

@@ -34,6 +34,7 @@
 #include <fuse_lowlevel.h>
 
 #include "common/authurls.h"
+#include "common/config.h"
 #include "common/hex.h"
 #include "common/keyfile.h"
 #include "common/log.h"
@@ -58,6 +59,8 @@ static const char usage[] =
 	"(SHA-256), cached under DIR and served on to other peers at\n"
 	"http://ADDR:PORT/objects/<sha256>.\n"
 	"\n"
+	"  --config FILE      key = value options (default /etc/fed/fedfs.conf);\n"
+	"                     the command line overrides them\n"
 	"  --state DIR        chunk store, catalogue, commitments (kept across\n"
 	"                     restarts)\n"
 	"  --authority URL    the authority, e.g. http://10.0.0.1:8080; a list\n"
@@ -374,6 +377,8 @@ main(int argc, char **argv)
 	int c, rc = 1, ready = -1, logfd = -1;
 	struct err e;
 
+	if (config_apply("fedfs", opts, 1, &argc, &argv) < 0)
+		return 2;
 	while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': fs.state_dir = optarg; break;
@@ -537,6 +542,7 @@ main(int argc, char **argv)
 	log_info("mounted on %s; state %s; objects served at %s (port %u); "
 		 "authority %s", fs.mountpoint, fs.state_dir, fs.serve,
 		 objsrv_port(fs.objsrv), fs.authority);
+	objsrv_set_status(fs.objsrv, fedfs_status_text);	/* all is up now */
 	daemon_ready(ready, 0);
 	ready = -1;
 

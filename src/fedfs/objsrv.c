@@ -73,6 +73,7 @@ struct objsrv {
 	uint16_t port;
 	objsrv_metrics_fn metrics;
 	void *metrics_arg;
+	_Atomic(objsrv_metrics_fn) status;	/* /status; set once, any time */
 	_Atomic uint64_t bytes, requests, not_found, busy;
 	pthread_mutex_t upload_lock;
 	unsigned uploads;		/* chunk bodies being sent; upload_lock */
@@ -481,6 +482,42 @@ objsrv_metrics(struct objsrv *o, struct MHD_Connection *c)
 	return ret;
 }
 
+extern const char peer_page[];
+
+void
+objsrv_set_status(struct objsrv *o, objsrv_metrics_fn fn)
+{
+	atomic_store(&o->status, fn);
+}
+
+/* GET /status: this peer's .status JSON. */
+static enum MHD_Result
+objsrv_status(struct objsrv *o, struct MHD_Connection *c)
+{
+	objsrv_metrics_fn fn = atomic_load(&o->status);
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (fn == NULL)
+		return objsrv_error(o, c, MHD_HTTP_NOT_FOUND, "no such path");
+	fn(o->metrics_arg, &buf, &len);
+	if (buf == NULL)
+		return objsrv_error(o, c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				    "out of memory");
+	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(buf);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/json");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result
 objsrv_handle(void *cls, struct MHD_Connection *c, const char *url,
 	      const char *method, const char *version, const char *upload,
@@ -512,6 +549,11 @@ objsrv_handle(void *cls, struct MHD_Connection *c, const char *url,
 		return objsrv_metrics(o, c);
 	if (strcmp(url, "/healthz") == 0)
 		return objsrv_reply_text(c, MHD_HTTP_OK, "ok\n", "text/plain");
+	if (strcmp(url, "/status") == 0)
+		return objsrv_status(o, c);
+	if (strcmp(url, "/") == 0 && atomic_load(&o->status) != NULL)
+		return objsrv_reply_text(c, MHD_HTTP_OK, peer_page,
+					 "text/html; charset=utf-8");
 	return objsrv_error(o, c, MHD_HTTP_NOT_FOUND, "no such path");
 }
 

@@ -27,6 +27,13 @@ int objsrv_start(const char *listen, struct store *s,
 		 objsrv_metrics_fn metrics, void *metrics_arg,
 		 struct objsrv **out, struct err *e);
 
+/*
+ * Serve GET /status (the JSON fn writes into a malloc'd buf, with the
+ * metrics_arg given to objsrv_start) and the peer's page at GET / that
+ * reads it.  Until this is called, /status answers 404.
+ */
+void objsrv_set_status(struct objsrv *o, objsrv_metrics_fn fn);
+
 /* The port actually bound. */
 uint16_t objsrv_port(const struct objsrv *o);
 

@@ -93,6 +93,16 @@ fedfs_status(struct fedfs *fs)
 }
 
 void
+fedfs_status_text(void *arg, char **buf, size_t *len)
+{
+	json_t *j = fedfs_status(arg);
+
+	*buf = j != NULL ? json_dumps(j, JSON_INDENT(2)) : NULL;
+	*len = *buf != NULL ? strlen(*buf) : 0;
+	json_decref(j);
+}
+
+void
 fedfs_metrics(void *arg, char **buf, size_t *len)
 {
 	struct fedfs *fs = arg;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/authurls.h"
+#include "common/config.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/proc.h"
@@ -25,7 +26,7 @@ static const char vmrunner_help[] =
 	"           [--lease-range CIDR] [--port-range A-B] [--no-follow]\n"
 	"           [--idle-timeout S] [--kernel FILE] [--uids A-B]\n"
 	"           [--lend-mem MB] [--max-vms N] [--cpu-weight N] [--no-jail]\n"
-	"           [--egress-allow LIST] [-f] [-v]\n"
+	"           [--egress-allow LIST] [-f|--foreground] [-v|--verbose]\n"
 	"\n"
 	"Watch MOUNTPOINT/commit/ (a fedfs mount).  For each committed snapshot:\n"
 	"check its signature, payload and that its base and kernel are trusted\n"
@@ -40,6 +41,8 @@ static const char vmrunner_help[] =
 	"commits to it too, boots it, moves the host port over and stops the\n"
 	"old one.\n"
 	"\n"
+	"  --config FILE      key = value options (default /etc/fed/fed-vmrunner.conf);\n"
+	"                     the command line overrides them\n"
 	"  --public-addr ADDR  the address clients reach this peer at (default:\n"
 	"                      the first non-loopback IPv4 address)\n"
 	"  --mem MB            memory per VM (default 64)\n"
@@ -103,6 +106,8 @@ main(int argc, char **argv)
 		{ "cpu-weight", required_argument, NULL, 'W' },
 		{ "no-jail", no_argument, NULL, 'J' },
 		{ "egress-allow", required_argument, NULL, 'E' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -116,6 +121,8 @@ main(int argc, char **argv)
 	int o;
 
 	log_init("fed-vmrunner", false);
+	if (config_apply("fed-vmrunner", opts, 1, &argc, &argv) < 0)
+		return 2;
 	while ((o = getopt_long(argc, argv, "fvh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'F': c.fed = optarg; break;

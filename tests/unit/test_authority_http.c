@@ -128,7 +128,7 @@ Test(http, wrong_types)
 Test(http, unknown_paths)
 {
 	static const char *const paths[] = {
-		"/", "/v1", "/v1/", "/v2/peers", "/v1/peers/x/y", "/v1/unknown",
+		"/v1", "/v1/", "/v2/peers", "/index.html", "/v1/peers/x/y", "/v1/unknown",
 		"//v1/peers", "/v1/peers/", "/healthz/x", "/v1/services/a.b:1",
 		"/v1/services//peers",
 	};
@@ -140,6 +140,22 @@ Test(http, unknown_paths)
 
 		expect_raw(st, text, 404, "no such endpoint");
 	}
+}
+
+/* GET / is the dashboard: the page, which puts data in as text only */
+Test(http, dashboard_page)
+{
+	char *text;
+	long st = af_raw(&F, "GET", "/", NULL, 0, NULL, &text);
+
+	cr_assert_eq(st, 200);
+	cr_assert(strstr(text, "<title>fed federation</title>") != NULL);
+	cr_assert(strstr(text, "/v1/snapshots") != NULL);
+	cr_assert(strstr(text, "innerHTML") == NULL, "data must go in as text");
+	free(text);
+	st = af_raw(&F, "POST", "/", NULL, 0, NULL, &text);
+	cr_assert_eq(st, 405);
+	free(text);
 }
 
 Test(http, wrong_methods)
