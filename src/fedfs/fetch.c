@@ -261,6 +261,7 @@ fetch_verified(struct fetcher *f, struct fetch_job *j, double secs)
 	}
 	f->fetched_chunks++;
 	f->fetched_bytes += j->got;
+	fetch_count_object(f, j->obj, j->got);
 	j->state = JOB_DONE;
 	fetch_job_unlist(f, j);
 	pthread_cond_broadcast(&f->done);

@@ -63,6 +63,7 @@
  * and a read the kernel retries at once must find it still down */
 #define FETCH_DOWN_S 2.0
 #define FETCH_DOWN_MAX_S 16.0		/* ... doubling per failure, up to this */
+#define FETCH_OBJECTS_MAX 64		/* objects whose fetches are counted */
 #define FETCH_LOG_EVERY_S 10.0		/* cut-off lines: at most one per */
 
 enum fetch_state {
@@ -188,6 +189,17 @@ struct fetcher {
 	struct fetch_pooled { uint8_t *buf; size_t cap; } pool[FETCH_POOL];
 	int npool;
 
+	/* What was fetched of each object (the most recent FETCH_OBJECTS_MAX
+	 * objects fetched from; an older one's figures go): lock */
+	struct fetch_objstat {
+		uint8_t id[SHA256_LEN];
+		char label[80];
+		uint64_t size;			/* the object's, from its index */
+		uint64_t chunks, bytes;		/* fetched and verified */
+		double last;			/* mono_now() of the last */
+	} objstats[FETCH_OBJECTS_MAX];
+	size_t nobjstats;
+
 	/* lock: */
 	uint64_t fetched_chunks, fetched_bytes, failed_chunks, waits;
 	uint64_t cut_total, cut_unlogged;	/* tries cut off, not yet said */
@@ -212,6 +224,9 @@ void fetch_race_stop(struct fetcher *f);
 
 /* fetch_peers.c (lock held unless said) */
 struct fetch_peer *fetch_peer(struct fetcher *f, const char *addr);
+/* Count bytes fetched of object o.  Lock held. */
+void fetch_count_object(struct fetcher *f, const struct fetch_object *o,
+			uint64_t bytes);
 /* The evidence against addr, which sent buf (got bytes) for chunk j. */
 void fetch_liar_evidence(struct fetch_liar *l, const struct fetch_job *j,
 			 const char *addr, const void *buf, size_t got);

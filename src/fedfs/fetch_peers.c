@@ -272,6 +272,53 @@ fetch_peers_free(struct fetcher *f)
 	f->npeers = f->nbad = f->nsrcs = 0;
 }
 
+void
+fetch_count_object(struct fetcher *f, const struct fetch_object *o,
+		   uint64_t bytes)
+{
+	struct fetch_objstat *s = NULL;
+
+	for (size_t i = 0; i < f->nobjstats && s == NULL; i++)
+		if (memcmp(f->objstats[i].id, o->id, SHA256_LEN) == 0)
+			s = &f->objstats[i];
+	if (s == NULL && f->nobjstats < FETCH_OBJECTS_MAX)
+		s = &f->objstats[f->nobjstats++];
+	if (s == NULL) {			/* full: the stalest goes */
+		s = &f->objstats[0];
+		for (size_t i = 1; i < FETCH_OBJECTS_MAX; i++)
+			if (f->objstats[i].last < s->last)
+				s = &f->objstats[i];
+	}
+	if (memcmp(s->id, o->id, SHA256_LEN) != 0) {
+		memset(s, 0, sizeof(*s));
+		memcpy(s->id, o->id, SHA256_LEN);
+		snprintf(s->label, sizeof(s->label), "%s", o->label);
+		s->size = o->index->size;
+	}
+	s->chunks++;
+	s->bytes += bytes;
+	s->last = mono_now();
+}
+
+/* "objects": what was fetched of each, against its size.  Lock held. */
+static json_t *
+fetch_objects_json(const struct fetcher *f)
+{
+	json_t *a = json_array();
+	char hex[2 * SHA256_LEN + 1];
+
+	for (size_t i = 0; i < f->nobjstats; i++) {
+		const struct fetch_objstat *s = &f->objstats[i];
+
+		hex_encode(s->id, SHA256_LEN, hex);
+		json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:I,s:I}",
+		    "id", hex, "label", s->label, "size", (json_int_t)s->size,
+		    "fetched_chunks", (json_int_t)s->chunks,
+		    "fetched_bytes", (json_int_t)s->bytes));
+	}
+	return a;
+}
+
 json_t *
 fetcher_status(struct fetcher *f)
 {
@@ -301,6 +348,7 @@ fetcher_status(struct fetcher *f)
 	json_object_set_new(j, "bad_sources", bad);
 	json_object_set_new(j, "fetched_chunks", json_integer((json_int_t)f->fetched_chunks));
 	json_object_set_new(j, "fetched_bytes", json_integer((json_int_t)f->fetched_bytes));
+	json_object_set_new(j, "objects", fetch_objects_json(f));
 	json_object_set_new(j, "failed_chunks", json_integer((json_int_t)f->failed_chunks));
 	json_object_set_new(j, "cut_off", json_integer((json_int_t)f->cut_total));
 	json_object_set_new(j, "in_flight", json_integer(f->running));
@@ -339,6 +387,14 @@ fetcher_metrics(struct fetcher *f, size_t *len)
 			f->peers[i].addr, f->peers[i].errors);
 	fprintf(m, "# TYPE fedfs_bad_sources gauge\nfedfs_bad_sources %zu\n",
 		f->nbad);
+	fprintf(m, "# TYPE fedfs_object_fetched_bytes_total counter\n");
+	for (size_t i = 0; i < f->nobjstats; i++) {
+		char hex[2 * SHA256_LEN + 1];
+
+		hex_encode(f->objstats[i].id, SHA256_LEN, hex);
+		fprintf(m, "fedfs_object_fetched_bytes_total{object=\"%s\"} "
+			"%" PRIu64 "\n", hex, f->objstats[i].bytes);
+	}
 	pthread_mutex_unlock(&f->lock);
 	fclose(m);
 	*len = cap;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/crypto.h"
+#include "common/hex.h"
 #include "fedfs/fetch.h"
 #include "fedfs/fetch_int.h"
 #include "fedfs/objsrv.h"
@@ -921,4 +922,39 @@ Test(fetch, a_wrong_length_copy_is_reported_as_a_lie)
 	cr_assert_eq(source_stat(f, addr, "bad_chunks"), 1);
 	fetcher_stop(f);
 	MHD_stop_daemon(mhd);
+}
+
+/* .status and /metrics say what was fetched of each object, against its
+ * size: how lazy a cold start was (issue: "fetch only what the boot
+ * touches"). */
+Test(fetch, what_was_fetched_is_counted_per_object)
+{
+	struct fetcher *f;
+	struct err e;
+	json_t *st, *o;
+	size_t len;
+	char *m, hex[2 * SHA256_LEN + 1];
+
+	order[0] = live;
+	norder = 1;
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
+	for (uint32_t i = 0; i < 3; i++)
+		cr_assert_eq(fetcher_get(f, &obj, i, 0, &e), 0, "%s", e.msg);
+	st = fetcher_status(f);
+	cr_assert_eq(json_array_size(json_object_get(st, "objects")), 1);
+	o = json_array_get(json_object_get(st, "objects"), 0);
+	hex_encode(obj.id, SHA256_LEN, hex);
+	cr_assert_str_eq(json_string_value(json_object_get(o, "id")), hex);
+	cr_assert_str_eq(json_string_value(json_object_get(o, "label")),
+			 "test object");
+	cr_assert_eq(json_integer_value(json_object_get(o, "size")),
+		     (json_int_t)ix.size);
+	cr_assert_eq(json_integer_value(json_object_get(o, "fetched_chunks")), 3);
+	cr_assert_eq(json_integer_value(json_object_get(o, "fetched_bytes")),
+		     3 * CHUNK);
+	json_decref(st);
+	m = fetcher_metrics(f, &len);
+	cr_assert(strstr(m, hex) != NULL, "per object in /metrics");
+	free(m);
+	fetcher_stop(f);
 }
