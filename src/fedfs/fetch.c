@@ -3,8 +3,8 @@
  *
  *   reader thread               fetch thread (curl multi)      verifiers
  *   -------------               -------------------------      ---------
- *   fetcher_get(o, i)
- *     held?  -> return
+ *   fetcher_open(o, i)
+ *     held?  -> open, return fd
  *     sources of o (cached 2 s)
  *     job for chunk i -------> queue -> transfer from the best
  *     (one per hash)              ^     source not yet tried
@@ -14,6 +14,13 @@
  *     <--- broadcast -------------+---- none left: fail,    bad: source
  *                                 |     or, if some were        bad for o,
  *                                 '---- busy, retry later <---- requeue
+ *
+ * A reader gets the chunk as an open fd: the verifier opens it right after
+ * store_put (a pending chunk is never evicted) and each waiter takes a dup,
+ * so the read path is read -> fetch -> verify (store_put's hash, decided by
+ * its return code) -> store -> reply, without a second open that could
+ * find it evicted.
+ * (fetcher_get is the same wait without the fd.)
  *
  * (fetch_race.c races a job's tries over its sources; fetch_peers.c
  * keeps what is known of sources across jobs: see fetch_int.h.)
@@ -28,12 +35,14 @@
  * thread touches the curl multi handle.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/crypto.h"
 #include "common/hex.h"
@@ -112,6 +121,8 @@ fetch_job_put(struct fetch_job *j)
 {
 	if (--j->refs > 0)
 		return;
+	if (j->fd >= 0)
+		close(j->fd);
 	fetch_buf_put(j->f, j->buf, j->cap);
 	free(j);
 }
@@ -202,6 +213,7 @@ fetch_enqueue(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 		j->len = chunkidx_chunk_len(o->index, i);
 		j->state = JOB_QUEUED;
 		j->refs = 1;		/* the fetch thread's */
+		j->fd = -1;
 		fetch_job_sources(f, j);
 		j->hnext = *fetch_bucket(f, hash);
 		*fetch_bucket(f, hash) = j;
@@ -362,6 +374,10 @@ fetch_verifier(void *arg)
 
 		rc = store_put(f->store, j->hash, j->buf, j->got,
 			       STORE_FETCHED, &e);
+		/* its readers get this fd: opened while the chunk is pending,
+		 * which no eviction takes, so no reader finds it gone */
+		if (rc == 0)
+			j->fd = store_open_chunk(f->store, j->hash, NULL);
 		secs = mono_now() - j->started;
 		/* store_put hashes what it is given: the one place that
 		 * knows a copy is not the chunk */
@@ -548,17 +564,19 @@ fetcher_on_liar(struct fetcher *f, fetch_liar_fn fn, void *arg)
 	pthread_mutex_unlock(&f->lock);
 }
 
-int
-fetcher_get(struct fetcher *f, const struct fetch_object *o, uint32_t i,
-	    uint32_t ahead, struct err *e)
+/*
+ * Wait for chunk i of o: queued unless held or on its way, with the next
+ * `ahead` behind it.  Returns 0 when it is held, with *fd (if fd) an open
+ * descriptor of it (a dup of the one its job opened, or opened here if it
+ * was held already; -1 if it went meanwhile), or -1 with e set.
+ */
+static int
+fetch_wait(struct fetcher *f, const struct fetch_object *o, uint32_t i,
+	   uint32_t ahead, int *fd, struct err *e)
 {
 	struct fetch_job *j;
 	int rc = 0, retries = 0;
 
-	if (i >= o->index->nchunks)
-		return err_set(e, "chunk %u of %s does not exist", i, o->label);
-	if (store_has(f->store, o->index->chunks[i]) && ahead == 0)
-		return 0;
 	fetch_refresh_sources(f, o);
 	pthread_mutex_lock(&f->lock);
 again:
@@ -601,10 +619,54 @@ again:
 		if (j->state == JOB_FAILED)
 			rc = err_set(e, "chunk %u of %s: no valid copy (%s)", i,
 				     o->label, j->tried);
+		else if (fd != NULL && j->fd >= 0)
+			*fd = fcntl(j->fd, F_DUPFD_CLOEXEC, 0);
 		fetch_job_put(j);
 	}
 	pthread_mutex_unlock(&f->lock);
+	if (rc == 0 && fd != NULL && *fd < 0)	/* held before it was asked */
+		*fd = store_open_chunk(f->store, o->index->chunks[i], NULL);
 	return rc;
+}
+
+int
+fetcher_get(struct fetcher *f, const struct fetch_object *o, uint32_t i,
+	    uint32_t ahead, struct err *e)
+{
+	if (i >= o->index->nchunks)
+		return err_set(e, "chunk %u of %s does not exist", i, o->label);
+	if (store_has(f->store, o->index->chunks[i]) && ahead == 0)
+		return 0;
+	return fetch_wait(f, o, i, ahead, NULL, e);
+}
+
+int
+fetcher_open(struct fetcher *f, const struct fetch_object *o, uint32_t i,
+	     uint32_t ahead, struct err *e)
+{
+	int fd;
+
+	if (i >= o->index->nchunks)
+		return err_set(e, "chunk %u of %s does not exist", i, o->label);
+	/* held: open (and so verified, store_open_chunk) */
+	if ((fd = store_open_chunk(f->store, o->index->chunks[i], NULL)) >= 0) {
+		fetcher_ahead(f, o, i, ahead);
+		return fd;
+	}
+	/* not held, or dropped as bad just now: fetched, then open; once
+	 * more should it go between its fetch and the open (held before it
+	 * was asked, and evicted since) */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		fd = -1;
+		if (fetch_wait(f, o, i, ahead, &fd, e) < 0)
+			return -1;
+		if (fd >= 0)
+			return fd;
+		ahead = 0;
+	}
+	return err_set(e, "chunk %u of %s: evicted as soon as fetched (is "
+		       "the store too small for what is read at once?)", i,
+		       o->label);
 }
 
 void

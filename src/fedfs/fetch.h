@@ -91,6 +91,17 @@ void fetcher_on_liar(struct fetcher *f, fetch_liar_fn fn, void *arg);
 int fetcher_get(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 		uint32_t ahead, struct err *e);
 
+/*
+ * The read path's step: chunk i of o, held and verified, as an open file
+ * descriptor the caller closes, fetched first if need be (with the next
+ * `ahead` behind it).  The descriptor is opened while the chunk is held
+ * (for a fetched one, by its verifier, before any eviction could take it),
+ * so a reader never finds the chunk gone between its fetch and its read.
+ * Returns the fd, or -1 (e says which sources were tried and why).
+ */
+int fetcher_open(struct fetcher *f, const struct fetch_object *o, uint32_t i,
+		 uint32_t ahead, struct err *e);
+
 /* Start fetching chunks i+1 .. i+ahead of o in the background (those not
  * held nor on their way), without waiting for any: for a reader that
  * already has chunk i. */

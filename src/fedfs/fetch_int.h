@@ -106,6 +106,7 @@ struct fetch_job {
 	/* the complete copy, handed from its try to a verifier */
 	uint8_t *buf;
 	size_t cap, got;
+	int fd;				/* the stored chunk, open; -1 till then */
 	double started;			/* its try's start, for the speed */
 	char from[FETCH_ADDR_MAX];	/* its source */
 	time_t first_try;		/* for the busy deadline */

@@ -465,22 +465,15 @@ fs_readahead_local(struct fedfs *fs, struct fobj *o, struct fs_fh *fh,
 		store_prefetch(fs->store, o->index.chunks[k]);
 }
 
-/* Chunk c of o held and open (fetched first if need be, with the `ahead`
- * next ones on their way): an fd the caller closes, or -1 when no source
- * could give it (fetch.c has logged why). */
+/* Chunk c of o held, verified and open (fetched first if need be, with
+ * the `ahead` next ones on their way): an fd the caller closes, or -1 when
+ * no source could give it (fetch.c has logged why). */
 static int
 fs_chunk_fd(struct fedfs *fs, struct fobj *o, uint32_t c, uint32_t ahead)
 {
 	struct err e;
-	int fd = -1;
 
-	/* evicted between the fetch and the open: fetch again, once */
-	for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
-		if (fetcher_get(fs->fetcher, &o->fo, c, ahead, &e) < 0)
-			return -1;
-		fd = store_open_chunk(fs->store, o->index.chunks[c], NULL);
-	}
-	return fd;
+	return fetcher_open(fs->fetcher, &o->fo, c, ahead, &e);
 }
 
 /* Reply with bytes [off, off + size) of object o. */

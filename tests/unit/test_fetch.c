@@ -958,3 +958,52 @@ Test(fetch, what_was_fetched_is_counted_per_object)
 	free(m);
 	fetcher_stop(f);
 }
+
+/* The bytes behind an fd, hashed. */
+static void
+fd_sha(int fd, size_t len, uint8_t out[SHA256_LEN])
+{
+	uint8_t buf[CHUNK];
+
+	cr_assert_eq(pread(fd, buf, len, 0), (ssize_t)len);
+	sha256(buf, len, out);
+}
+
+/* The read path's step: fetcher_open hands back an open fd of the chunk,
+ * fetched and verified, or held already; the fd's bytes are the chunk's
+ * even once the store lets the file go. */
+static bool
+chunk2_durable(void *arg)
+{
+	(void)arg;
+	return store_durable(reader, ix.chunks[2]);
+}
+
+Test(fetch, fetcher_open_hands_back_the_verified_chunk)
+{
+	char path[512];
+	struct fetcher *f;
+	uint8_t got[SHA256_LEN];
+	struct err e;
+	int fd;
+
+	order[0] = live;
+	norder = 1;
+	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
+	fd = fetcher_open(f, &obj, 2, 1, &e);	/* fetched */
+	cr_assert_geq(fd, 0, "%s", e.msg);
+	cr_assert(tu_poll(10000, chunk2_durable, NULL), "synced");
+	store_chunk_path(reader, ix.chunks[2], path, sizeof(path));
+	cr_assert_eq(unlink(path), 0, "its file gone (as by an eviction)");
+	fd_sha(fd, CHUNK, got);
+	cr_assert_arr_eq(got, ix.chunks[2], SHA256_LEN, "its bytes, still");
+	close(fd);
+	cr_assert_eq(fetcher_get(f, &obj, 1, 0, &e), 0, "%s", e.msg);
+	fd = fetcher_open(f, &obj, 1, 0, &e);	/* held already */
+	cr_assert_geq(fd, 0, "%s", e.msg);
+	fd_sha(fd, CHUNK, got);
+	cr_assert_arr_eq(got, ix.chunks[1], SHA256_LEN);
+	close(fd);
+	cr_assert_eq(fetcher_open(f, &obj, NCHUNKS, 0, &e), -1, "no such chunk");
+	fetcher_stop(f);
+}
