@@ -33,21 +33,22 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "common/authurls.h"
 #include "common/proc.h"
 #include "common/sigreq.h"
 #include "machine/machine.h"
 
 static const char doctor_help[] =
-	"usage: fed doctor [--authority URL] [--state DIR] [--kernel FILE]\n"
-	"                  [--json]\n"
+	"usage: fed doctor [--authority URL[,URL...]] [--state DIR]\n"
+	"                  [--kernel FILE] [--json]\n"
 	"\n"
 	"Check this host's readiness, one line per check: FUSE (/dev/fuse,\n"
 	"fusermount3), /dev/net/tun, namespaces, cgroup v2 controllers, that\n"
 	"the UML kernel (default " FED_UML_KERNEL ") boots here, the\n"
-	"authority (default $FED_AUTHORITY) reachable and the clock's skew\n"
-	"against it, and free space where the store lives (--state, default\n"
-	"/var/lib/fed).  Each failing line says what to do.  Exit status 0 if\n"
-	"nothing failed, 1 otherwise.\n";
+	"authority (default $FED_AUTHORITY; each URL of a list) reachable and\n"
+	"the clock's skew against it, and free space where the store lives\n"
+	"(--state, default /var/lib/fed).  Each failing line says what to do.\n"
+	"Exit status 0 if nothing failed, 1 otherwise.\n";
 
 #define DOCTOR_DISK_MIN (2ull << 30)	/* bytes free for a store */
 #define DOCTOR_SKEW_WARN 5		/* seconds */
@@ -350,14 +351,20 @@ check_skew(struct check *c, time_t date, double rtt)
 		    "(1 s resolution)", labs(skew) + 1);
 }
 
+/* Every URL of the authority list asked for /healthz: OK if all answer,
+ * WARN naming those that do not while one does, FAIL if none does; the
+ * clock against the first that answered. */
 static void
 check_authority(struct doctor *d)
 {
 	struct check *c = add(d, "authority"), *k = add(d, "clock");
-	char err[CURL_ERROR_SIZE];
-	time_t date = 0;
-	double rtt = 0;
+	char err[CURL_ERROR_SIZE], down[1024] = "";
+	struct authurls urls;
+	size_t up = 0, first = 0;
+	time_t date = 0, first_date = 0;
+	double rtt = 0, first_rtt = 0;
 	long status = 0;
+	struct err e;
 
 	if (d->authority == NULL) {
 		set(c, V_SKIP, "give --authority URL or set FED_AUTHORITY",
@@ -366,18 +373,44 @@ check_authority(struct doctor *d)
 		    "no authority to compare the clock with");
 		return;
 	}
-	if (healthz(d->authority, &status, &date, &rtt, err) < 0 ||
-	    status != 200) {
+	if (authurls_parse(d->authority, &urls, &e) < 0) {
+		set(c, V_FAIL, "give --authority URL1,URL2,...", "%s", e.msg);
+		set(k, V_SKIP, "name the authority first", "no authority");
+		return;
+	}
+	for (size_t i = 0; i < urls.n; i++) {
+		size_t n = strlen(down);
+
+		err[0] = '\0';
+		if (healthz(urls.url[i], &status, &date, &rtt, err) == 0 &&
+		    status == 200) {
+			if (up++ == 0) {
+				first = i;
+				first_date = date;
+				first_rtt = rtt;
+			}
+			continue;
+		}
+		snprintf(down + n, sizeof(down) - n, "%s%s/healthz: %.120s",
+			 n ? "; " : "", urls.url[i],
+			 err[0] != '\0' ? err : "not 200");
+	}
+	if (up == 0) {
 		set(c, V_FAIL, "check the URL, that fed-authority runs there "
-		    "and that no firewall is in the way", "%s/healthz: %s",
-		    d->authority, err[0] != '\0' ? err : "not 200");
+		    "and that no firewall is in the way", "%s", down);
 		set(k, V_SKIP, "reach the authority first",
 		    "no reply to compare the clock with");
 		return;
 	}
-	set(c, V_OK, NULL, "%s answers /healthz in %.0f ms", d->authority,
-	    rtt * 1000);
-	check_skew(k, date, rtt);
+	if (up < urls.n)
+		set(c, V_WARN, "check the ones that do not answer: clients go "
+		    "on to the next URL, at the cost of a timeout", "%zu of %zu "
+		    "answer; %s", up, urls.n, down);
+	else
+		set(c, V_OK, NULL, "%s answers /healthz in %.0f ms%s",
+		    urls.url[first], first_rtt * 1000,
+		    urls.n > 1 ? " (and every other URL listed)" : "");
+	check_skew(k, first_date, first_rtt);
 }
 
 static void

@@ -32,6 +32,14 @@ check "the tun line is FAIL and says what to do" \
 	grep -qE "^FAIL +tun +cannot open $d/dev/net/tun: .*to do: modprobe tun" <<<"$text"
 check "the other lines are still fine" grep -qE '^ok +fuse ' <<<"$text"
 
+# a list whose second URL is dead: each URL is asked, the dead one named
+dead=http://127.0.0.1:$(free_port 2>/dev/null || echo 9)
+text=$("$FED" doctor --authority "$AUTH,$dead" --state "$d/state")
+check "an authority list with a dead URL is WARN naming it" \
+	grep -qE "^warn +authority +1 of 2 answer; $dead/healthz: " <<<"$text"
+check "and the clock is checked against the one that answers" \
+	grep -qE '^ok +clock ' <<<"$text"
+
 # the authority gone: named, with the clock skipped
 kill "$AUTH_PID"; wait_for 10 gone "$AUTH_PID"
 text=$("$FED" doctor --authority "$AUTH" --state "$d/state")
