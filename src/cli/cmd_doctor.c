@@ -36,6 +36,7 @@
 #include "common/authurls.h"
 #include "common/proc.h"
 #include "common/sigreq.h"
+#include "common/timefmt.h"
 #include "machine/machine.h"
 
 static const char doctor_help[] =
@@ -446,15 +447,6 @@ check_disk(struct doctor *d)
 		set(c, V_OK, NULL, "%s free for the store at %s", nb, path);
 }
 
-static double
-now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
 static void
 run_checks(struct doctor *d)
 {
@@ -465,11 +457,11 @@ run_checks(struct doctor *d)
 
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
 		int first = d->n;
-		double t0 = now_s();
+		double t0 = mono_now();
 
 		checks[i](d);
 		for (int j = first; j < d->n; j++)
-			d->checks[j].seconds = (now_s() - t0) / (d->n - first);
+			d->checks[j].seconds = (mono_now() - t0) / (d->n - first);
 	}
 }
 

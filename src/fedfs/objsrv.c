@@ -413,6 +413,25 @@ objsrv_object(struct objsrv *o, struct MHD_Connection *c, const char *hex,
 	return ret;
 }
 
+/* 200 with buf (malloc'd, len bytes, freed here) as type. */
+static enum MHD_Result
+objsrv_reply_buffer(struct MHD_Connection *c, char *buf, size_t len,
+		    const char *type)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(buf);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result
 objsrv_metrics(struct objsrv *o, struct MHD_Connection *c)
 {
@@ -421,8 +440,6 @@ objsrv_metrics(struct objsrv *o, struct MHD_Connection *c)
 	uint64_t refused, evicted;
 	char *buf = NULL, *more = NULL;
 	size_t len = 0, mlen = 0;
-	struct MHD_Response *r;
-	enum MHD_Result ret;
 	int n;
 
 	store_get_stats(o->store, &st);
@@ -470,16 +487,7 @@ objsrv_metrics(struct objsrv *o, struct MHD_Connection *c)
 			free(more);
 		}
 	}
-	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
-	if (r == NULL) {
-		free(buf);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-				"text/plain; version=0.0.4");
-	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	return objsrv_reply_buffer(c, buf, len, "text/plain; version=0.0.4");
 }
 
 extern const char peer_page[];
@@ -495,8 +503,6 @@ static enum MHD_Result
 objsrv_status(struct objsrv *o, struct MHD_Connection *c)
 {
 	objsrv_metrics_fn fn = atomic_load(&o->status);
-	struct MHD_Response *r;
-	enum MHD_Result ret;
 	char *buf = NULL;
 	size_t len = 0;
 
@@ -506,16 +512,7 @@ objsrv_status(struct objsrv *o, struct MHD_Connection *c)
 	if (buf == NULL)
 		return objsrv_error(o, c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				    "out of memory");
-	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
-	if (r == NULL) {
-		free(buf);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-				"application/json");
-	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	return objsrv_reply_buffer(c, buf, len, "application/json");
 }
 
 static enum MHD_Result
