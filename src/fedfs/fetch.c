@@ -214,6 +214,7 @@ fetch_enqueue(struct fetcher *f, const struct fetch_object *o, uint32_t i,
 		j->state = JOB_QUEUED;
 		j->refs = 1;		/* the fetch thread's */
 		j->fd = -1;
+		j->round_began = mono_now();
 		fetch_job_sources(f, j);
 		j->hnext = *fetch_bucket(f, hash);
 		*fetch_bucket(f, hash) = j;
@@ -438,6 +439,10 @@ fetch_start_queued(struct fetcher *f, int wait_ms)
 		if (f->qtail == j)
 			f->qtail = prev;
 		j->qnext = NULL;
+		if (j->sources_due) {
+			j->sources_due = false;
+			fetch_job_sources(f, j);
+		}
 		fetch_job_start(f, j);
 	}
 	return wait_ms;
@@ -598,9 +603,10 @@ again:
 			 * chunk goes round again with the source list this
 			 * thread keeps fresh: holders appear as peers read */
 			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += FETCH_SOURCES_TTL_S;
+			timespec_add(&until, FETCH_SOURCES_TTL_S);
 			if (pthread_cond_timedwait(&f->done, &f->lock,
-						   &until) == ETIMEDOUT) {
+						   &until) == ETIMEDOUT ||
+			    fetch_sources_wanted(f, o)) {
 				pthread_mutex_unlock(&f->lock);
 				fetch_refresh_sources(f, o);
 				pthread_mutex_lock(&f->lock);

@@ -51,7 +51,10 @@
  * recv() and 64 poll() calls on the one fetch thread; 512 KiB is the most
  * it takes */
 #define FETCH_RECV_BUF (512L << 10)
-#define FETCH_SOURCES_TTL_S 2	/* holders appear as peers start reading */
+#define FETCH_SOURCES_TTL_S 2.0	/* holders appear as peers start reading */
+/* A job whose only holders said busy, on a list of them asked for before
+ * its round began, asks for it anew and waits this long before insisting */
+#define FETCH_SOURCES_ANEW_MS 100L
 #define FETCH_JOB_BUCKETS 1024
 #define FETCH_TRIED_MAX 600
 #define FETCH_VERIFIERS 4		/* threads hashing and storing chunks */
@@ -110,6 +113,10 @@ struct fetch_job {
 	double started;			/* its try's start, for the speed */
 	char from[FETCH_ADDR_MAX];	/* its source */
 	time_t first_try;		/* for the busy deadline */
+	double round_began;		/* mono_now(): created, or its last round
+					 * ended (the next began to wait) */
+	bool sources_due;		/* re-read its sources as it next starts */
+	bool asked_anew;		/* it asked for its sources anew */
 	int busy;			/* sources busy (503) in this round */
 	int absent;			/* live sources without it yet (404) */
 	bool last_resort;		/* only busy sources can give it */
@@ -139,10 +146,12 @@ struct fetch_bad {
 	char addr[FETCH_ADDR_MAX];
 };
 
-/* Cached source list of one object. */
+/* Cached source list of one object.  Lock. */
 struct fetch_srcs {
 	uint8_t id[SHA256_LEN];
-	time_t fetched;
+	double fetched;			/* mono_now() when it was asked for */
+	bool wanted;			/* a job asks for it anew, TTL or not */
+	bool asking;			/* a reader thread is asking for it */
 	int n;
 	char addrs[FETCH_SOURCES_MAX][FETCH_ADDR_MAX];
 };
@@ -243,6 +252,14 @@ void fetch_job_sources(struct fetcher *f, struct fetch_job *j);
 void fetch_tried_down(struct fetcher *f, struct fetch_job *j, int from,
 		      int to);
 void fetch_refresh_sources(struct fetcher *f, const struct fetch_object *o);
+/* Is a fresh source list of o wanted by a job (fetch_sources_fresh)?
+ * Lock held. */
+bool fetch_sources_wanted(struct fetcher *f, const struct fetch_object *o);
+/* May j, whose only holders said busy, insist on them now?  Yes if its
+ * list was asked for since its round began, or it asked anew before; if
+ * not, the list is wanted anew and waiting threads are woken to ask.
+ * Lock held. */
+bool fetch_sources_fresh(struct fetcher *f, struct fetch_job *j);
 void fetch_peers_free(struct fetcher *f);
 
 #endif

@@ -10,7 +10,8 @@
  *   bad        (object, address): it sent bytes that are not the chunk;
  *              never asked for that object again.
  *   srcs       the source list of each object, as the authority said at
- *              most FETCH_SOURCES_TTL_S ago (kept when it cannot be asked).
+ *              most FETCH_SOURCES_TTL_S ago (kept when it cannot be asked),
+ *              or sooner when a job wants it anew (fetch_sources_fresh).
  *
  * Down is what makes a dead network cheap: the first read pays one probe
  * (FETCH_FIRST_BYTE_MS), in parallel over all sources, and those after it
@@ -136,34 +137,47 @@ fetch_srcs_find(struct fetcher *f, const uint8_t id[SHA256_LEN])
 	return NULL;
 }
 
+/* Should the sources of o be asked for?  Not while another thread asks;
+ * then when unknown, older than FETCH_SOURCES_TTL_S, or wanted anew.
+ * Lock held. */
+static bool
+fetch_sources_due(const struct fetch_srcs *s, double now)
+{
+	if (s == NULL)
+		return true;
+	return !s->asking && (s->n == 0 || s->wanted ||
+			      now - s->fetched >= FETCH_SOURCES_TTL_S);
+}
+
 /* Make sure the sources of o are known (asks at most every
- * FETCH_SOURCES_TTL_S; what was known stays when the callback fails).
- * Called without the lock. */
+ * FETCH_SOURCES_TTL_S, or sooner when a job wants them anew; what was
+ * known stays when the callback fails).  Called without the lock. */
 void
 fetch_refresh_sources(struct fetcher *f, const struct fetch_object *o)
 {
 	struct fetch_srcs *s, fresh;
-	time_t now = time(NULL);
 	int n;
 
 	pthread_mutex_lock(&f->lock);
 	s = fetch_srcs_find(f, o->id);
-	if (s != NULL && now - s->fetched < FETCH_SOURCES_TTL_S && s->n > 0) {
+	if (!fetch_sources_due(s, mono_now())) {
 		pthread_mutex_unlock(&f->lock);
 		return;
+	}
+	if (s != NULL) {
+		s->asking = true;
+		s->wanted = false;
 	}
 	pthread_mutex_unlock(&f->lock);
 
 	memset(&fresh, 0, sizeof(fresh));
+	fresh.fetched = mono_now();	/* as asked: what it names is that old */
 	n = f->sources(f->sources_arg, o->id, fresh.addrs, FETCH_SOURCES_MAX);
-	if (n < 0)
-		return;			/* keep what we knew */
 	memcpy(fresh.id, o->id, SHA256_LEN);
-	fresh.fetched = now;
 	fresh.n = n;
 
 	pthread_mutex_lock(&f->lock);
-	if ((s = fetch_srcs_find(f, o->id)) == NULL) {
+	if ((s = fetch_srcs_find(f, o->id)) == NULL && n >= 0) {
 		void *p = realloc(f->srcs, (f->nsrcs + 1) * sizeof(*f->srcs));
 
 		if (p != NULL) {
@@ -171,9 +185,42 @@ fetch_refresh_sources(struct fetcher *f, const struct fetch_object *o)
 			s = &f->srcs[f->nsrcs++];
 		}
 	}
-	if (s != NULL)
+	if (s != NULL && n >= 0)
 		*s = fresh;
+	else if (s != NULL)
+		s->asking = false;	/* keep what we knew */
 	pthread_mutex_unlock(&f->lock);
+}
+
+bool
+fetch_sources_wanted(struct fetcher *f, const struct fetch_object *o)
+{
+	const struct fetch_srcs *s = fetch_srcs_find(f, o->id);
+
+	return s != NULL && s->wanted && !s->asking;
+}
+
+/*
+ * The authority's list of holders is asked for as a reader starts and
+ * then every FETCH_SOURCES_TTL_S; peers that start reading an object at
+ * once each announce themselves as a holder then, so a list asked a moment
+ * before names only the owner (and announces are sent in the background:
+ * even a peer's own may land after its first fetch).  Insisting on that
+ * list (the owner limits sends per window, and would be the only holder
+ * asked) would make every peer fetch the whole object from the owner.  So
+ * a job asks anew, once, and its next round reads what came.
+ */
+bool
+fetch_sources_fresh(struct fetcher *f, struct fetch_job *j)
+{
+	struct fetch_srcs *s = fetch_srcs_find(f, j->obj->id);
+
+	if (j->asked_anew || s == NULL || s->fetched >= j->round_began)
+		return true;
+	j->asked_anew = true;
+	s->wanted = true;
+	pthread_cond_broadcast(&f->done);	/* a waiting reader asks */
+	return false;
 }
 
 /* Sort j's sources by key, largest first (insertion sort: at most

@@ -239,7 +239,9 @@ fetch_job_front(struct fetch_job *j, int k)
  * left, but not while a holder said busy in this round: then the job goes
  * to the next round, which insists on that holder (its last resort) rather
  * than wait on one that may be gone: an owner says busy to send readers to
- * the peers that fetched the chunk before, gone or not.
+ * the peers that fetched the chunk before, gone or not.  A source never
+ * heard from is not down, though: it is probed even then, as it is most
+ * often a peer that started reading just now, and the one to ask.
  */
 static enum fetch_next
 fetch_job_pick(struct fetcher *f, struct fetch_job *j)
@@ -261,7 +263,7 @@ fetch_job_pick(struct fetcher *f, struct fetch_job *j)
 		if (any < 0)
 			any = k;
 	}
-	if (j->busy > 0 || any < 0)
+	if (any < 0)
 		return NEXT_NONE;
 	for (k = any; k < j->naddrs; k++) {
 		struct fetch_peer *p = fetch_peer(f, j->addrs[k]);
@@ -274,7 +276,7 @@ fetch_job_pick(struct fetcher *f, struct fetch_job *j)
 	}
 	if (probing)
 		return NEXT_WAIT;
-	if (j->rounds == 0)
+	if (j->busy > 0 || j->rounds == 0)
 		return NEXT_NONE;
 	fetch_job_front(j, any);	/* down, but maybe the only holder */
 	return NEXT_STARTED;
@@ -329,20 +331,29 @@ fetch_job_round_end(struct fetcher *f, struct fetch_job *j)
 		return;
 	}
 	/* some source has it coming or was busy: ask again later, in a
-	 * fresh order (new holders may have appeared); if only busy sources
+	 * fresh order, from the list as it is then (new holders appear as
+	 * peers read; fetch_start_queued reads it); if only busy sources
 	 * hold it, tell them they are the last resort.  Nobody alive lacks
 	 * it: only busy sources hold it (the others are down or lied).
 	 * Waiting frees none of them, as they limit sends per window: insist
-	 * at once.  One busy even so is at its cap of uploads at once: that
-	 * frees up, wait */
+	 * at once, on a list of holders asked for since the job began (see
+	 * fetch_sources_fresh).  One busy even so is at its cap of uploads
+	 * at once: that frees up, wait */
 	ms = FETCH_BACKOFF_MS << (j->rounds < 4 ? j->rounds : 4);
 	j->last_resort = j->absent == 0;
-	if (j->absent == 0 && !insisted)
-		ms = 0;
+	if (j->absent == 0 && !insisted) {
+		if (fetch_sources_fresh(f, j))
+			ms = 0;
+		else {
+			j->last_resort = false;
+			ms = FETCH_SOURCES_ANEW_MS;
+		}
+	}
 	j->rounds++;
+	j->round_began = mono_now();
 	j->busy = 0;
 	j->absent = 0;
-	fetch_job_sources(f, j);
+	j->sources_due = true;
 	fetch_job_defer(f, j, ms);
 }
 

@@ -342,6 +342,7 @@ Test(fetch, a_reader_ahead_of_the_transfers_never_waits_on_an_idle_fetcher)
  * is its last resort (a peer at its upload cap does), until told to serve. */
 static struct {
 	int asked;
+	int insisted;			/* asks that said "last resort" */
 	bool serve;
 	pthread_mutex_t lock;
 } busy_src = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -360,6 +361,8 @@ busy_answer(void *cls, struct MHD_Connection *c, const char *url,
 	(void)upload_len, (void)state;
 	pthread_mutex_lock(&busy_src.lock);
 	busy_src.asked++;
+	busy_src.insisted += MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+			FETCH_LAST_RESORT_HDR) != NULL;
 	serve = busy_src.serve;
 	pthread_mutex_unlock(&busy_src.lock);
 	tu_fill(chunk, CHUNK, 1000);		/* chunk 0 */
@@ -412,8 +415,9 @@ Test(fetch, a_source_busy_even_for_a_last_resort_is_asked_again_after_a_wait)
 	cr_assert_eq(fetcher_start(reader, sources, NULL, NULL, &f, &e), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	cr_assert_eq(pthread_create(&t, NULL, get_chunk0, f), 0);
-	/* asked, asked again at once as the last resort, then after a wait:
-	 * not in a loop as fast as the source can say no */
+	/* asked, asked again as the last resort (once the authority was
+	 * asked anew), then after a wait: not in a loop as fast as the source
+	 * can say no */
 	cr_assert(tu_poll(10000, asked_three_times, NULL));
 	secs = since(&t0);
 	pthread_mutex_lock(&busy_src.lock);
@@ -423,6 +427,56 @@ Test(fetch, a_source_busy_even_for_a_last_resort_is_asked_again_after_a_wait)
 	cr_assert_eq((intptr_t)rc, 0, "the chunk never came once served");
 	cr_assert(secs >= 0.05, "asked 3 times in %.3f s: no wait before "
 		  "asking a busy source again", secs);
+	fetcher_stop(f);
+	MHD_stop_daemon(mhd);
+}
+
+static char busy_addr[FETCH_ADDR_MAX];
+static int busy_lists;
+
+/* The authority's answer as peers start reading at once: first only the
+ * owner (busy: it sent the chunk to another peer this window), then the
+ * peer that fetched it too, announced a moment later. */
+static int
+owner_then_peer(void *arg, const uint8_t id[SHA256_LEN],
+		char addrs[][FETCH_ADDR_MAX], int max)
+{
+	(void)arg;
+	(void)id;
+	(void)max;
+	snprintf(addrs[0], FETCH_ADDR_MAX, "%s", busy_addr);
+	if (__atomic_fetch_add(&busy_lists, 1, __ATOMIC_SEQ_CST) == 0)
+		return 1;
+	snprintf(addrs[1], FETCH_ADDR_MAX, "%s", live);
+	return 2;
+}
+
+/* A busy owner, on a list of holders asked for before it said so, is not
+ * insisted upon: the fetcher asks the authority anew, and probes and asks
+ * the peer that appears (never heard from, but not down) rather than make
+ * the owner send the chunk once more. */
+Test(fetch, a_busy_owner_sends_the_reader_to_a_peer_that_appeared_meanwhile)
+{
+	struct MHD_Daemon *mhd;
+	struct fetcher *f;
+	struct timespec t0;
+	struct err e;
+
+	mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+			       busy_answer, NULL, MHD_OPTION_END);
+	cr_assert(mhd != NULL);
+	snprintf(busy_addr, sizeof(busy_addr), "127.0.0.1:%u",
+		 MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT)->port);
+	cr_assert_eq(fetcher_start(reader, owner_then_peer, NULL, NULL, &f,
+				   &e), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(fetcher_get(f, &obj, 0, 0, &e), 0, "%s", e.msg);
+	cr_assert_eq(source_stat(f, live, "chunks"), 1);
+	cr_assert(busy_lists >= 2, "the authority was not asked anew");
+	cr_assert_eq(busy_src.insisted, 0, "the owner was insisted upon "
+		     "on a list that predates its busy");
+	cr_assert(since(&t0) < FETCH_SOURCES_TTL_S,
+		  "%.2f s: the new holder waited for the list's TTL", since(&t0));
 	fetcher_stop(f);
 	MHD_stop_daemon(mhd);
 }
