@@ -264,6 +264,7 @@ struct reply {
 	size_t text_len;
 	const char *content_type;
 	const char *allow;	/* for 405 */
+	const char *retry_after;	/* seconds, for 503 */
 };
 
 typedef void (*handler_fn)(struct call *c, struct reply *r);

@@ -2,8 +2,11 @@
  * authstore.h - what the authority remembers, behind an engine-neutral
  * interface.
  *
- * The handlers (api_*.c) speak only this interface; authstore_sqlite.c is the
- * one engine today.  Another engine implements the same functions.
+ * The handlers (api_*.c) speak only this interface.  Two engines implement
+ * it (authstore_int.h): SQLite (authstore_sqlite.c), the embedded default
+ * for one machine, and PostgreSQL (authstore_pg.c), which several
+ * authorities share and which survives the loss of one machine with a
+ * synchronous standby (docs/authority-ha.md).
  *
  * Records and their keys (all hashes and keys are 64 lower-case hex):
  *
@@ -23,10 +26,12 @@
  *
  * Threads: every function may be called from any thread; each thread gets
  * its own connection to the engine.  A change is made between authstore_begin()
- * and authstore_commit() on one thread: one writer at a time in the process,
- * and authstore_commit() returns only once the change is durable (on disk: a
- * crash or kill -9 afterwards loses nothing).  Reads outside a transaction
- * see the last committed state.
+ * and authstore_commit() on one thread: one writer at a time (in the process
+ * on SQLite; among all authorities sharing a PostgreSQL database), and
+ * authstore_commit() returns only once the change is durable (on disk, and
+ * on PostgreSQL also on the synchronous standby if there is one: a crash or
+ * kill -9 afterwards loses nothing).  Reads outside a transaction see the
+ * last committed state.
  *
  * Return values: 0 success / -1 error with e set; "get" functions return
  * 1 found, 0 not found, -1 error.  Listing functions call cb once per row;
@@ -48,9 +53,34 @@
 
 struct authstore;
 
-/* Open (creating and migrating the schema as needed) the store at path.
- * Returns a handle the caller releases with authstore_close(), or NULL. */
-struct authstore *authstore_open(const char *path, struct err *e);
+/* Open (creating and migrating the schema as needed) the store at db: a
+ * postgres:// or postgresql:// URI (libpq's, several hosts allowed), or
+ * else an SQLite file's path.  Returns a handle the caller releases with
+ * authstore_close(), or NULL. */
+struct authstore *authstore_open(const char *db, struct err *e);
+
+/* "sqlite" or "postgresql". */
+const char *authstore_engine(const struct authstore *st);
+
+/* Where this authority's store is, for /healthz. */
+struct authstore_where {
+	char host[256];		/* the database host ("host:port"), or file */
+	bool writable;		/* a write could be made there now */
+};
+int authstore_where(struct authstore *st, struct authstore_where *w,
+		    struct err *e);
+
+/* Call changed(arg), from a thread of the store's, whenever another
+ * process may have committed a change (and when the store lost track of
+ * them for a while), until authstore_close().  A store nobody else writes
+ * (SQLite) never calls it.  Returns 0, or -1 with e set. */
+int authstore_watch(struct authstore *st, void (*changed)(void *arg),
+		    void *arg, struct err *e);
+
+/* Was the last error of a call on this thread that no database that can
+ * take writes was reachable (the primary is gone, no standby promoted
+ * yet)?  Then the caller may say 503 and ask to retry later. */
+bool authstore_unavailable(void);
 
 /* Close every connection.  No other thread may be using st. */
 void authstore_close(struct authstore *st);
@@ -64,7 +94,9 @@ void authstore_rollback(struct authstore *st);
 
 /* ---- replay protection ---- */
 
-/* Remember a signature until expires (inside a transaction). */
+/* Remember a signature until expires (inside a transaction).  Returns 0,
+ * 1 if it was remembered already (by any authority sharing the store: a
+ * replay), or -1. */
 int authstore_sig_add(struct authstore *st, const char *sig_hex, int64_t expires,
 		  struct err *e);
 /* Forget signatures that expired before now (inside a transaction). */

@@ -3,13 +3,13 @@
  *
  * Durability: the database runs in WAL mode with synchronous=FULL, so
  * COMMIT returns only after the write-ahead log is fsync'ed; a reply sent
- * after authstore_commit() survives kill -9 and power loss alike.
+ * after sq_commit() survives kill -9 and power loss alike.
  *
  * Threads: SQLite connections are not shared.  Each thread that touches the
  * store gets its own connection (opened on first use, kept in a pthread key,
  * closed when the thread exits or at authstore_close) with its own prepared
  * statements, prepared once on first use.  Readers never block in WAL mode;
- * writers take st->wlock before BEGIN IMMEDIATE, so they queue in the
+ * writers take the store's wlock before BEGIN IMMEDIATE, so they queue in the
  * process instead of spinning on SQLITE_BUSY.
  *
  * Schema: versioned with PRAGMA user_version.  authstore_migrations[i] takes a
@@ -23,10 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
-#include "authority/authstore.h"
+#include "authority/authstore_int.h"
 
 /* ---- schema ---- */
 
@@ -335,16 +336,23 @@ struct authstore_conn {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
 	int in_tx;
-	struct authstore_conn *prev, *next;		/* st->conns, under st->lock */
+	struct authstore_conn *prev, *next;	/* the store's conns; its lock */
 };
 
-struct authstore {
+struct sqlite_store {
+	struct authstore base;		/* first: the handle handed out */
 	char *path;
 	pthread_key_t key;
 	pthread_mutex_t lock;		/* protects conns */
 	pthread_mutex_t wlock;		/* held by the one writer */
 	struct authstore_conn *conns;
 };
+
+static struct sqlite_store *
+sq(struct authstore *st)
+{
+	return (struct sqlite_store *)st;
+}
 
 static void
 authstore_conn_close(struct authstore_conn *c)
@@ -364,16 +372,16 @@ authstore_conn_release(void *p)
 	struct authstore_conn *c = p;
 	struct authstore *st = c->st;
 
-	pthread_mutex_lock(&st->lock);
+	pthread_mutex_lock(&sq(st)->lock);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		st->conns = c->next;
+		sq(st)->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	pthread_mutex_unlock(&st->lock);
+	pthread_mutex_unlock(&sq(st)->lock);
 	if (c->in_tx)
-		pthread_mutex_unlock(&st->wlock);
+		pthread_mutex_unlock(&sq(st)->wlock);
 	authstore_conn_close(c);
 }
 
@@ -390,7 +398,7 @@ authstore_exec(sqlite3 *db, const char *sql, struct err *e)
 	return 0;
 }
 
-/* Open a connection to st->path with this store's settings. */
+/* Open a connection to the file at path with this store's settings. */
 static sqlite3 *
 authstore_connect(const char *path, struct err *e)
 {
@@ -421,7 +429,7 @@ bad:
 static struct authstore_conn *
 authstore_conn(struct authstore *st, struct err *e)
 {
-	struct authstore_conn *c = pthread_getspecific(st->key);
+	struct authstore_conn *c = pthread_getspecific(sq(st)->key);
 
 	if (c != NULL)
 		return c;
@@ -430,21 +438,21 @@ authstore_conn(struct authstore *st, struct err *e)
 		return NULL;
 	}
 	c->st = st;
-	if ((c->db = authstore_connect(st->path, e)) == NULL) {
+	if ((c->db = authstore_connect(sq(st)->path, e)) == NULL) {
 		free(c);
 		return NULL;
 	}
-	if (pthread_setspecific(st->key, c) != 0) {
+	if (pthread_setspecific(sq(st)->key, c) != 0) {
 		err_set(e, "store: cannot keep a connection");
 		authstore_conn_close(c);
 		return NULL;
 	}
-	pthread_mutex_lock(&st->lock);
-	c->next = st->conns;
-	if (st->conns)
-		st->conns->prev = c;
-	st->conns = c;
-	pthread_mutex_unlock(&st->lock);
+	pthread_mutex_lock(&sq(st)->lock);
+	c->next = sq(st)->conns;
+	if (sq(st)->conns)
+		sq(st)->conns->prev = c;
+	sq(st)->conns = c;
+	pthread_mutex_unlock(&sq(st)->lock);
 	return c;
 }
 
@@ -555,18 +563,19 @@ bad:
 	return -1;
 }
 
-struct authstore *
-authstore_open(const char *path, struct err *e)
+static struct authstore *
+sq_open(const char *path, struct err *e)
 {
-	struct authstore *st;
+	struct sqlite_store *q;
 	sqlite3 *db;
 
-	if ((st = calloc(1, sizeof(*st))) == NULL ||
-	    (st->path = strdup(path)) == NULL) {
-		free(st);
+	if ((q = calloc(1, sizeof(*q))) == NULL ||
+	    (q->path = strdup(path)) == NULL) {
+		free(q);
 		err_set(e, "store: out of memory");
 		return NULL;
 	}
+	q->base.ops = &authstore_sqlite_ops;
 	if ((db = authstore_connect(path, e)) == NULL)
 		goto bad;
 	if (authstore_migrate(db, e) == -1) {
@@ -574,59 +583,69 @@ authstore_open(const char *path, struct err *e)
 		goto bad;
 	}
 	sqlite3_close(db);
-	if (pthread_key_create(&st->key, authstore_conn_release) != 0) {
+	if (pthread_key_create(&q->key, authstore_conn_release) != 0) {
 		err_set(e, "store: cannot create a thread key");
 		goto bad;
 	}
-	pthread_mutex_init(&st->lock, NULL);
-	pthread_mutex_init(&st->wlock, NULL);
-	return st;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_mutex_init(&q->wlock, NULL);
+	return &q->base;
 bad:
-	free(st->path);
-	free(st);
+	free(q->path);
+	free(q);
 	return NULL;
 }
 
-void
-authstore_close(struct authstore *st)
+static void
+sq_close(struct authstore *st)
 {
+	struct sqlite_store *q = sq(st);
 	struct authstore_conn *c, *next;
 
-	if (st == NULL)
-		return;
-	pthread_key_delete(st->key);
-	for (c = st->conns; c != NULL; c = next) {
+	pthread_key_delete(q->key);
+	for (c = q->conns; c != NULL; c = next) {
 		next = c->next;
 		authstore_conn_close(c);
 	}
-	pthread_mutex_destroy(&st->lock);
-	pthread_mutex_destroy(&st->wlock);
-	free(st->path);
-	free(st);
+	pthread_mutex_destroy(&q->lock);
+	pthread_mutex_destroy(&q->wlock);
+	free(q->path);
+	free(q);
+}
+
+static int
+sq_where(struct authstore *st, struct authstore_where *w, struct err *e)
+{
+	(void)e;
+	snprintf(w->host, sizeof(w->host), "%s", sq(st)->path);
+	w->writable = access(sq(st)->path, W_OK) == 0;
+	return 0;
 }
 
 /* ---- transactions ---- */
 
-int
-authstore_begin(struct authstore *st, struct err *e)
+static void sq_rollback(struct authstore *st);
+
+static int
+sq_begin(struct authstore *st, struct err *e)
 {
 	struct authstore_conn *c = authstore_conn(st, e);
 	sqlite3_stmt *s;
 
 	if (c == NULL)
 		return -1;
-	pthread_mutex_lock(&st->wlock);
+	pthread_mutex_lock(&sq(st)->wlock);
 	if ((s = authstore_stmt(st, S_BEGIN, e)) == NULL ||
 	    authstore_run(s, e) == -1) {
-		pthread_mutex_unlock(&st->wlock);
+		pthread_mutex_unlock(&sq(st)->wlock);
 		return -1;
 	}
 	c->in_tx = 1;
 	return 0;
 }
 
-int
-authstore_commit(struct authstore *st, struct err *e)
+static int
+sq_commit(struct authstore *st, struct err *e)
 {
 	struct authstore_conn *c = authstore_conn(st, e);
 	sqlite3_stmt *s;
@@ -635,16 +654,16 @@ authstore_commit(struct authstore *st, struct err *e)
 		return err_set(e, "store: commit without a transaction");
 	if ((s = authstore_stmt(st, S_COMMIT, e)) == NULL ||
 	    authstore_run(s, e) == -1) {
-		authstore_rollback(st);
+		sq_rollback(st);
 		return -1;
 	}
 	c->in_tx = 0;
-	pthread_mutex_unlock(&st->wlock);
+	pthread_mutex_unlock(&sq(st)->wlock);
 	return 0;
 }
 
-void
-authstore_rollback(struct authstore *st)
+static void
+sq_rollback(struct authstore *st)
 {
 	struct authstore_conn *c = authstore_conn(st, NULL);
 	sqlite3_stmt *s;
@@ -656,13 +675,13 @@ authstore_rollback(struct authstore *st)
 	if (!sqlite3_get_autocommit(c->db))	/* ROLLBACK itself failed */
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 	c->in_tx = 0;
-	pthread_mutex_unlock(&st->wlock);
+	pthread_mutex_unlock(&sq(st)->wlock);
 }
 
 /* ---- replay protection ---- */
 
-int
-authstore_sig_add(struct authstore *st, const char *sig_hex, int64_t expires,
+static int
+sq_sig_add(struct authstore *st, const char *sig_hex, int64_t expires,
 	      struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_SIG_ADD, e);
@@ -671,11 +690,13 @@ authstore_sig_add(struct authstore *st, const char *sig_hex, int64_t expires,
 		return -1;
 	authstore_bind_text(s, 1, sig_hex);
 	sqlite3_bind_int64(s, 2, expires);
-	return authstore_run(s, e);
+	if (authstore_run(s, e) == -1)
+		return -1;
+	return sqlite3_changes(authstore_conn(st, NULL)->db) == 0;
 }
 
-int
-authstore_sig_prune(struct authstore *st, int64_t now, struct err *e)
+static int
+sq_sig_prune(struct authstore *st, int64_t now, struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_SIG_PRUNE, e);
 
@@ -685,8 +706,8 @@ authstore_sig_prune(struct authstore *st, int64_t now, struct err *e)
 	return authstore_run(s, e);
 }
 
-int
-authstore_sig_load(struct authstore *st, int64_t now,
+static int
+sq_sig_load(struct authstore *st, int64_t now,
 	       int (*cb)(void *, const char *, int64_t), void *arg,
 	       struct err *e)
 {
@@ -694,11 +715,11 @@ authstore_sig_load(struct authstore *st, int64_t now,
 	sqlite3_stmt *s;
 	int rc;
 
-	if (authstore_begin(st, e) == -1)
+	if (sq_begin(st, e) == -1)
 		return -1;
-	if (authstore_sig_prune(st, now, e) == -1)
+	if (sq_sig_prune(st, now, e) == -1)
 		goto bad;
-	if (authstore_commit(st, e) == -1)
+	if (sq_commit(st, e) == -1)
 		return -1;
 	if ((s = authstore_stmt(st, S_SIG_LIST, e)) == NULL)
 		return -1;
@@ -714,14 +735,14 @@ authstore_sig_load(struct authstore *st, int64_t now,
 	authstore_done(s);
 	return 0;
 bad:
-	authstore_rollback(st);
+	sq_rollback(st);
 	return -1;
 }
 
 /* ---- peers ---- */
 
-int
-authstore_peer_get(struct authstore *st, const char *key, struct authstore_peer *p,
+static int
+sq_peer_get(struct authstore *st, const char *key, struct authstore_peer *p,
 	       struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_PEER_GET, e);
@@ -745,8 +766,8 @@ authstore_peer_get(struct authstore *st, const char *key, struct authstore_peer 
 	return 1;
 }
 
-int
-authstore_peer_put(struct authstore *st, const char *key, const char *addr,
+static int
+sq_peer_put(struct authstore *st, const char *key, const char *addr,
 	       int64_t now, bool *created, struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_PEER_INSERT, e);
@@ -791,8 +812,8 @@ authstore_ints(struct authstore *st, enum authstore_stmt_id id, const char *key,
 	return 0;
 }
 
-int
-authstore_peer_contribution(struct authstore *st, const char *key, int64_t now,
+static int
+sq_peer_contribution(struct authstore *st, const char *key, int64_t now,
 			struct authstore_contribution *c, struct err *e)
 {
 	struct authstore_peer p;
@@ -811,7 +832,7 @@ authstore_peer_contribution(struct authstore *st, const char *key, int64_t now,
 	c->commitments = v[0];
 	c->commitments_up = v[1];
 	c->uptime_seconds = v[2];
-	if ((rc = authstore_peer_get(st, key, &p, e)) == -1)
+	if ((rc = sq_peer_get(st, key, &p, e)) == -1)
 		return -1;
 	if (rc == 1)
 		c->uptime_seconds += p.uptime_total;
@@ -832,8 +853,8 @@ authstore_trusted_row(sqlite3_stmt *s, struct authstore_trusted *t)
 	t->revoked = sqlite3_column_int64(s, 5);
 }
 
-int
-authstore_trusted_get(struct authstore *st, const char *sha256,
+static int
+sq_trusted_get(struct authstore *st, const char *sha256,
 		  struct authstore_trusted *t, struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_TRUST_GET, e);
@@ -856,8 +877,8 @@ authstore_trusted_get(struct authstore *st, const char *sha256,
 	return 1;
 }
 
-int
-authstore_trusted_add(struct authstore *st, const struct authstore_trusted *t,
+static int
+sq_trusted_add(struct authstore *st, const struct authstore_trusted *t,
 		  struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_TRUST_ADD, e);
@@ -872,8 +893,8 @@ authstore_trusted_add(struct authstore *st, const struct authstore_trusted *t,
 	return authstore_run(s, e);
 }
 
-int
-authstore_trusted_revoke(struct authstore *st, const char *sha256, int64_t now,
+static int
+sq_trusted_revoke(struct authstore *st, const char *sha256, int64_t now,
 		     struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_TRUST_REVOKE, e);
@@ -885,8 +906,8 @@ authstore_trusted_revoke(struct authstore *st, const char *sha256, int64_t now,
 	return authstore_run(s, e);
 }
 
-int
-authstore_trusted_list(struct authstore *st,
+static int
+sq_trusted_list(struct authstore *st,
 		   int (*cb)(void *, const struct authstore_trusted *), void *arg,
 		   struct err *e)
 {
@@ -909,17 +930,11 @@ authstore_trusted_list(struct authstore *st,
 	return 0;
 }
 
-void
-authstore_trusted_free(struct authstore_trusted *t)
-{
-	free(t->index_json);
-	t->index_json = NULL;
-}
 
 /* ---- services and snapshots ---- */
 
-int
-authstore_service_get(struct authstore *st, const char *host, uint16_t port,
+static int
+sq_service_get(struct authstore *st, const char *host, uint16_t port,
 		  struct authstore_service *sv, struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_SERVICE_GET, e);
@@ -946,8 +961,9 @@ authstore_service_get(struct authstore *st, const char *host, uint16_t port,
 	return 1;
 }
 
-int
-authstore_service_add(struct authstore *st, struct authstore_service *sv, struct err *e)
+static int
+sq_service_add(struct authstore *st, struct authstore_service *sv,
+	       struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_SERVICE_ADD, e);
 
@@ -984,8 +1000,8 @@ authstore_snapshot_row(sqlite3_stmt *s, struct authstore_snapshot *n)
 	n->usable = sqlite3_column_int(s, 12) != 0;
 }
 
-int
-authstore_snapshot_get(struct authstore *st, const char *id,
+static int
+sq_snapshot_get(struct authstore *st, const char *id,
 		   struct authstore_snapshot *n, bool want_manifest,
 		   struct err *e)
 {
@@ -1017,8 +1033,8 @@ authstore_snapshot_get(struct authstore *st, const char *id,
 	return 1;
 }
 
-int
-authstore_snapshot_add(struct authstore *st, const struct authstore_snapshot *n,
+static int
+sq_snapshot_add(struct authstore *st, const struct authstore_snapshot *n,
 		   struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_SNAP_ADD, e);
@@ -1047,8 +1063,8 @@ authstore_snapshot_add(struct authstore *st, const struct authstore_snapshot *n,
 	return authstore_run(s, e);
 }
 
-int
-authstore_snapshot_list(struct authstore *st, const char *host, uint16_t port,
+static int
+sq_snapshot_list(struct authstore *st, const char *host, uint16_t port,
 		    int (*cb)(void *, const struct authstore_snapshot *),
 		    void *arg, struct err *e)
 {
@@ -1096,8 +1112,8 @@ authstore_commitment_row(sqlite3_stmt *s, struct authstore_commitment *c)
 	authstore_col(s, 10, c->peer_addr, sizeof(c->peer_addr));
 }
 
-int
-authstore_commitment_get(struct authstore *st, const char *snapshot,
+static int
+sq_commitment_get(struct authstore *st, const char *snapshot,
 		     const char *peer, struct authstore_commitment *c,
 		     struct err *e)
 {
@@ -1119,8 +1135,8 @@ authstore_commitment_get(struct authstore *st, const char *snapshot,
 	return 1;
 }
 
-int
-authstore_commitment_add(struct authstore *st, const struct authstore_commitment *c,
+static int
+sq_commitment_add(struct authstore *st, const struct authstore_commitment *c,
 		     struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_COMMIT_ADD, e);
@@ -1156,8 +1172,8 @@ authstore_uptime_add(struct authstore *st, const char *peer, int64_t seconds,
 	return authstore_run(s, e);
 }
 
-int
-authstore_commitment_set(struct authstore *st, const char *snapshot,
+static int
+sq_commitment_set(struct authstore *st, const char *snapshot,
 		     const char *peer, const struct authapi_serving *sv,
 		     int64_t now, struct err *e)
 {
@@ -1165,7 +1181,7 @@ authstore_commitment_set(struct authstore *st, const char *snapshot,
 	sqlite3_stmt *s;
 	int rc;
 
-	if ((rc = authstore_commitment_get(st, snapshot, peer, &c, e)) != 1)
+	if ((rc = sq_commitment_get(st, snapshot, peer, &c, e)) != 1)
 		return rc == 0 ? err_set(e, "store: no such commitment") : -1;
 	if (c.up && !sv->up &&
 	    authstore_uptime_add(st, peer, now - c.up_since, e) == -1)
@@ -1193,8 +1209,8 @@ authstore_commitment_set(struct authstore *st, const char *snapshot,
 	return authstore_run(s, e);
 }
 
-int
-authstore_commitments_expire(struct authstore *st, int64_t cutoff,
+static int
+sq_commitments_expire(struct authstore *st, int64_t cutoff,
 			     struct err *e)
 {
 	sqlite3_stmt *s;
@@ -1211,8 +1227,8 @@ authstore_commitments_expire(struct authstore *st, int64_t cutoff,
 	return sqlite3_changes(sqlite3_db_handle(s));
 }
 
-int
-authstore_peers_forget(struct authstore *st, int64_t cutoff, unsigned max,
+static int
+sq_peers_forget(struct authstore *st, int64_t cutoff, unsigned max,
 		       struct err *e)
 {
 	sqlite3_stmt *s;
@@ -1232,15 +1248,15 @@ authstore_peers_forget(struct authstore *st, int64_t cutoff, unsigned max,
 	return sqlite3_changes(sqlite3_db_handle(s));
 }
 
-int
-authstore_commitment_delete(struct authstore *st, const char *snapshot,
+static int
+sq_commitment_delete(struct authstore *st, const char *snapshot,
 			const char *peer, int64_t now, struct err *e)
 {
 	struct authstore_commitment c;
 	sqlite3_stmt *s;
 	int rc;
 
-	if ((rc = authstore_commitment_get(st, snapshot, peer, &c, e)) != 1)
+	if ((rc = sq_commitment_get(st, snapshot, peer, &c, e)) != 1)
 		return rc;
 	if (c.up && authstore_uptime_add(st, peer, now - c.up_since, e) == -1)
 		return -1;
@@ -1253,8 +1269,8 @@ authstore_commitment_delete(struct authstore *st, const char *snapshot,
 	return 1;
 }
 
-int
-authstore_commitment_list(struct authstore *st, int64_t service,
+static int
+sq_commitment_list(struct authstore *st, int64_t service,
 		      int (*cb)(void *, const struct authstore_commitment *),
 		      void *arg, struct err *e)
 {
@@ -1280,8 +1296,8 @@ authstore_commitment_list(struct authstore *st, int64_t service,
 
 /* ---- reports ---- */
 
-int
-authstore_reported(struct authstore *st, int64_t service, const char *peer,
+static int
+sq_reported(struct authstore *st, int64_t service, const char *peer,
 	       struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_REPORTED, e);
@@ -1298,8 +1314,8 @@ authstore_reported(struct authstore *st, int64_t service, const char *peer,
 	return rc == SQLITE_ROW;
 }
 
-int
-authstore_report_add(struct authstore *st, int64_t service, const char *peer,
+static int
+sq_report_add(struct authstore *st, int64_t service, const char *peer,
 		 const char *reporter, const char *reason, int64_t now,
 		 int64_t *id, struct err *e)
 {
@@ -1330,8 +1346,8 @@ authstore_report_add(struct authstore *st, int64_t service, const char *peer,
 	return authstore_run(s, e);
 }
 
-int
-authstore_report_list(struct authstore *st, int64_t service,
+static int
+sq_report_list(struct authstore *st, int64_t service,
 		  int (*cb)(void *, const struct authstore_report *), void *arg,
 		  struct err *e)
 {
@@ -1361,8 +1377,8 @@ authstore_report_list(struct authstore *st, int64_t service,
 
 /* ---- bad sources ---- */
 
-int
-authstore_bad_source_add(struct authstore *st,
+static int
+sq_bad_source_add(struct authstore *st,
 			 const struct authstore_bad_source *b, int64_t *id,
 			 bool *created, struct err *e)
 {
@@ -1394,8 +1410,8 @@ authstore_bad_source_add(struct authstore *st,
 	return 0;
 }
 
-int
-authstore_peers_at(struct authstore *st, const char *addr,
+static int
+sq_peers_at(struct authstore *st, const char *addr,
 		   int (*cb)(void *, const char *), void *arg, struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_PEERS_AT, e);
@@ -1420,8 +1436,8 @@ authstore_peers_at(struct authstore *st, const char *addr,
 
 /* ---- holdings and sources ---- */
 
-int
-authstore_holding_put(struct authstore *st, const char *sha256, const char *peer,
+static int
+sq_holding_put(struct authstore *st, const char *sha256, const char *peer,
 		  int64_t now, bool *created, struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_HOLD_GET, e);
@@ -1444,8 +1460,8 @@ authstore_holding_put(struct authstore *st, const char *sha256, const char *peer
 	return authstore_run(s, e);
 }
 
-int
-authstore_holding_delete(struct authstore *st, const char *sha256, const char *peer,
+static int
+sq_holding_delete(struct authstore *st, const char *sha256, const char *peer,
 		     struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_HOLD_DELETE, e);
@@ -1459,8 +1475,8 @@ authstore_holding_delete(struct authstore *st, const char *sha256, const char *p
 	return sqlite3_changes(sqlite3_db_handle(s)) > 0;
 }
 
-int
-authstore_sources(struct authstore *st, const char *sha256, int64_t service,
+static int
+sq_sources(struct authstore *st, const char *sha256, int64_t service,
 	      unsigned max, int64_t cutoff,
 	      int (*cb)(void *, const char *, const char *, enum authstore_role),
 	      void *arg, struct err *e)
@@ -1494,8 +1510,8 @@ authstore_sources(struct authstore *st, const char *sha256, int64_t service,
 
 /* ---- lookup ---- */
 
-int
-authstore_lookup(struct authstore *st, const char *host, uint16_t port,
+static int
+sq_lookup(struct authstore *st, const char *host, uint16_t port,
 		 int (*cb)(void *, const char *, const char *, uint16_t),
 		 void *arg, struct err *e)
 {
@@ -1527,8 +1543,8 @@ authstore_lookup(struct authstore *st, const char *host, uint16_t port,
 
 /* ---- counts ---- */
 
-int64_t
-authstore_last_seen(struct authstore *st, struct err *e)
+static int64_t
+sq_last_seen(struct authstore *st, struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_LAST_SEEN, e);
 	int64_t v;
@@ -1542,8 +1558,8 @@ authstore_last_seen(struct authstore *st, struct err *e)
 	return v;
 }
 
-int
-authstore_counts(struct authstore *st, struct authstore_counts *c, struct err *e)
+static int
+sq_counts(struct authstore *st, struct authstore_counts *c, struct err *e)
 {
 	sqlite3_stmt *s = authstore_stmt(st, S_COUNTS, e);
 
@@ -1563,3 +1579,46 @@ authstore_counts(struct authstore *st, struct authstore_counts *c, struct err *e
 	authstore_done(s);
 	return 0;
 }
+
+const struct authstore_ops authstore_sqlite_ops = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.sig_add = sq_sig_add,
+	.sig_prune = sq_sig_prune,
+	.sig_load = sq_sig_load,
+	.peer_get = sq_peer_get,
+	.peer_put = sq_peer_put,
+	.peer_contribution = sq_peer_contribution,
+	.trusted_get = sq_trusted_get,
+	.trusted_add = sq_trusted_add,
+	.trusted_revoke = sq_trusted_revoke,
+	.trusted_list = sq_trusted_list,
+	.service_get = sq_service_get,
+	.service_add = sq_service_add,
+	.snapshot_get = sq_snapshot_get,
+	.snapshot_add = sq_snapshot_add,
+	.snapshot_list = sq_snapshot_list,
+	.commitment_get = sq_commitment_get,
+	.commitment_add = sq_commitment_add,
+	.commitment_set = sq_commitment_set,
+	.commitment_delete = sq_commitment_delete,
+	.commitments_expire = sq_commitments_expire,
+	.peers_forget = sq_peers_forget,
+	.commitment_list = sq_commitment_list,
+	.reported = sq_reported,
+	.report_add = sq_report_add,
+	.report_list = sq_report_list,
+	.bad_source_add = sq_bad_source_add,
+	.peers_at = sq_peers_at,
+	.holding_put = sq_holding_put,
+	.holding_delete = sq_holding_delete,
+	.sources = sq_sources,
+	.lookup = sq_lookup,
+	.counts = sq_counts,
+	.last_seen = sq_last_seen,
+	.where = sq_where,
+};

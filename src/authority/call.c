@@ -37,6 +37,9 @@
 #include "common/timefmt.h"
 
 #define CALL_PRUNE_EVERY 256	/* transactions between replay-table prunes */
+/* Seconds a client is told to wait while the database fails over: a
+ * standby is promoted within seconds (docs/authority-ha.md) */
+#define CALL_RETRY_AFTER "2"
 
 int
 call_reply(struct reply *r, unsigned status, json_t *j)
@@ -72,10 +75,17 @@ call_error(struct reply *r, unsigned status, const char *fmt, ...)
 	return -1;
 }
 
+/* A store error: 503 with Retry-After while no database that takes
+ * writes can be reached (a failover under way), else 500. */
 int
 call_store_error(struct reply *r, const struct err *e)
 {
 	log_error("%s", e->msg);
+	if (authstore_unavailable()) {
+		r->retry_after = CALL_RETRY_AFTER;
+		return call_error(r, 503, "the authority's database is not "
+				  "reachable (failing over?); retry later");
+	}
 	return call_error(r, 500, "internal error: the store failed");
 }
 
@@ -209,14 +219,21 @@ call_begin(struct call *c, struct reply *r)
 		authstore_rollback(c->a->store);
 		return call_store_error(r, &e);
 	}
-	if (c->sig_hex[0] != '\0' &&
-	    authstore_sig_add(c->a->store, c->sig_hex,
-			  (int64_t)c->sig_date + SIGREQ_MAX_SKEW + 1,
-			  &e) == -1) {
+	if (c->sig_hex[0] == '\0')
+		return 0;
+	switch (authstore_sig_add(c->a->store, c->sig_hex,
+				  (int64_t)c->sig_date + SIGREQ_MAX_SKEW + 1,
+				  &e)) {
+	case 0:
+		return 0;
+	case 1:		/* another authority on the same store took it */
+		authstore_rollback(c->a->store);
+		return call_error(r, 409, "replayed request: this signature "
+				  "was already used; sign the request again");
+	default:
 		authstore_rollback(c->a->store);
 		return call_store_error(r, &e);
 	}
-	return 0;
 }
 
 int

@@ -124,6 +124,9 @@ server_send(struct MHD_Connection *conn, struct request *q, struct reply *r)
 					ctype);
 	if (r->allow != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	if (r->retry_after != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
+					r->retry_after);
 	ret = MHD_queue_response(conn, r->status, resp);
 	MHD_destroy_response(resp);
 	q->status = r->status;
