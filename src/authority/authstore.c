@@ -51,6 +51,7 @@ authstore_where(struct authstore *st, struct authstore_where *w,
 		struct err *e)
 {
 	memset(w, 0, sizeof(*w));
+	authstore_down = false;
 	return st->ops->where(st, w, e);
 }
 
@@ -70,7 +71,8 @@ authstore_trusted_free(struct authstore_trusted *t)
 	t->index_json = NULL;
 }
 
-/* ---- the rest goes to the engine as it is ---- */
+/* ---- the rest goes to the engine as it is (each call starts with no
+ * error said: see authstore_unavailable) ---- */
 
 void
 authstore_close(struct authstore *st)
@@ -82,18 +84,21 @@ authstore_close(struct authstore *st)
 int
 authstore_begin(struct authstore *st, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->begin(st, e);
 }
 
 int
 authstore_commit(struct authstore *st, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->commit(st, e);
 }
 
 void
 authstore_rollback(struct authstore *st)
 {
+	authstore_down = false;
 	st->ops->rollback(st);
 }
 
@@ -101,12 +106,14 @@ int
 authstore_sig_add(struct authstore *st, const char *sig_hex, int64_t expires,
 		  struct err *e)
 {
+	authstore_down = false;
 	return st->ops->sig_add(st, sig_hex, expires, e);
 }
 
 int
 authstore_sig_prune(struct authstore *st, int64_t now, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->sig_prune(st, now, e);
 }
 
@@ -115,6 +122,7 @@ authstore_sig_load(struct authstore *st, int64_t now, int (*cb)(void *arg,
 		   const char *sig_hex, int64_t expires), void *arg,
 		   struct err *e)
 {
+	authstore_down = false;
 	return st->ops->sig_load(st, now, cb, arg, e);
 }
 
@@ -122,6 +130,7 @@ int
 authstore_peer_get(struct authstore *st, const char *key,
 		   struct authstore_peer *p, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->peer_get(st, key, p, e);
 }
 
@@ -129,6 +138,7 @@ int
 authstore_peer_put(struct authstore *st, const char *key, const char *addr,
 		   int64_t now, bool *created, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->peer_put(st, key, addr, now, created, e);
 }
 
@@ -137,6 +147,7 @@ authstore_peer_contribution(struct authstore *st, const char *key,
 			    int64_t now, struct authstore_contribution *c,
 			    struct err *e)
 {
+	authstore_down = false;
 	return st->ops->peer_contribution(st, key, now, c, e);
 }
 
@@ -144,6 +155,7 @@ int
 authstore_trusted_get(struct authstore *st, const char *sha256,
 		      struct authstore_trusted *t, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->trusted_get(st, sha256, t, e);
 }
 
@@ -151,6 +163,7 @@ int
 authstore_trusted_add(struct authstore *st,
 		      const struct authstore_trusted *t, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->trusted_add(st, t, e);
 }
 
@@ -158,6 +171,7 @@ int
 authstore_trusted_revoke(struct authstore *st, const char *sha256,
 			 int64_t now, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->trusted_revoke(st, sha256, now, e);
 }
 
@@ -166,6 +180,7 @@ authstore_trusted_list(struct authstore *st, int (*cb)(void *arg,
 		       const struct authstore_trusted *t), void *arg,
 		       struct err *e)
 {
+	authstore_down = false;
 	return st->ops->trusted_list(st, cb, arg, e);
 }
 
@@ -173,6 +188,7 @@ int
 authstore_service_get(struct authstore *st, const char *host, uint16_t port,
 		      struct authstore_service *s, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->service_get(st, host, port, s, e);
 }
 
@@ -180,6 +196,7 @@ int
 authstore_service_add(struct authstore *st, struct authstore_service *s,
 		      struct err *e)
 {
+	authstore_down = false;
 	return st->ops->service_add(st, s, e);
 }
 
@@ -188,6 +205,7 @@ authstore_snapshot_get(struct authstore *st, const char *id,
 		       struct authstore_snapshot *s, bool want_manifest,
 		       struct err *e)
 {
+	authstore_down = false;
 	return st->ops->snapshot_get(st, id, s, want_manifest, e);
 }
 
@@ -195,6 +213,7 @@ int
 authstore_snapshot_add(struct authstore *st,
 		       const struct authstore_snapshot *s, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->snapshot_add(st, s, e);
 }
 
@@ -203,6 +222,7 @@ authstore_snapshot_list(struct authstore *st, const char *host,
 			uint16_t port, int (*cb)(void *arg, const struct authstore_snapshot *s),
 			void *arg, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->snapshot_list(st, host, port, cb, arg, e);
 }
 
@@ -211,6 +231,7 @@ authstore_commitment_get(struct authstore *st, const char *snapshot,
 			 const char *peer, struct authstore_commitment *c,
 			 struct err *e)
 {
+	authstore_down = false;
 	return st->ops->commitment_get(st, snapshot, peer, c, e);
 }
 
@@ -218,6 +239,7 @@ int
 authstore_commitment_add(struct authstore *st,
 			 const struct authstore_commitment *c, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->commitment_add(st, c, e);
 }
 
@@ -226,6 +248,7 @@ authstore_commitment_set(struct authstore *st, const char *snapshot,
 			 const char *peer, const struct authapi_serving *s, int64_t now,
 			 struct err *e)
 {
+	authstore_down = false;
 	return st->ops->commitment_set(st, snapshot, peer, s, now, e);
 }
 
@@ -233,6 +256,7 @@ int
 authstore_commitment_delete(struct authstore *st, const char *snapshot,
 			    const char *peer, int64_t now, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->commitment_delete(st, snapshot, peer, now, e);
 }
 
@@ -240,6 +264,7 @@ int
 authstore_commitments_expire(struct authstore *st, int64_t cutoff,
 			     struct err *e)
 {
+	authstore_down = false;
 	return st->ops->commitments_expire(st, cutoff, e);
 }
 
@@ -247,6 +272,7 @@ int
 authstore_peers_forget(struct authstore *st, int64_t cutoff, unsigned max,
 		       struct err *e)
 {
+	authstore_down = false;
 	return st->ops->peers_forget(st, cutoff, max, e);
 }
 
@@ -255,6 +281,7 @@ authstore_commitment_list(struct authstore *st, int64_t service,
 			  int (*cb)(void *arg, const struct authstore_commitment *c), void *arg,
 			  struct err *e)
 {
+	authstore_down = false;
 	return st->ops->commitment_list(st, service, cb, arg, e);
 }
 
@@ -262,6 +289,7 @@ int
 authstore_reported(struct authstore *st, int64_t service, const char *peer,
 		   struct err *e)
 {
+	authstore_down = false;
 	return st->ops->reported(st, service, peer, e);
 }
 
@@ -270,6 +298,7 @@ authstore_report_add(struct authstore *st, int64_t service, const char *peer,
 		     const char *reporter, const char *reason, int64_t now, int64_t *id,
 		     struct err *e)
 {
+	authstore_down = false;
 	return st->ops->report_add(st, service, peer, reporter, reason, now, id,
 			e);
 }
@@ -279,6 +308,7 @@ authstore_report_list(struct authstore *st, int64_t service,
 		      int (*cb)(void *arg, const struct authstore_report *r), void *arg,
 		      struct err *e)
 {
+	authstore_down = false;
 	return st->ops->report_list(st, service, cb, arg, e);
 }
 
@@ -287,6 +317,7 @@ authstore_bad_source_add(struct authstore *st,
 			 const struct authstore_bad_source *b, int64_t *id, bool *created,
 			 struct err *e)
 {
+	authstore_down = false;
 	return st->ops->bad_source_add(st, b, id, created, e);
 }
 
@@ -295,6 +326,7 @@ authstore_peers_at(struct authstore *st, const char *addr,
 		   int (*cb)(void *arg, const char *peer), void *arg,
 		   struct err *e)
 {
+	authstore_down = false;
 	return st->ops->peers_at(st, addr, cb, arg, e);
 }
 
@@ -303,6 +335,7 @@ authstore_holding_put(struct authstore *st, const char *sha256,
 		      const char *peer, int64_t now, bool *created,
 		      struct err *e)
 {
+	authstore_down = false;
 	return st->ops->holding_put(st, sha256, peer, now, created, e);
 }
 
@@ -310,6 +343,7 @@ int
 authstore_holding_delete(struct authstore *st, const char *sha256,
 			 const char *peer, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->holding_delete(st, sha256, peer, e);
 }
 
@@ -319,6 +353,7 @@ authstore_sources(struct authstore *st, const char *sha256, int64_t service,
 		  const char *addr, enum authstore_role role), void *arg,
 		  struct err *e)
 {
+	authstore_down = false;
 	return st->ops->sources(st, sha256, service, max, cutoff, cb, arg, e);
 }
 
@@ -327,6 +362,7 @@ authstore_lookup(struct authstore *st, const char *host, uint16_t port,
 		 int (*cb)(void *arg, const char *peer, const char *addr, uint16_t port),
 		 void *arg, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->lookup(st, host, port, cb, arg, e);
 }
 
@@ -334,11 +370,13 @@ int
 authstore_counts(struct authstore *st, struct authstore_counts *c,
 		 struct err *e)
 {
+	authstore_down = false;
 	return st->ops->counts(st, c, e);
 }
 
 int64_t
 authstore_last_seen(struct authstore *st, struct err *e)
 {
+	authstore_down = false;
 	return st->ops->last_seen(st, e);
 }
