@@ -56,6 +56,10 @@ packages=(
 	socat iperf3
 	# the Debian base (scripts/mkbase.sh --debian)
 	mmdebstrap
+	# the authority on PostgreSQL (--db postgresql://...): libpq, and the
+	# server the tests and scripts/cluster.sh start in directories of their
+	# own (tests/lib/pg.sh)
+	libpq-dev postgresql-15
 )
 
 missing=()
@@ -75,6 +79,12 @@ if [ ${#missing[@]} -eq 0 ]; then
 else
 	echo "deps: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	# the server package would make and start a machine-wide cluster on
+	# port 5432; fed's tests and demo run their own, so none is made
+	$sudo mkdir -p /etc/postgresql-common
+	[ -f /etc/postgresql-common/createcluster.conf ] ||
+		echo "create_main_cluster = false" |
+		$sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
 	$sudo apt-get update -qq
 	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -212,6 +212,11 @@ struct authority {
 	pthread_mutex_t sweep_lock;
 	pthread_cond_t sweep_wake;
 	bool sweeping, sweep_stop;
+	/* where the store is, as /healthz says it: asked at most every
+	 * AUTHORITY_WHERE_TTL_S (api_status.c); all where_lock */
+	pthread_mutex_t where_lock;
+	struct authstore_where where;
+	double where_at;		/* mono_now() when asked; 0: never */
 };
 
 /* ---- liveness (sweep.c) ---- */

@@ -24,7 +24,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: fed-authority --listen ADDR:PORT --db FILE [options]\n"
+"usage: fed-authority --listen ADDR:PORT --db FILE|URI [options]\n"
 "\n"
 "The fed authority: a REST service (JSON over HTTP) holding peers' keys,\n"
 "trusted kernels and bases, the snapshot catalogue, commitments and\n"
@@ -34,7 +34,10 @@ usage(FILE *f)
 "                     the command line overrides them\n"
 "  --listen ADDR:PORT       address to listen on (IPv4, or [IPv6]); port 0\n"
 "                           picks a free one (see --port-file)\n"
-"  --db FILE                SQLite database (created if missing)\n"
+"  --db FILE|URI            SQLite database (created if missing), or a\n"
+"                           postgresql:// URI, one or several hosts\n"
+"                           (postgresql://h1,h2/fed): the one that takes\n"
+"                           writes is used (docs/authority-ha.md)\n"
 "  --admin-key PUBFILE      the admin's public key (or key file): only it\n"
 "                           may trust and revoke kernels and bases\n"
 "  --ttl SECONDS            ttl of lookup answers (default %d)\n"
@@ -85,6 +88,26 @@ main_number(const char *name, const char *s, long long min, long long max)
 	return v;
 }
 
+/* db as it may be logged: a URI's password (scheme://user:PASSWORD@...)
+ * shown as "***". */
+static void
+main_masked(const char *db, char *out, size_t size)
+{
+	const char *auth = strstr(db, "://"), *at, *colon, *slash;
+
+	snprintf(out, size, "%s", db);
+	if (auth == NULL)
+		return;
+	auth += 3;
+	at = strchr(auth, '@');
+	colon = strchr(auth, ':');
+	slash = strchr(auth, '/');
+	if (at == NULL || colon == NULL || colon > at ||
+	    (slash != NULL && slash < at))
+		return;
+	snprintf(out, size, "%.*s***%s", (int)(colon + 1 - db), db, at);
+}
+
 /* Write the port to path through a temporary file and rename, so a reader
  * polling for the file never sees it half written. */
 static int
@@ -133,6 +156,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	char db[512];
 	struct authority_config cfg;
 	struct authority *a;
 	const char *admin_path = NULL, *port_file = NULL;
@@ -251,8 +275,9 @@ main(int argc, char **argv)
 		authority_stop(a);
 		return 1;
 	}
+	main_masked(cfg.db_path, db, sizeof(db));
 	log_info("listening on %s (port %u), database %s%s", cfg.listen,
-		 authority_port(a), cfg.db_path,
+		 authority_port(a), db,
 		 cfg.has_admin ? "" : ", no admin key: trust is read-only");
 	if (quiet)
 		log_set_level(LOG_WARN);	/* and cfg.quiet: no request lines */

@@ -540,6 +540,15 @@ server_load_sig(void *arg, const char *sig_hex, int64_t expires)
 	return 0;
 }
 
+/* The store says another process may have changed it (authstore_watch). */
+static void
+server_changed(void *arg)
+{
+	struct authority *a = arg;
+
+	atomic_fetch_add(&a->generation, 1);
+}
+
 struct authority *
 authority_start(const struct authority_config *cfg, struct err *e)
 {
@@ -573,7 +582,12 @@ authority_start(const struct authority_config *cfg, struct err *e)
 		goto bad;
 	if (crypto_init(e) == -1)
 		goto bad;
+	pthread_mutex_init(&a->where_lock, NULL);
 	if ((a->store = authstore_open(cfg->db_path, e)) == NULL)
+		goto bad;
+	/* another authority's change moves the generation on, as our own
+	 * do: lookups cached here are not served past it (lookup_cache.c) */
+	if (authstore_watch(a->store, server_changed, a, e) == -1)
 		goto bad;
 	if ((a->replay = replay_new()) == NULL ||
 	    (a->limits = ratelimit_new(a->cfg.signed_rate,
@@ -623,6 +637,7 @@ bad:
 	ratelimit_free(a->limits);
 	replay_free(a->replay);
 	authstore_close(a->store);
+	pthread_mutex_destroy(&a->where_lock);
 	free(a->listen);
 	free(a);
 	return NULL;
@@ -646,6 +661,7 @@ authority_stop(struct authority *a)
 	replay_free(a->replay);
 	ratelimit_free(a->limits);
 	lookup_cache_free(a->lookups);
+	pthread_mutex_destroy(&a->where_lock);
 	free(a->listen);
 	free(a);
 }
