@@ -4,6 +4,7 @@
  *
  *   authcall URL METHOD PATH [--key KEYFILE] [--body JSON]
  *   authcall URL announce HOST:PORT,VERSION,BASE,KERNEL --key KEYFILE
+ *   authcall sign METHOD PATH --key KEYFILE [--body TEXT]
  *
  * Prints the HTTP status, a space and the reply's JSON on one line, and
  * exits 0 when the authority answered (whatever the status) and 1 when it
@@ -11,7 +12,10 @@
  * of service HOST:PORT at VERSION on those trusted base and kernel hashes
  * (a delta of two chunks of random hashes: the authority never reads a
  * delta), signs it with the key and posts it (POST /v1/snapshots), as fedfs
- * does for a copy into publish/.  URL may be a list, as for every client
+ * does for a copy into publish/.  `sign` sends nothing: it prints the
+ * three signature headers of that request ("X-Fed-Key: ..." lines) over
+ * the body's exact bytes, so a test can send one signed request twice
+ * (curl -H), to see a replay refused.  URL may be a list, as for every client
  * (common/authurls.h).  End-to-end tests use it to write snapshots and
  * commitments without a fedfs mount or a VM; not installed, built by
  * `make check`.
@@ -31,6 +35,7 @@
 #include "common/http.h"
 #include "common/keyfile.h"
 #include "common/manifest.h"
+#include "common/sigreq.h"
 #include "common/timefmt.h"
 
 static int
@@ -38,7 +43,9 @@ usage(void)
 {
 	fprintf(stderr, "usage: authcall URL METHOD PATH [--key KEYFILE] "
 		"[--body JSON]\n       authcall URL announce "
-		"HOST:PORT,VERSION,BASE,KERNEL --key KEYFILE\n");
+		"HOST:PORT,VERSION,BASE,KERNEL --key KEYFILE\n"
+		"       authcall sign METHOD PATH --key KEYFILE "
+		"[--body TEXT]\n");
 	return 2;
 }
 
@@ -110,6 +117,24 @@ announce_body(const char *spec, const uint8_t seed[ED25519_SEED_LEN],
 	return body;
 }
 
+/* The signature headers of method path with body text (may be NULL). */
+static int
+sign_only(const uint8_t seed[ED25519_SEED_LEN], const char *method,
+	  const char *path, const char *text)
+{
+	struct sigreq sr;
+	struct err e;
+
+	if (sigreq_sign(seed, method, path, text, text ? strlen(text) : 0,
+			time(NULL), &sr, &e) == -1) {
+		fprintf(stderr, "authcall: %s\n", e.msg);
+		return 1;
+	}
+	printf("%s: %s\n%s: %s\n%s: %s\n", SIGREQ_HDR_KEY, sr.key,
+	       SIGREQ_HDR_DATE, sr.date, SIGREQ_HDR_SIG, sr.sig);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -139,6 +164,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "authcall: %s\n", e.msg);
 		return 2;
 	}
+	if (strcmp(url, "sign") == 0)
+		return key ? sign_only(seed, method, path, text) : usage();
 	if (strcmp(method, "announce") == 0) {
 		if (key == NULL ||
 		    (body = announce_body(path, seed, &e)) == NULL) {
