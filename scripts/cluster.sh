@@ -7,6 +7,7 @@
 #   scripts/cluster.sh exec HOST CMD...   run CMD on HOST's network
 #   scripts/cluster.sh kill HOST   kill every process of HOST (a failure)
 #   scripts/cluster.sh start HOST  start HOST's daemons again (same state)
+#   scripts/cluster.sh promote db2 make the standby the primary (postgres)
 #   scripts/cluster.sh env         the cluster's facts as shell variables,
 #                                  FED_CLUSTER first (which cluster)
 #   scripts/cluster.sh status      hosts, addresses, processes
@@ -17,6 +18,8 @@
 #
 #   auth     10.99.0.1   fed-authority on :8080
 #   owner    10.99.0.2   fedfs (the owner publishes through it)
+#   db1      10.99.0.4   with FED_CLUSTER_DB=postgres: the PostgreSQL
+#   db2      10.99.0.5   primary and its synchronous standby, on :5432
 #   client   10.99.0.3   nothing running; clients are run here with exec
 #   pI       10.99.0.1I  fedfs (objects on :7000) + fed-vmrunner
 #
@@ -31,9 +34,12 @@
 # to use instead of building one, e.g. the Debian base), FED_CLUSTER_MEM
 # (MiB each peer's machines get, default 48), FED_CLUSTER_BASE_CHUNK (the
 # base's chunk size when the admin trusts it, default 1 MiB; peers fetch
-# whole chunks, so a large base read lazily wants small ones), FED_UML_KERNEL (the UML kernel the admin
-# trusts and the owner publishes; default fed's, as scripts/deps.sh
-# installs it in /usr/local/lib/fed).
+# whole chunks, so a large base read lazily wants small ones),
+# FED_UML_KERNEL (the UML kernel the admin trusts and the owner publishes;
+# default fed's, as scripts/deps.sh installs it in /usr/local/lib/fed),
+# FED_CLUSTER_DB (sqlite, the default: the authority's database is a file
+# on auth; postgres: on db1 with a synchronous standby on db2, through a
+# URI naming both, so `kill db1` and `promote db2` are a failover).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,6 +54,8 @@ UML=${FED_UML_KERNEL:-${FED_LIBDIR:-/usr/local/lib/fed}/linux.uml}
 AUTH_URL=http://$NET.1:8080
 MEM=${FED_CLUSTER_MEM:-48}	# each peer's machines, MiB
 BASE_CHUNK=${FED_CLUSTER_BASE_CHUNK:-1048576}	# the base's chunks, bytes
+DB_KIND=${FED_CLUSTER_DB:-sqlite}
+PG="bash $ROOT/tests/lib/pg.sh"
 
 say() { printf 'cluster: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -61,6 +69,8 @@ host_addr() {
 	auth) echo "$NET.1" ;;
 	owner) echo "$NET.2" ;;
 	client) echo "$NET.3" ;;
+	db1) echo "$NET.4" ;;
+	db2) echo "$NET.5" ;;
 	p[0-9]*) echo "$NET.$((10 + ${1#p}))" ;;
 	*) return 1 ;;
 	esac
@@ -126,16 +136,35 @@ start_vmrunner() {	# start_vmrunner HOST
 		die "$host: vmrunner did not start (see $DIR/$host/vmrunner.log)"
 }
 
+# The authority's database: a file on auth, or (FED_CLUSTER_DB=postgres) a
+# PostgreSQL primary on db1 and its synchronous standby on db2
+start_databases() {
+	local pg="PG_PORT=5432 PG_TRUST_NET=$NET.0/24"
+	[ "$DB_KIND" = postgres ] || return 0
+	env $pg PG_LISTEN="$NET.4" nsenter --net="/run/netns/$(ns_of db1)" \
+		$PG start "$DIR/db1" >/dev/null || die "db1: PostgreSQL did not start"
+	env $pg PG_LISTEN="$NET.5" nsenter --net="/run/netns/$(ns_of db2)" \
+		$PG standby "$DIR/db1" "$DIR/db2" >/dev/null ||
+		die "db2: the standby did not start"
+}
+db_arg() {
+	if [ "$DB_KIND" = postgres ]; then
+		echo "postgresql://postgres@$NET.4:5432,$NET.5:5432/postgres"
+	else
+		echo "$DIR/auth/auth.db"
+	fi
+}
+
 start_authority() {
 	spawn auth "$DIR/auth/authority.log" "$BINDIR/fed-authority" \
-		--listen "$NET.1:8080" --db "$DIR/auth/auth.db" \
+		--listen "$NET.1:8080" --db "$(db_arg)" \
 		--admin-key "$DIR/admin.pub" --publish-allowance 10
 	wait_for 10 on client curl -fsS --max-time 1 "$AUTH_URL/healthz" ||
 		die "auth: the authority did not answer (see $DIR/auth/authority.log)"
 }
 
 cmd_up() {
-	local n=${1:-} i host base
+	local n=${1:-} i host base dbs
 	[[ $n =~ ^[1-9][0-9]?$ ]] && [ "$n" -le 40 ] ||
 		die "up: need a number of peers, 1 to 40"
 	[ "$(id -u)" = 0 ] || die "up: needs root (namespaces, taps, FUSE)"
@@ -143,19 +172,26 @@ cmd_up() {
 		[ -x "$BINDIR/$f" ] || die "up: $BINDIR/$f is missing (run make)"
 	done
 	[ -x "$UML" ] || die "up: $UML is missing (scripts/deps.sh)"
+	case $DB_KIND in sqlite | postgres) ;; *)
+		die "up: FED_CLUSTER_DB is sqlite or postgres, not '$DB_KIND'" ;;
+	esac
 	ip netns list | grep -q "^$NAME-" &&
 		die "up: cluster '$NAME' exists; run: $0 down"
 
 	# a half-built cluster is removed, whatever failed
 	trap 'say "up failed; removing what was built"; cmd_down' EXIT
 	mkdir -p "$DIR"
-	say "network: a switch and $((n + 3)) hosts on $NET.0/24 (no route out)"
+	say "network: a switch and $((n + 3)) hosts (and the database's) on $NET.0/24 (no route out)"
 	ip netns add "$(ns_of sw)"
 	ip -n "$(ns_of sw)" link add br0 type bridge
 	ip -n "$(ns_of sw)" link set br0 up
-	for host in auth owner client $(seq -f 'p%g' 1 "$n"); do
+	dbs=
+	[ "$DB_KIND" = postgres ] && dbs="db1 db2"
+	for host in auth owner client $dbs $(seq -f 'p%g' 1 "$n"); do
 		add_host "$host"
 	done
+	[ -n "$dbs" ] && say "db1, db2: PostgreSQL, a primary and its synchronous standby"
+	start_databases
 
 	say "auth: fed-authority at $AUTH_URL"
 	"$BINDIR/fed" keygen -o "$DIR/admin.key" >/dev/null
@@ -256,6 +292,12 @@ cmd_start() {	# start HOST's daemons again after a kill (same keys, state)
 	case $host in
 	auth) start_authority ;;
 	owner) start_fedfs owner ;;
+	db1 | db2)
+		[ -d "$DIR/$host/data" ] || die "start: no host $host"
+		die "start: $host's PostgreSQL is not restarted here: after a" \
+			"failover the old primary must first be made a standby of" \
+			"the new one (pg_rewind; docs/authority-ha.md)"
+		;;
 	p[0-9]*)
 		[ -f "$DIR/$host/key" ] || die "start: no host $host"
 		start_fedfs "$host"
@@ -273,6 +315,7 @@ cmd_env() {
 	echo "CLUSTER_DIR=$DIR"
 	echo "CLUSTER_PEERS=$(cat "$DIR/peers")"
 	echo "AUTH=$AUTH_URL"
+	echo "AUTH_DB=$(db_arg)"
 	echo "ADMIN_KEY=$DIR/admin.key"
 	echo "ADDR_auth=$(host_addr auth)"
 	echo "ADDR_client=$(host_addr client)"
@@ -302,6 +345,10 @@ exec)
 	exec nsenter --net="/run/netns/$(ns_of "$host")" "$@"
 	;;
 kill) cmd_kill "${2:-}" ;;
+promote)	# make db2 the primary (what Patroni does when db1 is gone)
+	[ "${2:-}" = db2 ] && [ -d "$DIR/db2/data" ] || die "promote: only db2, the standby"
+	$PG promote "$DIR/db2" && say "promote: db2 is the primary"
+	;;
 start) cmd_start "${2:-}" ;;
 env) cmd_env ;;
 status) cmd_status ;;

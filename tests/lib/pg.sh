@@ -13,8 +13,12 @@
 #   pg.sh stop DIR             stop it at once (no checkpoint); idempotent
 #
 # The clusters trust local connections: they listen on loopback only and
-# live for one test run.
+# live for one test run.  scripts/cluster.sh runs them on hosts of its own
+# instead, with PG_LISTEN (the address, default 127.0.0.1), PG_PORT (default
+# a free one) and PG_TRUST_NET (who may connect, default 127.0.0.1/32).
 set -eu
+LISTEN=${PG_LISTEN:-127.0.0.1}
+TRUST=${PG_TRUST_NET:-127.0.0.1/32}
 
 PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 [ -x "$PGBIN/initdb" ] || { echo "pg.sh: no PostgreSQL (run scripts/deps.sh)" >&2; exit 2; }
@@ -43,12 +47,13 @@ reachable() {
 	done
 }
 
-uri() { echo "postgresql://postgres@127.0.0.1:$(cat "$1/port")/postgres"; }
+host_of() { cat "$1/listen"; }
+uri() { echo "postgresql://postgres@$(host_of "$1"):$(cat "$1/port")/postgres"; }
 
 # Wait until the server in DIR takes connections (at most 30 s).
 ready() {
 	for _ in $(seq 1 300); do
-		"$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$(cat "$1/port")" && return 0
+		"$PGBIN/pg_isready" -q -h "$(host_of "$1")" -p "$(cat "$1/port")" && return 0
 		sleep 0.1
 	done
 	echo "pg.sh: the server in $1 did not come up; its log:" >&2
@@ -59,7 +64,7 @@ ready() {
 run() {	# run DIR: start the cluster in DIR/data on DIR/port
 	local dir=$1
 	as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 30 \
-		-o "-p $(cat "$dir/port") -k $dir -c listen_addresses=127.0.0.1" \
+		-o "-p $(cat "$dir/port") -k $dir -c listen_addresses=$(host_of "$dir")" \
 		start >/dev/null
 	ready "$dir"
 }
@@ -74,7 +79,8 @@ conf() {	# conf DIR: settings for a small, durable test server
 	max_connections = 200
 	shared_buffers = 64MB
 	EOF
-	echo "host replication all 127.0.0.1/32 trust" >>"$1/data/pg_hba.conf"
+	printf 'host all all %s trust\nhost replication all %s trust\n' \
+		"$TRUST" "$TRUST" >>"$1/data/pg_hba.conf"
 }
 
 cmd_start() {
@@ -89,7 +95,8 @@ cmd_start() {
 			{ cat "$dir/initdb.log" >&2; exit 1; }
 		conf "$dir"
 	fi
-	free_port >"$dir/port"
+	echo "$LISTEN" >"$dir/listen"
+	[ -n "${PG_PORT:-}" ] && echo "$PG_PORT" >"$dir/port" || free_port >"$dir/port"
 	run "$dir"
 	uri "$dir"
 }
@@ -101,20 +108,21 @@ cmd_standby() {
 	dir=$(cd "$dir" && pwd)
 	chown postgres: "$dir"
 	reachable "$dir"
-	pport=$(cat "$primary/port")
-	as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$pport" -U postgres \
+	pport=$(cat "$primary/port") phost=$(host_of "$primary")
+	as_pg "$PGBIN/pg_basebackup" -h "$phost" -p "$pport" -U postgres \
 		-D "$dir/data" -R -X stream >"$dir/basebackup.log" 2>&1 ||
 		{ cat "$dir/basebackup.log" >&2; exit 1; }
-	echo "primary_conninfo = 'host=127.0.0.1 port=$pport user=postgres application_name=standby'" \
+	echo "primary_conninfo = 'host=$phost port=$pport user=postgres application_name=standby'" \
 		>>"$dir/data/postgresql.auto.conf"
-	free_port >"$dir/port"
+	echo "$LISTEN" >"$dir/listen"
+	[ -n "${PG_PORT:-}" ] && echo "$PG_PORT" >"$dir/port" || free_port >"$dir/port"
 	run "$dir"
 	# the primary acknowledges a commit only once the standby has it
-	as_pg "$PGBIN/psql" -qAt -h 127.0.0.1 -p "$pport" -U postgres -c \
+	as_pg "$PGBIN/psql" -qAt -h "$phost" -p "$pport" -U postgres -c \
 		"ALTER SYSTEM SET synchronous_standby_names = 'standby'" \
 		-c "SELECT pg_reload_conf()" >/dev/null
 	for _ in $(seq 1 300); do
-		[ "$(as_pg "$PGBIN/psql" -qAt -h 127.0.0.1 -p "$pport" -U postgres -c \
+		[ "$(as_pg "$PGBIN/psql" -qAt -h "$phost" -p "$pport" -U postgres -c \
 			"SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'")" = sync ] &&
 			{ uri "$dir"; return 0; }
 		sleep 0.1
