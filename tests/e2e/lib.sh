@@ -88,17 +88,40 @@ free_port() {
 	done
 }
 
+# The database for an authority in DIR, into $AUTH_DB: DIR/auth.db, or
+# with FED_TEST_STORE=postgres a fresh database on the server at
+# $FED_TEST_PG (tests/run.sh starts one), dropped at exit.  A restart in
+# the same DIR finds the same one (DIR/db).
+_authority_db() {
+	local name
+	if [ -f "$1/db" ]; then
+		AUTH_DB=$(cat "$1/db")
+		return
+	fi
+	AUTH_DB=$1/auth.db
+	if [ "${FED_TEST_STORE:-sqlite}" = postgres ]; then
+		[ -n "${FED_TEST_PG:-}" ] || { echo "# FED_TEST_STORE=postgres needs FED_TEST_PG"; return 1; }
+		name=fed_e2e_$$_$RANDOM$RANDOM
+		psql -qAt "$FED_TEST_PG" -c "CREATE DATABASE $name" >/dev/null || return 1
+		on_exit "psql -qAt '$FED_TEST_PG' -c 'DROP DATABASE IF EXISTS $name WITH (FORCE)'"
+		AUTH_DB=${FED_TEST_PG%/*}/$name
+	fi
+	echo "$AUTH_DB" >"$1/db"
+}
+
 # start_authority DIR: an authority with an admin key in DIR; sets AUTH
-# (its URL), ADMIN_KEY, AUTH_PID.
+# (its URL), ADMIN_KEY, AUTH_PID, AUTH_DB.  Its database: see _authority_db
+# (an option --db given here comes later, and wins).
 start_authority() {	# start_authority DIR [fed-authority options...]
 	local dir=$1 port
 	mkdir -p "$dir"
+	_authority_db "$dir" || return 1
 	[ -f "$dir/admin.key" ] || "$FED" keygen -o "$dir/admin.key" >/dev/null
 	"$FED" pubkey "$dir/admin.key" >"$dir/admin.pub"
 	rm -f "$dir/port"
 	shift
 	"$BINDIR/fed-authority" --listen 127.0.0.1:0 --port-file "$dir/port" \
-		--db "$dir/auth.db" --admin-key "$dir/admin.pub" "$@" \
+		--db "$AUTH_DB" --admin-key "$dir/admin.pub" "$@" \
 		>>"$dir/authority.log" 2>&1 &
 	AUTH_PID=$!
 	on_exit "kill $AUTH_PID"
