@@ -21,9 +21,10 @@ authstore_open(const char *db, struct err *e)
 {
 	const struct authstore_ops *ops = &authstore_sqlite_ops;
 
-	if (authstore_is_uri(db))
-		return err_set(e, "store: %.100s: this build has no "
-			       "PostgreSQL engine", db), NULL;
+	if (authstore_is_uri(db))	/* not the URI: it may hold a password */
+		return err_set(e, "store: a PostgreSQL URI, but this build "
+			       "has no PostgreSQL engine yet (use an SQLite "
+			       "file)"), NULL;
 	authstore_down = false;
 	return ops->open(db, e);
 }
