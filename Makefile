@@ -21,7 +21,7 @@
 CC       ?= cc
 BUILD    ?= build
 BINDIR   ?= bin
-PKGS     := fuse3 libgcrypt libmicrohttpd zlib libcurl jansson sqlite3 libseccomp
+PKGS     := fuse3 libgcrypt libmicrohttpd zlib libcurl jansson sqlite3 libpq libseccomp
 CPPFLAGS += -Isrc -D_GNU_SOURCE -DFUSE_USE_VERSION=314
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -54,7 +54,7 @@ PKGS_cli       := libseccomp
 USES_fedfs     := fedfs
 PKGS_fedfs     := fuse3 libmicrohttpd
 USES_authority := authority
-PKGS_authority := libmicrohttpd sqlite3
+PKGS_authority := libmicrohttpd sqlite3 libpq
 USES_vmrunner  := vmrunner machine netmap
 PKGS_vmrunner  := libseccomp
 USES_netmap    := netmap

@@ -17,29 +17,70 @@ failed=0
 log_dir=$BUILD/test-logs
 mkdir -p "$log_dir"
 
+# run_one BINARY NAME: one Criterion binary, counted under NAME.
+run_one() {
+	local t=$1 name=$2 out synth tested passing
+	out=$log_dir/$name.log
+	"$t" -j1 --color=never >"$out" 2>&1
+	synth=$(grep -a 'Synthesis:' "$out" | tail -n 1)
+	if [ -z "$synth" ]; then
+		echo "FAIL $name: no result (crashed?), see $out"
+		failed=$((failed + 1))
+		return
+	fi
+	tested=$(sed -E 's/.*Tested: ([0-9]+).*/\1/' <<<"$synth")
+	passing=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$synth")
+	passed=$((passed + passing))
+	failed=$((failed + tested - passing))
+	if [ "$tested" -ne "$passing" ]; then
+		echo "FAIL $name: $((tested - passing)) of $tested failed:"
+		grep -a -E '^\[(FAIL|----)\]' "$out" | head -n 40
+	else
+		echo "ok   $name: $passing tests"
+	fi
+}
+
 run_unit() {
-	local t name out synth tested passing
+	local t name
 	for t in "$BUILD"/tests/test_*; do
 		[ -x "$t" ] || continue
 		name=$(basename "$t")
-		out=$log_dir/$name.log
-		"$t" -j1 --color=never >"$out" 2>&1
-		synth=$(grep -a 'Synthesis:' "$out" | tail -n 1)
-		if [ -z "$synth" ]; then
-			echo "FAIL $name: no result (crashed?), see $out"
-			failed=$((failed + 1))
-			continue
-		fi
-		tested=$(sed -E 's/.*Tested: ([0-9]+).*/\1/' <<<"$synth")
-		passing=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$synth")
-		passed=$((passed + passing))
-		failed=$((failed + tested - passing))
-		if [ "$tested" -ne "$passing" ]; then
-			echo "FAIL $name: $((tested - passing)) of $tested failed:"
-			grep -a -E '^\[(FAIL|----)\]' "$out" | head -n 40
-		else
-			echo "ok   $name: $passing tests"
-		fi
+		case $name in *_pg) continue ;; esac	# run_unit_pg's alone
+		run_one "$t" "$name"
+	done
+}
+
+# The authority's tests again, on PostgreSQL: a throwaway server
+# (tests/lib/pg.sh) for them all, a database for each test
+# (tests/lib/pgfix.c).  test_authority_store checks SQLite's own file.
+PG_DIR=
+pg_stop() {
+	[ -n "$PG_DIR" ] || return 0
+	bash tests/lib/pg.sh stop "$PG_DIR" >/dev/null 2>&1
+	rm -rf "$PG_DIR"
+	PG_DIR=
+}
+trap pg_stop EXIT
+
+pg_start() {
+	[ -n "$PG_DIR" ] && return 0
+	PG_DIR=$(mktemp -d /tmp/fed-test-pg.XXXXXX)
+	if ! FED_TEST_PG=$(bash tests/lib/pg.sh start "$PG_DIR/server" 2>&1); then
+		echo "FAIL postgres: no test server: $FED_TEST_PG"
+		failed=$((failed + 1))
+		return 1
+	fi
+	export FED_TEST_PG
+}
+
+run_unit_pg() {
+	local t name
+	pg_start || return
+	for t in "$BUILD"/tests/test_authority_*; do
+		[ -x "$t" ] || continue
+		name=$(basename "$t")
+		[ "$name" = test_authority_store ] && continue
+		FED_TEST_STORE=postgres run_one "$t" "$name(postgres)"
 	done
 }
 
@@ -70,9 +111,9 @@ run_e2e() {
 }
 
 case $what in
-unit) run_unit ;;
+unit) run_unit; run_unit_pg ;;
 e2e) run_e2e ;;
-all) run_unit; run_e2e ;;
+all) run_unit; run_unit_pg; run_e2e ;;
 *) echo "usage: $0 unit|e2e|all" >&2; exit 2 ;;
 esac
 

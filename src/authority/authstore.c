@@ -19,12 +19,9 @@ authstore_is_uri(const char *db)
 struct authstore *
 authstore_open(const char *db, struct err *e)
 {
-	const struct authstore_ops *ops = &authstore_sqlite_ops;
+	const struct authstore_ops *ops = authstore_is_uri(db)
+		? &authstore_pg_ops : &authstore_sqlite_ops;
 
-	if (authstore_is_uri(db))	/* not the URI: it may hold a password */
-		return err_set(e, "store: a PostgreSQL URI, but this build "
-			       "has no PostgreSQL engine yet (use an SQLite "
-			       "file)"), NULL;
 	authstore_down = false;
 	return ops->open(db, e);
 }
@@ -96,10 +93,10 @@ authstore_commit(struct authstore *st, struct err *e)
 	return st->ops->commit(st, e);
 }
 
+/* says no error: it keeps what the failed call said */
 void
 authstore_rollback(struct authstore *st)
 {
-	authstore_down = false;
 	st->ops->rollback(st);
 }
 

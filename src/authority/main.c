@@ -24,7 +24,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: fed-authority --listen ADDR:PORT --db FILE [options]\n"
+"usage: fed-authority --listen ADDR:PORT --db FILE|URI [options]\n"
 "\n"
 "The fed authority: a REST service (JSON over HTTP) holding peers' keys,\n"
 "trusted kernels and bases, the snapshot catalogue, commitments and\n"
@@ -34,7 +34,10 @@ usage(FILE *f)
 "                     the command line overrides them\n"
 "  --listen ADDR:PORT       address to listen on (IPv4, or [IPv6]); port 0\n"
 "                           picks a free one (see --port-file)\n"
-"  --db FILE                SQLite database (created if missing)\n"
+"  --db FILE|URI            SQLite database file (created if missing), or\n"
+"                           a postgresql:// URI, which may name several\n"
+"                           hosts: the primary among them is written to\n"
+"                           (docs/authority-ha.md)\n"
 "  --admin-key PUBFILE      the admin's public key (or key file): only it\n"
 "                           may trust and revoke kernels and bases\n"
 "  --ttl SECONDS            ttl of lookup answers (default %d)\n"

@@ -21,6 +21,7 @@
 #include "common/manifest.h"
 #include "common/sigreq.h"
 #include "common/timefmt.h"
+#include "pgfix.h"
 #include "testutil.h"
 
 void
@@ -37,7 +38,8 @@ authfix_init(struct authfix *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->dir = tu_tmpdir();
-	f->db = tu_path(f->dir, "authority.db");
+	f->db = pgfix_wanted() ? pgfix_db_new()
+			       : tu_path(f->dir, "authority.db");
 	tkey_new(&f->admin);
 }
 
@@ -176,6 +178,8 @@ authfix_stop(struct authfix *f)
 	}
 	if (f->dir != NULL)
 		tu_rmtree(f->dir);
+	if (f->db != NULL && pgfix_wanted())
+		pgfix_db_drop(f->db);
 	free(f->dir);
 	free(f->db);
 	f->dir = f->db = NULL;
