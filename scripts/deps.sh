@@ -87,6 +87,13 @@ else
 		$sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
 	$sudo apt-get update -qq
 	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+	# In a container, a package's maintainer script can leave /dev/null a
+	# regular file (seen on these machines); every test writes to it.
+	if [ ! -c /dev/null ]; then
+		echo "deps: /dev/null was made a regular file; making it the device again"
+		$sudo rm -f /dev/null
+		$sudo mknod -m 666 /dev/null c 1 3
+	fi
 fi
 
 # The kernels, each printed with its SHA-256.
