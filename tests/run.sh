@@ -84,36 +84,54 @@ run_unit_pg() {
 	done
 }
 
+# run_e2e_one SCRIPT NAME: one end-to-end script, counted under NAME.
+run_e2e_one() {
+	local t=$1 name=$2 out p f rc
+	out=$log_dir/e2e-$name.log
+	bash "$t" >"$out" 2>&1
+	rc=$?
+	p=$(grep -a -c -E '^ok ' "$out")
+	f=$(grep -a -c -E '^not ok ' "$out")
+	if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] || { [ $rc -ne 0 ] && [ "$f" -eq 0 ]; }; then
+		f=$((f + 1))
+		echo "FAIL e2e/$name: exited $rc without reporting a failure; see $out"
+		tail -n 20 "$out"
+	elif [ "$f" -gt 0 ]; then
+		echo "FAIL e2e/$name: $f of $((p + f)) failed:"
+		grep -a -E '^not ok |^#' "$out" | head -n 40
+	else
+		echo "ok   e2e/$name: $p tests"
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
 run_e2e() {
-	local t name out p f
+	local t name
 	for t in tests/e2e/*.sh; do
 		[ -f "$t" ] || continue
 		name=$(basename "$t" .sh)
 		[ "$name" = lib ] && continue	# sourced helpers, not a test
-		out=$log_dir/e2e-$name.log
-		bash "$t" >"$out" 2>&1
-		local rc=$?
-		p=$(grep -a -c -E '^ok ' "$out")
-		f=$(grep -a -c -E '^not ok ' "$out")
-		if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] || { [ $rc -ne 0 ] && [ "$f" -eq 0 ]; }; then
-			f=$((f + 1))
-			echo "FAIL e2e/$name: exited $rc without reporting a failure; see $out"
-			tail -n 20 "$out"
-		elif [ "$f" -gt 0 ]; then
-			echo "FAIL e2e/$name: $f of $((p + f)) failed:"
-			grep -a -E '^not ok |^#' "$out" | head -n 40
-		else
-			echo "ok   e2e/$name: $p tests"
-		fi
-		passed=$((passed + p))
-		failed=$((failed + f))
+		run_e2e_one "$t" "$name"
+	done
+}
+
+# The end-to-end tests of the authority's behaviour again, on PostgreSQL
+# (tests/e2e/lib.sh makes each authority a database; federation.sh runs
+# the cluster's authority on a primary and standby, and fails it over).
+E2E_PG="authority_failover liveness federation"
+run_e2e_pg() {
+	local name
+	pg_start || return
+	for name in $E2E_PG; do
+		FED_TEST_STORE=postgres run_e2e_one "tests/e2e/$name.sh" "$name(postgres)"
 	done
 }
 
 case $what in
 unit) run_unit; run_unit_pg ;;
-e2e) run_e2e ;;
-all) run_unit; run_unit_pg; run_e2e ;;
+e2e) run_e2e; run_e2e_pg ;;
+all) run_unit; run_unit_pg; run_e2e; run_e2e_pg ;;
 *) echo "usage: $0 unit|e2e|all" >&2; exit 2 ;;
 esac
 

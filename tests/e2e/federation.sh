@@ -25,6 +25,9 @@ fi
 mktempdir d
 CLUSTER=$ROOT/scripts/cluster.sh
 export FED_CLUSTER=fedt$$ FED_CLUSTER_DIR=$d/cluster BINDIR FED_UML_KERNEL=$UML
+# tests/run.sh's PostgreSQL pass: the authority on db1 and db2 (a primary
+# and its synchronous standby), failed over near the end
+[ "${FED_TEST_STORE:-sqlite}" = postgres ] && export FED_CLUSTER_DB=postgres
 on_exit "'$CLUSTER' down"
 if ! "$CLUSTER" up 3 2>"$d/cluster.log"; then
 	not_ok "the cluster comes up"
@@ -186,6 +189,22 @@ check "version 1 published again is refused" \
 	sh -c "! cp '$d/web.fedsnap' '$MNT_owner/publish/again.fedsnap' 2>/dev/null"
 check "and committed again by a peer is refused" \
 	sh -c "! cp '$MNT_p3/deltas/$web_id.fedsnap' '$MNT_p3/commit/old.fedsnap' 2>/dev/null"
+
+# --- PostgreSQL: the primary's host dies, the standby is promoted ------------
+if [ "${FED_CLUSTER_DB:-sqlite}" = postgres ]; then
+	"$CLUSTER" kill db1 2>&1 | sed "s/^/# /"
+	check "with db1 dead, the client still gets the page" v2_page
+	check "and a lookup is answered (from the standby)" \
+		wait_for 10 sh -c "'$CLUSTER' exec client curl -fsS -m 5 '$AUTH/v1/lookup?host=www.example.org&port=80' | grep -q peers"
+	"$CLUSTER" promote db2 2>&1 | sed "s/^/# /"
+	echo "kernel after failover $RANDOM$RANDOM" >"$d/k-after"
+	trust_after() {
+		client "$FED" trust add "$d/k-after" --kind kernel --authority "$AUTH" \
+			--key "$CLUSTER_DIR/admin.key" >/dev/null 2>&1
+	}
+	check "after db2's promotion, the authority takes writes again" \
+		wait_for 30 trust_after
+fi
 
 # --- a crash, then down -------------------------------------------------------
 # every process of every host killed at once leaves stale FUSE mounts, taps
