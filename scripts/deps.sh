@@ -60,6 +60,9 @@ packages=(
 	# server the tests and scripts/cluster.sh start in directories of their
 	# own (tests/lib/pg.sh)
 	libpq-dev postgresql-15
+	# e2e/authority_patroni.sh: the production layout of docs/authority-ha.md,
+	# Patroni promoting the standby, with etcd (each run in a test directory)
+	patroni etcd-server
 )
 
 missing=()
