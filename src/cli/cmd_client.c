@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -95,6 +96,25 @@ static const char get_help[] =
 	"Exit status 0 on a 2xx/3xx answer; 1 with one line on stderr on an\n"
 	"HTTP status >= 400 or when no peer answers.\n";
 
+/* Where -o OUT goes: a regular file (or a new one) is written whole or not
+ * at all, through *tmp renamed over it at the end; anything else (a
+ * device such as /dev/null, a FIFO) is written as it is: renaming over it
+ * would replace it. */
+static int
+get_open_out(const char *out, char **tmp, FILE **f)
+{
+	struct stat sb;
+
+	*tmp = NULL;
+	if (stat(out, &sb) == 0 && !S_ISREG(sb.st_mode))
+		return (*f = fopen(out, "w")) == NULL ? -1 : 0;
+	if (asprintf(tmp, "%s.fed-get.%ld", out, (long)getpid()) == -1) {
+		*tmp = NULL;
+		return -1;
+	}
+	return (*f = fopen(*tmp, "w")) == NULL ? -1 : 0;
+}
+
 int
 cmd_get(int argc, char **argv)
 {
@@ -137,12 +157,9 @@ cmd_get(int argc, char **argv)
 		log_set_level(LOG_DEBUG);
 	if ((rc = client_open_cache(cache, &dir, &st)) != 0)
 		return rc;
-	if (out != NULL) {
-		if (asprintf(&tmp, "%s.fed-get.%ld", out, (long)getpid()) == -1 ||
-		    (f = fopen(tmp, "w")) == NULL) {
-			rc = cli_fail("%s: %s", out, strerror(errno));
-			goto done;
-		}
+	if (out != NULL && get_open_out(out, &tmp, &f) == -1) {
+		rc = cli_fail("%s: %s", out, strerror(errno));
+		goto done;
 	}
 	memset(&o, 0, sizeof(o));
 	o.authority = authority;

@@ -88,6 +88,12 @@ check "fed get -o writes the page to a file" \
 	sh -c "$(printf '%q ' "$CLUSTER") exec client '$FED' get --authority '$AUTH' \
 		--cache '$d/cache' -o '$d/got.html' http://blog.example.org/ &&
 		cmp -s '$d/got.html' '$d/blog/var/www/index.html'"
+# -o onto a device writes into it: renaming a whole file over /dev/null
+# would make it a regular file for every process on the machine
+mknod "$d/null" c 1 3
+check "fed get -o onto a device (a null device) leaves it the device" \
+	sh -c "$(printf '%q ' "$CLUSTER") exec client '$FED' get --authority '$AUTH' \
+		--cache '$d/cache' -o '$d/null' http://blog.example.org/ && test -c '$d/null'"
 check "fed get fails with a clear line for a missing page" \
 	sh -c "! $(printf '%q ' "$CLUSTER") exec client '$FED' get --authority '$AUTH' \
 		--cache '$d/cache' http://www.example.org/nope 2>'$d/nope.err' >/dev/null &&
