@@ -240,8 +240,8 @@ signed_answer_verify(const json_t *j, enum signed_kind kind,
 		err_set(e, "not a JSON object");
 		goto bad;
 	}
-	if (signed_subject_check(j, kind, subject, e) == -1 ||
-	    signed_fields_get(j, &got, akey, sig, e) == -1)
+	if (signed_fields_get(j, &got, akey, sig, e) == -1 ||
+	    signed_subject_check(j, kind, subject, e) == -1)
 		goto bad;
 	if (memcmp(akey, key, ED25519_PUB_LEN) != 0) {
 		hex_encode(akey, ED25519_PUB_LEN, khex);
