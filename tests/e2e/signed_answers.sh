@@ -24,7 +24,7 @@ LOOKUP="/v1/lookup?host=$HOST&port=80"
 PUB=$(cat "$d/authority.pub")
 start_authority "$d/auth" --key "$d/authority.key" --answer-ttl $TTL ||
 	{ not_ok "the authority starts with --key"; exit 1; }
-SIGNED=$AUTH
+SIGNED=$AUTH SIGNED_ADMIN=$ADMIN_KEY
 
 # the service: an owner and two peers, a base and a kernel, a snapshot;
 # peer 1 serves it at a plain web server
@@ -90,7 +90,7 @@ check "fed proxy --authority-key serves it through the peer" \
 # ---- an authority without a key ----
 start_authority "$d/auth2" || not_ok "an unsigned authority starts"
 UNSIGNED=$AUTH
-AUTH=$SIGNED
+AUTH=$SIGNED ADMIN_KEY=$SIGNED_ADMIN	# the signed one's, from here on
 lookup "$UNSIGNED" --authority-key "$PUB" >/dev/null 2>"$d/err"
 check "an unsigned answer is refused" grep -q "'signature' is missing" "$d/err"
 "$FED" lookup localhost:80 --authority "$UNSIGNED" --authority-key "$PUB" \
@@ -163,3 +163,23 @@ check "fed get says why it refuses the expired answer" \
 	grep -q "fed: get .*lookup answer for $HOST:80 expired" "$d/err"
 check "--allow-stale without --authority-key is a usage error" \
 	bash -c "'$FED' lookup '$HOST:80' --authority '$SIGNED' --allow-stale 2>&1 | grep -q 'needs --authority-key'"
+
+# ---- fedfs: the sources answers decide whom a peer fetches from ----
+MiB=1048576
+head -c $((3 * MiB)) /dev/urandom >"$d/base.img"
+big=$(sha256sum <"$d/base.img" | cut -c1-64)
+"$FED" trust add "$d/base.img" --kind base --authority "$AUTH" --key "$ADMIN_KEY" >/dev/null
+start_fedfs owner 127.0.0.1 "$d" --authority-key "$PUB"
+cp "$d/base.img" "$MNT_owner/publish/"
+start_fedfs peer 127.0.0.2 "$d" --authority-key "$d/authority.pub"
+check "fedfs --authority-key reads a base through verified sources" \
+	wait_for 20 cmp "$MNT_peer/bases/$big" "$d/base.img"
+"$FED" keygen -o "$d/other.key" >/dev/null
+start_fedfs liar 127.0.0.3 "$d" --authority-key "$("$FED" pubkey "$d/other.key")"
+timeout 20 cat "$MNT_liar/bases/$big" >"$d/liar.read" 2>/dev/null &
+on_exit "kill $!"
+check "a fedfs pinning another key does not use the sources answer" \
+	wait_for 20 grep -q "sources answer for $big refused: signed by key .*, not the pinned authority key" \
+	"$d/liar.state/fedfs.log"
+check "fedfs --allow-stale without --authority-key is refused" \
+	bash -c "'$BINDIR/fedfs' '$d/x' --state '$d/x' --authority '$AUTH' --key '$d/other.key' --serve 127.0.0.1:1 --allow-stale 2>&1 | grep -q 'needs --authority-key'"
