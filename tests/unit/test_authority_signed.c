@@ -29,20 +29,8 @@ static struct tkey K;		/* the authority's key */
 static void
 start_with_ttl(int answer_ttl)
 {
-	struct authority_config c;
-	struct tkey admin;
-
-	tkey_new(&admin);
 	tkey_new(&K);
-	authority_config_defaults(&c);
-	c.has_admin = true;
-	memcpy(c.admin, admin.pub, ED25519_PUB_LEN);
-	c.has_key = true;
-	memcpy(c.key_seed, K.seed, ED25519_SEED_LEN);
-	memcpy(c.key_pub, K.pub, ED25519_PUB_LEN);
-	c.answer_ttl = answer_ttl;
-	authfix_start(&F, &c);
-	F.admin = admin;	/* authfix_start made one of its own */
+	authfix_start_signed(&F, &K, answer_ttl);
 }
 
 static void
