@@ -11,9 +11,17 @@
  * revoked base or kernel answers an empty list.  An unknown service is 404
  * with "fallback": "dns", telling the client to use ordinary DNS.
  *
+ * "ttl" is how long a client may keep the answer: --ttl, or
+ * AUTHORITY_NEGATIVE_TTL (2 s) when no peer serves it, as DNS keeps a
+ * negative answer briefly.  With --key the answer is signed (sign.c) and,
+ * for an unknown service, the 404 too, with "host" and "port" added so it
+ * names what it is about: a client that pins the key would otherwise take
+ * an unsigned "fallback": "dns" from anyone in the path.
+ *
  * This is the hot path: an answer is kept (lookup_cache.c) until the next
- * change; computing one takes one indexed query for the service and one
- * range scan of its commitments, no transaction.
+ * change (a signed one at most half its validity) and signed once when
+ * computed, not per request; computing one takes one indexed query for
+ * the service and one range scan of its commitments, no transaction.
  *
  * The owner's view lists every commitment to any version of the service,
  * up or not, with where each serves and for how long it has been up, and
@@ -51,25 +59,67 @@ lookup_port(const char *s, uint16_t *port)
 	return 0;
 }
 
-/* Answer r with j as text (JSON and a newline), and keep a copy. */
-static void
-lookup_answer(struct call *c, struct reply *r, const char *key, uint64_t gen,
-	      unsigned status, json_t *j)
+/* Sign j for host:port if the authority has a key; *refresh_at is when a
+ * cached copy must be signed again (0: never).  Returns 0, or -1 (j
+ * released). */
+static int
+lookup_sign(struct call *c, json_t *j, const char *host, uint16_t port,
+	    int64_t *refresh_at)
 {
-	size_t len = 0;
-	char *text = j ? call_json_text(j, &len) : NULL;
+	time_t issued;
+	struct err e;
 
+	*refresh_at = 0;
+	if (!c->a->cfg.has_key)
+		return 0;
+	if (json_object_set_new(j, "host", json_string(host)) == -1 ||
+	    json_object_set_new(j, "port", json_integer(port)) == -1 ||
+	    authority_sign(c->a, j, SIGNED_LOOKUP, &issued, &e) == -1) {
+		json_decref(j);
+		return -1;
+	}
+	*refresh_at = (int64_t)issued + c->a->cfg.answer_ttl / 2;
+	return 0;
+}
+
+/* Answer r with j (signed if there is a key) as text (JSON and a newline),
+ * and keep a copy. */
+static void
+lookup_answer(struct call *c, struct reply *r, const char *host,
+	      uint16_t port, uint64_t gen, unsigned status, json_t *j)
+{
+	char key[AUTHAPI_ADDR_MAX + 1];
+	int64_t refresh_at = 0;
+	size_t len = 0;
+	char *text;
+
+	if (j != NULL && lookup_sign(c, j, host, port, &refresh_at) == -1)
+		j = NULL;
+	text = j ? call_json_text(j, &len) : NULL;
 	json_decref(j);
 	if (text == NULL) {
 		call_reply(r, 500, NULL);
 		return;
 	}
+	snprintf(key, sizeof(key), "%s:%u", host, port);
 	if (!c->a->cfg.no_lookup_cache)
-		lookup_cache_put(c->a->lookups, key, gen, status, text, len);
+		lookup_cache_put(c->a->lookups, key, gen, refresh_at, status,
+				 text, len);
 	r->status = status;
 	r->text = text;
 	r->text_len = len;
 	r->content_type = "application/json";
+}
+
+/* How long a client may keep an answer listing peers. */
+static int
+lookup_ttl(const struct call *c, const json_t *peers)
+{
+	int ttl = c->a->cfg.ttl;
+
+	if (json_array_size(peers) == 0 && ttl > AUTHORITY_NEGATIVE_TTL)
+		ttl = AUTHORITY_NEGATIVE_TTL;
+	return ttl;
 }
 
 void
@@ -109,8 +159,8 @@ api_lookup(struct call *c, struct reply *r)
 	snprintf(key, sizeof(key), "%s:%u", host, port);
 	gen = atomic_load(&c->a->generation);	/* before the store */
 	if (!c->a->cfg.no_lookup_cache &&
-	    lookup_cache_get(c->a->lookups, key, gen, &status, &r->text,
-			     &r->text_len) == 1) {
+	    lookup_cache_get(c->a->lookups, key, gen, (int64_t)c->now, &status,
+			     &r->text, &r->text_len) == 1) {
 		r->status = status;
 		r->content_type = "application/json";
 		return;
@@ -122,7 +172,7 @@ api_lookup(struct call *c, struct reply *r)
 	rc = authstore_lookup(c->a->store, host, port, lookup_one, peers, &e);
 	if (rc == 0) {
 		json_decref(peers);
-		lookup_answer(c, r, key, gen, 404,
+		lookup_answer(c, r, host, port, gen, 404,
 			      json_pack("{s:s, s:s}", "error",
 					"unknown service", "fallback", "dns"));
 		return;
@@ -135,9 +185,9 @@ api_lookup(struct call *c, struct reply *r)
 			call_reply(r, 500, NULL);
 		return;
 	}
-	lookup_answer(c, r, key, gen, 200,
+	lookup_answer(c, r, host, port, gen, 200,
 		      json_pack("{s:s, s:i, s:i, s:o}", "host", host,
-				"port", (int)port, "ttl", c->a->cfg.ttl,
+				"port", (int)port, "ttl", lookup_ttl(c, peers),
 				"peers", peers));
 }
 

@@ -15,6 +15,11 @@
  * AUTHORITY_SOURCES_MAX are listed: owner first, then committed peers, then
  * holders, each group in random order to spread the load.
  *
+ * With --key the GET answer is signed (sign.c) like a lookup answer: it
+ * decides whom a peer fetches from.  It is signed per request, not cached:
+ * each answer lists the sources in a new random order, and a peer asks
+ * once per object it opens, not per read.
+ *
  * An object that is neither a snapshot nor a trusted kernel or base is 404;
  * a revoked one (or a snapshot using one) is 410: nobody should fetch it.
  */
@@ -68,6 +73,22 @@ sources_one(void *arg, const char *peer, const char *addr,
 	return j == NULL || json_array_append_new(arg, j) == -1;
 }
 
+/* Answer 200 with j (stolen), signed if the authority has a key. */
+static void
+sources_reply(struct call *c, struct reply *r, json_t *j)
+{
+	time_t issued;
+	struct err e;
+
+	if (j != NULL && c->a->cfg.has_key &&
+	    authority_sign(c->a, j, SIGNED_SOURCES, &issued, &e) == -1) {
+		json_decref(j);
+		call_error(r, 500, "cannot sign the answer: %s", e.msg);
+		return;
+	}
+	call_reply(r, 200, j);
+}
+
 void
 api_sources_get(struct call *c, struct reply *r)
 {
@@ -97,9 +118,9 @@ api_sources_get(struct call *c, struct reply *r)
 			call_reply(r, 500, NULL);
 		return;
 	}
-	call_reply(r, 200, json_pack("{s:s, s:s, s:o}", "sha256", c->arg,
-				     "kind", kind == SOURCE_SNAPSHOT ?
-				     "snapshot" : tkind, "sources", list));
+	sources_reply(c, r, json_pack("{s:s, s:s, s:o}", "sha256", c->arg,
+				      "kind", kind == SOURCE_SNAPSHOT ?
+				      "snapshot" : tkind, "sources", list));
 }
 
 void

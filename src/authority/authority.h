@@ -12,6 +12,7 @@
  *   replay.c        signatures seen within the validity window
  *   lookup_cache.c  lookup answers, valid until the next change
  *   metrics.c       Prometheus counters and histograms
+ *   sign.c          signed lookup and sources answers (--key): versions
  *   api_*.c         one file per resource: peers, trusted, snapshots,
  *                   commitments (and sources), lookup (and services),
  *                   reports
@@ -36,10 +37,16 @@
 #include "authority/authstore.h"
 #include "common/crypto.h"
 #include "common/err.h"
+#include "common/signed_answer.h"
 
 /* ---- configuration and life cycle ---- */
 
 #define AUTHORITY_TTL_DEFAULT        30
+/* ttl of a lookup answer with no peers: like a DNS negative answer, kept
+ * only briefly, so a client that looked just before the first peer came
+ * up does not see "no peer serves it" for a whole --ttl */
+#define AUTHORITY_NEGATIVE_TTL       2
+#define AUTHORITY_ANSWER_TTL_DEFAULT 600	/* signed answers' validity, s */
 #define AUTHORITY_PEER_TTL_DEFAULT   180
 #define AUTHORITY_FORGET_DEFAULT     (30 * 86400)
 #define AUTHORITY_SIGNED_RATE_DEFAULT  20	/* per client address, a second */
@@ -57,6 +64,12 @@ struct authority_config {
 	bool has_admin;
 	uint8_t admin[ED25519_PUB_LEN];
 	int ttl;			/* lookup answers' ttl, seconds */
+	/* --key: lookup and sources answers are signed with it (sign.c),
+	 * valid answer_ttl seconds from when they are signed */
+	bool has_key;
+	uint8_t key_seed[ED25519_SEED_LEN];
+	uint8_t key_pub[ED25519_PUB_LEN];
+	int answer_ttl;
 	/* Seconds a peer (for sources) or a commitment (for lookups) stays
 	 * live without being refreshed; 0: forever.  Peers refresh at a
 	 * third of it (the replies to POST /v1/peers and PUT
@@ -144,15 +157,18 @@ struct lookup_cache;
 struct lookup_cache *lookup_cache_new(void);
 void lookup_cache_free(struct lookup_cache *c);
 /*
- * The answer kept for key at generation gen: returns 1 with *status and a
- * malloc'd copy of the body in *body (the caller frees it), or 0.
+ * The answer kept for key at generation gen, not due for refreshing at now
+ * (unix seconds): returns 1 with *status and a malloc'd copy of the body in
+ * *body (the caller frees it), or 0.
  */
 int lookup_cache_get(struct lookup_cache *c, const char *key, uint64_t gen,
-		     unsigned *status, char **body, size_t *len);
+		     int64_t now, unsigned *status, char **body, size_t *len);
 /* Keep (a copy of) an answer computed from the store as of generation gen,
- * read before the store was. */
+ * read before the store was, until refresh_at (unix seconds; 0: as long as
+ * gen lasts): a signed answer is signed again before it grows old. */
 void lookup_cache_put(struct lookup_cache *c, const char *key, uint64_t gen,
-		      unsigned status, const char *body, size_t len);
+		      int64_t refresh_at, unsigned status, const char *body,
+		      size_t len);
 
 /* ---- metrics (metrics.c) ---- */
 
@@ -177,6 +193,7 @@ struct metrics {
 	atomic_uint_fast64_t buckets[ROUTE_COUNT][METRICS_BUCKETS];
 	atomic_uint_fast64_t count[ROUTE_COUNT];
 	atomic_uint_fast64_t sum_us[ROUTE_COUNT];
+	atomic_uint_fast64_t signed_answers[2];	/* by enum signed_kind */
 };
 
 /* The label of a route ("/v1/peers/{id}"). */
@@ -217,7 +234,21 @@ struct authority {
 	pthread_mutex_t where_lock;
 	struct authstore_where where;
 	double where_at;		/* mono_now() when asked; 0: never */
+	/* the last version a signed answer got (sign.c); version_lock */
+	pthread_mutex_t version_lock;
+	int64_t last_version;
 };
+
+/* ---- signed answers (sign.c) ---- */
+
+/*
+ * Sign answer j of kind with the authority's key (cfg.has_key must be
+ * true): adds issued_at, expires, version, key and signature, counts it in
+ * the metrics, and sets *issued to its issue time.  Returns 0, or -1 with e
+ * set.
+ */
+int authority_sign(struct authority *a, json_t *j, enum signed_kind kind,
+		   time_t *issued, struct err *e);
 
 /* ---- liveness (sweep.c) ---- */
 

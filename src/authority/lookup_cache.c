@@ -15,6 +15,12 @@
  * a filler that saw the new rows carries the old tag and is discarded:
  * wasted work, never a stale answer.
  *
+ * A signed answer (--key) also carries a refresh time: it is served until
+ * then, half its validity, and signed again by the next lookup, so what a
+ * client gets is fresh for at least half of --answer-ttl; between changes
+ * and refreshes every lookup is answered with the same signed bytes (one
+ * signature per change, not per request).
+ *
  * Memory: at most LOOKUP_CACHE_MAX entries (each a few hundred bytes to a
  * few KiB); stale entries are dropped from a bucket whenever it is filled.
  * Buckets are guarded by striped mutexes, held only to copy bytes.
@@ -32,6 +38,7 @@
 struct lookup_entry {
 	struct lookup_entry *next;
 	uint64_t gen;
+	int64_t refresh_at;	/* unix seconds; 0: never */
 	unsigned status;
 	size_t len;
 	char *body;
@@ -95,7 +102,7 @@ lookup_cache_hash(const char *key)
 
 int
 lookup_cache_get(struct lookup_cache *c, const char *key, uint64_t gen,
-		 unsigned *status, char **body, size_t *len)
+		 int64_t now, unsigned *status, char **body, size_t *len)
 {
 	unsigned b = lookup_cache_hash(key);
 	pthread_mutex_t *m = &c->stripe[b % LOOKUP_CACHE_STRIPES];
@@ -105,6 +112,8 @@ lookup_cache_get(struct lookup_cache *c, const char *key, uint64_t gen,
 	pthread_mutex_lock(m);
 	for (x = c->bucket[b]; x != NULL; x = x->next)
 		if (x->gen == gen && strcmp(x->key, key) == 0) {
+			if (x->refresh_at != 0 && now >= x->refresh_at)
+				break;	/* due for signing again */
 			if ((*body = malloc(x->len + 1)) != NULL) {
 				memcpy(*body, x->body, x->len + 1);
 				*len = x->len;
@@ -119,7 +128,8 @@ lookup_cache_get(struct lookup_cache *c, const char *key, uint64_t gen,
 
 void
 lookup_cache_put(struct lookup_cache *c, const char *key, uint64_t gen,
-		 unsigned status, const char *body, size_t len)
+		 int64_t refresh_at, unsigned status, const char *body,
+		 size_t len)
 {
 	unsigned b = lookup_cache_hash(key);
 	pthread_mutex_t *m = &c->stripe[b % LOOKUP_CACHE_STRIPES];
@@ -137,13 +147,16 @@ lookup_cache_put(struct lookup_cache *c, const char *key, uint64_t gen,
 	n->body[len] = '\0';
 	n->len = len;
 	n->gen = gen;
+	n->refresh_at = refresh_at;
 	n->status = status;
 
 	pthread_mutex_lock(m);
 	/* drop stale entries and any older answer for this key; keep a
-	 * newer one (a filler that raced a change) */
+	 * newer one (a filler that raced a change, or a refresh) */
 	for (pp = &c->bucket[b]; (x = *pp) != NULL;) {
-		if (x->gen >= gen && strcmp(x->key, key) == 0) {
+		if (strcmp(x->key, key) == 0 && (x->gen > gen ||
+		    (x->gen == gen && (x->refresh_at == 0 ||
+				       x->refresh_at >= refresh_at)))) {
 			pthread_mutex_unlock(m);
 			lookup_entry_free(n);
 			return;

@@ -40,7 +40,15 @@ usage(FILE *f)
 "                           (docs/authority-ha.md)\n"
 "  --admin-key PUBFILE      the admin's public key (or key file): only it\n"
 "                           may trust and revoke kernels and bases\n"
-"  --ttl SECONDS            ttl of lookup answers (default %d)\n"
+"  --key FILE               the authority's secret key file (fed keygen):\n"
+"                           lookup and sources answers are signed with it\n"
+"                           (clients pin its public key: --authority-key);\n"
+"                           authorities over one database share one key.\n"
+"                           Without it answers are unsigned\n"
+"  --answer-ttl SECONDS     a signed answer is valid this long after it is\n"
+"                           signed (default %d; 1 to 604800)\n"
+"  --ttl SECONDS            how long a client may keep a lookup answer\n"
+"                           (default %d; %d when no peer serves it)\n"
 "  --peer-ttl SECONDS       a peer that has not refreshed its registration\n"
 "                           for this long is no source; a commitment not\n"
 "                           re-reported is out of lookups (default %d;\n"
@@ -65,7 +73,8 @@ usage(FILE *f)
 "  --json-logs              log lines as JSON\n"
 "  --quiet                  do not log each request (warnings only)\n"
 "  -h, --help               this help\n",
-		AUTHORITY_TTL_DEFAULT, AUTHORITY_PEER_TTL_DEFAULT,
+		AUTHORITY_ANSWER_TTL_DEFAULT, AUTHORITY_TTL_DEFAULT,
+		AUTHORITY_NEGATIVE_TTL, AUTHORITY_PEER_TTL_DEFAULT,
 		AUTHORITY_FORGET_DEFAULT, AUTHORITY_SIGNED_RATE_DEFAULT, AUTHORITY_SIGNED_BURST_DEFAULT,
 		AUTHORITY_ALLOWANCE_DEFAULT,
 		AUTHORITY_PER_IP_DEFAULT, AUTHORITY_CONN_TIMEOUT,
@@ -139,6 +148,8 @@ main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "db", required_argument, NULL, 'd' },
 		{ "admin-key", required_argument, NULL, 'a' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "answer-ttl", required_argument, NULL, 'A' },
 		{ "ttl", required_argument, NULL, 't' },
 		{ "peer-ttl", required_argument, NULL, 'L' },
 		{ "forget-after", required_argument, NULL, 'F' },
@@ -159,7 +170,7 @@ main(int argc, char **argv)
 	char db[512];
 	struct authority_config cfg;
 	struct authority *a;
-	const char *admin_path = NULL, *port_file = NULL;
+	const char *admin_path = NULL, *key_path = NULL, *port_file = NULL;
 	bool json_logs = false, quiet = false;
 	struct err e;
 	sigset_t set;
@@ -173,6 +184,11 @@ main(int argc, char **argv)
 		case 'l': cfg.listen = optarg; break;
 		case 'd': cfg.db_path = optarg; break;
 		case 'a': admin_path = optarg; break;
+		case 'k': key_path = optarg; break;
+		case 'A':
+			cfg.answer_ttl = (int)main_number("answer-ttl", optarg,
+							   1, 7 * 86400);
+			break;
 		case 't':
 			cfg.ttl = (int)main_number("ttl", optarg, 0, 86400);
 			break;
@@ -256,6 +272,13 @@ main(int argc, char **argv)
 		}
 		cfg.has_admin = true;
 	}
+	if (key_path != NULL) {
+		if (keyfile_load(key_path, cfg.key_seed, cfg.key_pub, &e) == -1) {
+			fprintf(stderr, "fed-authority: --key: %s\n", e.msg);
+			return 1;
+		}
+		cfg.has_key = true;
+	}
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -265,7 +288,9 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	proc_raise_nofile();	/* up to 4096 connections */
 
-	if ((a = authority_start(&cfg, &e)) == NULL) {
+	a = authority_start(&cfg, &e);
+	explicit_bzero(cfg.key_seed, sizeof(cfg.key_seed));	/* a has a copy */
+	if (a == NULL) {
 		fprintf(stderr, "fed-authority: %s\n", e.msg);
 		return 1;
 	}
@@ -276,9 +301,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	main_masked(cfg.db_path, db, sizeof(db));
-	log_info("listening on %s (port %u), database %s%s", cfg.listen,
+	log_info("listening on %s (port %u), database %s%s%s", cfg.listen,
 		 authority_port(a), db,
-		 cfg.has_admin ? "" : ", no admin key: trust is read-only");
+		 cfg.has_admin ? "" : ", no admin key: trust is read-only",
+		 cfg.has_key ? ", answers signed" : ", answers unsigned");
 	if (quiet)
 		log_set_level(LOG_WARN);	/* and cfg.quiet: no request lines */
 

@@ -5,6 +5,7 @@
  *   fed_authority_request_duration_seconds{endpoint}     histogram
  *   fed_authority_{peers,services,snapshots,...}         gauges (store)
  *   fed_authority_replay_signatures                      gauge
+ *   fed_authority_answers_signed_total{kind}             counter (--key)
  *
  * Counters are C11 atomics updated with relaxed ordering by the request
  * threads, read without locks by the scraper: a scrape may see one request
@@ -92,6 +93,22 @@ metrics_gauge(FILE *f, const char *name, const char *help, long long v)
 		"gauge\nfed_authority_%s %lld\n", name, help, name, name, v);
 }
 
+/* Answers signed, by kind: a lookup is signed once per change (and
+ * refresh), not per request; sources per request. */
+static void
+metrics_signed(FILE *f, struct metrics *m)
+{
+	fputs("# HELP fed_authority_answers_signed_total Answers signed "
+	      "with --key, by kind.\n"
+	      "# TYPE fed_authority_answers_signed_total counter\n", f);
+	fprintf(f, "fed_authority_answers_signed_total{kind=\"lookup\"} "
+		"%llu\n", (unsigned long long)atomic_load_explicit(
+		    &m->signed_answers[SIGNED_LOOKUP], memory_order_relaxed));
+	fprintf(f, "fed_authority_answers_signed_total{kind=\"sources\"} "
+		"%llu\n", (unsigned long long)atomic_load_explicit(
+		    &m->signed_answers[SIGNED_SOURCES], memory_order_relaxed));
+}
+
 char *
 metrics_render(struct metrics *m, const struct authstore_counts *c,
 	       size_t replay_entries, size_t *len)
@@ -174,6 +191,7 @@ metrics_render(struct metrics *m, const struct authstore_counts *c,
 	metrics_gauge(f, "reports", "Misbehaviour reports kept.", c->reports);
 	metrics_gauge(f, "replay_signatures", "Signatures remembered for "
 		      "replay protection.", (long long)replay_entries);
+	metrics_signed(f, m);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

@@ -469,6 +469,7 @@ authority_config_defaults(struct authority_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->ttl = AUTHORITY_TTL_DEFAULT;
+	c->answer_ttl = AUTHORITY_ANSWER_TTL_DEFAULT;
 	c->peer_ttl = AUTHORITY_PEER_TTL_DEFAULT;
 	c->forget_after = AUTHORITY_FORGET_DEFAULT;
 	c->signed_rate = AUTHORITY_SIGNED_RATE_DEFAULT;
@@ -578,11 +579,14 @@ authority_start(const struct authority_config *cfg, struct err *e)
 		hex_encode(cfg->admin, ED25519_PUB_LEN, a->admin_hex);
 	if (a->cfg.body_max == 0)
 		a->cfg.body_max = AUTHORITY_BODY_MAX_DEFAULT;
+	if (a->cfg.answer_ttl <= 0)
+		a->cfg.answer_ttl = AUTHORITY_ANSWER_TTL_DEFAULT;
 	if (server_parse_listen(cfg->listen, &ss, &flags, e) == -1)
 		goto bad;
 	if (crypto_init(e) == -1)
 		goto bad;
 	pthread_mutex_init(&a->where_lock, NULL);
+	pthread_mutex_init(&a->version_lock, NULL);
 	if ((a->store = authstore_open(cfg->db_path, e)) == NULL)
 		goto bad;
 	/* another authority's change moves the generation on, as our own
@@ -638,6 +642,8 @@ bad:
 	replay_free(a->replay);
 	authstore_close(a->store);
 	pthread_mutex_destroy(&a->where_lock);
+	pthread_mutex_destroy(&a->version_lock);
+	explicit_bzero(a->cfg.key_seed, sizeof(a->cfg.key_seed));
 	free(a->listen);
 	free(a);
 	return NULL;
@@ -662,6 +668,8 @@ authority_stop(struct authority *a)
 	ratelimit_free(a->limits);
 	lookup_cache_free(a->lookups);
 	pthread_mutex_destroy(&a->where_lock);
+	pthread_mutex_destroy(&a->version_lock);
+	explicit_bzero(a->cfg.key_seed, sizeof(a->cfg.key_seed));
 	free(a->listen);
 	free(a);
 }

@@ -37,12 +37,17 @@
 #include "common/http.h"
 #include "common/keyfile.h"
 #include "common/manifest.h"
+#include "common/signed_answer.h"
+#include "common/timefmt.h"
 
 /* Options every authority command shares. */
 struct auth_opts {
 	const char *url;
 	const char *key;
 	bool json;
+	/* fed lookup: --authority-key, --allow-stale */
+	const char *authority_key;
+	bool allow_stale;
 };
 
 #define AUTH_LONG_OPTS \
@@ -135,14 +140,26 @@ auth_service_args(int argc, char **argv, const char *cmd, const char *help,
 		  uint16_t *port)
 {
 	static const struct option opts[] = { AUTH_LONG_OPTS,
-					      { NULL, 0, NULL, 0 } };
+		{ "authority-key", required_argument, NULL, 'k' },
+		{ "allow-stale", no_argument, NULL, 'S' },
+		{ NULL, 0, NULL, 0 } };
 	struct err e;
 	int ch, rc;
 
-	*o = (struct auth_opts){ NULL, NULL, false };
+	*o = (struct auth_opts){ NULL, NULL, false, NULL, false };
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (auth_opt(o, ch))
 			continue;
+		if (ch == 'k' || ch == 'S') {
+			if (strcmp(cmd, "lookup") != 0)
+				return cli_usage(cmd, "--authority-key and "
+						 "--allow-stale are for lookups");
+			if (ch == 'k')
+				o->authority_key = optarg;
+			else
+				o->allow_stale = true;
+			continue;
+		}
 		if (ch == 'h') {
 			fputs(help, stdout);
 			return 0;
@@ -186,7 +203,7 @@ cmd_register(int argc, char **argv)
 		AUTH_LONG_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct auth_opts o = { NULL, NULL, false };
+	struct auth_opts o = { NULL, NULL, false, NULL, false };
 	const char *addr = NULL;
 	json_t *body, *reply;
 	struct err e;
@@ -338,7 +355,7 @@ cmd_trust(int argc, char **argv)
 		AUTH_LONG_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct auth_opts o = { NULL, NULL, false };
+	struct auth_opts o = { NULL, NULL, false, NULL, false };
 	const char *sub, *kind = NULL, *name = NULL;
 	uint64_t chunk_size = CHUNK_SIZE_DEFAULT;
 	int ch, rc;
@@ -401,12 +418,49 @@ cmd_trust(int argc, char **argv)
 /* ---- fed lookup ---- */
 
 static const char lookup_help[] =
-	"usage: fed lookup HOST:PORT --authority URL[,URL...] [--json]\n"
+	"usage: fed lookup HOST:PORT --authority URL[,URL...]\n"
+	"                  [--authority-key PUB [--allow-stale]] [--json]\n"
 	"\n"
 	"Ask the authority which peers serve HOST:PORT now, and at which\n"
 	"address and port.  When the authority does not know the service it\n"
 	"says so, and the name is resolved by the system resolver instead\n"
-	"(DNS, /etc/hosts).  The first line says which source answered.\n";
+	"(DNS, /etc/hosts).  The first line says which source answered.\n"
+	"\n"
+	"  --authority-key PUB  the authority's public key (64 hex digits or a\n"
+	"                       file): the answer must be signed by it and not\n"
+	"                       expired, else it is refused (exit 1, saying why)\n"
+	"  --allow-stale        with --authority-key: use an expired answer\n"
+	"                       when no fresh one can be had, saying so\n";
+
+/* With a pinned key: check the authority's reply about host:port.  Returns
+ * 0 (use it; *signed_line says so), or 1 after saying why not. */
+static int
+lookup_verified(const struct signed_trust *t, const json_t *reply,
+		const char *host, uint16_t port, char *signed_line,
+		size_t size)
+{
+	char subject[MANIFEST_HOST_MAX + 8], until[RFC3339_LEN + 1];
+	struct signed_meta m;
+	enum signed_verdict v;
+	struct err e;
+
+	signed_line[0] = '\0';
+	if (!t->on)
+		return 0;
+	snprintf(subject, sizeof(subject), "%s:%u", host, port);
+	v = signed_answer_verify(reply, SIGNED_LOOKUP, subject, t->key,
+				 time(NULL), &m, &e);
+	if (v == SIGNED_BAD || (v == SIGNED_EXPIRED && !t->allow_stale))
+		return cli_fail("%s", e.msg);
+	if (v == SIGNED_EXPIRED)
+		fprintf(stderr, "fed: warning: no fresh answer; using an "
+			"expired one (--allow-stale): %s\n", e.msg);
+	rfc3339_format(m.expires, until);
+	snprintf(signed_line, size, ", signed, version %lld, %s %s",
+		 (long long)m.version, v == SIGNED_OK ? "valid until" :
+		 "EXPIRED at", until);
+	return 0;
+}
 
 /* The system resolver's answer for host:port. */
 static int
@@ -463,6 +517,8 @@ cmd_lookup(int argc, char **argv)
 	struct auth_opts o;
 	char host[MANIFEST_HOST_MAX + 1], path[MANIFEST_HOST_MAX + 64];
 	struct authapi_lookup l;
+	struct signed_trust trust;
+	char sline[128];
 	json_t *reply;
 	uint16_t port;
 	struct err e;
@@ -472,9 +528,18 @@ cmd_lookup(int argc, char **argv)
 	if ((rc = auth_service_args(argc, argv, "lookup", lookup_help, &o,
 				    host, &port)) != -1)
 		return rc;
+	if ((rc = cli_trust("lookup", o.authority_key, o.allow_stale,
+			    &trust)) != 0)
+		return rc;
 	snprintf(path, sizeof(path), "/v1/lookup?host=%s&port=%u", host,
 		 port);
 	rc = auth_call(&o, "GET", path, NULL, true, &reply);
+	if ((rc == 0 || rc == 404) &&
+	    lookup_verified(&trust, reply, host, port, sline,
+			    sizeof(sline)) != 0) {
+		json_decref(reply);
+		return 1;
+	}
 	if (rc == 404) {
 		const char *fb = json_string_value(json_object_get(reply,
 								   "fallback"));
@@ -495,8 +560,8 @@ cmd_lookup(int argc, char **argv)
 		json_object_set_new(reply, "source", json_string("authority"));
 		auth_print_json(reply);
 	} else {
-		printf("source: authority (ttl %ds): %zu peer%s serve%s "
-		       "%s:%u\n", l.ttl, l.npeers, l.npeers == 1 ? "" : "s",
+		printf("source: authority (ttl %ds%s): %zu peer%s serve%s "
+		       "%s:%u\n", l.ttl, sline, l.npeers, l.npeers == 1 ? "" : "s",
 		       l.npeers == 1 ? "s" : "", l.host, l.port);
 		for (i = 0; i < l.npeers; i++)
 			printf("%s %u %s\n", l.peers[i].addr, l.peers[i].port,
@@ -584,7 +649,7 @@ cmd_report(int argc, char **argv)
 		AUTH_LONG_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct auth_opts o = { NULL, NULL, false };
+	struct auth_opts o = { NULL, NULL, false, NULL, false };
 	char host[MANIFEST_HOST_MAX + 1];
 	uint8_t seed[ED25519_SEED_LEN];
 	const char *reason = NULL, *peer;

@@ -74,8 +74,8 @@ client_open_cache(const char *opt, char **dir, struct client_stats **st)
 /* ---- fed get ---- */
 
 static const char get_help[] =
-	"usage: fed get URL [-o FILE] [--authority URL[,URL...]] [--cache DIR] [--json] "
-	"[-v]\n"
+	"usage: fed get URL [-o FILE] [--authority URL[,URL...]] [--cache DIR]\n"
+	"               [--authority-key PUB [--allow-stale]] [--json] [-v]\n"
 	"\n"
 	"Fetch URL (http:// or https://) like curl, but through the best peer\n"
 	"serving its host and port: the connection goes to the peer, the\n"
@@ -90,6 +90,12 @@ static const char get_help[] =
 	"                 tried in turn, from the one that answered last\n"
 	"  --cache DIR    lookups and peer statistics (default $FED_CACHE,\n"
 	"                 $XDG_CACHE_HOME/fed or ~/.cache/fed)\n"
+	"  --authority-key PUB\n"
+	"                 the authority's public key (64 hex digits or a file):\n"
+	"                 its lookup answers must be signed by it, unexpired and\n"
+	"                 not older than the one cached, else they are refused\n"
+	"  --allow-stale  with --authority-key: when no fresh answer can be had,\n"
+	"                 use an expired one (saying so on stderr)\n"
 	"  --json         print what happened as JSON on stderr\n"
 	"  -v             say which peer answered, and why others did not\n"
 	"\n"
@@ -122,16 +128,19 @@ cmd_get(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "authority", required_argument, NULL, 'A' },
 		{ "cache", required_argument, NULL, 'c' },
+		{ "authority-key", required_argument, NULL, 'k' },
+		{ "allow-stale", no_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *authority = NULL, *cache = NULL, *out = NULL;
+	const char *authority = NULL, *cache = NULL, *out = NULL, *akey = NULL;
 	struct client_get_opts o;
+	struct signed_trust trust;
 	struct client_get_result r;
 	struct client_stats *st;
-	bool json = false, verbose = false;
+	bool json = false, verbose = false, allow_stale = false;
 	char *dir, *tmp = NULL;
 	struct err e;
 	FILE *f = stdout;
@@ -142,6 +151,8 @@ cmd_get(int argc, char **argv)
 		case 'o': out = optarg; break;
 		case 'A': authority = optarg; break;
 		case 'c': cache = optarg; break;
+		case 'k': akey = optarg; break;
+		case 'S': allow_stale = true; break;
 		case 'j': json = true; break;
 		case 'v': verbose = true; break;
 		case 'h': fputs(get_help, stdout); return 0;
@@ -153,6 +164,8 @@ cmd_get(int argc, char **argv)
 	if ((authority = client_authority(authority)) == NULL)
 		return cli_usage("get", "a valid --authority URL[,URL...] is required (or set "
 				 "FED_AUTHORITY)");
+	if ((rc = cli_trust("get", akey, allow_stale, &trust)) != 0)
+		return rc;
 	if (verbose)
 		log_set_level(LOG_DEBUG);
 	if ((rc = client_open_cache(cache, &dir, &st)) != 0)
@@ -164,6 +177,7 @@ cmd_get(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.authority = authority;
 	o.cache_dir = dir;
+	o.trust = &trust;
 	o.stats = st;
 	o.out = f;
 	o.progress = isatty(STDERR_FILENO) && !json && !verbose;
@@ -231,6 +245,7 @@ done:
 
 static const char proxy_help[] =
 	"usage: fed proxy --listen ADDR:PORT [--authority URL[,URL...]] [--cache DIR]\n"
+	"                 [--authority-key PUB [--allow-stale]]\n"
 	"\n"
 	"An HTTP proxy: point curl -x, a browser or any program at ADDR:PORT.\n"
 	"Requests for services the authority knows go to their best peer\n"
@@ -240,7 +255,14 @@ static const char proxy_help[] =
 	"over 16 KiB get 431; no peer answering gets 502 naming the peers\n"
 	"tried.  One log line per request on stderr.  SIGTERM or SIGINT stop\n"
 	"it.  --config FILE: key = value options (default\n"
-	"/etc/fed/fed-proxy.conf); the command line overrides them.\n";
+	"/etc/fed/fed-proxy.conf); the command line overrides them.\n"
+	"\n"
+	"  --authority-key PUB  the authority's public key (64 hex digits or a\n"
+	"                       file): lookup answers must be signed by it,\n"
+	"                       unexpired and not older than the one cached\n"
+	"                       (else 502 saying why)\n"
+	"  --allow-stale        with --authority-key: when no fresh answer can\n"
+	"                       be had, use an expired one (logged)\n";
 
 static volatile sig_atomic_t proxy_signalled;
 
@@ -257,10 +279,15 @@ cmd_proxy(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "authority", required_argument, NULL, 'A' },
 		{ "cache", required_argument, NULL, 'c' },
+		{ "authority-key", required_argument, NULL, 'k' },
+		{ "allow-stale", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *authority = NULL, *cache = NULL, *listen_on = NULL;
+	const char *akey = NULL;
+	struct signed_trust trust;
+	bool allow_stale = false;
 	struct client_proxy_config cfg;
 	struct client_proxy *px;
 	struct client_stats *st;
@@ -277,6 +304,8 @@ cmd_proxy(int argc, char **argv)
 		case 'l': listen_on = optarg; break;
 		case 'A': authority = optarg; break;
 		case 'c': cache = optarg; break;
+		case 'k': akey = optarg; break;
+		case 'S': allow_stale = true; break;
 		case 'h': fputs(proxy_help, stdout); return 0;
 		default: return cli_usage("proxy", "bad option");
 		}
@@ -287,6 +316,8 @@ cmd_proxy(int argc, char **argv)
 	if ((authority = client_authority(authority)) == NULL)
 		return cli_usage("proxy", "a valid --authority URL[,URL...] is required (or set "
 				 "FED_AUTHORITY)");
+	if ((rc = cli_trust("proxy", akey, allow_stale, &trust)) != 0)
+		return rc;
 	if ((rc = client_open_cache(cache, &dir, &st)) != 0)
 		return rc;
 
@@ -304,6 +335,7 @@ cmd_proxy(int argc, char **argv)
 	cfg.listen = listen_on;
 	cfg.authority = authority;
 	cfg.cache_dir = dir;
+	cfg.trust = &trust;
 	cfg.stats = st;
 	proc_raise_nofile();
 	if ((px = client_proxy_start(&cfg, &e)) == NULL) {

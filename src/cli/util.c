@@ -1,13 +1,37 @@
 /*
- * util.c - what every `fed` subcommand shares: errors, numbers, sizes.
+ * util.c - what every `fed` subcommand shares: errors, numbers, sizes, the
+ * authority key a client pins.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
+#include "common/signed_answer.h"
+
+int
+cli_trust(const char *cmd, const char *key, bool allow_stale,
+	  struct signed_trust *t)
+{
+	struct err e;
+
+	memset(t, 0, sizeof(*t));
+	if (key == NULL) {
+		if (allow_stale)
+			return cli_usage(cmd, "--allow-stale needs "
+					 "--authority-key (only signed answers "
+					 "expire)");
+		return 0;
+	}
+	if (signed_trust_key(key, t->key, &e) == -1)
+		return cli_fail("%s", e.msg);
+	t->on = true;
+	t->allow_stale = allow_stale;
+	return 0;
+}
 
 int
 cli_fail(const char *fmt, ...)

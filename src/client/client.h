@@ -38,6 +38,7 @@
 
 #include "common/authapi.h"
 #include "common/err.h"
+#include "common/signed_answer.h"
 
 #define CLIENT_CONNECT_TIMEOUT_MS 2000L	/* per peer */
 #define CLIENT_RETRY_MAX          4	/* peers tried per request */
@@ -90,6 +91,22 @@ int client_lookup(const char *authority, const char *cache_dir,
 		  const char *host, uint16_t port, int64_t now,
 		  struct client_lookup *l, struct err *e);
 void client_lookup_free(struct client_lookup *l);
+
+/*
+ * The same, checking the authority's signed answers when trust is on
+ * (--authority-key; NULL or off: as client_lookup): an answer that does not
+ * verify, is about another service, or is older than the cached one is
+ * refused (-1, e says which); an expired one is refused too, unless a
+ * cached answer still valid can be used instead, or trust->allow_stale
+ * (then used with a warning).  Only verified, unexpired answers are
+ * cached, and a cached answer is used only while it verifies and has not
+ * expired (or, expired, under allow_stale when the authority cannot be
+ * reached).
+ */
+int client_lookup_trusted(const char *authority, const char *cache_dir,
+			  const struct signed_trust *trust, const char *host,
+			  uint16_t port, int64_t now, struct client_lookup *l,
+			  struct err *e);
 const char *client_source_name(enum client_source s);
 
 /* The system resolver's addresses for host:port into l (source DNS). */
@@ -171,6 +188,7 @@ void client_stats_record(struct client_stats *st, const struct client_peer *p,
 struct client_get_opts {
 	const char *authority;
 	const char *cache_dir;		/* from client_cache_dir() */
+	const struct signed_trust *trust;	/* NULL: answers unchecked */
 	struct client_stats *stats;	/* may be NULL: no learning */
 	FILE *out;			/* the body goes here */
 	bool progress;			/* libcurl's progress meter on stderr */
@@ -207,6 +225,7 @@ struct client_proxy_config {
 	const char *listen;		/* "ADDR:PORT", port 0: any */
 	const char *authority;
 	const char *cache_dir;
+	const struct signed_trust *trust;	/* NULL: unchecked; copied */
 	struct client_stats *stats;	/* may be NULL */
 };
 

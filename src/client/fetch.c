@@ -154,8 +154,8 @@ client_get(const char *url, const struct client_get_opts *o,
 	memset(r, 0, sizeof(*r));
 	if (fetch_parse_url(url, host, sizeof(host), &port, e) == -1)
 		return -1;
-	if (client_lookup(o->authority, o->cache_dir, host, port,
-			  (int64_t)time(NULL), &l, e) == -1)
+	if (client_lookup_trusted(o->authority, o->cache_dir, o->trust, host,
+				  port, (int64_t)time(NULL), &l, e) == -1)
 		return -1;
 	r->source = l.source;
 	if (l.npeers == 0) {

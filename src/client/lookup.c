@@ -15,6 +15,18 @@
  * reached (or answers 5xx) a cached answer of any age is used, with one
  * warning; a 404 "fallback":"dns" goes to the system resolver.  DNS answers
  * are not cached here: the system resolver has its own cache.
+ *
+ * With the authority's key pinned (--authority-key, client_lookup_trusted)
+ * every answer is checked by common/signed_answer.c before it is used or
+ * cached: the cached one when read (one that does not verify is ignored,
+ * one that expired is not used while the authority answers), the
+ * authority's when it comes (refused if it does not verify or is older
+ * than the cached one; if it expired, the cached one is used while still
+ * valid, else it is refused unless --allow-stale).  The order matters
+ * (tough's CVE-2025-2888 cached before checking): only an answer that
+ * verified, and has not expired, is written to the cache.  The 404 that
+ * sends a name to DNS must verify too, or anyone in the path could send
+ * every name there.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +44,7 @@
 #include "client/client.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "common/signed_answer.h"
 #include "common/timefmt.h"
 
 /* mkdir -p with mode 0700 for what is created. */
@@ -194,38 +207,91 @@ lookup_cache_path(const char *cache_dir, const char *host, uint16_t port)
 	return p;
 }
 
-/* The cached entry for host:port into l.  Returns 0, or -1 if none. */
-static int
-lookup_cache_read(const char *path, const char *host, uint16_t port,
-		  struct client_lookup *l)
+/* The cached answer of one service, as read from its file. */
+struct lookup_held {
+	bool have;
+	json_t *answer;		/* owned */
+	int64_t fetched;
+	int ttl;
+	/* with a pinned key: the answer verified; its signed fields, and
+	 * whether (why) it has expired */
+	struct signed_meta m;
+	bool expired;
+	struct err why;
+};
+
+static void
+lookup_held_free(struct lookup_held *h)
 {
+	json_decref(h->answer);
+	h->answer = NULL;
+	h->have = false;
+}
+
+/* The cached entry for host:port into h (h->have false if none usable).
+ * With trust on, an entry that does not verify is ignored: only verified
+ * answers count as held. */
+static void
+lookup_cache_read(const char *path, const char *host, uint16_t port,
+		  const struct signed_trust *trust, int64_t now,
+		  struct lookup_held *h)
+{
+	struct client_lookup l;
 	json_error_t je;
 	json_t *j, *fetched;
+	char subject[AUTHAPI_ADDR_MAX + 1];
 	struct err e;
-	int rc = -1;
+	enum signed_verdict v;
 
+	memset(h, 0, sizeof(*h));
 	if ((j = json_load_file(path, JSON_REJECT_DUPLICATES, &je)) == NULL) {
 		if (access(path, F_OK) == 0)
 			log_warn("cache %s: unreadable, ignored: %s", path,
 				 je.text);
-		return -1;
+		return;
 	}
 	fetched = json_object_get(j, "fetched");
 	if (!json_is_integer(fetched) ||
-	    lookup_from_json(json_object_get(j, "answer"), l, &e) == -1) {
+	    lookup_from_json(json_object_get(j, "answer"), &l, &e) == -1) {
 		log_warn("cache %s: not a cached lookup, ignored", path);
-		goto done;
+		json_decref(j);
+		return;
 	}
-	if (strcmp(l->host, host) != 0 || l->port != port) {
+	h->ttl = l.ttl;
+	if (strcmp(l.host, host) != 0 || l.port != port) {
 		log_warn("cache %s: holds another service, ignored", path);
-		client_lookup_free(l);
-		goto done;
+		client_lookup_free(&l);
+		json_decref(j);
+		return;
 	}
-	l->fetched = json_integer_value(fetched);
-	rc = 0;
-done:
+	client_lookup_free(&l);
+	h->answer = json_incref(json_object_get(j, "answer"));
+	h->fetched = json_integer_value(fetched);
 	json_decref(j);
-	return rc;
+	h->have = true;
+	if (trust == NULL || !trust->on)
+		return;
+	snprintf(subject, sizeof(subject), "%s:%u", host, port);
+	v = signed_answer_verify(h->answer, SIGNED_LOOKUP, subject, trust->key,
+				 (time_t)now, &h->m, &h->why);
+	if (v == SIGNED_BAD) {
+		log_warn("cache %s: ignored: %s", path, h->why.msg);
+		lookup_held_free(h);
+		return;
+	}
+	h->expired = v == SIGNED_EXPIRED;
+}
+
+/* h as l (from source src).  Returns 0 or -1 with e set. */
+static int
+lookup_use_held(const struct lookup_held *h, enum client_source src,
+		struct client_lookup *l, struct err *e)
+{
+	if (lookup_from_json(h->answer, l, e) == -1)
+		return -1;
+	l->fetched = h->fetched;
+	l->source = src;
+	return 0;
 }
 
 /* Keep answer for host:port, fetched at now: tmp + rename. */
@@ -259,14 +325,118 @@ lookup_cache_write(const char *cache_dir, const char *path,
 	free(tmp);
 }
 
+/* The authority's (checked) reply: a 404 "fallback":"dns" goes to the
+ * system resolver, a 200 is used and, if fresh, cached.  Returns 0 or -1
+ * with e set. */
+static int
+lookup_answer(json_t *reply, long status, bool fresh, const char *cache_dir,
+	      const char *cpath, const char *host, uint16_t port, int64_t now,
+	      struct client_lookup *l, struct err *e)
+{
+	const char *fb;
+
+	if (status == 404) {
+		fb = json_string_value(json_object_get(reply, "fallback"));
+		if (fb != NULL && strcmp(fb, "dns") == 0)
+			return client_lookup_dns(host, port, l, e);
+		return authority_refused(status, reply, e);
+	}
+	if (lookup_from_json(reply, l, e) == -1)
+		return err_wrap(e, "authority");
+	l->source = CLIENT_SRC_AUTHORITY;
+	l->fetched = now;
+	if (fresh)	/* only what verified (or all, with no pinned key) */
+		lookup_cache_write(cache_dir, cpath, reply, l->ttl, now);
+	return 0;
+}
+
 int
 client_lookup(const char *authority, const char *cache_dir,
 	      const char *host, uint16_t port, int64_t now,
 	      struct client_lookup *l, struct err *e)
 {
-	char qpath[AUTHAPI_HOST_MAX + 64], when[RFC3339_LEN + 1];
-	struct client_lookup cached;
-	bool have_cached;
+	return client_lookup_trusted(authority, cache_dir, NULL, host, port,
+				     now, l, e);
+}
+
+/* The authority could not be asked (why in ae): the held answer if it is
+ * still valid, or expired under --allow-stale; else DNS when nothing is
+ * held.  Returns 0 or -1 with e set. */
+static int
+lookup_unreachable(const struct signed_trust *trust, struct lookup_held *h,
+		   const char *host, uint16_t port, const struct err *ae,
+		   struct client_lookup *l, struct err *e)
+{
+	char when[RFC3339_LEN + 1];
+
+	if (!h->have) {
+		log_warn("authority unreachable (%s); nothing cached for "
+			 "%s:%u, asking DNS", ae->msg, host, port);
+		return client_lookup_dns(host, port, l, e);
+	}
+	rfc3339_format((time_t)h->fetched, when);
+	if (h->expired && !trust->allow_stale)
+		return err_set(e, "authority unreachable (%s); cached %s",
+			       ae->msg, h->why.msg);
+	if (h->expired)
+		log_warn("authority unreachable (%s); no fresh answer: using "
+			 "the expired one cached at %s (--allow-stale): %s",
+			 ae->msg, when, h->why.msg);
+	else
+		log_warn("authority unreachable (%s); using the answer "
+			 "cached at %s", ae->msg, when);
+	return lookup_use_held(h, CLIENT_SRC_STALE, l, e);
+}
+
+/*
+ * With a pinned key: check reply against it and against what is held.
+ * Returns 0 (use it), 1 (it expired and the held answer, still valid, is
+ * used instead: *l filled), 2 (expired, taken under --allow-stale), or -1
+ * with e set (refused).
+ */
+static int
+lookup_check(const struct signed_trust *trust, const json_t *reply,
+	     struct lookup_held *h, const char *host, uint16_t port,
+	     int64_t now, struct client_lookup *l, struct err *e)
+{
+	char subject[AUTHAPI_ADDR_MAX + 1], when[RFC3339_LEN + 1];
+	struct signed_meta m;
+	enum signed_verdict v;
+
+	if (trust == NULL || !trust->on)
+		return 0;
+	snprintf(subject, sizeof(subject), "%s:%u", host, port);
+	v = signed_answer_verify(reply, SIGNED_LOOKUP, subject, trust->key,
+				 (time_t)now, &m, e);
+	if (v == SIGNED_BAD)
+		return err_wrap(e, "authority");
+	if (signed_answer_not_older(reply, &m, h->have ? h->answer : NULL,
+				    &h->m, SIGNED_LOOKUP, subject, e) == -1)
+		return err_wrap(e, "authority");
+	if (v == SIGNED_OK)
+		return 0;
+	if (h->have && !h->expired) {
+		rfc3339_format((time_t)h->fetched, when);
+		log_warn("authority: %s; using the answer cached at %s, still "
+			 "valid", e->msg, when);
+		return lookup_use_held(h, CLIENT_SRC_STALE, l, e) == 0 ? 1 : -1;
+	}
+	if (!trust->allow_stale)
+		return err_wrap(e, "authority");
+	log_warn("authority: no fresh answer: using an expired one "
+		 "(--allow-stale): %s", e->msg);
+	return 2;
+}
+
+int
+client_lookup_trusted(const char *authority, const char *cache_dir,
+		      const struct signed_trust *trust, const char *host,
+		      uint16_t port, int64_t now, struct client_lookup *l,
+		      struct err *e)
+{
+	static const struct signed_trust none;
+	char qpath[AUTHAPI_HOST_MAX + 64];
+	struct lookup_held held;
 	json_t *reply = NULL;
 	struct err ae;
 	char *cpath;
@@ -274,17 +444,17 @@ client_lookup(const char *authority, const char *cache_dir,
 	int rc;
 
 	memset(l, 0, sizeof(*l));
+	if (trust == NULL)
+		trust = &none;
 	if (authapi_host_check(host, e) == -1)
 		return err_wrap(e, "%s", host);
 	if ((cpath = lookup_cache_path(cache_dir, host, port)) == NULL)
 		return err_set(e, "out of memory");
-	have_cached = lookup_cache_read(cpath, host, port, &cached) == 0;
-	if (have_cached && now >= cached.fetched &&
-	    now - cached.fetched < cached.ttl) {
-		*l = cached;
-		l->source = CLIENT_SRC_CACHE;
-		free(cpath);
-		return 0;
+	lookup_cache_read(cpath, host, port, trust, now, &held);
+	if (held.have && !held.expired && now >= held.fetched &&
+	    now - held.fetched < held.ttl) {
+		rc = lookup_use_held(&held, CLIENT_SRC_CACHE, l, e);
+		goto done;
 	}
 
 	snprintf(qpath, sizeof(qpath), "/v1/lookup?host=%s&port=%u", host,
@@ -296,50 +466,23 @@ client_lookup(const char *authority, const char *cache_dir,
 		rc = -1;
 	}
 	if (rc == -1) {
-		json_decref(reply);
-		free(cpath);
-		if (have_cached) {
-			rfc3339_format((time_t)cached.fetched, when);
-			log_warn("authority unreachable (%s); using the answer "
-				 "cached at %s", ae.msg, when);
-			*l = cached;
-			l->source = CLIENT_SRC_STALE;
-			return 0;
-		}
-		log_warn("authority unreachable (%s); nothing cached for "
-			 "%s:%u, asking DNS", ae.msg, host, port);
-		return client_lookup_dns(host, port, l, e);
+		rc = lookup_unreachable(trust, &held, host, port, &ae, l, e);
+		goto done;
 	}
-	if (have_cached)
-		client_lookup_free(&cached);
-	if (status == 404) {
-		const char *fb = json_string_value(json_object_get(reply,
-								   "fallback"));
-
-		free(cpath);
-		if (fb != NULL && strcmp(fb, "dns") == 0) {
-			json_decref(reply);
-			return client_lookup_dns(host, port, l, e);
-		}
-		authority_refused(status, reply, e);
-		json_decref(reply);
-		return -1;
+	if (status != 200 && status != 404) {
+		rc = authority_refused(status, reply, e);
+		goto done;
 	}
-	if (status != 200) {
-		free(cpath);
-		authority_refused(status, reply, e);
-		json_decref(reply);
-		return -1;
+	if ((rc = lookup_check(trust, reply, &held, host, port, now, l,
+			       e)) == -1 || rc == 1) {
+		rc = rc == 1 ? 0 : -1;
+		goto done;
 	}
-	if (lookup_from_json(reply, l, e) == -1) {
-		free(cpath);
-		json_decref(reply);
-		return err_wrap(e, "authority");
-	}
-	l->source = CLIENT_SRC_AUTHORITY;
-	l->fetched = now;
-	lookup_cache_write(cache_dir, cpath, reply, l->ttl, now);
-	free(cpath);
+	rc = lookup_answer(reply, status, rc == 0, cache_dir, cpath, host,
+			   port, now, l, e);
+done:
+	lookup_held_free(&held);
 	json_decref(reply);
-	return 0;
+	free(cpath);
+	return rc;
 }

@@ -60,6 +60,7 @@
 struct client_proxy {
 	struct client_proxy_config cfg;
 	char *authority, *cache_dir;
+	struct signed_trust trust;	/* copied from cfg; off if none */
 	int lfd;
 	int stop_pipe[2];
 	uint16_t port;
@@ -262,8 +263,9 @@ proxy_upstream(struct proxy_conn *c)
 	size_t *order, i, tries, len = 0;
 	struct err e;
 
-	if (client_lookup(px->authority, px->cache_dir, c->req.host, c->req.port,
-			  (int64_t)time(NULL), &l, &e) == -1) {
+	if (client_lookup_trusted(px->authority, px->cache_dir, &px->trust,
+				  c->req.host, c->req.port, (int64_t)time(NULL),
+				  &l, &e) == -1) {
 		proxy_reply(c, 502, "Bad Gateway", "fed proxy: %s", e.msg);
 		return -1;
 	}
@@ -726,6 +728,9 @@ client_proxy_start(const struct client_proxy_config *cfg, struct err *e)
 		return NULL;
 	}
 	px->cfg = *cfg;
+	if (cfg->trust != NULL)
+		px->trust = *cfg->trust;
+	px->cfg.trust = NULL;	/* px->trust is the copy */
 	px->lfd = -1;
 	px->stop_pipe[0] = px->stop_pipe[1] = -1;
 	pthread_mutex_init(&px->mu, NULL);

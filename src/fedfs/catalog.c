@@ -845,12 +845,72 @@ catalog_stop(struct fedfs *fs)
 
 /* --- sources --------------------------------------------------------------- */
 
+/* Keep answer (version v) as the one held for hex, if newer.  Under
+ * sources_lock. */
+static void
+catalog_sources_keep(struct fedfs *fs, const char *hex, json_t *answer,
+		     int64_t v, const json_t *held)
+{
+	json_t *k;
+
+	if (held != NULL && json_integer_value(json_object_get(held, "v")) >= v)
+		return;
+	k = json_pack("{s:I, s:O}", "v", (json_int_t)v, "a", answer);
+	if (k != NULL)
+		json_object_set_new(fs->sources_held, hex, k);
+}
+
+/*
+ * With --authority-key: may the sources answer reply for hex be used?  It
+ * must verify, be about hex, not be older than the one held for it (a
+ * rollback), and not have expired, unless --allow-stale (said in the log).
+ * Returns 0 (it is then the one held), or -1 after a warning: the fetcher
+ * keeps the sources it learnt last, from an answer that verified.
+ */
+static int
+catalog_sources_check(struct fedfs *fs, const char *hex, json_t *reply)
+{
+	struct signed_meta m, hm;
+	enum signed_verdict v;
+	json_t *held;
+	struct err e;
+	int rc = 0;
+
+	if (!fs->trust.on)
+		return 0;
+	v = signed_answer_verify(reply, SIGNED_SOURCES, hex, fs->trust.key,
+				 time(NULL), &m, &e);
+	if (v == SIGNED_BAD) {
+		log_warn("authority: %s", e.msg);
+		return -1;
+	}
+	pthread_mutex_lock(&fs->sources_lock);
+	held = json_object_get(fs->sources_held, hex);
+	hm.version = json_integer_value(json_object_get(held, "v"));
+	if (signed_answer_not_older(reply, &m, json_object_get(held, "a"), &hm,
+				    SIGNED_SOURCES, hex, &e) == -1) {
+		log_warn("authority: %s", e.msg);
+		rc = -1;
+	} else if (v == SIGNED_EXPIRED && !fs->trust.allow_stale) {
+		log_warn("authority: %s", e.msg);
+		rc = -1;
+	} else {
+		if (v == SIGNED_EXPIRED)
+			log_warn("authority: no fresh answer: using an expired "
+				 "one (--allow-stale): %s", e.msg);
+		catalog_sources_keep(fs, hex, reply, m.version, held);
+	}
+	pthread_mutex_unlock(&fs->sources_lock);
+	return rc;
+}
+
 /*
  * The fetcher's sources callback, on a reader's thread: GET
  * /v1/sources/<id>, bounded by CATALOG_SOURCES_TIMEOUT_MS, and not asked
  * at all while the authority is known down (the fetcher keeps what it
- * learnt last).  The first time an object is fetched, this peer's
- * holding it is announced, in the background (authlink.c).
+ * learnt last).  With --authority-key the answer must pass
+ * catalog_sources_check first.  The first time an object is fetched, this
+ * peer's holding it is announced, in the background (authlink.c).
  */
 int
 catalog_sources(void *arg, const uint8_t id[SHA256_LEN],
@@ -893,7 +953,7 @@ catalog_sources(void *arg, const uint8_t id[SHA256_LEN],
 	}
 	authlink_result(fs, true, NULL);
 	catalog_contact(fs, NULL);
-	if (status != 200) {
+	if (status != 200 || catalog_sources_check(fs, hex, reply) == -1) {
 		json_decref(reply);
 		return -1;
 	}

@@ -34,6 +34,7 @@
 #include "common/chunkidx.h"
 #include "common/crypto.h"
 #include "common/manifest.h"
+#include "common/signed_answer.h"
 #include "fedfs/fetch.h"
 #include "fedfs/objsrv.h"
 #include "fedfs/store.h"
@@ -154,6 +155,12 @@ struct fedfs {
 	int peer_ttl;			/* the authority said: again within */
 	struct fuse_session *session;
 	struct authlink link;
+	/* --authority-key: sources answers must verify (catalog.c); the
+	 * last verified one of each object, to refuse a rollback */
+	struct signed_trust trust;
+	pthread_mutex_t sources_lock;
+	json_t *sources_held;	/* sources_lock: hex -> {"v": version,
+				 * "a": answer} */
 };
 
 /* authlink.c */

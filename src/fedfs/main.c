@@ -49,7 +49,8 @@ static struct authurls fedfs_urls;
 static const char usage[] =
 	"usage: fedfs MOUNTPOINT --state DIR --authority URL[,URL...] --key KEYFILE\n"
 	"             --serve ADDR:PORT [--public ADDR:PORT] [--cache-max BYTES]\n"
-	"             [--scrub-rate BYTES] [-f] [--json-logs] [--debug]\n"
+	"             [--scrub-rate BYTES] [--authority-key PUB [--allow-stale]]\n"
+	"             [-f] [--json-logs] [--debug]\n"
 	"       fedfs --fsck --state DIR [--json]\n"
 	"\n"
 	"Mount the federation's filesystem at MOUNTPOINT: trusted kernels and\n"
@@ -68,6 +69,12 @@ static const char usage[] =
 	"                     the one that answered last\n"
 	"  --key KEYFILE      this peer's key (fed keygen); an owner's fedfs runs\n"
 	"                     with the owner's key to publish\n"
+	"  --authority-key PUB  the authority's public key (64 hex digits or a\n"
+	"                     file): sources answers must be signed by it,\n"
+	"                     unexpired and not older than the last one, else\n"
+	"                     they are not used (the sources known stay)\n"
+	"  --allow-stale      with --authority-key: use an expired sources answer\n"
+	"                     when no fresh one comes (logged)\n"
 	"  --serve ADDR:PORT  where the object server listens\n"
 	"  --public ADDR:PORT where other peers reach it (default: --serve)\n"
 	"  --cache-max BYTES  chunk store quota (suffixes K, M, G; 0: none but\n"
@@ -354,6 +361,8 @@ main(int argc, char **argv)
 		{ "state", required_argument, NULL, 's' },
 		{ "authority", required_argument, NULL, 'a' },
 		{ "key", required_argument, NULL, 'k' },
+		{ "authority-key", required_argument, NULL, 'K' },
+		{ "allow-stale", no_argument, NULL, 'A' },
 		{ "serve", required_argument, NULL, 'S' },
 		{ "public", required_argument, NULL, 'p' },
 		{ "cache-max", required_argument, NULL, 'c' },
@@ -390,6 +399,14 @@ main(int argc, char **argv)
 			}
 			have_key = true;
 			break;
+		case 'K':
+			if (signed_trust_key(optarg, fs.trust.key, &e) < 0) {
+				fprintf(stderr, "fedfs: %s\n", e.msg);
+				return 1;
+			}
+			fs.trust.on = true;
+			break;
+		case 'A': fs.trust.allow_stale = true; break;
 		case 'S': fs.serve = optarg; break;
 		case 'p': fs.public_addr = optarg; break;
 		case 'c':
@@ -439,6 +456,16 @@ main(int argc, char **argv)
 		fprintf(stderr, "fedfs: need MOUNTPOINT, --state, --authority, "
 			"--key and --serve (see fedfs --help)\n");
 		return 2;
+	}
+	if (fs.trust.allow_stale && !fs.trust.on) {
+		fprintf(stderr, "fedfs: --allow-stale needs --authority-key "
+			"(only signed answers expire)\n");
+		return 2;
+	}
+	pthread_mutex_init(&fs.sources_lock, NULL);
+	if ((fs.sources_held = json_object()) == NULL) {
+		fprintf(stderr, "fedfs: out of memory\n");
+		return 1;
 	}
 	if (authurls_parse(fs.authority, &fedfs_urls, &e) == -1) {
 		fprintf(stderr, "fedfs: --authority: %s\n", e.msg);

@@ -67,6 +67,27 @@ authfix_start(struct authfix *f, const struct authority_config *cfg)
 	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u", f->port);
 }
 
+void
+authfix_start_signed(struct authfix *f, const struct tkey *key,
+		     int answer_ttl)
+{
+	struct authority_config c;
+	struct tkey admin;
+
+	tkey_new(&admin);	/* authfix_start makes f anew */
+	authority_config_defaults(&c);
+	c.has_admin = true;
+	memcpy(c.admin, admin.pub, ED25519_PUB_LEN);
+	if (key != NULL) {
+		c.has_key = true;
+		memcpy(c.key_seed, key->seed, ED25519_SEED_LEN);
+		memcpy(c.key_pub, key->pub, ED25519_PUB_LEN);
+		c.answer_ttl = answer_ttl;
+	}
+	authfix_start(f, &c);
+	f->admin = admin;
+}
+
 /* Poll for the child's port file, up to a deadline. */
 static void
 authfix_wait_port(struct authfix *f, const char *port_file)

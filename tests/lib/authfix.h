@@ -46,6 +46,12 @@ void tkey_new(struct tkey *k);
  * is f->admin unless cfg says otherwise. */
 void authfix_start(struct authfix *f, const struct authority_config *cfg);
 
+/* Start an in-process authority with defaults and f->admin as its admin,
+ * signing its answers (--key) with key, valid answer_ttl seconds; key NULL:
+ * unsigned. */
+void authfix_start_signed(struct authfix *f, const struct tkey *key,
+			  int answer_ttl);
+
 /* Start bin/fed-authority (from $BINDIR, default "bin") on f->db with extra
  * arguments (NULL-terminated, may be NULL); waits for its port file. */
 void authfix_spawn(struct authfix *f, const char *const *extra);

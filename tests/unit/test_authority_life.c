@@ -43,6 +43,11 @@ Test(authority_life, full_cycle)
 	st = af_lookup(&F, "www.example.org", 80, &reply);
 	cr_assert_eq(st, 200);
 	cr_assert_eq(json_array_size(json_object_get(reply, "peers")), 0);
+	/* kept briefly, as DNS keeps a negative answer: the first peer to
+	 * come up is seen within seconds, not a whole --ttl */
+	cr_assert_eq(json_integer_value(json_object_get(reply, "ttl")),
+		     AUTHORITY_NEGATIVE_TTL);
+	cr_assert_null(json_object_get(reply, "signature"), "no --key");
 	json_decref(reply);
 
 	af_commit_up(&F, &w.p1, w.id, "192.0.2.1", 40001);

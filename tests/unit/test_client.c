@@ -606,7 +606,8 @@ Test(client, get_unknown_name_through_dns)
 static struct client_proxy *
 proxy_start(struct client_stats *st)
 {
-	struct client_proxy_config c = { "127.0.0.1:0", F.url, cache, st };
+	struct client_proxy_config c = { .listen = "127.0.0.1:0", .authority = F.url,
+					  .cache_dir = cache, .stats = st };
 	struct client_proxy *px;
 	struct err e;
 
