@@ -95,21 +95,7 @@ check "nor does it answer for a service it does not host" \
 
 # ---- a lying peer: serves whatever is in its file ----
 liar_port=$(free_port)
-python3 -c '
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = open(sys.argv[2], "rb").read()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-' "$liar_port" "$d/lie.json" &
-on_exit "kill $!"
+serve_file "$liar_port" "$d/lie.json"
 LIAR=127.0.0.1:$liar_port
 # forged: the café router's address for the peer's, a version far ahead
 jq -c ".peers[0].addr = \"127.0.0.9\" | .version += 1000000" \
