@@ -546,6 +546,7 @@ lookup_ask(const struct auth_opts *o, const struct signed_trust *t,
 	   char *from, size_t size)
 {
 	struct client_mirror_reply mr;
+	struct client_mirrors ms;
 	struct err e, me;
 	long status;
 	int rc;
@@ -562,8 +563,9 @@ lookup_ask(const struct auth_opts *o, const struct signed_trust *t,
 		authority_refused(status, *reply, &e);
 	json_decref(*reply);
 	*reply = NULL;
-	if (client_mirror_ask(t, host, port, NULL, NULL, time(NULL), reply,
-			      &mr, &me) == -1)
+	if (client_mirrors_parse(t->mirrors, &ms, &me) == -1 ||
+	    client_mirror_ask(t, &ms, host, port, NULL, NULL, time(NULL),
+			      reply, &mr, &me) == -1)
 		return cli_fail("authority unreachable (%s); %s", e.msg,
 				me.msg);
 	fprintf(stderr, "fed: warning: authority unreachable (%s); answer "

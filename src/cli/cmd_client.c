@@ -100,7 +100,8 @@ static const char get_help[] =
 	"                 with --authority-key: when no authority answers, ask\n"
 	"                 these peers' object servers for the signed answer\n"
 	"                 they mirror; the freshest valid one is used, one that\n"
-	"                 does not verify is skipped (saying why on stderr)\n"
+	"                 does not verify is skipped (saying why on stderr).\n"
+	"                 The peers the cached answer names are asked too\n"
 	"  --json         print what happened as JSON on stderr\n"
 	"  -v             say which peer answered, and why others did not\n"
 	"\n"
@@ -259,7 +260,8 @@ static const char proxy_help[] =
 	"  --mirror ADDR:PORT,...  with --authority-key: when no authority\n"
 	"                       answers, ask these peers' object servers for\n"
 	"                       the signed answer they mirror (the freshest\n"
-	"                       valid one; others skipped, logged)\n";
+	"                       valid one; others skipped, logged), and the\n"
+	"                       peers the cached answer names\n";
 
 static volatile sig_atomic_t proxy_signalled;
 

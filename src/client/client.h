@@ -132,6 +132,14 @@ struct client_mirrors {
 int client_mirrors_parse(const char *list, struct client_mirrors *m,
 			 struct err *e);
 
+/*
+ * Add to m the mirrors a verified lookup answer names: each peer's
+ * "mirror" (its object server, which a signed answer names: docs/
+ * authority-api.md), skipping malformed ones, ones already in m and any
+ * beyond CLIENT_MIRRORS_MAX.  answer may be NULL.
+ */
+void client_mirrors_learn(struct client_mirrors *m, const json_t *answer);
+
 /* One mirror's reply, as client_mirror_choose() judges it. */
 struct client_mirror_reply {
 	char name[AUTHAPI_ADDR_MAX + 1];	/* "ADDR:PORT", for messages */
@@ -156,14 +164,15 @@ int client_mirror_choose(struct client_mirror_reply *r, size_t n,
 			 time_t now);
 
 /*
- * Ask every mirror of t->mirrors (in turn, CLIENT_MIRROR_TIMEOUT_MS each)
+ * Ask every mirror of ms (in turn, CLIENT_MIRROR_TIMEOUT_MS each)
  * for host:port's lookup answer and choose one as above; each mirror
  * skipped is said on stderr (log_warn) with why, so a lying peer is
  * named.  Returns 0 with *answer (a new reference), its meta *m, and
  * from the mirror that gave it, or -1 with e set (no mirror gave a valid
  * answer).
  */
-int client_mirror_ask(const struct signed_trust *t, const char *host,
+int client_mirror_ask(const struct signed_trust *t,
+		      const struct client_mirrors *ms, const char *host,
 		      uint16_t port, const json_t *held,
 		      const struct signed_meta *hm, time_t now,
 		      json_t **answer, struct client_mirror_reply *from,

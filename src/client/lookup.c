@@ -383,11 +383,20 @@ lookup_mirrored(const struct signed_trust *trust, struct lookup_held *h,
 {
 	struct client_mirror_reply from;
 	char when[RFC3339_LEN + 1];
+	struct client_mirrors ms;
 	struct err me;
 	json_t *a;
 
-	if (client_mirror_ask(trust, host, port, h->have ? h->answer : NULL,
-			      &h->m, (time_t)now, &a, &from, &me) == -1) {
+	memset(&ms, 0, sizeof(ms));
+	if (trust->mirrors != NULL &&
+	    client_mirrors_parse(trust->mirrors, &ms, e) == -1)
+		return -1;
+	if (h->have)	/* verified: the mirrors it names are the authority's */
+		client_mirrors_learn(&ms, h->answer);
+	if (ms.n == 0)
+		return 1;
+	if (client_mirror_ask(trust, &ms, host, port, h->have ? h->answer :
+			      NULL, &h->m, (time_t)now, &a, &from, &me) == -1) {
 		log_warn("authority unreachable (%s); %s", ae->msg, me.msg);
 		return 1;
 	}
@@ -425,8 +434,7 @@ lookup_unreachable(const struct signed_trust *trust, struct lookup_held *h,
 	char when[RFC3339_LEN + 1];
 	int rc;
 
-	if (trust->on && trust->mirrors != NULL &&
-	    (rc = lookup_mirrored(trust, h, host, port, ae, cache_dir, cpath,
+	if (trust->on && (rc = lookup_mirrored(trust, h, host, port, ae, cache_dir, cpath,
 				  now, l, e)) != 1)
 		return rc;
 

@@ -7,9 +7,11 @@
  * lookup answer of every service it hosts at GET /v1/lookup on its object
  * server (fedfs/mirror.h).  A client knows the mirrors it is told
  * (--mirror ADDR:PORT,...: the object-server addresses of peers, given as
- * an admin gives --authority); it asks them only when no authority could
- * be reached, and only with the authority's key pinned, since an answer
- * from a peer is worth exactly its signature.
+ * an admin gives --authority) and those the answer it holds names (a
+ * signed lookup answer names each peer's object server, "mirror"; learnt
+ * only from an answer that verified).  It asks them only when no
+ * authority could be reached, and only with the authority's key pinned,
+ * since an answer from a peer is worth exactly its signature.
  *
  * Every mirror is asked, in turn (a dead one costs a refused connection,
  * a silent one CLIENT_MIRROR_TIMEOUT_MS), and the freshest valid answer
@@ -17,9 +19,7 @@
  * expiry, not older than the answer held), so a lying peer can neither
  * forge an answer nor roll one back; it is skipped and named on stderr.
  *
- * Not done: mirrors are not learnt from earlier answers (a lookup answer
- * names where peers serve the service, not their object servers), and
- * they are asked one after the other, not at once.
+ * Not done: mirrors are asked one after the other, not at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +81,27 @@ client_mirrors_parse(const char *list, struct client_mirrors *m,
 		if (comma == NULL)
 			return 0;
 		p = comma + 1;
+	}
+}
+
+void
+client_mirrors_learn(struct client_mirrors *m, const json_t *answer)
+{
+	char addr[AUTHAPI_ADDR_MAX + 1];
+	const char *s;
+	struct err e;
+	size_t i, j;
+	json_t *p;
+
+	json_array_foreach(json_object_get(answer, "peers"), i, p) {
+		s = json_string_value(json_object_get(p, "mirror"));
+		if (s == NULL || m->n == CLIENT_MIRRORS_MAX ||
+		    mirror_parse_one(s, strlen(s), addr, sizeof(addr), &e) == -1)
+			continue;
+		for (j = 0; j < m->n && strcmp(m->addr[j], addr) != 0; j++)
+			;
+		if (j == m->n)
+			memcpy(m->addr[m->n++], addr, sizeof(addr));
 	}
 }
 
@@ -166,25 +187,23 @@ mirror_fetch(const char *addr, const char *host, uint16_t port,
 }
 
 int
-client_mirror_ask(const struct signed_trust *t, const char *host,
+client_mirror_ask(const struct signed_trust *t,
+		  const struct client_mirrors *ms, const char *host,
 		  uint16_t port, const json_t *held,
 		  const struct signed_meta *hm, time_t now, json_t **answer,
 		  struct client_mirror_reply *from, struct err *e)
 {
 	struct client_mirror_reply r[CLIENT_MIRRORS_MAX];
 	char subject[AUTHAPI_ADDR_MAX + 1];
-	struct client_mirrors ms;
 	int best;
 
-	if (!t->on || t->mirrors == NULL)
+	if (!t->on || ms->n == 0)
 		return err_set(e, "no mirror known");
-	if (client_mirrors_parse(t->mirrors, &ms, e) == -1)
-		return -1;
 	snprintf(subject, sizeof(subject), "%s:%u", host, port);
-	for (size_t i = 0; i < ms.n; i++)
-		mirror_fetch(ms.addr[i], host, port, &r[i]);
-	best = client_mirror_choose(r, ms.n, subject, t, held, hm, now);
-	for (size_t i = 0; i < ms.n; i++) {
+	for (size_t i = 0; i < ms->n; i++)
+		mirror_fetch(ms->addr[i], host, port, &r[i]);
+	best = client_mirror_choose(r, ms->n, subject, t, held, hm, now);
+	for (size_t i = 0; i < ms->n; i++) {
 		if ((int)i != best && r[i].why[0] != '\0')
 			log_warn("mirror %s skipped: %s", r[i].name, r[i].why);
 		if ((int)i != best)
@@ -192,7 +211,7 @@ client_mirror_ask(const struct signed_trust *t, const char *host,
 	}
 	if (best < 0)
 		return err_set(e, "no mirror of %zu gave a valid answer for %s",
-			       ms.n, subject);
+			       ms->n, subject);
 	*answer = r[best].answer;
 	*from = r[best];
 	from->answer = NULL;	/* the reference is *answer */

@@ -9,7 +9,8 @@
 # plain python3 web server on the address its commitment reports, faked
 # with tests/tools/authcall) through the fresh answer a peer mirrors.  A
 # lying peer (a python3 server) serving a forged answer, or an older one
-# than the client holds, is skipped, and the client says so.  No machine
+# than the client holds, is skipped, and the client says so.  A client
+# told no mirror asks those its cached signed answer names.  No machine
 # is booted: the snapshot is packed from a COW made by tests/tools/mkcow.
 source "$(dirname "$0")/lib.sh"
 
@@ -103,9 +104,13 @@ jq -c ".peers[0].addr = \"127.0.0.9\" | .version += 1000000" \
 wait_for 10 listening "$liar_port" || not_ok "the lying peer starts"
 
 # ---- every authority down ----
-check "a client caches nothing yet: the authority is asked" \
-	"$FED" get "http://$HOST/index.html" --authority "$AUTH" \
-	--authority-key "$PUB" --cache "$d/cache-held" -o /dev/null
+check "the signed answer names the peer's object server as a mirror" \
+	bash -c "curl -fsS '$AUTH$LOOKUP' | jq -e '.peers[] | select(.mirror == \"$SERVE_p\")' >/dev/null"
+for c in held learn; do
+	check "a client ($c) caches the authority's answer" \
+		"$FED" get "http://$HOST/index.html" --authority "$AUTH" \
+		--authority-key "$PUB" --cache "$d/cache-$c" -o /dev/null
+done
 kill "$AUTH_PID"
 wait_for 10 gone "$AUTH_PID" || not_ok "the authority is killed"
 DEAD2=http://127.0.0.1:$(free_port)
@@ -143,6 +148,15 @@ wait_for 10 listening "$proxy_port" || not_ok "fed proxy starts"
 check "fed proxy serves it through the mirrored answer" \
 	bash -c "curl -fsS -x http://127.0.0.1:$proxy_port http://$HOST/index.html | cmp -s - '$d/www/index.html'"
 
+# a client told no mirror asks those its cached (verified) answer names
+cf=$d/cache-learn/lookup/$HOST:80.json
+jq -c '.fetched -= 100' "$cf" >"$cf.new" && mv "$cf.new" "$cf"
+"$FED" get "http://$HOST/index.html" --authority "$AUTHS" --authority-key "$PUB" \
+	--cache "$d/cache-learn" -o "$d/got3" 2>"$d/learn.err"
+check "without --mirror, the mirrors named by the answer held are asked" \
+	grep -q "using the signed answer mirrored by $SERVE_p" "$d/learn.err"
+check "and the page comes" cmp -s "$d/got3" "$d/www/index.html"
+
 # rollback: the liar replays a valid, older answer (no peer up) to a
 # client that holds the newer one, past its ttl
 cp "$d/before.json" "$d/lie.json"
@@ -152,7 +166,8 @@ jq -c '.fetched -= 100' "$cf" >"$cf.new" && mv "$cf.new" "$cf"
 	--mirror "$LIAR" --cache "$d/cache-held" -o "$d/got2" 2>"$d/rb.err"
 check "an older answer from a peer is skipped as a rollback" \
 	grep -q "mirror $LIAR skipped: .*(a rollback)" "$d/rb.err"
-check "and the answer held is used instead" cmp -s "$d/got2" "$d/www/index.html"
+check "and the page still comes (the held answer, or the one the peer it names mirrors)" \
+	cmp -s "$d/got2" "$d/www/index.html"
 
 check "--mirror without --authority-key is a usage error" \
 	bash -c "'$FED' get http://$HOST/ --authority '$AUTHS' --mirror '$SERVE_p' 2>&1 | grep -q 'needs --authority-key'"

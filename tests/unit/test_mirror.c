@@ -376,6 +376,25 @@ Test(mirror_choose, a_mirror_list_is_parsed_or_refused_saying_why)
 	cr_expect(strstr(e.msg, "more than") != NULL, "%s", e.msg);
 }
 
+Test(mirror_choose, the_mirrors_a_verified_answer_names_are_learnt)
+{
+	json_t *a = json_pack("{s:[{s:s}, {s:s}, {s:s}, {s:i}, {}]}", "peers",
+			      "mirror", "10.0.0.2:7000", "mirror",
+			      "10.0.0.2:7000", "mirror", "bad host:1",
+			      "mirror", 7);
+	struct client_mirrors m;
+	struct err e;
+
+	cr_assert_not_null(a);
+	cr_assert_eq(client_mirrors_parse("10.0.0.1:7000", &m, &e), 0);
+	client_mirrors_learn(&m, a);
+	cr_expect_eq(m.n, 2, "one given, one learnt once, the bad ones not");
+	cr_expect_str_eq(m.addr[1], "10.0.0.2:7000");
+	client_mirrors_learn(&m, NULL);
+	cr_expect_eq(m.n, 2);
+	json_decref(a);
+}
+
 /* ---- through HTTP: an honest mirror and a liar ---- */
 
 static struct mirror *honest;
@@ -406,6 +425,7 @@ Test(mirror_http, a_client_takes_the_honest_mirror_and_skips_the_liar)
 	json_t *a = answer("192.0.2.7", 10), *f = answer("192.0.2.66", 99);
 	struct signed_trust t = trust(false);
 	struct client_mirror_reply from;
+	struct client_mirrors ms;
 	struct http_reply hr = { 0 };
 	json_t *got = NULL;
 	struct err e;
@@ -445,9 +465,10 @@ Test(mirror_http, a_client_takes_the_honest_mirror_and_skips_the_liar)
 
 	snprintf(list, sizeof(list), "127.0.0.1:%u,127.0.0.1:%u",
 		 objsrv_port(liar), objsrv_port(good));
-	t.mirrors = list;
-	cr_assert_eq(client_mirror_ask(&t, "www.example.org", 80, NULL, NULL,
-				       now, &got, &from, &e), 0, "%s", e.msg);
+	cr_assert_eq(client_mirrors_parse(list, &ms, &e), 0, "%s", e.msg);
+	cr_assert_eq(client_mirror_ask(&t, &ms, "www.example.org", 80, NULL,
+				       NULL, now, &got, &from, &e), 0, "%s",
+		     e.msg);
 	cr_expect(json_equal(got, a), "the honest answer");
 	cr_expect_eq(from.m.version, 10);
 	cr_expect(strstr(list, from.name) != NULL && strstr(from.name,
@@ -456,8 +477,9 @@ Test(mirror_http, a_client_takes_the_honest_mirror_and_skips_the_liar)
 
 	/* with only the liar, nothing */
 	snprintf(list, sizeof(list), "127.0.0.1:%u", objsrv_port(liar));
-	cr_expect_eq(client_mirror_ask(&t, "www.example.org", 80, NULL, NULL,
-				       now, &got, &from, &e), -1);
+	cr_assert_eq(client_mirrors_parse(list, &ms, &e), 0, "%s", e.msg);
+	cr_expect_eq(client_mirror_ask(&t, &ms, "www.example.org", 80, NULL,
+				       NULL, now, &got, &from, &e), -1);
 	objsrv_stop(good);
 	objsrv_stop(liar);
 	store_close(st);
