@@ -26,11 +26,12 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/authapi.h"
 #include "common/crypto.h"
 #include "common/err.h"
 
 #define MIRROR_MAX 256			/* services held */
-#define MIRROR_SUBJECT_MAX 272		/* "host:port" with its NUL */
+#define MIRROR_SUBJECT_MAX (AUTHAPI_ADDR_MAX + 1)	/* "host:port", NUL */
 
 struct mirror;
 

@@ -35,14 +35,15 @@ mirror_feed_hosted(struct fedfs *fs, char (*subjects)[MIRROR_SUBJECT_MAX],
 		struct node *x = fs->nodes[i];
 
 		if (x == NULL || x->type != NODE_COMMIT || !x->live ||
-		    x->obj == NULL || x->obj->service[0] == '\0')
+		    x->obj == NULL || x->obj->service[0] == '\0' ||
+		    strlen(x->obj->service) >= MIRROR_SUBJECT_MAX)
 			continue;
 		for (j = 0; j < n; j++)
 			if (strcmp(subjects[j], x->obj->service) == 0)
 				break;
 		if (j == n)
-			snprintf(subjects[n++], MIRROR_SUBJECT_MAX, "%s",
-				 x->obj->service);
+			memcpy(subjects[n++], x->obj->service,
+			       strlen(x->obj->service) + 1);
 	}
 	pthread_rwlock_unlock(&fs->lock);
 	return n;

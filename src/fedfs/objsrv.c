@@ -34,6 +34,7 @@
 
 #include <jansson.h>
 
+#include "common/authapi.h"
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/timefmt.h"
@@ -544,7 +545,7 @@ objsrv_lookup_subject(struct MHD_Connection *c, char *subject, size_t size,
 	if (*end != '\0' || p < 1 || p > 65535)
 		return -1;
 	*why = "host name too long";
-	if (strlen(host) > 253 ||
+	if (strlen(host) > AUTHAPI_HOST_MAX ||
 	    (size_t)snprintf(subject, size, "%s:%lu", host, p) >= size)
 		return -1;
 	return 0;
@@ -555,7 +556,7 @@ static enum MHD_Result
 objsrv_lookup(struct objsrv *o, struct MHD_Connection *c)
 {
 	objsrv_lookup_fn fn = atomic_load(&o->lookup);
-	char subject[272], why[320];
+	char subject[AUTHAPI_ADDR_MAX + 1], why[AUTHAPI_ADDR_MAX + 64];
 	const char *bad;
 	size_t len = 0;
 	char *buf;
