@@ -11,6 +11,9 @@
  * revoked base or kernel answers an empty list.  An unknown service is 404
  * with "fallback": "dns", telling the client to use ordinary DNS.
  *
+ * Signed (--key), each peer also names its object server, "mirror",
+ * where a peer pinning the key mirrors the answer (lookup_mirrors).
+ *
  * "ttl" is how long a client may keep the answer: --ttl, or
  * AUTHORITY_NEGATIVE_TTL (2 s) when no peer serves it, as DNS keeps a
  * negative answer briefly.  With --key the answer is signed (sign.c) and,
@@ -41,6 +44,38 @@ lookup_one(void *arg, const char *peer, const char *addr, uint16_t port)
 			      "port", (int)port);
 
 	return j == NULL || json_array_append_new(arg, j) == -1;
+}
+
+/*
+ * With a key: each peer's object server, as it registered it, as "mirror"
+ * (inside the signed bytes): where a fedfs that pins the key mirrors this
+ * very answer (docs/fedfs.md, "Mirrored lookup answers"), so a client
+ * that holds it can ask those peers when every authority is down.  One
+ * point query per peer, once per change (the answer is cached).  Unsigned
+ * answers keep their three members: a peer's copy of one proves nothing.
+ * Returns 0 or -1 with e set.
+ */
+static int
+lookup_mirrors(struct call *c, json_t *peers, struct err *e)
+{
+	struct authstore_peer ap;
+	size_t i;
+	json_t *p;
+	int rc;
+
+	if (!c->a->cfg.has_key)
+		return 0;
+	json_array_foreach(peers, i, p) {
+		rc = authstore_peer_get(c->a->store,
+				json_string_value(json_object_get(p, "peer")),
+				&ap, e);
+		if (rc == -1)
+			return -1;
+		if (rc == 1 && ap.addr[0] != '\0' &&
+		    json_object_set_new(p, "mirror", json_string(ap.addr)) == -1)
+			return err_set(e, "out of memory");
+	}
+	return 0;
 }
 
 /* Parse a decimal port 1..65535 with nothing else.  Returns 0 or -1. */
@@ -177,6 +212,8 @@ api_lookup(struct call *c, struct reply *r)
 					"unknown service", "fallback", "dns"));
 		return;
 	}
+	if (rc == 1 && lookup_mirrors(c, peers, &e) == -1)
+		rc = -1;
 	if (rc != 1) {
 		json_decref(peers);
 		if (rc == -1)

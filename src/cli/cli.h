@@ -33,12 +33,14 @@ int cli_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 /*
  * What a client trusts (--authority-key KEY, --allow-stale): t->on when a
  * key is given (64 hex digits or a public key file).  --allow-stale without
- * a key is a usage error: there is nothing to be stale.  Returns 0, or the
+ * a key is a usage error: there is nothing to be stale; so is --mirror
+ * (mirrors: "ADDR:PORT,...", checked here; may be NULL) without one: a
+ * peer's answer is worth its signature.  Returns 0, or the
  * exit status after one line on stderr.
  */
 struct signed_trust;
 int cli_trust(const char *cmd, const char *key, bool allow_stale,
-	      struct signed_trust *t);
+	      const char *mirrors, struct signed_trust *t);
 
 /* Format n bytes for people: "12.3 MiB". */
 const char *cli_bytes(uint64_t n, char buf[32]);

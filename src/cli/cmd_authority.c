@@ -45,9 +45,10 @@ struct auth_opts {
 	const char *url;
 	const char *key;
 	bool json;
-	/* fed lookup: --authority-key, --allow-stale */
+	/* fed lookup: --authority-key, --allow-stale, --mirror */
 	const char *authority_key;
 	bool allow_stale;
+	const char *mirrors;
 };
 
 #define AUTH_LONG_OPTS \
@@ -101,6 +102,8 @@ auth_print_json(const json_t *j)
  * printing why not.  A 404 is returned as 404 with *reply kept, when
  * keep_404.
  */
+static int auth_answered(long status, bool keep_404, json_t **reply);
+
 static int
 auth_call(const struct auth_opts *o, const char *method, const char *path,
 	  json_t *body, bool keep_404, json_t **reply)
@@ -118,6 +121,16 @@ auth_call(const struct auth_opts *o, const char *method, const char *path,
 	explicit_bzero(seed, sizeof(seed));
 	if (rc == -1)
 		return cli_fail("%s", e.msg);
+	return auth_answered(status, keep_404, reply);
+}
+
+/* What auth_call returns for an answer with status (*reply released when
+ * it is a refusal, after saying so). */
+static int
+auth_answered(long status, bool keep_404, json_t **reply)
+{
+	struct err e;
+
 	if (status >= 200 && status < 300)
 		return 0;
 	if (status == 404 && keep_404)
@@ -142,20 +155,24 @@ auth_service_args(int argc, char **argv, const char *cmd, const char *help,
 	static const struct option opts[] = { AUTH_LONG_OPTS,
 		{ "authority-key", required_argument, NULL, 'k' },
 		{ "allow-stale", no_argument, NULL, 'S' },
+		{ "mirror", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 } };
 	struct err e;
 	int ch, rc;
 
-	*o = (struct auth_opts){ NULL, NULL, false, NULL, false };
+	*o = (struct auth_opts){ NULL, NULL, false, NULL, false, NULL };
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (auth_opt(o, ch))
 			continue;
-		if (ch == 'k' || ch == 'S') {
+		if (ch == 'k' || ch == 'S' || ch == 'M') {
 			if (strcmp(cmd, "lookup") != 0)
-				return cli_usage(cmd, "--authority-key and "
-						 "--allow-stale are for lookups");
+				return cli_usage(cmd, "--authority-key, "
+						 "--allow-stale and --mirror "
+						 "are for lookups");
 			if (ch == 'k')
 				o->authority_key = optarg;
+			else if (ch == 'M')
+				o->mirrors = optarg;
 			else
 				o->allow_stale = true;
 			continue;
@@ -203,7 +220,7 @@ cmd_register(int argc, char **argv)
 		AUTH_LONG_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct auth_opts o = { NULL, NULL, false, NULL, false };
+	struct auth_opts o = { NULL, NULL, false, NULL, false, NULL };
 	const char *addr = NULL;
 	json_t *body, *reply;
 	struct err e;
@@ -355,7 +372,7 @@ cmd_trust(int argc, char **argv)
 		AUTH_LONG_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct auth_opts o = { NULL, NULL, false, NULL, false };
+	struct auth_opts o = { NULL, NULL, false, NULL, false, NULL };
 	const char *sub, *kind = NULL, *name = NULL;
 	uint64_t chunk_size = CHUNK_SIZE_DEFAULT;
 	int ch, rc;
@@ -419,7 +436,8 @@ cmd_trust(int argc, char **argv)
 
 static const char lookup_help[] =
 	"usage: fed lookup HOST:PORT --authority URL[,URL...]\n"
-	"                  [--authority-key PUB [--allow-stale]] [--json]\n"
+	"                  [--authority-key PUB [--allow-stale]\n"
+	"                  [--mirror ADDR:PORT[,ADDR:PORT...]]] [--json]\n"
 	"\n"
 	"Ask the authority which peers serve HOST:PORT now, and at which\n"
 	"address and port.  When the authority does not know the service it\n"
@@ -430,7 +448,12 @@ static const char lookup_help[] =
 	"                       file): the answer must be signed by it and not\n"
 	"                       expired, else it is refused (exit 1, saying why)\n"
 	"  --allow-stale        with --authority-key: use an expired answer\n"
-	"                       when no fresh one can be had, saying so\n";
+	"                       when no fresh one can be had, saying so\n"
+	"  --mirror ADDR:PORT,...  with --authority-key: when no authority\n"
+	"                       answers, ask these peers' object servers for\n"
+	"                       the signed answer they mirror and take the\n"
+	"                       freshest valid one (a peer whose answer does\n"
+	"                       not verify is skipped, saying why)\n";
 
 /* With a pinned key: check the authority's reply about host:port.  Returns
  * 0 (use it; *signed_line says so), or 1 after saying why not. */
@@ -511,10 +534,51 @@ lookup_dns(const struct auth_opts *o, const char *host, uint16_t port)
 	return 0;
 }
 
+/*
+ * The authority's answer to GET path (as auth_call), or, with --mirror,
+ * when no authority answers (unreachable, 5xx), the freshest valid one a
+ * mirror gives (client/mirror.c); from then names the mirror, else it is
+ * "".
+ */
+static int
+lookup_ask(const struct auth_opts *o, const struct signed_trust *t,
+	   const char *path, const char *host, uint16_t port, json_t **reply,
+	   char *from, size_t size)
+{
+	struct client_mirror_reply mr;
+	struct client_mirrors ms;
+	struct err e, me;
+	long status;
+	int rc;
+
+	from[0] = '\0';
+	if (t->mirrors == NULL)
+		return auth_call(o, "GET", path, NULL, true, reply);
+	*reply = NULL;
+	rc = authority_call(o->url, "GET", path, NULL, NULL, &status, reply,
+			    &e);
+	if (rc == 0 && status < 500)
+		return auth_answered(status, true, reply);
+	if (rc == 0)
+		authority_refused(status, *reply, &e);
+	json_decref(*reply);
+	*reply = NULL;
+	if (client_mirrors_parse(t->mirrors, &ms, &me) == -1 ||
+	    client_mirror_ask(t, &ms, host, port, NULL, NULL, time(NULL),
+			      reply, &mr, &me) == -1)
+		return cli_fail("authority unreachable (%s); %s", e.msg,
+				me.msg);
+	fprintf(stderr, "fed: warning: authority unreachable (%s); answer "
+		"mirrored by %s\n", e.msg, mr.name);
+	snprintf(from, size, "%s", mr.name);
+	return 0;
+}
+
 int
 cmd_lookup(int argc, char **argv)
 {
 	struct auth_opts o;
+	char from[AUTHAPI_ADDR_MAX + 1];
 	char host[MANIFEST_HOST_MAX + 1], path[MANIFEST_HOST_MAX + 64];
 	struct authapi_lookup l;
 	struct signed_trust trust;
@@ -529,11 +593,12 @@ cmd_lookup(int argc, char **argv)
 				    host, &port)) != -1)
 		return rc;
 	if ((rc = cli_trust("lookup", o.authority_key, o.allow_stale,
-			    &trust)) != 0)
+			    o.mirrors, &trust)) != 0)
 		return rc;
 	snprintf(path, sizeof(path), "/v1/lookup?host=%s&port=%u", host,
 		 port);
-	rc = auth_call(&o, "GET", path, NULL, true, &reply);
+	rc = lookup_ask(&o, &trust, path, host, port, &reply, from,
+			sizeof(from));
 	if ((rc == 0 || rc == 404) &&
 	    lookup_verified(&trust, reply, host, port, sline,
 			    sizeof(sline)) != 0) {
@@ -557,11 +622,15 @@ cmd_lookup(int argc, char **argv)
 		return cli_fail("authority: %s", e.msg);
 	}
 	if (o.json) {
-		json_object_set_new(reply, "source", json_string("authority"));
+		json_object_set_new(reply, "source", json_string(from[0] ?
+						"mirror" : "authority"));
+		if (from[0])
+			json_object_set_new(reply, "mirror", json_string(from));
 		auth_print_json(reply);
 	} else {
-		printf("source: authority (ttl %ds%s): %zu peer%s serve%s "
-		       "%s:%u\n", l.ttl, sline, l.npeers, l.npeers == 1 ? "" : "s",
+		printf("source: %s%s (ttl %ds%s): %zu peer%s serve%s %s:%u\n",
+		       from[0] ? "mirror " : "authority", from, l.ttl, sline,
+		       l.npeers, l.npeers == 1 ? "" : "s",
 		       l.npeers == 1 ? "s" : "", l.host, l.port);
 		for (i = 0; i < l.npeers; i++)
 			printf("%s %u %s\n", l.peers[i].addr, l.peers[i].port,
@@ -649,7 +718,7 @@ cmd_report(int argc, char **argv)
 		AUTH_LONG_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct auth_opts o = { NULL, NULL, false, NULL, false };
+	struct auth_opts o = { NULL, NULL, false, NULL, false, NULL };
 	char host[MANIFEST_HOST_MAX + 1];
 	uint8_t seed[ED25519_SEED_LEN];
 	const char *reason = NULL, *peer;

@@ -75,7 +75,8 @@ client_open_cache(const char *opt, char **dir, struct client_stats **st)
 
 static const char get_help[] =
 	"usage: fed get URL [-o FILE] [--authority URL[,URL...]] [--cache DIR]\n"
-	"               [--authority-key PUB [--allow-stale]] [--json] [-v]\n"
+	"               [--authority-key PUB [--allow-stale]\n"
+	"               [--mirror ADDR:PORT[,ADDR:PORT...]]] [--json] [-v]\n"
 	"\n"
 	"Fetch URL (http:// or https://) like curl, but through the best peer\n"
 	"serving its host and port: the connection goes to the peer, the\n"
@@ -96,6 +97,12 @@ static const char get_help[] =
 	"                 not older than the one cached, else they are refused\n"
 	"  --allow-stale  with --authority-key: when no fresh answer can be had,\n"
 	"                 use an expired one (saying so on stderr)\n"
+	"  --mirror ADDR:PORT,...\n"
+	"                 with --authority-key: when no authority answers, ask\n"
+	"                 these peers' object servers for the signed answer\n"
+	"                 they mirror; the freshest valid one is used, one that\n"
+	"                 does not verify is skipped (saying why on stderr).\n"
+	"                 The peers the cached answer names are asked too\n"
 	"  --json         print what happened as JSON on stderr\n"
 	"  -v             say which peer answered, and why others did not\n"
 	"\n"
@@ -130,12 +137,14 @@ cmd_get(int argc, char **argv)
 		{ "cache", required_argument, NULL, 'c' },
 		{ "authority-key", required_argument, NULL, 'k' },
 		{ "allow-stale", no_argument, NULL, 'S' },
+		{ "mirror", required_argument, NULL, 'M' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *authority = NULL, *cache = NULL, *out = NULL, *akey = NULL;
+	const char *mirrors = NULL;
 	struct client_get_opts o;
 	struct signed_trust trust;
 	struct client_get_result r;
@@ -153,6 +162,7 @@ cmd_get(int argc, char **argv)
 		case 'c': cache = optarg; break;
 		case 'k': akey = optarg; break;
 		case 'S': allow_stale = true; break;
+		case 'M': mirrors = optarg; break;
 		case 'j': json = true; break;
 		case 'v': verbose = true; break;
 		case 'h': fputs(get_help, stdout); return 0;
@@ -164,7 +174,7 @@ cmd_get(int argc, char **argv)
 	if ((authority = client_authority(authority)) == NULL)
 		return cli_usage("get", "a valid --authority URL[,URL...] is required (or set "
 				 "FED_AUTHORITY)");
-	if ((rc = cli_trust("get", akey, allow_stale, &trust)) != 0)
+	if ((rc = cli_trust("get", akey, allow_stale, mirrors, &trust)) != 0)
 		return rc;
 	if (verbose)
 		log_set_level(LOG_DEBUG);
@@ -245,7 +255,8 @@ done:
 
 static const char proxy_help[] =
 	"usage: fed proxy --listen ADDR:PORT [--authority URL[,URL...]] [--cache DIR]\n"
-	"                 [--authority-key PUB [--allow-stale]]\n"
+	"                 [--authority-key PUB [--allow-stale]\n"
+	"                 [--mirror ADDR:PORT[,ADDR:PORT...]]]\n"
 	"\n"
 	"An HTTP proxy: point curl -x, a browser or any program at ADDR:PORT.\n"
 	"Requests for services the authority knows go to their best peer\n"
@@ -262,7 +273,12 @@ static const char proxy_help[] =
 	"                       unexpired and not older than the one cached\n"
 	"                       (else 502 saying why)\n"
 	"  --allow-stale        with --authority-key: when no fresh answer can\n"
-	"                       be had, use an expired one (logged)\n";
+	"                       be had, use an expired one (logged)\n"
+	"  --mirror ADDR:PORT,...  with --authority-key: when no authority\n"
+	"                       answers, ask these peers' object servers for\n"
+	"                       the signed answer they mirror (the freshest\n"
+	"                       valid one; others skipped, logged), and the\n"
+	"                       peers the cached answer names\n";
 
 static volatile sig_atomic_t proxy_signalled;
 
@@ -281,11 +297,12 @@ cmd_proxy(int argc, char **argv)
 		{ "cache", required_argument, NULL, 'c' },
 		{ "authority-key", required_argument, NULL, 'k' },
 		{ "allow-stale", no_argument, NULL, 'S' },
+		{ "mirror", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *authority = NULL, *cache = NULL, *listen_on = NULL;
-	const char *akey = NULL;
+	const char *akey = NULL, *mirrors = NULL;
 	struct signed_trust trust;
 	bool allow_stale = false;
 	struct client_proxy_config cfg;
@@ -306,6 +323,7 @@ cmd_proxy(int argc, char **argv)
 		case 'c': cache = optarg; break;
 		case 'k': akey = optarg; break;
 		case 'S': allow_stale = true; break;
+		case 'M': mirrors = optarg; break;
 		case 'h': fputs(proxy_help, stdout); return 0;
 		default: return cli_usage("proxy", "bad option");
 		}
@@ -316,7 +334,8 @@ cmd_proxy(int argc, char **argv)
 	if ((authority = client_authority(authority)) == NULL)
 		return cli_usage("proxy", "a valid --authority URL[,URL...] is required (or set "
 				 "FED_AUTHORITY)");
-	if ((rc = cli_trust("proxy", akey, allow_stale, &trust)) != 0)
+	if ((rc = cli_trust("proxy", akey, allow_stale, mirrors,
+			    &trust)) != 0)
 		return rc;
 	if ((rc = client_open_cache(cache, &dir, &st)) != 0)
 		return rc;

@@ -10,12 +10,14 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "client/client.h"
 #include "common/signed_answer.h"
 
 int
 cli_trust(const char *cmd, const char *key, bool allow_stale,
-	  struct signed_trust *t)
+	  const char *mirrors, struct signed_trust *t)
 {
+	struct client_mirrors ms;
 	struct err e;
 
 	memset(t, 0, sizeof(*t));
@@ -24,12 +26,19 @@ cli_trust(const char *cmd, const char *key, bool allow_stale,
 			return cli_usage(cmd, "--allow-stale needs "
 					 "--authority-key (only signed answers "
 					 "expire)");
+		if (mirrors != NULL)
+			return cli_usage(cmd, "--mirror needs --authority-key "
+					 "(a peer's answer is worth its "
+					 "signature)");
 		return 0;
 	}
 	if (signed_trust_key(key, t->key, &e) == -1)
 		return cli_fail("%s", e.msg);
+	if (mirrors != NULL && client_mirrors_parse(mirrors, &ms, &e) == -1)
+		return cli_usage(cmd, "%s", e.msg);
 	t->on = true;
 	t->allow_stale = allow_stale;
+	t->mirrors = mirrors;
 	return 0;
 }
 

@@ -60,6 +60,7 @@ enum client_source {
 	CLIENT_SRC_CACHE,	/* cached answer within its ttl */
 	CLIENT_SRC_STALE,	/* cached answer past its ttl: authority down */
 	CLIENT_SRC_DNS,		/* unknown to the authority: system resolver */
+	CLIENT_SRC_MIRROR,	/* authorities down: a peer's signed copy */
 };
 
 /* One place to connect to.  peer is "" for a DNS answer. */
@@ -112,6 +113,70 @@ const char *client_source_name(enum client_source s);
 /* The system resolver's addresses for host:port into l (source DNS). */
 int client_lookup_dns(const char *host, uint16_t port,
 		      struct client_lookup *l, struct err *e);
+
+/* ---- mirrors: peers serving the authority's signed answers ---- */
+
+#define CLIENT_MIRRORS_MAX        16	/* in one --mirror list */
+#define CLIENT_MIRROR_TIMEOUT_MS  2000L	/* per mirror asked */
+
+struct client_mirrors {
+	size_t n;
+	char addr[CLIENT_MIRRORS_MAX][AUTHAPI_ADDR_MAX + 1];	/* "A:P" */
+};
+
+/*
+ * Parse --mirror "ADDR:PORT,..." (ADDR a DNS name or an IPv4 address,
+ * PORT 1..65535, at most CLIENT_MIRRORS_MAX) into m.  Returns 0, or -1
+ * with e naming the element and why.
+ */
+int client_mirrors_parse(const char *list, struct client_mirrors *m,
+			 struct err *e);
+
+/*
+ * Add to m the mirrors a verified lookup answer names: each peer's
+ * "mirror" (its object server, which a signed answer names: docs/
+ * authority-api.md), skipping malformed ones, ones already in m and any
+ * beyond CLIENT_MIRRORS_MAX.  answer may be NULL.
+ */
+void client_mirrors_learn(struct client_mirrors *m, const json_t *answer);
+
+/* One mirror's reply, as client_mirror_choose() judges it. */
+struct client_mirror_reply {
+	char name[AUTHAPI_ADDR_MAX + 1];	/* "ADDR:PORT", for messages */
+	json_t *answer;			/* parsed 200 body; NULL: none */
+	char why[ERR_MSG_MAX];		/* in: why none; out: why skipped */
+	struct signed_meta m;		/* out, when it verified */
+	bool expired;			/* out */
+};
+
+/*
+ * Pure: which of n mirrors' replies to use for subject ("host:port") at
+ * now, given the answer held (NULL: none; hm its meta).  A reply counts if
+ * it verifies against t's key, names subject and is not older than held
+ * (signed_answer_verify, signed_answer_not_older); among those the
+ * highest version wins, an unexpired one before any expired one, and an
+ * expired one only with t->allow_stale.  Every reply not chosen for being
+ * invalid gets its why filled.  Returns the index chosen, or -1.
+ */
+int client_mirror_choose(struct client_mirror_reply *r, size_t n,
+			 const char *subject, const struct signed_trust *t,
+			 const json_t *held, const struct signed_meta *hm,
+			 time_t now);
+
+/*
+ * Ask every mirror of ms (in turn, CLIENT_MIRROR_TIMEOUT_MS each)
+ * for host:port's lookup answer and choose one as above; each mirror
+ * skipped is said on stderr (log_warn) with why, so a lying peer is
+ * named.  Returns 0 with *answer (a new reference), its meta *m, and
+ * from the mirror that gave it, or -1 with e set (no mirror gave a valid
+ * answer).
+ */
+int client_mirror_ask(const struct signed_trust *t,
+		      const struct client_mirrors *ms, const char *host,
+		      uint16_t port, const json_t *held,
+		      const struct signed_meta *hm, time_t now,
+		      json_t **answer, struct client_mirror_reply *from,
+		      struct err *e);
 
 /* ---- peer statistics and selection ---- */
 

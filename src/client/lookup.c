@@ -13,7 +13,8 @@
  * The decision, in order: a cached answer within its ttl is used as is;
  * else the authority is asked and its answer cached; if it cannot be
  * reached (or answers 5xx) a cached answer of any age is used, with one
- * warning; a 404 "fallback":"dns" goes to the system resolver.  DNS answers
+ * warning (with --mirror, a peer's signed copy first: client/mirror.c);
+ * a 404 "fallback":"dns" goes to the system resolver.  DNS answers
  * are not cached here: the system resolver has its own cache.
  *
  * With the authority's key pinned (--authority-key, client_lookup_trusted)
@@ -108,6 +109,7 @@ client_source_name(enum client_source s)
 	case CLIENT_SRC_CACHE: return "cache";
 	case CLIENT_SRC_STALE: return "stale cache";
 	case CLIENT_SRC_DNS: return "dns";
+	case CLIENT_SRC_MIRROR: return "mirror";
 	}
 	return "?";
 }
@@ -359,15 +361,82 @@ client_lookup(const char *authority, const char *cache_dir,
 				     now, l, e);
 }
 
-/* The authority could not be asked (why in ae): the held answer if it is
- * still valid, or expired under --allow-stale; else DNS when nothing is
- * held.  Returns 0 or -1 with e set. */
+/* Is the mirror's answer (meta m, expired or not) worse than what is
+ * held, so that the held one is used instead? */
+static bool
+lookup_held_better(const struct lookup_held *h, const struct signed_meta *m,
+		   bool expired)
+{
+	if (!h->have || h->expired)
+		return false;
+	return expired || h->m.version > m->version;
+}
+
+/* Every authority is down (why in ae): ask the mirrors (--mirror) for a
+ * signed answer.  Returns 0 (l filled from a mirror; cached if fresh), 1
+ * (none better than what is held: go on with it), or -1 with e set. */
+static int
+lookup_mirrored(const struct signed_trust *trust, struct lookup_held *h,
+		const char *host, uint16_t port, const struct err *ae,
+		const char *cache_dir, const char *cpath, int64_t now,
+		struct client_lookup *l, struct err *e)
+{
+	struct client_mirror_reply from;
+	char when[RFC3339_LEN + 1];
+	struct client_mirrors ms;
+	struct err me;
+	json_t *a;
+
+	memset(&ms, 0, sizeof(ms));
+	if (trust->mirrors != NULL &&
+	    client_mirrors_parse(trust->mirrors, &ms, e) == -1)
+		return -1;
+	if (h->have)	/* verified: the mirrors it names are the authority's */
+		client_mirrors_learn(&ms, h->answer);
+	if (ms.n == 0)
+		return 1;
+	if (client_mirror_ask(trust, &ms, host, port, h->have ? h->answer :
+			      NULL, &h->m, (time_t)now, &a, &from, &me) == -1) {
+		log_warn("authority unreachable (%s); %s", ae->msg, me.msg);
+		return 1;
+	}
+	if (lookup_held_better(h, &from.m, from.expired)) {
+		json_decref(a);
+		return 1;
+	}
+	if (lookup_from_json(a, l, e) == -1) {
+		json_decref(a);
+		return err_wrap(e, "mirror %s", from.name);
+	}
+	l->source = CLIENT_SRC_MIRROR;
+	l->fetched = now;
+	rfc3339_format(from.m.expires, when);
+	log_warn("authority unreachable (%s); using the signed answer "
+		 "mirrored by %s (version %lld, %s %s%s)", ae->msg, from.name,
+		 (long long)from.m.version, from.expired ? "expired" :
+		 "expires", when, from.expired ? ", --allow-stale" : "");
+	if (!from.expired)	/* only what verified and is fresh */
+		lookup_cache_write(cache_dir, cpath, a, l->ttl, now);
+	json_decref(a);
+	return 0;
+}
+
+/* The authority could not be asked (why in ae): a mirror's fresher
+ * answer (--mirror); else the held answer if it is still valid, or
+ * expired under --allow-stale; else DNS when nothing is held.  Returns 0
+ * or -1 with e set. */
 static int
 lookup_unreachable(const struct signed_trust *trust, struct lookup_held *h,
 		   const char *host, uint16_t port, const struct err *ae,
+		   const char *cache_dir, const char *cpath, int64_t now,
 		   struct client_lookup *l, struct err *e)
 {
 	char when[RFC3339_LEN + 1];
+	int rc;
+
+	if (trust->on && (rc = lookup_mirrored(trust, h, host, port, ae, cache_dir, cpath,
+				  now, l, e)) != 1)
+		return rc;
 
 	if (!h->have) {
 		log_warn("authority unreachable (%s); nothing cached for "
@@ -466,7 +535,8 @@ client_lookup_trusted(const char *authority, const char *cache_dir,
 		rc = -1;
 	}
 	if (rc == -1) {
-		rc = lookup_unreachable(trust, &held, host, port, &ae, l, e);
+		rc = lookup_unreachable(trust, &held, host, port, &ae,
+					cache_dir, cpath, now, l, e);
 		goto done;
 	}
 	if (status != 200 && status != 404) {

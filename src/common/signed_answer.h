@@ -54,6 +54,10 @@ struct signed_trust {
 	bool on;
 	uint8_t key[ED25519_PUB_LEN];
 	bool allow_stale;	/* --allow-stale */
+	/* --mirror "ADDR:PORT,...": peers' object servers asked for a signed
+	 * answer when no authority answers (client/mirror.c); NULL: none.
+	 * Only with on: an unsigned answer from a peer proves nothing. */
+	const char *mirrors;
 };
 
 /* The signed fields of a verified answer. */

@@ -803,6 +803,7 @@ catalog_loop(void *arg)
 			catalog_register(fs);
 		if (catalog_mono() >= next_refresh) {
 			catalog_refresh(fs, 0);
+			mirror_feed_refresh(fs);
 			next_refresh = catalog_mono() + CATALOG_PERIOD_S;
 		}
 		wait = (fs->register_next < next_refresh ? fs->register_next

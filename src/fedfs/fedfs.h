@@ -161,6 +161,10 @@ struct fedfs {
 	pthread_mutex_t sources_lock;
 	json_t *sources_held;	/* sources_lock: hex -> {"v": version,
 				 * "a": answer} */
+	/* --authority-key: the signed lookup answers of the services this
+	 * peer hosts, served to clients (mirror.h; its own lock); NULL
+	 * without a pinned key */
+	struct mirror *mirror;
 };
 
 /* authlink.c */
@@ -224,6 +228,14 @@ void pins_chunks(struct fedfs *fs, const struct chunk_index *ix, bool pin);
 /* ingest.c: a file written into publish/ or commit/ was closed */
 int ingest_file(struct fedfs *fs, struct node *n);
 int commit_withdraw(struct fedfs *fs, struct node *n);
+
+/* mirror_feed.c: the mirror of signed lookup answers (mirror.h) */
+struct mirror;
+/* Ask the authority for the answer of every hosted service; keep the
+ * fresh ones, forget the services no longer hosted.  Catalogue thread. */
+void mirror_feed_refresh(struct fedfs *fs);
+/* An objsrv_lookup_fn (arg: the fedfs). */
+char *mirror_feed_serve(void *arg, const char *subject, size_t *len);
 
 /* status.c */
 json_t *fedfs_status(struct fedfs *fs);

@@ -41,6 +41,7 @@
 #include "common/proc.h"
 #include "fedfs/fedfs.h"
 #include "fedfs/fs.h"
+#include "fedfs/mirror.h"
 #include "fedfs/scrub.h"
 
 /* --authority, parsed only to refuse a bad list before starting. */
@@ -74,7 +75,11 @@ static const char usage[] =
 	"                     unexpired and not older than the last one, else\n"
 	"                     they are not used (the sources known stay)\n"
 	"  --allow-stale      with --authority-key: use an expired sources answer\n"
-	"                     when no fresh one comes (logged)\n"
+	"                     when no fresh one comes (logged).  With it, this\n"
+	"                     peer also mirrors the authority's signed lookup\n"
+	"                     answer of each service it hosts (refreshed every\n"
+	"                     15 s) at http://ADDR:PORT/v1/lookup?host=H&port=P,\n"
+	"                     for clients whose authorities are all down\n"
 	"  --serve ADDR:PORT  where the object server listens\n"
 	"  --public ADDR:PORT where other peers reach it (default: --serve)\n"
 	"  --cache-max BYTES  chunk store quota (suffixes K, M, G; 0: none but\n"
@@ -519,6 +524,13 @@ main(int argc, char **argv)
 		log_error("%s", e.msg);
 		goto out_store;
 	}
+	if (fs.trust.on) {	/* mirror signed answers: only with the key */
+		if ((fs.mirror = mirror_new(fs.trust.key)) == NULL) {
+			log_error("out of memory");
+			goto out_objsrv;
+		}
+		objsrv_set_lookup(fs.objsrv, mirror_feed_serve);
+	}
 	snprintf(self, sizeof(self), "%s", fs.public_addr);
 	if (authlink_start(&fs) < 0) {
 		log_error("cannot start the thread that tells the authority");
@@ -593,6 +605,7 @@ out_link:
 	authlink_stop(&fs);
 out_objsrv:
 	objsrv_stop(fs.objsrv);
+	mirror_free(fs.mirror);
 out_store:
 	store_close(fs.store);
 out:

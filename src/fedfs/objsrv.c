@@ -34,6 +34,7 @@
 
 #include <jansson.h>
 
+#include "common/authapi.h"
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/timefmt.h"
@@ -74,6 +75,7 @@ struct objsrv {
 	objsrv_metrics_fn metrics;
 	void *metrics_arg;
 	_Atomic(objsrv_metrics_fn) status;	/* /status; set once, any time */
+	_Atomic(objsrv_lookup_fn) lookup;	/* /v1/lookup; set once */
 	_Atomic uint64_t bytes, requests, not_found, busy;
 	pthread_mutex_t upload_lock;
 	unsigned uploads;		/* chunk bodies being sent; upload_lock */
@@ -515,6 +517,61 @@ objsrv_status(struct objsrv *o, struct MHD_Connection *c)
 	return objsrv_reply_buffer(c, buf, len, "application/json");
 }
 
+void
+objsrv_set_lookup(struct objsrv *o, objsrv_lookup_fn fn)
+{
+	atomic_store(&o->lookup, fn);
+}
+
+/* "host:port" from the query of GET /v1/lookup into subject, the port
+ * as the authority writes it (no leading zero).  Returns 0, or -1 with
+ * why set. */
+static int
+objsrv_lookup_subject(struct MHD_Connection *c, char *subject, size_t size,
+		      const char **why)
+{
+	const char *host = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+						       "host");
+	const char *port = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+						       "port");
+	unsigned long p;
+	char *end;
+
+	*why = "need ?host=H&port=P";
+	if (host == NULL || port == NULL || host[0] == '\0' ||
+	    port[0] < '0' || port[0] > '9' || strlen(port) > 5)
+		return -1;
+	p = strtoul(port, &end, 10);
+	if (*end != '\0' || p < 1 || p > 65535)
+		return -1;
+	*why = "host name too long";
+	if (strlen(host) > AUTHAPI_HOST_MAX ||
+	    (size_t)snprintf(subject, size, "%s:%lu", host, p) >= size)
+		return -1;
+	return 0;
+}
+
+/* GET /v1/lookup?host=H&port=P: the signed answer mirrored for H:P. */
+static enum MHD_Result
+objsrv_lookup(struct objsrv *o, struct MHD_Connection *c)
+{
+	objsrv_lookup_fn fn = atomic_load(&o->lookup);
+	char subject[AUTHAPI_ADDR_MAX + 1], why[AUTHAPI_ADDR_MAX + 64];
+	const char *bad;
+	size_t len = 0;
+	char *buf;
+
+	if (objsrv_lookup_subject(c, subject, sizeof(subject), &bad) == -1)
+		return objsrv_error(o, c, MHD_HTTP_BAD_REQUEST, bad);
+	buf = fn != NULL ? fn(o->metrics_arg, subject, &len) : NULL;
+	if (buf == NULL) {
+		snprintf(why, sizeof(why), "this peer mirrors no signed "
+			 "answer for %s", subject);
+		return objsrv_error(o, c, MHD_HTTP_NOT_FOUND, why);
+	}
+	return objsrv_reply_buffer(c, buf, len, "application/json");
+}
+
 static enum MHD_Result
 objsrv_handle(void *cls, struct MHD_Connection *c, const char *url,
 	      const char *method, const char *version, const char *upload,
@@ -548,6 +605,8 @@ objsrv_handle(void *cls, struct MHD_Connection *c, const char *url,
 		return objsrv_reply_text(c, MHD_HTTP_OK, "ok\n", "text/plain");
 	if (strcmp(url, "/status") == 0)
 		return objsrv_status(o, c);
+	if (strcmp(url, "/v1/lookup") == 0)
+		return objsrv_lookup(o, c);
 	if (strcmp(url, "/") == 0 && atomic_load(&o->status) != NULL)
 		return objsrv_reply_text(c, MHD_HTTP_OK, peer_page,
 					 "text/html; charset=utf-8");

@@ -5,6 +5,10 @@
  * with the status and headers of the GET, without the body, and is never
  * told busy (503): it costs no upload.
  *
+ * A peer that mirrors the authority's signed lookup answers (fedfs/mirror.h)
+ * serves them at GET /v1/lookup?host=H&port=P, the authority's own path;
+ * 404 when it holds none for that service.
+ *
  * Only chunks in the store are served, looked up by hash: the path is
  * never used to build a file name, so nothing outside the store can be
  * reached.  Anything else is 404.
@@ -33,6 +37,17 @@ int objsrv_start(const char *listen, struct store *s,
  * reads it.  Until this is called, /status answers 404.
  */
 void objsrv_set_status(struct objsrv *o, objsrv_metrics_fn fn);
+
+/*
+ * The answer held for subject ("host:port"): a malloc'd buffer (*len
+ * bytes) the object server frees, or NULL if none.  arg: the metrics_arg
+ * given to objsrv_start.
+ */
+typedef char *(*objsrv_lookup_fn)(void *arg, const char *subject,
+				  size_t *len);
+
+/* Serve GET /v1/lookup from fn.  Until this is called, it answers 404. */
+void objsrv_set_lookup(struct objsrv *o, objsrv_lookup_fn fn);
 
 /* The port actually bound. */
 uint16_t objsrv_port(const struct objsrv *o);

@@ -88,6 +88,27 @@ free_port() {
 	done
 }
 
+# serve_file PORT FILE: a server on 127.0.0.1:PORT answering every GET
+# with 200 and FILE's bytes as they are now (JSON), killed at exit: a
+# replaying man in the middle, or a lying peer.
+serve_file() {
+	python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = open(sys.argv[2], "rb").read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+' "$1" "$2" &
+	on_exit "kill $!"
+}
+
 # The database for an authority in DIR, into $AUTH_DB: DIR/auth.db, or
 # with FED_TEST_STORE=postgres a fresh database on the server at
 # $FED_TEST_PG (tests/run.sh starts one), dropped at exit.  A restart in

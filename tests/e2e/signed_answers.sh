@@ -100,21 +100,7 @@ check "so is an unsigned DNS fallback (no downgrade to DNS)" \
 
 # ---- a replay: a server in the middle answers what it saved ----
 replay_port=$(free_port)
-python3 -c '
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = open(sys.argv[2], "rb").read()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-' "$replay_port" "$d/serve.json" &
-on_exit "kill $!"
+serve_file "$replay_port" "$d/serve.json"
 REPLAY=http://127.0.0.1:$replay_port
 curl -fsS "$SIGNED$LOOKUP" >"$d/saved.json"
 cp "$d/saved.json" "$d/serve.json"
