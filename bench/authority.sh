@@ -22,7 +22,9 @@
 # store (bench/authority_write.c: signed, each a durable commit); and the
 # seconds from the primary's kill -9, through the standby's promotion, to
 # the first write acknowledged.  Goal: lookups on PostgreSQL >= 0.8x
-# SQLite's.  Set FED_BENCH_NO_PG=1 to skip it.
+# SQLite's.  Set FED_BENCH_NO_PG=1 to skip it.  A row with --key (issue
+# 21: answers signed by the authority) against the unsigned one; goal
+# >= 0.8x.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SERVICES=${1:-10000}
@@ -148,6 +150,18 @@ lookups() {
 	stop_server one
 }
 
+# signed DB -> "req/s p99": lookups with --key (issue 21): each cached
+# answer is signed once, when it is computed, not per request
+signed() {
+	local a b
+	start_server s "$1" --key "$work/authority.key"
+	check_lookup "$url_s"
+	warm "$url_s"
+	a=$(run lookup "$url_s"); b=$(run lookup "$url_s")
+	stop_server s
+	printf '%s\n%s\n' "$a" "$b" | best
+}
+
 # two DB -> "req/s p99": two authorities on DB, one wrk each at once (half
 # the connections each), the rates summed, the worse p99
 two() {
@@ -206,10 +220,12 @@ failover() {
 "$ROOT/bin/fed" keygen -o "$work/admin.key" >/dev/null
 "$ROOT/bin/fed" pubkey "$work/admin.key" >"$work/admin.pub"
 "$ROOT/bin/fed" keygen -o "$work/owner.key" >/dev/null
+"$ROOT/bin/fed" keygen -o "$work/authority.key" >/dev/null
 
 load "$work/a.db"
 lookups "$work/a.db"
 sq_h=$h sq_l=$l sq_u=$u
+sq_s=$(signed "$work/a.db")
 sq_w=$(writes "$work/w.db")
 
 pg=
@@ -235,6 +251,7 @@ printf '%-40s %12s %10s\n' endpoint "requests/s" "p99 ms"
 row "/healthz (SQLite)" "$sq_h"
 row "/v1/lookup (SQLite)" "$sq_l"
 row "/v1/lookup (SQLite, no cache)" "$sq_u" "every lookup asks SQLite"
+row "/v1/lookup (SQLite, signed answers)" "$sq_s" "--key: signed once per change"
 if [ -n "$pg" ]; then
 	row "/healthz (PostgreSQL)" "$pg_h"
 	row "/v1/lookup (PostgreSQL)" "$pg_l"
@@ -245,6 +262,8 @@ read -r hr _ <<<"$sq_h"
 read -r lr _ <<<"$sq_l"
 read -r su _ <<<"$sq_u"
 echo "lookups: $(echo "scale=1; 100 * $lr / $hr" | bc -l)% of /healthz (goal >= 80%), $(printf '%.0f' "$lr")/s (goal >= 20000/s)"
+read -r sr _ <<<"$sq_s"
+echo "signed lookups: $(echo "scale=2; $sr / $lr" | bc -l)x unsigned (goal >= 0.8x)"
 echo "commitments written, SQLite: $sq_w"
 if [ -n "$pg" ]; then
 	read -r pr _ <<<"$pg_l"
