@@ -34,6 +34,8 @@ static const char *const route_names[ROUTE_COUNT] = {
 	[ROUTE_LOOKUP] = "/v1/lookup",
 	[ROUTE_SERVICE_PEERS] = "/v1/services/{service}/peers",
 	[ROUTE_REPORTS] = "/v1/reports",
+	[ROUTE_KEYS] = "/v1/keys",
+	[ROUTE_KEY] = "/v1/keys/{key}",
 	[ROUTE_UNKNOWN] = "unknown",
 };
 
