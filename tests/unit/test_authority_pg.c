@@ -72,12 +72,31 @@ Test(authority_pg, a_database_of_a_newer_schema_is_refused)
 	cr_assert_not_null(st, "%s", e.msg);
 	cr_assert_str_eq(authstore_engine(st), "postgresql");
 	authstore_close(st);
-	cr_assert_eq(pg_value(db, "SELECT version FROM fed_schema"), 1);
+	cr_assert_eq(pg_value(db, "SELECT version FROM fed_schema"), 2);
 
 	pgfix_exec(db, "UPDATE fed_schema SET version = 99");
 	cr_assert_null(authstore_open(db, &e));
 	cr_assert(strstr(e.msg, "newer than this program") != NULL, "%s",
 		  e.msg);
+	pgfix_db_drop(db);
+	free(db);
+}
+
+Test(authority_pg, a_database_of_schema_1_gets_the_key_changes)
+{
+	char *db = pgfix_db_new();
+	struct authstore *st;
+	struct err e;
+
+	st = authstore_open(db, &e);
+	cr_assert_not_null(st, "%s", e.msg);
+	authstore_close(st);
+	pgfix_exec(db, "DROP TABLE key_changes; UPDATE fed_schema SET version = 1");
+	st = authstore_open(db, &e);
+	cr_assert_not_null(st, "%s", e.msg);
+	authstore_close(st);
+	cr_assert_eq(pg_value(db, "SELECT version FROM fed_schema"), 2);
+	cr_assert_eq(pg_value(db, "SELECT count(*) FROM key_changes"), 0);
 	pgfix_db_drop(db);
 	free(db);
 }
