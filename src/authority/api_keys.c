@@ -13,8 +13,9 @@
  *
  * The chain.  A key changes at most once (table key_changes): rotated to a
  * successor, or revoked and later, once, confirmed to one.  A successor
- * must be a key that never changed, so the chain has no loop and ends at
- * the current key (or at a revoked key awaiting its confirmation).
+ * must be a key that never changed nor succeeded another, so the chain is
+ * a line with no loop, and ends at the current key (or at a revoked key
+ * awaiting its confirmation).
  * Services follow the chain: a rotation or confirmation makes the
  * successor own every service the old key owned, in the same transaction
  * that records it; so services.owner is always the chain's end.
@@ -246,7 +247,8 @@ keys_verify(struct reply *r, const struct keys_post *p, const char *pub,
 			  what, pub);
 }
 
-/* A successor must be a key that never changed (409). */
+/* A successor must be a key that never changed nor succeeded another
+ * (409): the chain is a line, each key with one predecessor at most. */
 static int
 keys_check_fresh(struct call *c, struct reply *r, const char *key)
 {
@@ -259,6 +261,11 @@ keys_check_fresh(struct call *c, struct reply *r, const char *key)
 	if (rc == 1)
 		return call_error(r, 409, "key %s was itself %s: a successor "
 				  "must be a fresh key", key, k.kind);
+	if ((rc = authstore_key_change_to(c->a->store, key, &k, &e)) == -1)
+		return call_store_error(r, &e);
+	if (rc == 1)
+		return call_error(r, 409, "key %s already succeeds %s: a key "
+				  "succeeds one key only", key, k.key);
 	if (c->a->cfg.has_admin && strcmp(key, c->a->admin_hex) == 0)
 		return call_error(r, 409, "the admin key cannot own services");
 	return 0;

@@ -217,7 +217,7 @@ Test(keys, a_rotation_not_by_the_keys_holder_is_refused)
 
 Test(keys, a_key_changes_only_once)
 {
-	struct tkey next, other;
+	struct tkey next, other, third;
 	struct keyrec r;
 	json_t *body, *reply;
 	struct err e;
@@ -242,6 +242,11 @@ Test(keys, a_key_changes_only_once)
 	r = rec(KEYREC_ROTATION, &next, &W.owner);
 	st = post_rec(&r, &next, &W.owner, &next, &reply);
 	af_expect(st, reply, 409, "was itself rotated");
+	/* a key succeeds one key only */
+	fresh(&third, "10.0.0.8:7000");
+	r = rec(KEYREC_ROTATION, &third, &next);
+	st = post_rec(&r, &third, &next, &third, &reply);
+	af_expect(st, reply, 409, "already succeeds");
 	/* the admin revokes the key that holds the services, not the old */
 	r = rec(KEYREC_REVOCATION, &W.owner, NULL);
 	st = post_rec(&r, &F.admin, NULL, &F.admin, &reply);
