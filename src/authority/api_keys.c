@@ -41,6 +41,9 @@
 #include "common/timefmt.h"
 
 #define KEYS_CHAIN_MAX 64	/* links shown by GET /v1/keys/<key> */
+/* links followed to the chain's end: it has no loop (a successor is a key
+ * that never changed), so this only bounds a store gone wrong */
+#define KEYS_WALK_MAX 4096
 
 /* ---- what the other handlers ask ---- */
 
@@ -141,17 +144,19 @@ keys_walk(struct authority *a, const char *key, json_t *chain,
 	int rc, n;
 
 	snprintf(current, AUTHSTORE_HEX, "%s", key);
-	for (n = 0; n < KEYS_CHAIN_MAX; n++) {
+	for (n = 0; n < KEYS_WALK_MAX; n++) {
 		if ((rc = authstore_key_change_get(a->store, current, &k,
 						   e)) != 1)
 			return rc;
-		if (json_array_append_new(chain, keys_change_json(&k)) == -1)
+		if (n < KEYS_CHAIN_MAX &&
+		    json_array_append_new(chain, keys_change_json(&k)) == -1)
 			return err_set(e, "out of memory");
 		snprintf(current, AUTHSTORE_HEX, "%s", k.successor);
 		if (current[0] == '\0')
 			return 0;
 	}
-	return 0;
+	return err_set(e, "store: the chain from %s is longer than %d keys",
+		       key, KEYS_WALK_MAX);
 }
 
 /* The view of key (new reference), or NULL with e set. */
