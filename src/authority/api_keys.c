@@ -322,31 +322,47 @@ keys_check_unchanged(struct call *c, struct reply *r,
 			  p->rec.old, why);
 }
 
-/* Record k and hand its services to k->successor (if any), then commit
- * and answer.  Inside the transaction. */
+/* Make the change p says of p->rec.old, kind "rotated" (to p->rec.new_)
+ * or "revoked": in one transaction, refuse a key that changed already (or
+ * answer 200 if it is this very record again), record it, hand the
+ * services to the successor if there is one, commit and answer 201. */
 static void
-keys_apply(struct call *c, struct reply *r, const struct authstore_key_change *k)
+keys_change(struct call *c, struct reply *r, const struct keys_post *p,
+	    const char *kind)
 {
+	struct authstore_key_change k;
 	struct err e;
+	bool retry;
 
-	if (authstore_key_change_add(c->a->store, k, &e) == -1 ||
-	    (k->successor[0] &&
-	     authstore_services_transfer(c->a->store, k->key, k->successor,
+	if (call_begin(c, r) == -1)
+		return;
+	if (keys_check_unchanged(c, r, p, &retry) == -1 ||
+	    (!retry && p->rec.new_[0] &&
+	     keys_check_fresh(c, r, p->rec.new_) == -1)) {
+		call_rollback(c);
+		return;
+	}
+	if (retry) {
+		if (call_commit(c, r) == 0)
+			keys_reply(c, r, 200, p->rec.old);
+		return;
+	}
+	keys_change_fill(c, p, kind, &k);
+	if (authstore_key_change_add(c->a->store, &k, &e) == -1 ||
+	    (k.successor[0] &&
+	     authstore_services_transfer(c->a->store, k.key, k.successor,
 					 &e) == -1)) {
 		call_rollback(c);
 		call_store_error(r, &e);
 		return;
 	}
 	if (call_commit(c, r) == 0)
-		keys_reply(c, r, 201, k->key);
+		keys_reply(c, r, 201, k.key);
 }
 
 static void
 keys_rotate(struct call *c, struct reply *r, const struct keys_post *p)
 {
-	struct authstore_key_change k;
-	bool retry;
-
 	if (strcmp(c->signer, p->rec.old) != 0) {
 		call_error(r, 403, "the request is signed by %s but the record "
 			   "rotates %s: only a key's holder may rotate it",
@@ -360,29 +376,14 @@ keys_rotate(struct call *c, struct reply *r, const struct keys_post *p)
 		return;
 	}
 	if (keys_verify(r, p, p->rec.old, p->body.sig, "the old key") == -1 ||
-	    keys_verify(r, p, p->rec.new_, p->body.new_sig, "the new key") == -1 ||
-	    call_begin(c, r) == -1)
+	    keys_verify(r, p, p->rec.new_, p->body.new_sig, "the new key") == -1)
 		return;
-	if (keys_check_unchanged(c, r, p, &retry) == -1 ||
-	    (!retry && keys_check_fresh(c, r, p->rec.new_) == -1)) {
-		call_rollback(c);
-		return;
-	}
-	if (retry) {
-		if (call_commit(c, r) == 0)
-			keys_reply(c, r, 200, p->rec.old);
-		return;
-	}
-	keys_change_fill(c, p, "rotated", &k);
-	keys_apply(c, r, &k);
+	keys_change(c, r, p, "rotated");
 }
 
 static void
 keys_revoke(struct call *c, struct reply *r, const struct keys_post *p)
 {
-	struct authstore_key_change k;
-	bool retry;
-
 	if (keys_admin(c, r) == -1 ||
 	    keys_verify(r, p, c->a->admin_hex, p->body.sig, "the admin") == -1)
 		return;
@@ -390,19 +391,7 @@ keys_revoke(struct call *c, struct reply *r, const struct keys_post *p)
 		call_error(r, 400, "the admin key cannot be revoked this way");
 		return;
 	}
-	if (call_begin(c, r) == -1)
-		return;
-	if (keys_check_unchanged(c, r, p, &retry) == -1) {
-		call_rollback(c);
-		return;
-	}
-	if (retry) {
-		if (call_commit(c, r) == 0)
-			keys_reply(c, r, 200, p->rec.old);
-		return;
-	}
-	keys_change_fill(c, p, "revoked", &k);
-	keys_apply(c, r, &k);
+	keys_change(c, r, p, "revoked");
 }
 
 /* Inside the transaction: p->rec.old must be revoked without a successor
