@@ -380,6 +380,8 @@ int authstore_services_transfer(struct authstore *st, const char *from,
 struct authstore_counts {
 	int64_t peers, trusted, revoked, services, snapshots;
 	int64_t commitments, commitments_up, holdings, reports;
+	/* owner keys rotated, revoked, and revoked awaiting a successor */
+	int64_t keys_rotated, keys_revoked, keys_frozen;
 };
 int authstore_counts(struct authstore *st, struct authstore_counts *c, struct err *e);
 

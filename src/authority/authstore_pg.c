@@ -359,7 +359,11 @@ static const char *const pg_sql[S_COUNT] = {
 	    " (SELECT count(*) FROM commitments),"
 	    " (SELECT count(*) FROM commitments WHERE up = 1),"
 	    " (SELECT count(*) FROM holdings),"
-	    " (SELECT count(*) FROM reports)",
+	    " (SELECT count(*) FROM reports),"
+	    " (SELECT count(*) FROM key_changes WHERE kind = 'rotated'),"
+	    " (SELECT count(*) FROM key_changes WHERE kind = 'revoked'),"
+	    " (SELECT count(*) FROM key_changes WHERE kind = 'revoked'"
+	    " AND successor IS NULL)",
 	[S_LAST_SEEN] = "SELECT GREATEST("
 	    "COALESCE((SELECT max(updated) FROM peers), 0),"
 	    " COALESCE((SELECT max(updated) FROM commitments), 0))",
@@ -1891,6 +1895,9 @@ pg_counts(struct authstore *st, struct authstore_counts *c, struct err *e)
 	c->commitments_up = col_int(r, 0, 6);
 	c->holdings = col_int(r, 0, 7);
 	c->reports = col_int(r, 0, 8);
+	c->keys_rotated = col_int(r, 0, 9);
+	c->keys_revoked = col_int(r, 0, 10);
+	c->keys_frozen = col_int(r, 0, 11);
 	PQclear(r);
 	return 0;
 }

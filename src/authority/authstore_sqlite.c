@@ -356,7 +356,11 @@ static const char *const authstore_sql[S_COUNT] = {
 	    " (SELECT count(*) FROM commitments),"
 	    " (SELECT count(*) FROM commitments WHERE up = 1),"
 	    " (SELECT count(*) FROM holdings),"
-	    " (SELECT count(*) FROM reports)",
+	    " (SELECT count(*) FROM reports),"
+	    " (SELECT count(*) FROM key_changes WHERE kind = 'rotated'),"
+	    " (SELECT count(*) FROM key_changes WHERE kind = 'revoked'),"
+	    " (SELECT count(*) FROM key_changes WHERE kind = 'revoked'"
+	    " AND successor IS NULL)",
 	/* about when the authority last ran: its latest refresh taken */
 	[S_LAST_SEEN] = "SELECT max(COALESCE((SELECT max(updated) FROM peers), 0),"
 	    " COALESCE((SELECT max(updated) FROM commitments), 0))",
@@ -1717,6 +1721,9 @@ sq_counts(struct authstore *st, struct authstore_counts *c, struct err *e)
 	c->commitments_up = sqlite3_column_int64(s, 6);
 	c->holdings = sqlite3_column_int64(s, 7);
 	c->reports = sqlite3_column_int64(s, 8);
+	c->keys_rotated = sqlite3_column_int64(s, 9);
+	c->keys_revoked = sqlite3_column_int64(s, 10);
+	c->keys_frozen = sqlite3_column_int64(s, 11);
 	authstore_done(s);
 	return 0;
 }

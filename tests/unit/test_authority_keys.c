@@ -365,6 +365,18 @@ Test(keys, a_revocation_freezes_the_keys_services)
 	r = rec(KEYREC_ROTATION, &W.owner, &next);
 	st = post_rec(&r, &W.owner, &next, &W.owner, &reply);
 	af_expect(st, reply, 409, "was revoked");
+	/* /metrics counts it */
+	{
+		char *text;
+
+		cr_assert_eq(af_raw(&F, "GET", "/metrics", NULL, 0, NULL,
+				    &text), 200);
+		cr_expect(strstr(text, "fed_authority_owner_keys_frozen 1\n")
+			  != NULL, "%s", text);
+		cr_expect(strstr(text, "fed_authority_owner_keys_revoked 1\n")
+			  != NULL);
+		free(text);
+	}
 	/* what was served goes on being served */
 	st = af_lookup(&F, HOST, 80, &reply);
 	cr_expect_eq(st, 200);
