@@ -5,9 +5,10 @@
  *
  * The input is one request body.  It goes through authapi_parse_object()
  * exactly as the server does, then through every body parser in turn
- * (register, trust, announce, commit, serving, report, bad_chunk) and the
- * lookup parser; an announcement that parses also goes through
- * fedsnap_check_signed_manifest(), as the handler does next.
+ * (register, trust, announce, commit, serving, report, bad_chunk, key
+ * record) and the lookup parser; an announcement that parses also goes
+ * through fedsnap_check_signed_manifest(), as the handler does next, and a
+ * key record's body through keyrec_parse().
  *
  * Checked after each run:
  *  - a refusal leaves one non-empty line in the error;
@@ -27,6 +28,7 @@
 #include "common/authapi.h"
 #include "common/fedsnap.h"
 #include "common/hex.h"
+#include "common/keyrec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,6 +45,37 @@ fuzz_check_refusal(const char *who, const struct err *e)
 {
 	if (e->msg[0] == '\0' || strchr(e->msg, '\n') != NULL)
 		fuzz_fail(who, "bad error message");
+}
+
+/* POST /v1/keys: what keyrec_parse accepts is canonical, its own bytes. */
+static void
+fuzz_keyrec(const json_t *j)
+{
+	struct keyrec_body b;
+	struct keyrec r;
+	struct err e;
+	size_t len;
+	char *again;
+
+	e.msg[0] = '\0';
+	if (keyrec_body_parse(j, &b, &e) != 0) {
+		fuzz_check_refusal("key body", &e);
+		return;
+	}
+	e.msg[0] = '\0';
+	if (keyrec_parse(b.record, b.record_len, &r, &e) != 0) {
+		fuzz_check_refusal("key record", &e);
+		return;
+	}
+	if (!hex_is_sha256(r.old) ||
+	    (r.type != KEYREC_REVOCATION &&
+	     (!hex_is_sha256(r.new_) || strcmp(r.old, r.new_) == 0)))
+		fuzz_fail("key record", "accepted a bad key");
+	if ((again = keyrec_encode(&r, &len, &e)) == NULL)
+		return;
+	if (len != b.record_len || memcmp(again, b.record, len) != 0)
+		fuzz_fail("key record", "accepted a non-canonical record");
+	free(again);
 }
 
 static void
@@ -174,6 +207,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!json_is_object(j))
 		fuzz_fail("parse", "accepted a non-object");
 	fuzz_parsers(j);
+	fuzz_keyrec(j);
 	json_decref(j);
 	return 0;
 }

@@ -119,7 +119,7 @@ run_e2e() {
 # The end-to-end tests of the authority's behaviour again, on PostgreSQL
 # (tests/e2e/lib.sh makes each authority a database; federation.sh runs
 # the cluster's authority on a primary and standby, and fails it over).
-E2E_PG="authority_failover liveness federation"
+E2E_PG="authority_failover liveness federation key_rotation"
 run_e2e_pg() {
 	local name
 	pg_start || return

@@ -47,6 +47,8 @@ api_reports_post(struct call *c, struct reply *r)
 		call_error(r, 404, "unknown service %s", service);
 		return;
 	}
+	if (keys_check_signer(c, r) == -1)
+		return;
 	if (strcmp(sv.owner, c->signer) != 0) {
 		call_error(r, 403, "only the owner of %s may report its "
 			   "peers", service);

@@ -11,8 +11,10 @@
  *   the manifest parses, is canonical and its owner signed it      (422)
  *   the request is signed by the manifest's owner                  (403)
  *   the owner is a registered peer                                 (403)
+ *   the owner's key was not rotated nor revoked (api_keys.c)       (403)
  *   base and kernel are trusted, of that kind, not revoked         (422)
  *   the service host:port is not owned by another key              (403)
+ *   nor frozen: owned by a revoked key awaiting its successor      (403)
  *   its version is greater than the newest of the service          (409)
  *   a new service fits the owner's publish allowance               (403)
  * The same manifest announced again is answered 200 with the entry, so a
@@ -155,6 +157,10 @@ api_snapshots_post(struct call *c, struct reply *r)
 	if ((existing = authstore_snapshot_get(c->a->store, n.id, &old, false,
 					   &e)) == -1)
 		goto authstore_bad;
+	if (keys_check_signer(c, r) == -1) {
+		call_rollback(c);
+		goto done;
+	}
 	if (existing == 1) {
 		/* The very same manifest: a retry.  Record the signature. */
 		if (call_commit(c, r) == 0)
@@ -164,6 +170,10 @@ api_snapshots_post(struct call *c, struct reply *r)
 	if ((rc = authstore_service_get(c->a->store, m.host, m.port, &sv,
 				    &e)) == -1)
 		goto authstore_bad;
+	if (rc == 1 && keys_check_service(c, r, &sv) == -1) {
+		call_rollback(c);
+		goto done;
+	}
 	if (rc == 1 && strcmp(sv.owner, c->signer) != 0) {
 		call_rollback(c);
 		call_error(r, 403, "service %s:%u is owned by another key "

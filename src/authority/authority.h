@@ -15,7 +15,7 @@
  *   sign.c          signed lookup and sources answers (--key): versions
  *   api_*.c         one file per resource: peers, trusted, snapshots,
  *                   commitments (and sources), lookup (and services),
- *                   reports
+ *                   reports, owner keys (api_keys.c)
  *   authstore.h     the engine-neutral store, authstore_sqlite.c its engine
  *
  * This header holds the types they share; the public part for main() and
@@ -181,6 +181,7 @@ enum route_id {
 	ROUTE_COMMITMENTS, ROUTE_COMMITMENT,
 	ROUTE_LOOKUP, ROUTE_SERVICE_PEERS,
 	ROUTE_REPORTS,
+	ROUTE_KEYS, ROUTE_KEY,
 	ROUTE_UNKNOWN,
 	ROUTE_COUNT
 };
@@ -371,6 +372,16 @@ void api_commitment_delete(struct call *c, struct reply *r);
 void api_lookup(struct call *c, struct reply *r);
 void api_service_peers(struct call *c, struct reply *r);
 void api_reports_post(struct call *c, struct reply *r);
+/* Owner keys (api_keys.c): POST /v1/keys, GET /v1/keys/<key>. */
+void api_keys_post(struct call *c, struct reply *r);
+void api_key_get(struct call *c, struct reply *r);
+/* The signer may act as an owner: not rotated nor revoked (403 naming its
+ * successor).  Returns 0 or -1 with the refusal in r. */
+int keys_check_signer(struct call *c, struct reply *r);
+/* The service may change: its owner is not revoked awaiting a successor
+ * (403: frozen).  Returns 0 or -1 with the refusal in r. */
+int keys_check_service(struct call *c, struct reply *r,
+		       const struct authstore_service *sv);
 /* The "bad_chunk" kind of report (api_bad_chunks.c), after call_body. */
 void api_reports_bad_chunk(struct call *c, struct reply *r);
 

@@ -365,6 +365,48 @@ authstore_lookup(struct authstore *st, const char *host, uint16_t port,
 }
 
 int
+authstore_key_change_get(struct authstore *st, const char *key,
+			 struct authstore_key_change *k, struct err *e)
+{
+	authstore_down = false;
+	return st->ops->key_change_get(st, key, k, e);
+}
+
+int
+authstore_key_change_to(struct authstore *st, const char *key,
+			struct authstore_key_change *k, struct err *e)
+{
+	authstore_down = false;
+	return st->ops->key_change_to(st, key, k, e);
+}
+
+int
+authstore_key_change_add(struct authstore *st,
+			 const struct authstore_key_change *k, struct err *e)
+{
+	authstore_down = false;
+	return st->ops->key_change_add(st, k, e);
+}
+
+int
+authstore_key_confirm(struct authstore *st, const char *key,
+		      const char *successor, const char *record,
+		      const char *signature, int64_t at, struct err *e)
+{
+	authstore_down = false;
+	return st->ops->key_confirm(st, key, successor, record, signature, at,
+				    e);
+}
+
+int
+authstore_services_transfer(struct authstore *st, const char *from,
+			    const char *to, struct err *e)
+{
+	authstore_down = false;
+	return st->ops->services_transfer(st, from, to, e);
+}
+
+int
 authstore_counts(struct authstore *st, struct authstore_counts *c,
 		 struct err *e)
 {

@@ -23,6 +23,9 @@
  *               hashes, time: peer was caught serving bad bytes of that
  *               object; it is no longer among its sources
  *   seen sig    signature -> expiry (replay protection across restarts)
+ *   key change  owner key -> rotated (to a successor) or revoked (a
+ *               successor once the admin confirms one), with the signed
+ *               records that said so: the chain of an owner's keys
  *
  * Threads: every function may be called from any thread; each thread gets
  * its own connection to the engine.  A change is made between authstore_begin()
@@ -329,11 +332,56 @@ int authstore_lookup(struct authstore *st, const char *host, uint16_t port,
 			   uint16_t port),
 		 void *arg, struct err *e);
 
+/* ---- owner keys: rotations, revocations, confirmations ---- */
+
+#define AUTHSTORE_KEYREC_MAX 512	/* = KEYREC_MAX (common/keyrec.h) */
+#define AUTHSTORE_SIG_HEX (2 * ED25519_SIG_LEN + 1)
+
+/* What happened to one key.  A key changes at most once: rotated by its
+ * holder, or revoked by the admin (and then, once, confirmed: a successor
+ * named by the admin).  successor is "" while a revoked key has none. */
+struct authstore_key_change {
+	char key[AUTHSTORE_HEX];
+	char kind[8];				/* "rotated" or "revoked" */
+	char successor[AUTHSTORE_HEX];
+	char record[AUTHSTORE_KEYREC_MAX + 1];	/* rotation or revocation */
+	char signature[AUTHSTORE_SIG_HEX];	/* by key, or the admin */
+	char new_signature[AUTHSTORE_SIG_HEX];	/* by successor; "" revoked */
+	int64_t at;
+	char confirm_record[AUTHSTORE_KEYREC_MAX + 1];	/* "" until then */
+	char confirm_signature[AUTHSTORE_SIG_HEX];
+	int64_t confirmed_at;			/* 0 until then */
+};
+
+/* The change of key (1), none (0), or -1. */
+int authstore_key_change_get(struct authstore *st, const char *key,
+			     struct authstore_key_change *k, struct err *e);
+/* The change whose successor is key: who it succeeded (1), none (0). */
+int authstore_key_change_to(struct authstore *st, const char *key,
+			    struct authstore_key_change *k, struct err *e);
+/* Record a rotation or revocation (inside a transaction; the confirm_*
+ * fields are ignored).  A key already changed is a store error: check
+ * first. */
+int authstore_key_change_add(struct authstore *st,
+			     const struct authstore_key_change *k,
+			     struct err *e);
+/* Name the successor of a revoked key that has none (inside a
+ * transaction).  Returns 1 if done, 0 if key is not revoked or has one. */
+int authstore_key_confirm(struct authstore *st, const char *key,
+			  const char *successor, const char *record,
+			  const char *signature, int64_t at, struct err *e);
+/* Every service owned by from is owned by to (inside a transaction).
+ * Returns how many, or -1. */
+int authstore_services_transfer(struct authstore *st, const char *from,
+				const char *to, struct err *e);
+
 /* ---- counts (for /metrics) ---- */
 
 struct authstore_counts {
 	int64_t peers, trusted, revoked, services, snapshots;
 	int64_t commitments, commitments_up, holdings, reports;
+	/* owner keys rotated, revoked, and revoked awaiting a successor */
+	int64_t keys_rotated, keys_revoked, keys_frozen;
 };
 int authstore_counts(struct authstore *st, struct authstore_counts *c, struct err *e);
 

@@ -94,6 +94,17 @@ struct authstore_ops {
 	int (*lookup)(struct authstore *st, const char *host, uint16_t port,
 		int (*cb)(void *arg, const char *peer, const char *addr,
 		uint16_t port), void *arg, struct err *e);
+	int (*key_change_get)(struct authstore *st, const char *key,
+		struct authstore_key_change *k, struct err *e);
+	int (*key_change_to)(struct authstore *st, const char *key,
+		struct authstore_key_change *k, struct err *e);
+	int (*key_change_add)(struct authstore *st,
+		const struct authstore_key_change *k, struct err *e);
+	int (*key_confirm)(struct authstore *st, const char *key,
+		const char *successor, const char *record,
+		const char *signature, int64_t at, struct err *e);
+	int (*services_transfer)(struct authstore *st, const char *from,
+		const char *to, struct err *e);
 	int (*counts)(struct authstore *st, struct authstore_counts *c,
 		struct err *e);
 	int64_t (*last_seen)(struct authstore *st, struct err *e);

@@ -154,6 +154,19 @@ static const char *const pg_migrations[] = {
 	"  received " T " NOT NULL,"
 	"  at BIGINT NOT NULL,"
 	"  UNIQUE (sha256, peer, reporter));",
+	/* 1 -> 2: owner keys rotated or revoked (SQLite's schema 5) */
+	"CREATE TABLE key_changes("
+	"  key " T " PRIMARY KEY,"
+	"  kind " T " NOT NULL CHECK (kind IN ('rotated', 'revoked')),"
+	"  successor " T ","
+	"  record TEXT NOT NULL,"
+	"  signature " T " NOT NULL,"
+	"  new_signature " T " NOT NULL DEFAULT '',"
+	"  at BIGINT NOT NULL,"
+	"  confirm_record TEXT NOT NULL DEFAULT '',"
+	"  confirm_signature " T " NOT NULL DEFAULT '',"
+	"  confirmed_at BIGINT NOT NULL DEFAULT 0);"
+	"CREATE UNIQUE INDEX key_changes_successor ON key_changes(successor);",
 };
 #define PG_SCHEMA_VERSION \
 	((int)(sizeof(pg_migrations) / sizeof(pg_migrations[0])))
@@ -176,9 +189,15 @@ enum pg_stmt_id {
 	S_HOLD_GET, S_HOLD_PUT, S_HOLD_DELETE,
 	S_SOURCES_SNAP, S_SOURCES_OBJ,
 	S_LOOKUP,
+	S_KEY_GET, S_KEY_TO, S_KEY_ADD, S_KEY_CONFIRM, S_SERVICES_TRANSFER,
 	S_COUNTS, S_LAST_SEEN,
 	S_COUNT
 };
+
+#define KEY_COLUMNS \
+	"key, kind, COALESCE(successor, ''), record, signature, " \
+	"new_signature, at, confirm_record, confirm_signature, confirmed_at"
+
 
 #define SNAP_COLUMNS \
 	"n.id, n.service, s.host, s.port, n.owner, n.version, n.base, " \
@@ -321,6 +340,17 @@ static const char *const pg_sql[S_COUNT] = {
 	    "AND NOT EXISTS (SELECT 1 FROM trusted t WHERE t.sha256 IN "
 	    "(n.base, n.kernel) AND t.revoked <> 0) "
 	    "WHERE s.host = $1 AND s.port = $2 ORDER BY c.peer",
+	[S_KEY_GET] = "SELECT " KEY_COLUMNS " FROM key_changes WHERE key = $1",
+	[S_KEY_TO] = "SELECT " KEY_COLUMNS " FROM key_changes "
+	    "WHERE successor = $1",
+	[S_KEY_ADD] = "INSERT INTO key_changes(key, kind, successor, record, "
+	    "signature, new_signature, at) VALUES ($1, $2, NULLIF($3, ''), "
+	    "$4, $5, $6, $7)",
+	[S_KEY_CONFIRM] = "UPDATE key_changes SET successor = $2, "
+	    "confirm_record = $3, confirm_signature = $4, confirmed_at = $5 "
+	    "WHERE key = $1 AND kind = 'revoked' AND successor IS NULL",
+	[S_SERVICES_TRANSFER] = "UPDATE services SET owner = $2 "
+	    "WHERE owner = $1",
 	[S_COUNTS] = "SELECT (SELECT count(*) FROM peers),"
 	    " (SELECT count(*) FROM trusted),"
 	    " (SELECT count(*) FROM trusted WHERE revoked <> 0),"
@@ -329,7 +359,11 @@ static const char *const pg_sql[S_COUNT] = {
 	    " (SELECT count(*) FROM commitments),"
 	    " (SELECT count(*) FROM commitments WHERE up = 1),"
 	    " (SELECT count(*) FROM holdings),"
-	    " (SELECT count(*) FROM reports)",
+	    " (SELECT count(*) FROM reports),"
+	    " (SELECT count(*) FROM key_changes WHERE kind = 'rotated'),"
+	    " (SELECT count(*) FROM key_changes WHERE kind = 'revoked'),"
+	    " (SELECT count(*) FROM key_changes WHERE kind = 'revoked'"
+	    " AND successor IS NULL)",
 	[S_LAST_SEEN] = "SELECT GREATEST("
 	    "COALESCE((SELECT max(updated) FROM peers), 0),"
 	    " COALESCE((SELECT max(updated) FROM commitments), 0))",
@@ -1747,6 +1781,104 @@ pg_last_seen(struct authstore *st, struct err *e)
 	return v;
 }
 
+/* ---- owner keys ---- */
+
+/* The first row of r (if any) into k: 1 or 0. */
+static int
+pg_key_row(const PGresult *r, struct authstore_key_change *k)
+{
+	if (PQntuples(r) == 0)
+		return 0;
+	memset(k, 0, sizeof(*k));
+	col_text(r, 0, 0, k->key, sizeof(k->key));
+	col_text(r, 0, 1, k->kind, sizeof(k->kind));
+	col_text(r, 0, 2, k->successor, sizeof(k->successor));
+	col_text(r, 0, 3, k->record, sizeof(k->record));
+	col_text(r, 0, 4, k->signature, sizeof(k->signature));
+	col_text(r, 0, 5, k->new_signature, sizeof(k->new_signature));
+	k->at = col_int(r, 0, 6);
+	col_text(r, 0, 7, k->confirm_record, sizeof(k->confirm_record));
+	col_text(r, 0, 8, k->confirm_signature, sizeof(k->confirm_signature));
+	k->confirmed_at = col_int(r, 0, 9);
+	return 1;
+}
+
+/* The row of statement id bound with key, into k: 1, 0 or -1. */
+static int
+pg_key_one(struct authstore *st, enum pg_stmt_id id, const char *key,
+	   struct authstore_key_change *k, struct err *e)
+{
+	struct pg_args a = { .n = 0 };
+	PGresult *r;
+	int found;
+
+	arg_text(&a, key);
+	if ((r = pg_do(st, id, &a, e)) == NULL)
+		return -1;
+	found = pg_key_row(r, k);
+	PQclear(r);
+	return found;
+}
+
+static int
+pg_key_change_get(struct authstore *st, const char *key,
+		  struct authstore_key_change *k, struct err *e)
+{
+	return pg_key_one(st, S_KEY_GET, key, k, e);
+}
+
+static int
+pg_key_change_to(struct authstore *st, const char *key,
+		 struct authstore_key_change *k, struct err *e)
+{
+	return pg_key_one(st, S_KEY_TO, key, k, e);
+}
+
+static int
+pg_key_change_add(struct authstore *st, const struct authstore_key_change *k,
+		  struct err *e)
+{
+	struct pg_args a = { .n = 0 };
+
+	arg_text(&a, k->key);
+	arg_text(&a, k->kind);
+	arg_text(&a, k->successor);
+	arg_text(&a, k->record);
+	arg_text(&a, k->signature);
+	arg_text(&a, k->new_signature);
+	arg_int(&a, k->at);
+	return pg_change(st, S_KEY_ADD, &a, e) == -1 ? -1 : 0;
+}
+
+static int
+pg_key_confirm(struct authstore *st, const char *key, const char *successor,
+	       const char *record, const char *signature, int64_t at,
+	       struct err *e)
+{
+	struct pg_args a = { .n = 0 };
+	int n;
+
+	arg_text(&a, key);
+	arg_text(&a, successor);
+	arg_text(&a, record);
+	arg_text(&a, signature);
+	arg_int(&a, at);
+	if ((n = pg_change(st, S_KEY_CONFIRM, &a, e)) == -1)
+		return -1;
+	return n > 0;
+}
+
+static int
+pg_services_transfer(struct authstore *st, const char *from, const char *to,
+		     struct err *e)
+{
+	struct pg_args a = { .n = 0 };
+
+	arg_text(&a, from);
+	arg_text(&a, to);
+	return pg_change(st, S_SERVICES_TRANSFER, &a, e);
+}
+
 static int
 pg_counts(struct authstore *st, struct authstore_counts *c, struct err *e)
 {
@@ -1763,6 +1895,9 @@ pg_counts(struct authstore *st, struct authstore_counts *c, struct err *e)
 	c->commitments_up = col_int(r, 0, 6);
 	c->holdings = col_int(r, 0, 7);
 	c->reports = col_int(r, 0, 8);
+	c->keys_rotated = col_int(r, 0, 9);
+	c->keys_revoked = col_int(r, 0, 10);
+	c->keys_frozen = col_int(r, 0, 11);
 	PQclear(r);
 	return 0;
 }
@@ -1897,6 +2032,11 @@ const struct authstore_ops authstore_pg_ops = {
 	.holding_delete = pg_holding_delete,
 	.sources = pg_sources,
 	.lookup = pg_lookup,
+	.key_change_get = pg_key_change_get,
+	.key_change_to = pg_key_change_to,
+	.key_change_add = pg_key_change_add,
+	.key_confirm = pg_key_confirm,
+	.services_transfer = pg_services_transfer,
 	.counts = pg_counts,
 	.last_seen = pg_last_seen,
 	.where = pg_where,

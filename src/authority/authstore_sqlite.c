@@ -130,6 +130,22 @@ static const char *const authstore_migrations[] = {
 	"  UNIQUE (sha256, peer, reporter)"
 	");"
 	"CREATE INDEX peers_addr ON peers(addr);",
+	/* 4 -> 5: owner keys rotated or revoked, with the records that
+	 * said so (api_keys.c); a key changes once, so key is the chain's
+	 * link to its successor, and key_changes_successor its way back */
+	"CREATE TABLE key_changes("
+	"  key TEXT PRIMARY KEY NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('rotated', 'revoked')),"
+	"  successor TEXT,"
+	"  record TEXT NOT NULL,"
+	"  signature TEXT NOT NULL,"
+	"  new_signature TEXT NOT NULL DEFAULT '',"
+	"  at INTEGER NOT NULL,"
+	"  confirm_record TEXT NOT NULL DEFAULT '',"
+	"  confirm_signature TEXT NOT NULL DEFAULT '',"
+	"  confirmed_at INTEGER NOT NULL DEFAULT 0"
+	") WITHOUT ROWID;"
+	"CREATE UNIQUE INDEX key_changes_successor ON key_changes(successor);",
 };
 #define AUTHSTORE_SCHEMA_VERSION \
 	((int)(sizeof(authstore_migrations) / sizeof(authstore_migrations[0])))
@@ -153,9 +169,15 @@ enum authstore_stmt_id {
 	S_HOLD_GET, S_HOLD_PUT, S_HOLD_DELETE,
 	S_SOURCES_SNAP, S_SOURCES_OBJ,
 	S_LOOKUP,
+	S_KEY_GET, S_KEY_TO, S_KEY_ADD, S_KEY_CONFIRM, S_SERVICES_TRANSFER,
 	S_COUNTS, S_LAST_SEEN,
 	S_COUNT
 };
+
+#define KEY_COLUMNS \
+	"key, kind, COALESCE(successor, ''), record, signature, " \
+	"new_signature, at, confirm_record, confirm_signature, confirmed_at"
+
 
 #define SNAP_COLUMNS \
 	"n.id, n.service, s.host, s.port, n.owner, n.version, n.base, " \
@@ -315,6 +337,17 @@ static const char *const authstore_sql[S_COUNT] = {
 	    "AND NOT EXISTS (SELECT 1 FROM trusted t WHERE t.sha256 IN "
 	    "(n.base, n.kernel) AND t.revoked <> 0) "
 	    "WHERE s.host = ?1 AND s.port = ?2 ORDER BY c.peer",
+	[S_KEY_GET] = "SELECT " KEY_COLUMNS " FROM key_changes WHERE key = ?1",
+	[S_KEY_TO] = "SELECT " KEY_COLUMNS " FROM key_changes "
+	    "WHERE successor = ?1",
+	[S_KEY_ADD] = "INSERT INTO key_changes(key, kind, successor, record, "
+	    "signature, new_signature, at) VALUES (?1, ?2, NULLIF(?3, ''), "
+	    "?4, ?5, ?6, ?7)",
+	[S_KEY_CONFIRM] = "UPDATE key_changes SET successor = ?2, "
+	    "confirm_record = ?3, confirm_signature = ?4, confirmed_at = ?5 "
+	    "WHERE key = ?1 AND kind = 'revoked' AND successor IS NULL",
+	[S_SERVICES_TRANSFER] = "UPDATE services SET owner = ?2 "
+	    "WHERE owner = ?1",
 	[S_COUNTS] = "SELECT (SELECT count(*) FROM peers),"
 	    " (SELECT count(*) FROM trusted),"
 	    " (SELECT count(*) FROM trusted WHERE revoked <> 0),"
@@ -323,7 +356,11 @@ static const char *const authstore_sql[S_COUNT] = {
 	    " (SELECT count(*) FROM commitments),"
 	    " (SELECT count(*) FROM commitments WHERE up = 1),"
 	    " (SELECT count(*) FROM holdings),"
-	    " (SELECT count(*) FROM reports)",
+	    " (SELECT count(*) FROM reports),"
+	    " (SELECT count(*) FROM key_changes WHERE kind = 'rotated'),"
+	    " (SELECT count(*) FROM key_changes WHERE kind = 'revoked'),"
+	    " (SELECT count(*) FROM key_changes WHERE kind = 'revoked'"
+	    " AND successor IS NULL)",
 	/* about when the authority last ran: its latest refresh taken */
 	[S_LAST_SEEN] = "SELECT max(COALESCE((SELECT max(updated) FROM peers), 0),"
 	    " COALESCE((SELECT max(updated) FROM commitments), 0))",
@@ -1558,6 +1595,114 @@ sq_last_seen(struct authstore *st, struct err *e)
 	return v;
 }
 
+/* ---- owner keys ---- */
+
+static void
+authstore_key_row(sqlite3_stmt *s, struct authstore_key_change *k)
+{
+	memset(k, 0, sizeof(*k));
+	authstore_col(s, 0, k->key, sizeof(k->key));
+	authstore_col(s, 1, k->kind, sizeof(k->kind));
+	authstore_col(s, 2, k->successor, sizeof(k->successor));
+	authstore_col(s, 3, k->record, sizeof(k->record));
+	authstore_col(s, 4, k->signature, sizeof(k->signature));
+	authstore_col(s, 5, k->new_signature, sizeof(k->new_signature));
+	k->at = sqlite3_column_int64(s, 6);
+	authstore_col(s, 7, k->confirm_record, sizeof(k->confirm_record));
+	authstore_col(s, 8, k->confirm_signature,
+		      sizeof(k->confirm_signature));
+	k->confirmed_at = sqlite3_column_int64(s, 9);
+}
+
+/* The one row of statement id bound with key, into k: 1, 0 or -1. */
+static int
+authstore_key_one(struct authstore *st, enum authstore_stmt_id id,
+		  const char *key, struct authstore_key_change *k,
+		  struct err *e)
+{
+	sqlite3_stmt *s = authstore_stmt(st, id, e);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	authstore_bind_text(s, 1, key);
+	if ((rc = sqlite3_step(s)) == SQLITE_DONE) {
+		authstore_done(s);
+		return 0;
+	}
+	if (rc != SQLITE_ROW)
+		return authstore_fail(s, e);
+	authstore_key_row(s, k);
+	authstore_done(s);
+	return 1;
+}
+
+static int
+sq_key_change_get(struct authstore *st, const char *key,
+		  struct authstore_key_change *k, struct err *e)
+{
+	return authstore_key_one(st, S_KEY_GET, key, k, e);
+}
+
+static int
+sq_key_change_to(struct authstore *st, const char *key,
+		 struct authstore_key_change *k, struct err *e)
+{
+	return authstore_key_one(st, S_KEY_TO, key, k, e);
+}
+
+static int
+sq_key_change_add(struct authstore *st, const struct authstore_key_change *k,
+		  struct err *e)
+{
+	sqlite3_stmt *s = authstore_stmt(st, S_KEY_ADD, e);
+
+	if (s == NULL)
+		return -1;
+	authstore_bind_text(s, 1, k->key);
+	authstore_bind_text(s, 2, k->kind);
+	authstore_bind_text(s, 3, k->successor);
+	authstore_bind_text(s, 4, k->record);
+	authstore_bind_text(s, 5, k->signature);
+	authstore_bind_text(s, 6, k->new_signature);
+	sqlite3_bind_int64(s, 7, k->at);
+	return authstore_run(s, e);
+}
+
+static int
+sq_key_confirm(struct authstore *st, const char *key, const char *successor,
+	       const char *record, const char *signature, int64_t at,
+	       struct err *e)
+{
+	sqlite3_stmt *s = authstore_stmt(st, S_KEY_CONFIRM, e);
+
+	if (s == NULL)
+		return -1;
+	authstore_bind_text(s, 1, key);
+	authstore_bind_text(s, 2, successor);
+	authstore_bind_text(s, 3, record);
+	authstore_bind_text(s, 4, signature);
+	sqlite3_bind_int64(s, 5, at);
+	if (authstore_run(s, e) == -1)
+		return -1;
+	return sqlite3_changes(sqlite3_db_handle(s)) > 0;
+}
+
+static int
+sq_services_transfer(struct authstore *st, const char *from, const char *to,
+		     struct err *e)
+{
+	sqlite3_stmt *s = authstore_stmt(st, S_SERVICES_TRANSFER, e);
+
+	if (s == NULL)
+		return -1;
+	authstore_bind_text(s, 1, from);
+	authstore_bind_text(s, 2, to);
+	if (authstore_run(s, e) == -1)
+		return -1;
+	return sqlite3_changes(sqlite3_db_handle(s));
+}
+
 static int
 sq_counts(struct authstore *st, struct authstore_counts *c, struct err *e)
 {
@@ -1576,6 +1721,9 @@ sq_counts(struct authstore *st, struct authstore_counts *c, struct err *e)
 	c->commitments_up = sqlite3_column_int64(s, 6);
 	c->holdings = sqlite3_column_int64(s, 7);
 	c->reports = sqlite3_column_int64(s, 8);
+	c->keys_rotated = sqlite3_column_int64(s, 9);
+	c->keys_revoked = sqlite3_column_int64(s, 10);
+	c->keys_frozen = sqlite3_column_int64(s, 11);
 	authstore_done(s);
 	return 0;
 }
@@ -1618,6 +1766,11 @@ const struct authstore_ops authstore_sqlite_ops = {
 	.holding_delete = sq_holding_delete,
 	.sources = sq_sources,
 	.lookup = sq_lookup,
+	.key_change_get = sq_key_change_get,
+	.key_change_to = sq_key_change_to,
+	.key_change_add = sq_key_change_add,
+	.key_confirm = sq_key_confirm,
+	.services_transfer = sq_services_transfer,
 	.counts = sq_counts,
 	.last_seen = sq_last_seen,
 	.where = sq_where,

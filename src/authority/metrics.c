@@ -34,6 +34,8 @@ static const char *const route_names[ROUTE_COUNT] = {
 	[ROUTE_LOOKUP] = "/v1/lookup",
 	[ROUTE_SERVICE_PEERS] = "/v1/services/{service}/peers",
 	[ROUTE_REPORTS] = "/v1/reports",
+	[ROUTE_KEYS] = "/v1/keys",
+	[ROUTE_KEY] = "/v1/keys/{key}",
 	[ROUTE_UNKNOWN] = "unknown",
 };
 
@@ -189,6 +191,13 @@ metrics_render(struct metrics *m, const struct authstore_counts *c,
 	metrics_gauge(f, "holdings", "Objects peers announced holding.",
 		      c->holdings);
 	metrics_gauge(f, "reports", "Misbehaviour reports kept.", c->reports);
+	metrics_gauge(f, "owner_keys_rotated", "Owner keys rotated by their "
+		      "holders.", c->keys_rotated);
+	metrics_gauge(f, "owner_keys_revoked", "Owner keys revoked by the "
+		      "admin.", c->keys_revoked);
+	metrics_gauge(f, "owner_keys_frozen", "Revoked owner keys awaiting "
+		      "a successor: their services take no snapshot.",
+		      c->keys_frozen);
 	metrics_gauge(f, "replay_signatures", "Signatures remembered for "
 		      "replay protection.", (long long)replay_entries);
 	metrics_signed(f, m);

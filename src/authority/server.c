@@ -90,6 +90,8 @@ static const struct route server_routes[] = {
 	  api_service_peers, NULL, NULL, NULL },
 	{ ROUTE_REPORTS, "/v1/reports", 0, NULL, NULL, api_reports_post,
 	  NULL, NULL },
+	{ ROUTE_KEYS, "/v1/keys", 0, NULL, NULL, api_keys_post, NULL, NULL },
+	{ ROUTE_KEY, "/v1/keys/", 1, NULL, api_key_get, NULL, NULL, NULL },
 };
 
 /* ---- replies ---- */

@@ -48,6 +48,7 @@ const char *cli_bytes(uint64_t n, char buf[32]);
 /* keys (cmd_key.c) */
 int cmd_keygen(int argc, char **argv);
 int cmd_pubkey(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 
 /* snapshots (cmd_snapshot.c) */
 int cmd_snapshot(int argc, char **argv);

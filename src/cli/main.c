@@ -11,6 +11,7 @@
 static const struct cli_command commands[] = {
 	{ "keygen", cmd_keygen, "create a key (prints the public key)" },
 	{ "pubkey", cmd_pubkey, "print a key file's public key" },
+	{ "key", cmd_key, "rotate an owner key; revoke, confirm one (admin)" },
 	{ "snapshot", cmd_snapshot, "pack, verify, inspect, unpack snapshots" },
 	/* commands that talk to the authority are added here */
 	{ "register", cmd_register, "register this key as a peer" },

@@ -274,3 +274,63 @@ Test(cli, usage_and_transport_errors)
 	cr_expect_eq(r.status, 0);
 	cr_expect(strstr(r.out, "usage: fed trust") != NULL);
 }
+
+Test(cli, key_rotate_revoke_confirm_show)
+{
+	struct af_world w;
+	struct tkey next, mine;
+	char *kold, *knext, *kadmin;
+	json_t *reply;
+	struct run r;
+	long st;
+
+	af_world_make(&F, &w, 1);
+	tkey_new(&next);
+	tkey_new(&mine);
+	af_register(&F, &mine, "10.0.0.1:7000");
+	kold = keyfile(&w.owner, "old.key");
+	knext = keyfile(&next, "next.key");
+	kadmin = keyfile(&F.admin, "admin.key");
+
+	fed(&r, "key", "rotate", "--authority", F.url, "--key", kold, NULL);
+	expect_failure(&r, "rotate needs --new");
+	fed(&r, "key", "rotate", "--authority", F.url, "--key", kold, "--new",
+	    knext, NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "rotated") != NULL, "%s", r.out);
+	cr_expect(strstr(r.out, next.hex) != NULL, "%s", r.out);
+	sleep(1);	/* another record (issued_at), not a retry of this one */
+	fed(&r, "key", "rotate", "--authority", F.url, "--key", kold, "--new",
+	    knext, NULL);
+	expect_failure(&r, "a key changes only once");
+	st = af_announce(&F, &w.owner, &w.owner, "www.example.org", 80, 2,
+			 w.base, w.kernel, NULL, &reply);
+	af_expect(st, reply, 403, "was rotated to");
+
+	/* the admin: next is stolen; mine takes over */
+	fed(&r, "key", "revoke", next.hex, "--authority", F.url, "--key",
+	    knext, NULL);
+	expect_failure(&r, "only the admin key");
+	fed(&r, "key", "revoke", next.hex, "--authority", F.url, "--key",
+	    kadmin, NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "frozen") != NULL, "%s", r.out);
+	fed(&r, "key", "confirm", next.hex, "--authority", F.url, "--key",
+	    kadmin, NULL);
+	expect_failure(&r, "--successor");
+	fed(&r, "key", "confirm", next.hex, "--successor", mine.hex,
+	    "--authority", F.url, "--key", kadmin, "--json", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "\"current\":\"") != NULL, "%s", r.out);
+	fed(&r, "key", "show", w.owner.hex, "--authority", F.url, NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, mine.hex) != NULL, "%s", r.out);
+	fed(&r, "key", "show", "nothex", "--authority", F.url, NULL);
+	expect_failure(&r, "nothex");
+	st = af_announce(&F, &mine, &mine, "www.example.org", 80, 2, w.base,
+			 w.kernel, NULL, &reply);
+	af_expect(st, reply, 201, NULL);
+	free(kold);
+	free(knext);
+	free(kadmin);
+}

@@ -67,10 +67,10 @@ Test(store, migrations_are_versioned)
 				    &e), 0, "%s", e.msg);
 	cr_assert_eq(authstore_commit(st, &e), 0, "%s", e.msg);
 	authstore_close(st);
-	cr_assert_eq(pragma_int(db, "user_version"), 4);
+	cr_assert_eq(pragma_int(db, "user_version"), 5);
 
-	/* A database of version 1 (before the sweep's indexes and the bad
-	 * sources) is taken to 4, its data kept. */
+	/* A database of version 1 (before the sweep's indexes, the bad
+	 * sources and the key changes) is taken to 5, its data kept. */
 	{
 		sqlite3 *h;
 
@@ -79,6 +79,7 @@ Test(store, migrations_are_versioned)
 					  "DROP INDEX peers_updated;"
 					  "DROP INDEX peers_addr;"
 					  "DROP TABLE bad_sources;"
+					  "DROP TABLE key_changes;"
 					  "PRAGMA user_version = 1", NULL, NULL,
 					  NULL), SQLITE_OK);
 		sqlite3_close(h);
@@ -86,7 +87,7 @@ Test(store, migrations_are_versioned)
 	st = authstore_open(db, &e);
 	cr_assert_not_null(st, "%s", e.msg);
 	authstore_close(st);
-	cr_assert_eq(pragma_int(db, "user_version"), 4);
+	cr_assert_eq(pragma_int(db, "user_version"), 5);
 	{
 		sqlite3 *h;
 		sqlite3_stmt *q;
